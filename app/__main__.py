@@ -1,0 +1,148 @@
+"""Composition root: parse the command line, build the concrete objects, hand them to the command.
+
+Nothing else in the application constructs I/O objects (PC/SC, files, sockets, the CA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import TextIO
+
+from app import __version__
+from app.config import DEFAULT_VPCD_PORT, Settings, load_settings
+from app.errors import AppError, InvalidPinFormat, user_text
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("spinedesk")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spinedesk", description="Spine Desk: NHS Spine smartcard client.")
+    parser.add_argument("--version", action="version", version=f"spinedesk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to the log file")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    card = sub.add_parser("card", help="training cards and card status").add_subparsers(dest="card_command",
+                                                                                         metavar="ACTION")
+    card.required = True
+    issue = card.add_parser("issue", help="make a training card file signed by the training CA")
+    issue.add_argument("--out", required=True, type=Path, help="card file to write")
+    issue.add_argument("--name", required=True, help="card holder's name (certificate subject)")
+    issue.add_argument("--uuid", type=uuid.UUID, help="card UUID (default: random)")
+    issue.add_argument("--alg", choices=["rsa2048", "p256"], default="rsa2048", help="key algorithm")
+    pin = issue.add_mutually_exclusive_group()
+    pin.add_argument("--pin", help="the card's PIN, 6-8 digits (visible to other users: prefer --pin-stdin)")
+    pin.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
+    issue.add_argument("--puk", help="the PUK, 8 digits (default: random, printed once)")
+    issue.add_argument("--days", type=int, default=365, help="certificate validity in days (default 365)")
+
+    insert = card.add_parser("insert", help="put a card file into pcscd's virtual reader until stopped")
+    insert.add_argument("file", type=Path)
+    insert.add_argument("--port", type=int, default=DEFAULT_VPCD_PORT, help="vpcd slot port (default 35963)")
+    insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd driver listens")
+
+    status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
+    status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    return parser
+
+
+def _configure_logging(settings: Settings, verbose: bool) -> None:
+    """Log to a rotating file in the user log dir. Nothing logged anywhere ever contains a PIN or PUK."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = RotatingFileHandler(settings.paths.log_dir / "spinedesk.log",
+                                                       maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def _read_pin(args: argparse.Namespace, stdin: TextIO) -> str:
+    if args.pin is not None:
+        return args.pin
+    if args.pin_stdin:
+        line = stdin.readline()
+        return line.rstrip("\r\n")
+    if stdin.isatty():
+        first = getpass.getpass("New PIN (6-8 digits): ")
+        if getpass.getpass("Repeat the PIN: ") != first:
+            raise InvalidPinFormat("the two PINs typed differ")
+        return first
+    raise InvalidPinFormat("no PIN given: use --pin-stdin (or --pin)")
+
+
+def _card_command(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
+    from app.commands import card as commands
+
+    if args.card_command == "issue":
+        from app.pki import TrainingCA
+
+        pin = _read_pin(args, stdin)
+        ca = TrainingCA.load_or_create(settings.paths.pki_dir)
+        return commands.issue(ca, args.out, name=args.name, card_uuid=args.uuid, algorithm=args.alg, pin=pin,
+                              puk=args.puk, days=args.days, stream=stdout)
+    if args.card_command == "insert":
+        return commands.insert(args.file, port=args.port, host=args.host, stream=stdout)
+    if args.card_command == "status":
+        from app.card.pcsc import PcscSystem
+
+        def connect():  # type: ignore[no-untyped-def]
+            conn = PcscSystem().connect(args.reader)
+            return conn, conn.reader, conn.atr, conn.close
+
+        return commands.status(connect, _trust_store(settings), stdout)
+    raise AssertionError(args.card_command)
+
+
+def _trust_store(settings: Settings):  # type: ignore[no-untyped-def]
+    from app.pki import TrainingCA, TrustStore
+
+    if settings.training:
+        return TrainingCA.load_or_create(settings.paths.pki_dir).trust_store()
+    return TrustStore.from_pem_files(settings.trust_anchors, settings.trust_intermediates, settings.trust_crls)
+
+
+def _client(settings: Settings, stdout: TextIO) -> int:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
+        print("No display found (DISPLAY and WAYLAND_DISPLAY are not set), so the desktop client cannot open "
+              "a window. Run it from a desktop session; on a server use 'spinedesk service' or "
+              "'spinedesk card status'.", file=stdout)
+        return EXIT_ERROR
+    print("The desktop client is not part of this build yet; available commands: 'spinedesk card …'. "
+          "See 'spinedesk --help'.", file=stdout)
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
+    stdin = stdin or sys.stdin
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        _configure_logging(settings, args.verbose)
+        if args.command == "card":
+            return _card_command(args, settings, stdout, stdin)
+        return _client(settings, stdout)
+    except AppError as exc:
+        log.info("command failed: %s", type(exc).__name__)
+        print(user_text(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""PIV (NIST SP 800-73-4) card-edge client: select, read objects, PIN, and GENERAL AUTHENTICATE signing.
+
+Works with any PIV card (our training card, a YubiKey's PIV application, government PIV cards): only the
+standard card edge is used, and optional objects are treated as optional.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from enum import IntEnum
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from app.card.apdu import SW, CommandApdu, Exchange, check
+from app.card.connection import CardConnection
+from app.card.tlv import TlvError, encode_tlv, iter_tlvs, parse_single, tlv_map
+from app.errors import (
+    ApduError,
+    CardProtocolError,
+    InvalidPinFormat,
+    NotPiv,
+    PinBlocked,
+    PinIncorrect,
+    PinRequired,
+)
+
+PIV_AID = bytes.fromhex("A000000308000010000100")
+PIV_PIN = 0x80
+PIN_LENGTH = 8
+
+INS_SELECT = 0xA4
+INS_GET_DATA = 0xCB
+INS_VERIFY = 0x20
+INS_GENERAL_AUTHENTICATE = 0x87
+INS_CHANGE_REFERENCE = 0x24
+INS_RESET_RETRY = 0x2C
+
+# DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1)
+SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+class ObjectTag(IntEnum):
+    DISCOVERY = 0x7E
+    CCC = 0x5FC107
+    CHUID = 0x5FC102
+    AUTHENTICATION = 0x5FC105  # certificate for key 9A
+    KEY_HISTORY = 0x5FC10C
+
+
+class Slot(IntEnum):
+    AUTHENTICATION = 0x9A
+    CARD_MANAGEMENT = 0x9B
+    SIGNATURE = 0x9C
+
+
+class KeyAlgorithm(IntEnum):
+    RSA1024 = 0x06
+    RSA2048 = 0x07
+    ECCP256 = 0x11
+    ECCP384 = 0x14
+
+
+@dataclass(frozen=True, slots=True)
+class PivApplication:
+    aid: bytes
+    label: str | None
+    algorithms: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chuid:
+    guid: uuid.UUID | None
+    fascn: bytes | None
+    expiry: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PinStatus:
+    verified: bool
+    tries_left: int | None  # None when the card only says "verified"
+    blocked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    algorithm: KeyAlgorithm
+    value: bytes  # RSA: the PKCS#1 v1.5 signature; EC: DER-encoded ECDSA (r, s)
+
+
+def encode_pin(pin: str) -> bytes:
+    """A PIV PIN is 6 to 8 digits, sent padded with FF to 8 bytes. Checked before anything reaches the card."""
+    if not 6 <= len(pin) <= PIN_LENGTH:
+        raise InvalidPinFormat("a smartcard PIN has 6 to 8 digits")
+    if not pin.isascii() or not pin.isdigit():
+        raise InvalidPinFormat("a smartcard PIN contains digits only")
+    return pin.encode("ascii").ljust(PIN_LENGTH, b"\xff")
+
+
+def algorithm_for(public_key: object) -> KeyAlgorithm:
+    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size in (1024, 2048):
+        return KeyAlgorithm.RSA1024 if public_key.key_size == 1024 else KeyAlgorithm.RSA2048
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if isinstance(public_key.curve, ec.SECP256R1):
+            return KeyAlgorithm.ECCP256
+        if isinstance(public_key.curve, ec.SECP384R1):
+            return KeyAlgorithm.ECCP384
+    raise CardProtocolError(f"unsupported PIV key type {type(public_key).__name__}")
+
+
+def pkcs1v15_sha256_block(message: bytes, key_bytes: int) -> bytes:
+    """EMSA-PKCS1-v1_5 encoding of SHA-256(message), which the card raises to its private exponent."""
+    t = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+    return b"\x00\x01" + b"\xff" * (key_bytes - len(t) - 3) + b"\x00" + t
+
+
+def _decode_chuid(value: bytes) -> Chuid:
+    fields = tlv_map(value)
+    guid = fields.get(0x34)
+    expiry_raw = fields.get(0x35)
+    expiry = None
+    if expiry_raw and len(expiry_raw) == 8 and expiry_raw.isdigit():
+        with contextlib.suppress(ValueError):
+            expiry = date(int(expiry_raw[:4]), int(expiry_raw[4:6]), int(expiry_raw[6:]))
+    card_guid = uuid.UUID(bytes=guid) if guid and len(guid) == 16 and any(guid) else None
+    return Chuid(guid=card_guid, fascn=fields.get(0x30), expiry=expiry)
+
+
+def _decode_certificate(value: bytes) -> x509.Certificate:
+    fields = tlv_map(value)
+    der = fields.get(0x70)
+    if not der:
+        raise CardProtocolError("certificate object has no certificate (tag 70)")
+    info = fields.get(0x71, b"\x00")
+    if info and info[0] & 0x01:  # CertInfo bit: the certificate is gzip-compressed
+        try:
+            der = gzip.decompress(der)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CardProtocolError(f"compressed certificate does not decompress: {exc}") from exc
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise CardProtocolError(f"certificate on the card is not valid DER: {exc}") from exc
+
+
+class PivSession:
+    """Domain verbs over one card connection. Not thread-safe across sessions; serialised within one."""
+
+    def __init__(self, connection: CardConnection) -> None:
+        self._conn = connection
+        self._exchange = Exchange(connection.transmit)
+        self._lock = threading.RLock()
+        self.application: PivApplication | None = None
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        outer = getattr(self._conn, "exclusive", None)
+        with self._lock, (outer() if outer else contextlib.nullcontext()):
+            yield
+
+    # --- selection and objects ---------------------------------------------------------------------------
+
+    def select(self) -> PivApplication:
+        with self._exclusive():
+            data, sw = self._exchange(CommandApdu(0x00, INS_SELECT, 0x04, 0x00, PIV_AID, le=0))
+        if sw in (SW.FILE_NOT_FOUND, SW.INS_NOT_SUPPORTED, SW.CLA_NOT_SUPPORTED, SW.FUNCTION_NOT_SUPPORTED):
+            raise NotPiv("the card has no PIV application")
+        check(sw, "SELECT PIV")
+        self.application = self._parse_property_template(data)
+        return self.application
+
+    @staticmethod
+    def _parse_property_template(data: bytes) -> PivApplication:
+        if not data:  # some cards answer a bare 9000; still PIV
+            return PivApplication(PIV_AID, None, ())
+        try:
+            apt = parse_single(data, 0x61).value
+            fields = tlv_map(apt)
+            aid = tlv_map(fields[0x79]).get(0x4F, PIV_AID) if 0x79 in fields else PIV_AID
+            label = fields[0x50].decode("utf-8", "replace") if 0x50 in fields else None
+            algs = tuple(t.value[0] for t in iter_tlvs(fields.get(0xAC, b"")) if t.tag == 0x80 and t.value)
+        except (TlvError, KeyError) as exc:
+            raise NotPiv(f"application property template is malformed: {exc}") from exc
+        return PivApplication(aid, label, algs)
+
+    def read_object(self, tag: int) -> bytes | None:
+        """The value inside an object's 53 wrapper; ``None`` when the card does not hold it (6A82)."""
+        tag_bytes = tag.to_bytes(1 if tag <= 0xFF else 3, "big")
+        with self._exclusive():
+            data, sw = self._exchange(
+                CommandApdu(0x00, INS_GET_DATA, 0x3F, 0xFF, encode_tlv(0x5C, tag_bytes), le=0))
+        if sw == SW.FILE_NOT_FOUND:
+            return None
+        check(sw, f"GET DATA {tag:X}")
+        outer = 0x7E if tag == ObjectTag.DISCOVERY else 0x53
+        try:
+            return parse_single(data, outer).value
+        except TlvError as exc:
+            raise CardProtocolError(f"object {tag:X}: {exc}") from exc
+
+    def read_chuid(self) -> Chuid:
+        value = self.read_object(ObjectTag.CHUID)
+        if value is None:
+            raise CardProtocolError("the card has no CHUID, which every PIV card must hold")
+        return _decode_chuid(value)
+
+    def read_certificate(self, tag: int = ObjectTag.AUTHENTICATION) -> x509.Certificate | None:
+        value = self.read_object(tag)
+        return None if value is None else _decode_certificate(value)
+
+    # --- PIN ---------------------------------------------------------------------------------------------
+
+    def pin_status(self) -> PinStatus:
+        """Ask the card how many tries are left without presenting a PIN (VERIFY with no data)."""
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_VERIFY, 0x00, PIV_PIN))
+        if sw == SW.SUCCESS:
+            return PinStatus(verified=True, tries_left=None, blocked=False)
+        if sw & 0xFFF0 == 0x63C0:
+            return PinStatus(verified=False, tries_left=sw & 0x0F, blocked=(sw & 0x0F) == 0)
+        if sw == SW.AUTH_METHOD_BLOCKED:
+            return PinStatus(verified=False, tries_left=0, blocked=True)
+        raise ApduError(sw, "PIN status")
+
+    def verify_pin(self, pin: str) -> None:
+        encoded = encode_pin(pin)
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_VERIFY, 0x00, PIV_PIN, encoded))
+        self._raise_for_pin(sw, "VERIFY PIN")
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None:
+        data = encode_pin(old_pin) + encode_pin(new_pin)
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_CHANGE_REFERENCE, 0x00, PIV_PIN, data))
+        self._raise_for_pin(sw, "CHANGE PIN")
+
+    def unblock_pin(self, puk: str, new_pin: str) -> None:
+        """RESET RETRY COUNTER: the PUK (8 digits) sets a new PIN and restores its tries."""
+        if len(puk) != PIN_LENGTH or not puk.isascii() or not puk.isdigit():
+            raise InvalidPinFormat("a PUK has 8 digits")
+        data = puk.encode("ascii") + encode_pin(new_pin)
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_RESET_RETRY, 0x00, PIV_PIN, data))
+        self._raise_for_pin(sw, "UNBLOCK PIN")
+
+    @staticmethod
+    def _raise_for_pin(sw: int, command: str) -> None:
+        if sw == SW.SUCCESS:
+            return
+        if sw & 0xFFF0 == 0x63C0:
+            if sw & 0x0F == 0:
+                raise PinBlocked(f"{command}: no tries left")
+            raise PinIncorrect(sw & 0x0F)
+        if sw == SW.AUTH_METHOD_BLOCKED:
+            raise PinBlocked(f"{command}: blocked")
+        raise ApduError(sw, command)
+
+    # --- signing -----------------------------------------------------------------------------------------
+
+    def sign(self, message: bytes, algorithm: KeyAlgorithm, slot: Slot = Slot.AUTHENTICATION) -> Signature:
+        """Sign SHA-256(message) with the key in ``slot`` (RSA: PKCS#1 v1.5; EC: ECDSA). Needs the PIN."""
+        if algorithm in (KeyAlgorithm.RSA1024, KeyAlgorithm.RSA2048):
+            challenge = pkcs1v15_sha256_block(message, 128 if algorithm == KeyAlgorithm.RSA1024 else 256)
+        else:
+            challenge = hashlib.sha256(message).digest()
+        body = encode_tlv(0x7C, encode_tlv(0x82, b"") + encode_tlv(0x81, challenge))
+        with self._exclusive():
+            data, sw = self._exchange(CommandApdu(0x00, INS_GENERAL_AUTHENTICATE, algorithm, slot, body, le=0))
+        if sw == SW.SECURITY_STATUS_NOT_SATISFIED:
+            raise PinRequired("the card needs the PIN before it signs")
+        check(sw, "GENERAL AUTHENTICATE")
+        try:
+            value = tlv_map(parse_single(data, 0x7C).value).get(0x82)
+        except TlvError as exc:
+            raise CardProtocolError(f"signature response: {exc}") from exc
+        if not value:
+            raise CardProtocolError("signature response holds no signature (tag 82)")
+        return Signature(algorithm, value)
+

@@ -1,0 +1,155 @@
+"""Settings: platformdirs paths, the machine-wide site configuration, and the mode (training or production).
+
+Nothing here runs at import time; ``load_settings()`` is called from ``main()``. A site configuration file
+(``spinedesk.toml`` in the platformdirs site config dir, ``/etc/xdg/SpineDesk`` on Linux) switches training
+off; users cannot switch it back on. Example::
+
+    [service]
+    url = "https://spine.example.nhs.uk"
+    ca = "/etc/xdg/SpineDesk/service-ca.pem"      # CA that signed the service's TLS certificate
+
+    [trust]
+    anchors = ["/etc/xdg/SpineDesk/nhs-root-g2.pem"]   # roots card certificates must chain to
+    intermediates = ["/etc/xdg/SpineDesk/nhs-issuing.pem"]
+    crls = ["/var/lib/spinedesk/issuing.crl"]
+
+    [client]
+    card_removal = "lock"          # or "logout"
+
+    [wes]
+    spec_version = "2026.1"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import platformdirs
+
+from app.errors import ConfigError
+
+APP_NAME = "SpineDesk"
+SITE_CONFIG_NAME = "spinedesk.toml"
+DEFAULT_VPCD_PORT = 35963
+DEFAULT_TRAINING_PIN_NOTE = "The training card's PIN is shown when it is issued; the client's default is 123456."
+
+
+class Mode(StrEnum):
+    TRAINING = "training"
+    PRODUCTION = "production"
+
+
+class RemovalMode(StrEnum):
+    LOCK = "lock"
+    LOGOUT = "logout"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+    site_config_file: Path
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "training-pki"
+
+    @property
+    def training_card_file(self) -> Path:
+        return self.data_dir / "training-card.json"
+
+    @classmethod
+    def from_platform(cls, env: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if env is None else env
+        dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+        site = Path(env.get("SPINEDESK_SITE_CONFIG") or Path(dirs.site_config_dir) / SITE_CONFIG_NAME)
+        data = Path(env["SPINEDESK_DATA_DIR"]) if env.get("SPINEDESK_DATA_DIR") else Path(dirs.user_data_dir)
+        return cls(Path(dirs.user_config_dir), data, Path(dirs.user_log_dir), site)
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: Paths
+    mode: Mode = Mode.TRAINING
+    service_url: str | None = None
+    service_ca: Path | None = None
+    trust_anchors: tuple[Path, ...] = ()
+    trust_intermediates: tuple[Path, ...] = ()
+    trust_crls: tuple[Path, ...] = ()
+    card_removal: RemovalMode = RemovalMode.LOCK
+    wes_spec_version: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def training(self) -> bool:
+        return self.mode is Mode.TRAINING
+
+
+def _paths(value: object, where: str, path: Path) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(str(path), f"{where} must be a file path or a list of file paths")
+    return tuple(Path(v) for v in value)
+
+
+def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(str(path), f"[{name}] must be a table")
+    return value
+
+
+def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML ({exc})") from exc
+    known = {"service", "trust", "client", "wes"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(str(path), f"unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
+    service, trust = _table(doc, "service", path), _table(doc, "trust", path)
+    client, wes = _table(doc, "client", path), _table(doc, "wes", path)
+    url = service.get("url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise ConfigError(str(path), "[service] url must be set to the service's https:// address")
+    removal = client.get("card_removal", RemovalMode.LOCK.value)
+    if removal not in {m.value for m in RemovalMode}:
+        raise ConfigError(str(path), "[client] card_removal must be \"lock\" or \"logout\"")
+    anchors = _paths(trust.get("anchors"), "[trust] anchors", path)
+    if not anchors:
+        raise ConfigError(str(path), "[trust] anchors must name at least one root certificate file")
+    ca = service.get("ca")
+    spec = wes.get("spec_version")
+    return Settings(
+        paths=paths,
+        mode=Mode.PRODUCTION,
+        service_url=url.rstrip("/"),
+        service_ca=Path(ca) if isinstance(ca, str) else None,
+        trust_anchors=anchors,
+        trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
+        trust_crls=_paths(trust.get("crls"), "[trust] crls", path),
+        card_removal=RemovalMode(removal),
+        wes_spec_version=spec if isinstance(spec, str) else None,
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Production when the machine-wide site configuration exists, training otherwise."""
+    paths = Paths.from_platform(env)
+    try:
+        text = paths.site_config_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings(paths=paths)
+    except OSError as exc:
+        raise ConfigError(str(paths.site_config_file), f"cannot be read ({exc.strerror})") from exc
+    return parse_site_config(text, paths.site_config_file, paths)

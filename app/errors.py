@@ -1,0 +1,199 @@
+"""The application's error tree, and the one function that turns any error into words for a person.
+
+Every layer raises these typed errors carrying the data a user needs (tries left, which reader, what was
+wrong); nothing below the user interface formats messages for people. ``user_text`` is the single place
+where an error becomes a sentence that says what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of every error Spine Desk raises on purpose."""
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+class ConfigError(AppError):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+# --- smartcards ---------------------------------------------------------------------------------------------
+
+
+class CardError(AppError):
+    """Anything that went wrong between the application and a smartcard."""
+
+
+class PcscUnavailable(CardError):
+    """The PC/SC service (pcscd) is not running or cannot be reached."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or "the PC/SC service is not available")
+        self.detail = detail
+
+
+class NoReader(CardError):
+    """No smartcard reader is connected (or the named one is not)."""
+
+    def __init__(self, reader: str | None = None) -> None:
+        super().__init__(f"no reader named {reader!r}" if reader else "no smartcard reader")
+        self.reader = reader
+
+
+class NoCard(CardError):
+    """A reader is present but holds no card."""
+
+    def __init__(self, reader: str) -> None:
+        super().__init__(f"no card in {reader}")
+        self.reader = reader
+
+
+class CardRemoved(CardError):
+    """The card was pulled (or reset by someone else) while we were talking to it."""
+
+
+class CardInUse(CardError):
+    """Another program holds the card exclusively."""
+
+
+class NotPiv(CardError):
+    """The card does not carry a PIV application, so it cannot be used to log in."""
+
+
+class PinIncorrect(CardError):
+    def __init__(self, tries_left: int) -> None:
+        super().__init__(f"wrong PIN, {tries_left} tries left")
+        self.tries_left = tries_left
+
+
+class PinBlocked(CardError):
+    """No PIN tries are left; the card needs unblocking with its PUK by a registration authority."""
+
+
+class InvalidPinFormat(CardError):
+    """The PIN typed cannot be a PIV PIN (6 to 8 characters); nothing was sent to the card."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PinRequired(CardError):
+    """The card refused an operation because the PIN has not been verified in this session."""
+
+
+class ApduError(CardError):
+    """The card answered a command with a status word we did not expect."""
+
+    def __init__(self, sw: int, command: str = "") -> None:
+        super().__init__(f"{command or 'command'} failed with status {sw:04X}")
+        self.sw = sw
+        self.command = command
+
+
+class CardProtocolError(CardError):
+    """The card (or a command sent to a card) broke the protocol: malformed TLV, truncated response, bad APDU."""
+
+
+class CardFileError(CardError):
+    """A training card file is missing, unreadable or damaged."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+# --- certificates -------------------------------------------------------------------------------------------
+
+
+class PkiError(AppError):
+    """Problems with certificates, the training CA or the trust store."""
+
+
+class CertificateRejected(PkiError):
+    """A certificate failed validation. ``status`` is a ``app.pki.Status`` value name (e.g. ``"expired"``)."""
+
+    def __init__(self, status: str, detail: str = "") -> None:
+        super().__init__(f"certificate {status}" + (f": {detail}" if detail else ""))
+        self.status = status
+        self.detail = detail
+
+
+# --- user text ----------------------------------------------------------------------------------------------
+
+_SMARTCARD_HELP = "If the problem continues, contact your registration authority or IT service desk."
+
+_CERT_TEXT = {
+    "expired": "Your smartcard's certificate has expired. Your registration authority must renew it before "
+    "you can log in.",
+    "not_yet_valid": "Your smartcard's certificate is not valid yet. Check this computer's date and time; if "
+    "they are right, contact your registration authority.",
+    "revoked": "Your smartcard's certificate has been revoked and can no longer be used. Contact your "
+    "registration authority for a new card.",
+    "untrusted_issuer": "Your smartcard's certificate was not issued by an authority this service trusts. "
+    "You may be using a card from another system or a training card on a live system.",
+    "wrong_usage": "Your smartcard's certificate is not meant for logging in. Contact your registration "
+    "authority.",
+    "malformed": "Your smartcard's certificate could not be read. Try removing and re-inserting the card; "
+    "if it happens again, contact your registration authority.",
+}
+
+
+def user_text(error: BaseException) -> str:
+    """Say what went wrong and what to do about it, for any error, in plain English."""
+    match error:
+        case PcscUnavailable():
+            return ("The smart card service (pcscd) is not running, so no card can be read. Ask IT to start "
+                    "it (on Linux: 'systemctl start pcscd'), then try again.")
+        case NoReader(reader=None):
+            return "No smartcard reader is connected. Plug in your reader, then insert your card."
+        case NoReader(reader=name):
+            return f"The smartcard reader '{name}' is not connected. Plug it in, or choose another reader."
+        case NoCard(reader=name):
+            return f"There is no card in '{name}'. Insert your smartcard."
+        case CardRemoved():
+            return "The smartcard was removed. Nothing was changed; insert the card again to carry on."
+        case CardInUse():
+            return ("Another program is using the smartcard. Close other smartcard programs (or remove and "
+                    "re-insert the card), then try again.")
+        case NotPiv():
+            return ("This card is not an NHS (PIV) smartcard and cannot be used to log in. Check you inserted "
+                    "your NHS smartcard the right way round.")
+        case PinIncorrect(tries_left=1):
+            return ("Incorrect PIN. You have 1 try left: one more wrong PIN will lock your card, and you will "
+                    "need your registration authority to unlock it.")
+        case PinIncorrect(tries_left=n):
+            return f"Incorrect PIN. You have {n} tries left."
+        case PinBlocked():
+            return ("Your smartcard is locked after too many wrong PINs. Take it to your registration "
+                    "authority (or a sponsor with unlock rights) to have it unlocked.")
+        case InvalidPinFormat(reason=reason):
+            return f"That PIN cannot be right: {reason}. Nothing was sent to the card; try again."
+        case PinRequired():
+            return "The card needs your PIN again. Remove and re-insert your card, then log in."
+        case ApduError(sw=sw, command=cmd):
+            return (f"The smartcard refused the request ({cmd or 'command'}, status {sw:04X}). Remove and "
+                    f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case CardProtocolError():
+            return (f"The smartcard sent an answer that could not be understood ({error}). Remove and "
+                    f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case CardFileError(path=path, problem=problem):
+            return f"The training card file {path} cannot be used: {problem}. Issue a new training card."
+        case CertificateRejected(status=status, detail=detail):
+            text = _CERT_TEXT.get(status, f"Your smartcard's certificate was rejected ({status}).")
+            return f"{text} ({detail})" if detail else text
+        case ConfigError(path=path, problem=problem):
+            return f"The configuration file {path} is not valid: {problem}. Ask IT to correct it."
+        case AppError():
+            return f"{error}."
+        case OSError():
+            return f"A file or network operation failed: {error}. Check the path and permissions, then retry."
+        case _:
+            return (f"Something unexpected went wrong ({type(error).__name__}: {error}). Nothing was changed. "
+                    "Please report this to your IT service desk.")

@@ -1,0 +1,1 @@
+"""Client of the Spine service layer (httpx): login handshake and FHIR calls returning typed models."""

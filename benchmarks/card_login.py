@@ -1,0 +1,113 @@
+"""Card login cost through the real pcscd: SELECT + read certificate + VERIFY PIN + GENERAL AUTHENTICATE.
+
+Each training card (RSA-2048 and P-256) is served by a separate ``spinedesk card insert`` process, as in
+real use, and the client side runs here through pyscard. Two figures per algorithm:
+
+* one connection — the four steps on an open connection (what a login costs once the card is connected);
+* with connect — SCardConnect + the four steps + SCardDisconnect.
+
+Usage: python benchmarks/card_login.py [--runs 50] [--markdown docs/benchmarks/card_login.md]
+Needs pcscd with the vsmartcard virtual reader (scripts/setup.sh test installs and starts both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.card.pcsc import PcscSystem  # noqa: E402
+from app.card.piv import PivSession, algorithm_for  # noqa: E402
+from app.card.virtual import issue_card  # noqa: E402
+from app.pki import TrainingCA  # noqa: E402
+
+PIN = "24681357"
+READER = "Virtual PCD 00 00"
+
+
+def login(session: PivSession) -> None:
+    session.select()
+    cert = session.read_certificate()
+    session.verify_pin(PIN)
+    session.sign(os.urandom(32), algorithm_for(cert.public_key()))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def wait_present(system: PcscSystem, present: bool, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if {s.name: s.card_present for s in system.reader_states()}.get(READER) is present:
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"card {'never appeared in' if present else 'never left'} {READER}")
+
+
+def measure(alg: str, runs: int, workdir: Path, ca: TrainingCA) -> dict[str, list[float]]:
+    card, _ = issue_card(ca, name=f"Benchmark {alg}", algorithm=alg, pin=PIN)
+    path = workdir / f"{alg}.json"
+    card.save(path)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "card", "insert", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SPINEDESK_DATA_DIR": str(workdir)})
+    system = PcscSystem()
+    try:
+        wait_present(system, True)
+        one, connected = [], []
+        with system.connect(READER) as conn:
+            session = PivSession(conn)
+            login(session)  # warm-up
+            for _ in range(runs):
+                t = time.perf_counter()
+                login(session)
+                one.append((time.perf_counter() - t) * 1000)
+        for _ in range(runs):
+            t = time.perf_counter()
+            with system.connect(READER) as conn:
+                login(PivSession(conn))
+            connected.append((time.perf_counter() - t) * 1000)
+        return {"one connection": one, "with connect": connected}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        wait_present(system, False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--markdown", type=Path, help="also write the results table to this file")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = TrainingCA.load_or_create(Path(tmp) / "pki")
+        for alg, target in (("rsa2048", 20.0), ("p256", 5.0)):
+            for label, values in measure(alg, args.runs, Path(tmp), ca).items():
+                rows.append((alg, label, statistics.median(values), percentile(values, 95), target))
+    lines = [f"Card login through pcscd, {args.runs} runs each — {platform.node()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}", "",
+             "| algorithm | measured | median ms | p95 ms | target (median) |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {label} | {med:.2f} | {p95:.2f} | ≤ {t:.0f} ms |" for a, label, med, p95, t in rows]
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n\nCommand: `python benchmarks/card_login.py --runs "
+                                 f"{args.runs}`\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

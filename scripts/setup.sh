@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Spine Desk set-up: installs everything a Debian 12 machine needs, then runs the client or the test suite.
+#
+#   scripts/setup.sh run     install, then start the desktop client in training mode
+#   scripts/setup.sh test    install (with the test tools), start pcscd, then run the whole test suite
+#
+# Idempotent: a second run installs nothing new and only (re)starts what is not running.
+set -euo pipefail
+
+mode="${1:-run}"; shift || true
+case "$mode" in run|test|install) ;; *) echo "usage: $0 run|test|install [args…]" >&2; exit 2 ;; esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+
+# System packages. The client needs pcscd (real readers) and Qt's runtime libraries; development and tests also
+# need the virtual reader driver (vsmartcard-vpcd — never on a production machine), OpenSC and yubico-piv-tool
+# (interoperability tests), Xvfb (real windows), PostgreSQL (the service's second store) and binutils (PyInstaller).
+base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd
+  libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfreetype6 libfontconfig1 libdbus-1-3 fonts-dejavu-core
+  libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
+  libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1 vsmartcard-vpcd)
+test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl procps)
+pkgs=("${base_pkgs[@]}")
+[ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Spine Desk needs these Debian packages, which are not installed: ${missing[*]}" >&2
+    echo "Installing them needs root. Run this script as root, or ask IT to run:" >&2
+    echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 3
+  fi
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python 3.11: Debian 12's own, or a newer-built 3.11 already on PATH.
+py=""
+for cand in "${PYTHON:-}" python3.11 python3; do
+  [ -n "$cand" ] && command -v "$cand" >/dev/null || continue
+  if "$cand" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then py="$cand"; break; fi
+done
+[ -n "$py" ] || { echo "Python 3.11 with venv is required (Debian 12: apt-get install python3 python3-venv)." >&2; exit 3; }
+
+extras="."; [ "$mode" = test ] && extras=".[dev]"
+stamp="$venv/.spinedesk-installed"
+want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> creating the virtual environment in $venv"
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$extras"
+  echo "$want" > "$stamp"
+fi
+
+# pcscd: start it if it is not running. Never --auto-exit (it would quit with a card still inserted) and never
+# --apdu (it logs every APDU, PINs included, in clear).
+if ! pgrep -x pcscd >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "==> starting pcscd"
+    pcscd
+    for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+  else
+    echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
+  fi
+fi
+
+export PATH="$venv/bin:$PATH"
+case "$mode" in
+  install) exit 0 ;;
+  run) exec "$venv/bin/spinedesk" "$@" ;;
+  test)
+    export SPINEDESK_REQUIRE_PCSC="${SPINEDESK_REQUIRE_PCSC:-${CI:-}}"
+    exec "$venv/bin/python" -m pytest "$@" ;;
+esac

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from app.config import Mode, Paths, RemovalMode, load_settings, parse_site_config
+from app.errors import ConfigError
+
+GOOD = """
+[service]
+url = "https://spine.example.test/"
+[trust]
+anchors = ["/etc/xdg/SpineDesk/root.pem"]
+[client]
+card_removal = "logout"
+[wes]
+spec_version = "2026.1"
+"""
+
+
+def paths(tmp_path):
+    return Paths(tmp_path / "c", tmp_path / "d", tmp_path / "l", tmp_path / "site.toml")
+
+
+def test_no_site_config_means_training(tmp_path):
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "absent.toml"), "SPINEDESK_DATA_DIR": str(tmp_path)})
+    assert s.mode is Mode.TRAINING and s.training
+    assert s.paths.data_dir == tmp_path and s.paths.pki_dir == tmp_path / "training-pki"
+
+
+def test_site_config_switches_training_off(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text(GOOD)
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(site)})
+    assert s.mode is Mode.PRODUCTION and not s.training
+    assert s.service_url == "https://spine.example.test"
+    assert s.card_removal is RemovalMode.LOGOUT
+    assert s.trust_anchors == (Path("/etc/xdg/SpineDesk/root.pem"),)
+    assert s.wes_spec_version == "2026.1"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[service\n", "not valid TOML"),
+    ("[service]\nurl = 'http://plain'\n[trust]\nanchors=['a']", "https://"),
+    ("[service]\nurl = 'https://x'\n", "anchors"),
+    ("[service]\nurl = 'https://x'\n[trust]\nanchors=['a']\n[client]\ncard_removal='eject'", "lock"),
+    ("[service]\nurl = 'https://x'\n[trust]\nanchors=[1]", "file path"),
+    ("[training]\nenabled = true", "unknown section"),
+    ("service = 3", "must be a table"),
+])
+def test_bad_site_config_names_the_file_and_the_field(tmp_path, text, problem):
+    with pytest.raises(ConfigError) as err:
+        parse_site_config(text, tmp_path / "site.toml", paths(tmp_path))
+    assert problem in err.value.problem and str(tmp_path / "site.toml") == err.value.path
+
+
+def test_platform_paths_follow_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    p = Paths.from_platform({})
+    assert p.data_dir == tmp_path / "data" / "SpineDesk"
+    assert p.config_dir == tmp_path / "cfg" / "SpineDesk"

@@ -1,0 +1,45 @@
+"""Every typed error turns into words that say what happened and what to do, in one place."""
+
+import pytest
+
+from app import errors as e
+
+CASES = [
+    (e.PcscUnavailable("x"), "pcscd"),
+    (e.NoReader(), "Plug in your reader"),
+    (e.NoReader("Virtual PCD 00 00"), "'Virtual PCD 00 00'"),
+    (e.NoCard("Reader 1"), "Insert your smartcard"),
+    (e.CardRemoved("x"), "insert the card again"),
+    (e.CardInUse("x"), "Close other smartcard programs"),
+    (e.NotPiv("x"), "not an NHS (PIV) smartcard"),
+    (e.PinIncorrect(2), "2 tries left"),
+    (e.PinIncorrect(1), "1 try left"),
+    (e.PinBlocked("x"), "registration authority"),
+    (e.InvalidPinFormat("a smartcard PIN has 6 to 8 digits"), "6 to 8 digits"),
+    (e.PinRequired("x"), "re-insert"),
+    (e.ApduError(0x6A80, "VERIFY"), "6A80"),
+    (e.CardProtocolError("bad TLV"), "bad TLV"),
+    (e.CardFileError("/tmp/c.json", "not JSON"), "Issue a new training card"),
+    (e.CertificateRejected("expired"), "expired"),
+    (e.CertificateRejected("revoked", "serial 5"), "serial 5"),
+    (e.CertificateRejected("untrusted_issuer"), "not issued by an authority"),
+    (e.ConfigError("/etc/x.toml", "bad url"), "/etc/x.toml"),
+    (OSError(13, "Permission denied"), "permissions"),
+    (RuntimeError("boom"), "IT service desk"),
+]
+
+
+@pytest.mark.parametrize(("error", "phrase"), CASES)
+def test_user_text(error, phrase):
+    text = e.user_text(error)
+    assert phrase in text
+    assert text.endswith((".", ")")), text
+
+
+def test_every_error_class_has_specific_text():
+    generic = e.user_text(e.AppError("generic thing"))
+    classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.AppError)]
+    covered = {type(err) for err, _ in CASES}
+    abstract = {e.AppError, e.CardError, e.PkiError}
+    assert set(classes) - abstract <= covered, set(classes) - abstract - covered
+    assert generic == "generic thing."

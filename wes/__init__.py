@@ -1,0 +1,1 @@
+"""The Warrantied Environment Specification and its checker. No Qt; no app.ui."""
