@@ -26,6 +26,7 @@ from app.errors import CardError, CardInUse, CardProtocolError, CardRemoved, NoC
 log = logging.getLogger(__name__)
 
 PNP_READER = "\\\\?PnP?\\Notification"
+_CARD_PRESENT = 0x0004  # pcsc-lite's SCardStatus card-state bits (pyscard does not export them)
 _U32 = 0xFFFFFFFF
 
 _SERVICE_DOWN = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED, scard.SCARD_F_COMM_ERROR,
@@ -156,9 +157,23 @@ class PcscConnection:
                 raise CardRemoved("the connection to the card is closed")
             hresult, response = scard.SCardTransmit(self._card, self.protocol, list(apdu))
             _raise_for(hresult, "transmit", self.reader)
-        if len(response) < 2:
-            raise CardProtocolError(f"the card answered with {len(response)} bytes, no status word")
+            if len(response) < 2:
+                # vpcd (and some readers) report a card pulled mid-command as an empty answer: ask pcscd
+                self._raise_if_gone()
+                raise CardProtocolError(f"the card answered with {len(response)} bytes, no status word")
         return bytes(response[:-2]), (response[-2] << 8) | response[-1]
+
+    def _raise_if_gone(self, settle: float = 1.0) -> None:
+        """After an empty answer: CardRemoved if pcscd sees the card gone within ``settle`` seconds."""
+        deadline = time.monotonic() + settle
+        while True:
+            hresult, _reader, state, _protocol, _atr = scard.SCardStatus(self._card)
+            _raise_for(hresult, "card status", self.reader)
+            if not state & _CARD_PRESENT:
+                raise CardRemoved("the card was removed during a command")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -139,7 +139,7 @@ def test_verify_pads_with_ff_and_maps_errors():
     assert other.value.sw == 0x6A88
 
 
-@pytest.mark.parametrize("pin", ["12345", "123456789", "12a456", "１２３４５６", ""])
+@pytest.mark.parametrize("pin", ["12345", "123456789", "12a456", "１２３４５６", ""])  # noqa: RUF001
 def test_bad_pin_formats_never_reach_the_card(pin):
     card = FakeCard(lambda apdu: pytest.fail("sent to card"))
     with pytest.raises(InvalidPinFormat):

@@ -12,8 +12,8 @@ from .conftest import PIN, READER0, REQUIRED
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.interop]
 
-PKCS11_MODULES = [Path("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"), Path("/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"),
-                  Path("/usr/lib/opensc-pkcs11.so")]
+PKCS11_MODULES = [Path("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"),
+                  Path("/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so"), Path("/usr/lib/opensc-pkcs11.so")]
 
 
 def tool(name: str) -> str:
@@ -33,7 +33,7 @@ def test_opensc_identifies_a_piv_card(rsa_card, insert):
     insert(rsa_card)
     result = run(tool("opensc-tool"), "--reader", READER0, "--name")
     assert result.returncode == 0, result.stderr
-    assert "PIV" in result.stdout, result.stdout
+    assert result.stdout.strip() == "Personal Identity Verification Card", result.stdout  # OpenSC's PIV driver
 
 
 @pytest.mark.parametrize("alg", ["rsa", "p256"])
@@ -45,10 +45,8 @@ def test_pkcs11_tool_signs_and_openssl_verifies(rsa_card, p256_card, insert, tmp
     data = tmp_path / "data.bin"
     data.write_bytes(b"interop check " * 10)
     cert_pem = tmp_path / "cert.pem"
-    cert_pem.write_bytes(card.card.certificate_pem if hasattr(card.card, "certificate_pem") else
-                         _pem(card.card.certificate))
+    cert_pem.write_bytes(_pem(card.card.certificate))
     pub = tmp_path / "pub.pem"
-    assert run(openssl, "x509", "-in", str(cert_pem), "-pubkey", "-noout").returncode == 0
     pub.write_text(run(openssl, "x509", "-in", str(cert_pem), "-pubkey", "-noout").stdout)
     sig = tmp_path / "sig.bin"
     mechanism = "SHA256-RSA-PKCS" if alg == "rsa" else "ECDSA-SHA256"
@@ -64,10 +62,10 @@ def test_yubico_piv_tool_reads_status(rsa_card, insert):
     card = insert(rsa_card)
     result = run(tool("yubico-piv-tool"), "-r", "Virtual PCD", "-a", "status")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert str(card.card.card_uuid).replace("-", "").lower() in result.stdout.replace("-", "").lower() or \
-        "Slot 9a" in result.stdout, result.stdout
-    assert "Slot 9a" in result.stdout and "Dr Ada Training" in result.stdout
-
+    assert card.card.card_uuid.hex in result.stdout.split("CHUID:")[1].splitlines()[0]  # GUID inside the CHUID
+    assert "Slot 9a:" in result.stdout and "CN=Dr Ada Training" in result.stdout
+    assert "Algorithm:\tRSA2048" in result.stdout
+    assert "PIN tries left:\t3" in result.stdout
 
 def _pem(cert) -> bytes:
     from cryptography.hazmat.primitives import serialization

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from app.card.pcsc import CardMonitor, EventKind, PcscConnection
+from app.card.pcsc import CardMonitor, EventKind
 from app.card.piv import PivSession, algorithm_for
 from app.card.virtual import CardFile
 from app.errors import CardRemoved, NoCard, NoReader, PinBlocked, PinIncorrect
