@@ -206,3 +206,15 @@ def test_change_and_unblock_pin_vectors():
         PivSession(FakeCard(lambda a: (b"", 0x6983))).unblock_pin("87654321", "135790")
     with pytest.raises(InvalidPinFormat):
         session.unblock_pin("1234", "135790")
+
+
+def test_yubikey_style_select_response_parses():
+    # A YubiKey 5's PIV application answers SELECT with a short template (PIX + a 5-byte AID, no label/algs)
+    yubikey = bytes.fromhex("61114f0600001000010079074f05a000000308")
+    app = PivSession(FakeCard(lambda apdu: (yubikey, 0x9000))).select()
+    assert app.aid == bytes.fromhex("a000000308") and app.label is None and app.algorithms == ()
+
+
+def test_bare_9000_select_is_still_piv():
+    app = PivSession(FakeCard(lambda apdu: (b"", 0x9000))).select()
+    assert app.aid == bytes.fromhex("a000000308000010000100")
