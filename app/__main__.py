@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     pin = issue.add_mutually_exclusive_group()
     pin.add_argument("--pin", help="the card's PIN, 6-8 digits (visible to other users: prefer --pin-stdin)")
     pin.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
-    issue.add_argument("--puk", help="the PUK, 8 digits (default: random, printed once)")
+    puk = issue.add_mutually_exclusive_group()
+    puk.add_argument("--puk", help="the PUK, 8 digits (default: random, printed once)")
+    puk.add_argument("--puk-stdin", action="store_true",
+                     help="read the PUK from stdin (the line after the PIN when --pin-stdin is also given)")
     issue.add_argument("--days", type=int, default=365, help="certificate validity in days (default 365)")
 
     insert = card.add_parser("insert", help="put a card file into pcscd's virtual reader until stopped")
@@ -90,9 +93,10 @@ def _card_command(args: argparse.Namespace, settings: Settings, stdout: TextIO, 
         from app.pki import TrainingCA
 
         pin = _read_pin(args, stdin)
+        puk = stdin.readline().rstrip("\r\n") if args.puk_stdin else args.puk
         ca = TrainingCA.load_or_create(settings.paths.pki_dir)
         return commands.issue(ca, args.out, name=args.name, card_uuid=args.uuid, algorithm=args.alg, pin=pin,
-                              puk=args.puk, days=args.days, stream=stdout)
+                              puk=puk, days=args.days, stream=stdout)
     if args.card_command == "insert":
         return commands.insert(args.file, port=args.port, host=args.host, stream=stdout)
     if args.card_command == "status":

@@ -68,7 +68,10 @@ class Paths:
     def from_platform(cls, env: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if env is None else env
         dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
-        site = Path(env.get("SPINEDESK_SITE_CONFIG") or Path(dirs.site_config_dir) / SITE_CONFIG_NAME)
+        # SPINEDESK_SITE_CONFIG (tests, packaging checks) is honoured only where no machine-wide file exists: on a
+        # managed workstation a user cannot switch training back on or swap the trust anchors.
+        machine = Path(dirs.site_config_dir) / SITE_CONFIG_NAME
+        site = Path(env["SPINEDESK_SITE_CONFIG"]) if env.get("SPINEDESK_SITE_CONFIG") and not machine.exists() else machine
         data = Path(env["SPINEDESK_DATA_DIR"]) if env.get("SPINEDESK_DATA_DIR") else Path(dirs.user_data_dir)
         return cls(Path(dirs.user_config_dir), data, Path(dirs.user_log_dir), site)
 
@@ -101,10 +104,18 @@ def _paths(value: object, where: str, path: Path) -> tuple[Path, ...]:
     return tuple(Path(v) for v in value)
 
 
+_KEYS = {"service": {"url", "ca"}, "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"},
+         "wes": {"spec_version"}}
+
+
 def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
     value = doc.get(name, {})
     if not isinstance(value, dict):
         raise ConfigError(str(path), f"[{name}] must be a table")
+    unknown = sorted(set(value) - _KEYS[name])
+    if unknown:  # a typo such as "crl" for "crls" must not silently turn a check off
+        raise ConfigError(str(path), f"[{name}] has unknown key(s) {', '.join(unknown)}; expected "
+                          f"{', '.join(sorted(_KEYS[name]))}")
     return value
 
 
@@ -113,7 +124,7 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML ({exc})") from exc
-    known = {"service", "trust", "client", "wes"}
+    known = set(_KEYS)
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(str(path), f"unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")

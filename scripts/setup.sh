@@ -61,16 +61,34 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 
-# pcscd: start it if it is not running. Never --auto-exit (it would quit with a card still inserted) and never
-# --apdu (it logs every APDU, PINs included, in clear).
-if ! pgrep -x pcscd >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "==> starting pcscd"
-    pcscd
-    for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+# pcscd: start it if it is not running. Never --auto-exit (it would quit 60 s after its last client with a card
+# still inserted) and never --apdu (it logs every APDU, PINs included, in clear). Debian's systemd unit passes
+# --auto-exit, so under systemd a drop-in replaces its command line.
+start_pcscd() {
+  if [ -d /run/systemd/system ]; then
+    dropin=/etc/systemd/system/pcscd.service.d/spinedesk.conf
+    if [ ! -f "$dropin" ]; then
+      mkdir -p "$(dirname "$dropin")"
+      printf '[Service]\nExecStart=\nExecStart=/usr/sbin/pcscd --foreground $PCSCD_ARGS\n' > "$dropin"
+      systemctl daemon-reload
+      systemctl restart pcscd.service 2>/dev/null || true
+    fi
+    systemctl enable --now pcscd.socket >/dev/null 2>&1 || true
+    systemctl start pcscd.service
   else
-    echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
+    if pgrep -a -x pcscd | grep -qE -- '--auto-exit|--apdu| -a( |$)'; then
+      echo "==> restarting pcscd without --auto-exit/--apdu"
+      pkill -TERM -x pcscd
+      for _ in $(seq 50); do pgrep -x pcscd >/dev/null || break; sleep 0.1; done
+    fi
+    pgrep -x pcscd >/dev/null || { echo "==> starting pcscd"; pcscd; }
   fi
+  for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+}
+if [ "$(id -u)" -eq 0 ]; then
+  start_pcscd
+elif ! pgrep -x pcscd >/dev/null 2>&1 && [ ! -S /run/pcscd/pcscd.comm ]; then
+  echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
 fi
 
 export PATH="$venv/bin:$PATH"

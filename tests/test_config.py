@@ -46,6 +46,7 @@ def test_site_config_switches_training_off(tmp_path):
     ("[service]\nurl = 'https://x'\n[trust]\nanchors=[1]", "file path"),
     ("[training]\nenabled = true", "unknown section"),
     ("service = 3", "must be a table"),
+    ("[service]\nurl = 'https://x'\n[trust]\nanchors=['a']\ncrl=['c.pem']", "unknown key(s) crl"),
 ])
 def test_bad_site_config_names_the_file_and_the_field(tmp_path, text, problem):
     with pytest.raises(ConfigError) as err:
@@ -59,3 +60,12 @@ def test_platform_paths_follow_xdg(monkeypatch, tmp_path):
     p = Paths.from_platform({})
     assert p.data_dir == tmp_path / "data" / "SpineDesk"
     assert p.config_dir == tmp_path / "cfg" / "SpineDesk"
+
+
+def test_a_machine_wide_file_beats_the_environment_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc-xdg"))
+    machine = tmp_path / "etc-xdg" / "SpineDesk" / "spinedesk.toml"
+    machine.parent.mkdir(parents=True)
+    machine.write_text(GOOD)
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "nothing.toml")})
+    assert s.mode is Mode.PRODUCTION and s.paths.site_config_file == machine

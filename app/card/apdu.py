@@ -64,7 +64,7 @@ class CommandApdu:
     ins: int
     p1: int
     p2: int
-    data: bytes = b""
+    data: bytes = field(default=b"", repr=False)  # never in a repr: VERIFY/CHANGE/RESET data is a PIN
     le: int | None = None  # None: no Le field; 0..256 (0 and 256 both mean "up to 256")
 
     def encode(self) -> bytes:

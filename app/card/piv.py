@@ -7,7 +7,6 @@ standard card edge is used, and optional objects are treated as optional.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import threading
 import uuid
@@ -134,6 +133,22 @@ def _decode_chuid(value: bytes) -> Chuid:
     return Chuid(guid=card_guid, fascn=fields.get(0x30), expiry=expiry)
 
 
+MAX_CERTIFICATE = 16 * 1024  # far above any PIV certificate; a card cannot make us inflate a "gzip bomb"
+
+
+def _gunzip_bounded(data: bytes) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip container
+    try:
+        out = inflater.decompress(data, MAX_CERTIFICATE)
+    except zlib.error as exc:
+        raise CardProtocolError(f"compressed certificate does not decompress: {exc}") from exc
+    if inflater.unconsumed_tail:
+        raise CardProtocolError(f"compressed certificate inflates beyond {MAX_CERTIFICATE} bytes")
+    if not inflater.eof:
+        raise CardProtocolError("compressed certificate is truncated")
+    return out
+
+
 def _decode_certificate(value: bytes) -> x509.Certificate:
     fields = tlv_map(value)
     der = fields.get(0x70)
@@ -141,10 +156,7 @@ def _decode_certificate(value: bytes) -> x509.Certificate:
         raise CardProtocolError("certificate object has no certificate (tag 70)")
     info = fields.get(0x71, b"\x00")
     if info and info[0] & 0x01:  # CertInfo bit: the certificate is gzip-compressed
-        try:
-            der = gzip.decompress(der)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CardProtocolError(f"compressed certificate does not decompress: {exc}") from exc
+        der = _gunzip_bounded(der)
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as exc:
@@ -236,6 +248,13 @@ class PivSession:
             _, sw = self._exchange(CommandApdu(0x00, INS_VERIFY, 0x00, PIV_PIN, encoded))
         self._raise_for_pin(sw, "VERIFY PIN")
 
+    def logout(self) -> None:
+        """Make the card forget a verified PIN (VERIFY with P1=FF); harmless on cards that already forgot."""
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_VERIFY, 0xFF, PIV_PIN))
+        if sw not in (SW.SUCCESS, SW.INCORRECT_P1P2, SW.WRONG_P1P2) and sw & 0xFFF0 != 0x63C0:
+            raise ApduError(sw, "PIN logout")
+
     def change_pin(self, old_pin: str, new_pin: str) -> None:
         data = encode_pin(old_pin) + encode_pin(new_pin)
         with self._exclusive():
@@ -266,9 +285,12 @@ class PivSession:
     # --- signing -----------------------------------------------------------------------------------------
 
     def sign(self, message: bytes, algorithm: KeyAlgorithm, slot: Slot = Slot.AUTHENTICATION) -> Signature:
-        """Sign SHA-256(message) with the key in ``slot`` (RSA: PKCS#1 v1.5; EC: ECDSA). Needs the PIN."""
+        """Sign ``message`` with the key in ``slot``: RSA PKCS#1 v1.5 over SHA-256, ECDSA P-256 over SHA-256,
+        ECDSA P-384 over SHA-384. Needs the PIN."""
         if algorithm in (KeyAlgorithm.RSA1024, KeyAlgorithm.RSA2048):
             challenge = pkcs1v15_sha256_block(message, 128 if algorithm == KeyAlgorithm.RSA1024 else 256)
+        elif algorithm == KeyAlgorithm.ECCP384:
+            challenge = hashlib.sha384(message).digest()  # ECDSA P-384 is paired with SHA-384
         else:
             challenge = hashlib.sha256(message).digest()
         body = encode_tlv(0x7C, encode_tlv(0x82, b"") + encode_tlv(0x81, challenge))

@@ -55,10 +55,10 @@ def _read_tag(data: bytes, pos: int) -> tuple[int, int]:
             byte = data[pos]
             tag = (tag << 8) | byte
             pos += 1
-            if not byte & 0x80:
-                break
             if tag > 0xFFFFFFFF:
                 raise TlvError("TLV tag longer than 4 bytes")
+            if not byte & 0x80:
+                break
     return tag, pos
 
 

@@ -13,9 +13,9 @@ from typing import TextIO
 
 from app.card.connection import CardConnection
 from app.card.piv import PivSession, algorithm_for
-from app.card.virtual import CardFile, PivApplet, VpcdLink, issue_card
+from app.card.virtual import CardFile, PivApplet, VpcdLink, exclusive_use, issue_card
 from app.errors import CardError, CertificateRejected
-from app.pki import TrainingCA, TrustStore, validate
+from app.pki import TrainingCA, TrustStore, card_uuid, validate
 
 
 def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, algorithm: str, pin: str,
@@ -36,7 +36,11 @@ def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, 
 
 def insert(path: Path, *, port: int, host: str, stream: TextIO, install_signals: bool = True) -> int:
     """Serve the card to pcscd's virtual reader until SIGTERM/SIGINT (which pull the card)."""
-    card = CardFile.load(path)
+    with exclusive_use(path):
+        return _serve(path, CardFile.load(path), port=port, host=host, stream=stream, install_signals=install_signals)
+
+
+def _serve(path: Path, card: CardFile, *, port: int, host: str, stream: TextIO, install_signals: bool) -> int:
     applet = PivApplet(card, persist=lambda c: c.save(path))
     link = VpcdLink(applet, host=host, port=port)
     stop = threading.Event()
@@ -77,6 +81,7 @@ class CardStatus:
     renewal_due: bool
     pin_tries_left: int | None
     pin_blocked: bool
+    notes: tuple[str, ...] = ()
 
 
 def read_status(connection: CardConnection, reader: str, atr: bytes, trust: TrustStore,
@@ -88,8 +93,16 @@ def read_status(connection: CardConnection, reader: str, atr: bytes, trust: Trus
     cert = session.read_certificate()
     pin = session.pin_status()
     verdict = validate(cert, trust, now=now or datetime.now(UTC)) if cert is not None else None
+    notes = []
     if cert is not None:
-        algorithm_for(cert.public_key())  # unsupported key types are reported, not ignored
+        try:
+            algorithm_for(cert.public_key())
+        except CardError:
+            notes.append(f"its key type ({type(cert.public_key()).__name__}) cannot be used to log in here")
+        cert_uuid = card_uuid(cert)
+        if chuid.guid is not None and cert_uuid is not None and cert_uuid != chuid.guid:
+            # the CHUID is unsigned on training cards: identity always comes from the certificate
+            notes.append(f"the card's CHUID UUID {chuid.guid} differs from its certificate's {cert_uuid}")
     return CardStatus(
         reader=reader, atr=atr, label=app.label, card_uuid=chuid.guid,
         subject=cert.subject.rfc4514_string() if cert else None,
@@ -98,8 +111,14 @@ def read_status(connection: CardConnection, reader: str, atr: bytes, trust: Trus
         verdict_detail=verdict.detail if verdict else "no PIV Authentication certificate on the card",
         days_until_expiry=verdict.days_until_expiry if verdict else None,
         renewal_due=verdict.renewal_due if verdict else False,
-        pin_tries_left=pin.tries_left, pin_blocked=pin.blocked,
+        pin_tries_left=pin.tries_left, pin_blocked=pin.blocked, notes=tuple(notes),
     )
+
+
+def _printable(text: str) -> str:
+    """Card-supplied text (labels, certificate names) with control characters escaped: a hostile card must
+    not be able to drive the terminal."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], None]]], trust: TrustStore,
@@ -109,15 +128,16 @@ def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], 
         st = read_status(connection, reader, atr, trust)
     finally:
         close()
-    print(f"Reader        {st.reader}", file=stream)
+    show = _printable
+    print(f"Reader        {show(st.reader)}", file=stream)
     print(f"ATR           {st.atr.hex(' ').upper()}", file=stream)
-    print(f"Application   PIV{f' ({st.label})' if st.label else ''}", file=stream)
+    print(f"Application   PIV{f' ({show(st.label)})' if st.label else ''}", file=stream)
     print(f"Card UUID     {st.card_uuid or 'not set'}", file=stream)
-    print(f"Certificate   {st.subject or 'none'}", file=stream)
+    print(f"Certificate   {show(st.subject) if st.subject else 'none'}", file=stream)
     if st.not_after:
         print(f"Expires       {st.not_after:%Y-%m-%d %H:%M} UTC ({st.days_until_expiry} days)"
               + ("  — renewal due" if st.renewal_due else ""), file=stream)
-    print(f"Trust         {st.verdict or 'unknown'}{f' — {st.verdict_detail}' if st.verdict_detail else ''}",
+    print(f"Trust         {st.verdict or 'unknown'}{f' — {show(st.verdict_detail)}' if st.verdict_detail else ''}",
           file=stream)
     if st.pin_blocked:
         pin = "BLOCKED (unblock with the PUK)"
@@ -126,6 +146,8 @@ def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], 
     else:
         pin = f"{st.pin_tries_left} tries left"
     print(f"PIN           {pin}", file=stream)
+    for note in st.notes:
+        print(f"Warning       {show(note)}", file=stream)
     if st.verdict not in (None, "trusted"):
         raise CertificateRejected(st.verdict, st.verdict_detail)
     return 0

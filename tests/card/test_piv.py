@@ -182,6 +182,9 @@ def test_ec_sign_sends_the_hash():
     sig = PivSession(card).sign(message, KeyAlgorithm.ECCP256)
     key.public_key().verify(sig.value, message, ec.ECDSA(hashes.SHA256()))
     assert card.sent[0][:7] == bytes.fromhex("0087119a267c24")
+    import hashlib
+
+    assert card.sent[0][-33:-1] == hashlib.sha256(message).digest()
 
 
 def test_sign_without_pin_and_malformed_responses():
@@ -218,3 +221,46 @@ def test_yubikey_style_select_response_parses():
 def test_bare_9000_select_is_still_piv():
     app = PivSession(FakeCard(lambda apdu: (b"", 0x9000))).select()
     assert app.aid == bytes.fromhex("a000000308000010000100")
+
+
+def test_logout_sends_verify_p1_ff():
+    card = FakeCard(lambda apdu: (b"", 0x9000))
+    PivSession(card).logout()
+    assert card.sent == [bytes.fromhex("0020ff80")]
+
+
+def test_p384_signs_sha384():
+    import hashlib
+
+    card = FakeCard(lambda apdu: (encode_tlv(0x7C, encode_tlv(0x82, b"\x30\x00")), 0x9000))
+    PivSession(card).sign(b"m", KeyAlgorithm.ECCP384)
+    assert card.sent[0].endswith(hashlib.sha384(b"m").digest() + b"\x00")
+
+
+def test_gzip_bomb_is_refused():
+    bomb = gzip.compress(b"\x00" * 5_000_000)
+    obj = encode_tlv(0x53, encode_tlv(0x70, bomb) + encode_tlv(0x71, b"\x01"))
+    with pytest.raises(CardProtocolError, match="inflates beyond"):
+        PivSession(FakeCard(lambda a: (obj, 0x9000))).read_certificate()
+
+
+def test_session_uses_the_connections_exclusive_context():
+    import contextlib
+
+    entered = []
+
+    class Exclusive(FakeCard):
+        @contextlib.contextmanager
+        def exclusive(self):
+            entered.append(len(self.sent))
+            yield
+
+    card = Exclusive(lambda apdu: (APT, 0x9000))
+    PivSession(card).select()
+    assert entered == [0]
+
+
+def test_command_repr_never_shows_pin_data():
+    from app.card.apdu import CommandApdu
+
+    assert "1234" not in repr(CommandApdu(0x00, 0x20, 0x00, 0x80, b"123456\xff\xff"))

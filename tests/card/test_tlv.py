@@ -43,6 +43,7 @@ def test_first_occurrence_wins():
     "5384000000ff",  # 4-byte length form unsupported
     "5380",          # indefinite length
     "538201",        # length cut short
+    "5f8181810100",  # five-byte tag
 ])
 def test_malformed_tlv_is_a_typed_error(bad):
     with pytest.raises(TlvError):

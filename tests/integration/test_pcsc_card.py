@@ -188,3 +188,61 @@ def test_card_pulled_mid_read_raises_and_changes_nothing(pcscd, rsa_card, insert
     assert pulled.is_set()
     saved = CardFile.load(rsa_card)
     assert saved.pin_tries_left == 3 and saved.check_pin(PIN.encode())
+
+
+def _pull_during(card, ins: int):
+    """Make the card vanish while it is answering the first command with instruction ``ins``."""
+    real = card.applet.process
+    pulled = threading.Event()
+
+    def process(apdu: bytes) -> bytes:
+        answer = real(apdu)  # the card does the work (and persists what it must) ...
+        if len(apdu) > 1 and apdu[1] == ins and not pulled.is_set():
+            pulled.set()  # ... but the answer never reaches the reader
+            threading.Thread(target=card.link.stop).start()
+            time.sleep(0.3)
+        return answer
+
+    card.applet.process = process
+    return pulled
+
+
+def test_card_pulled_during_a_wrong_pin_keeps_file_and_card_consistent(pcscd, rsa_card, insert):
+    card = insert(rsa_card)
+    pulled = _pull_during(card, 0x20)
+    conn = pcscd.connect(READER0)
+    try:
+        session = PivSession(conn)
+        session.select()
+        with pytest.raises(CardRemoved):
+            session.verify_pin("99999999")
+    finally:
+        conn.close()
+    assert pulled.is_set()
+    # The try was counted and saved before the answer was lost: the file and the re-inserted card agree.
+    saved = CardFile.load(rsa_card)
+    assert saved.pin_tries_left == 2 and saved.check_pin(PIN.encode())
+    insert(rsa_card)
+    with pcscd.connect(READER0) as again:
+        session = PivSession(again)
+        session.select()
+        assert session.pin_status().tries_left == 2
+        session.verify_pin(PIN)
+        assert session.pin_status().verified
+
+
+def test_card_pulled_during_signing_returns_no_signature(pcscd, p256_card, insert):
+    card = insert(p256_card)
+    pulled = _pull_during(card, 0x87)
+    conn = pcscd.connect(READER0)
+    try:
+        session = PivSession(conn)
+        session.select()
+        cert = session.read_certificate()
+        session.verify_pin(PIN)
+        with pytest.raises(CardRemoved):
+            session.sign(b"nonce", algorithm_for(cert.public_key()))
+    finally:
+        conn.close()
+    assert pulled.is_set()
+    assert CardFile.load(p256_card).pin_tries_left == 3

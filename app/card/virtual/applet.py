@@ -77,6 +77,7 @@ class PivApplet:
         self._alg = ALG_OF[card.algorithm]
         self._signer = CardSigner(card.private_key)
         self._lock = threading.RLock()
+        self._saved = self._secret_state()
         self._handlers: dict[int, Callable[[CommandApdu], Reply]] = {
             INS_SELECT: self._select,
             INS_GET_DATA: self._get_data,
@@ -167,8 +168,13 @@ class PivApplet:
                 return b"", SW.WRONG_LENGTH
         if not self._selected and cmd.ins != INS_SELECT:
             return b"", SW.FILE_NOT_FOUND
+        self._saved = self._secret_state()  # what _commit() restores if persisting the change fails
         data, sw = handler(cmd)
         return self._send(data, sw, cmd.le)
+
+    def _secret_state(self) -> tuple[object, ...]:
+        c = self._card
+        return c.pin_hash, c.puk_hash, c.pin_tries_left, c.puk_tries_left
 
     def _send(self, data: bytes, sw: int, le: int | None) -> Reply:
         limit = le or 256
@@ -296,10 +302,18 @@ class PivApplet:
         return SW.AUTH_METHOD_BLOCKED if left <= 0 else _tries_sw(left)
 
     def _commit(self) -> bool:
+        """Persist the PIN/PUK state. If that fails the command answers 6581 and grants nothing: a new PIN/PUK
+        and any raised retry counter are rolled back to the state before this command, while a lowered counter
+        is kept in memory (fail closed: a full disk must not turn wrong PINs into free guesses)."""
         try:
             self._persist(self._card)
         except Exception:
             log.exception("could not persist the training card's PIN state")
+            c = self._card
+            pin_hash, puk_hash, pin_left, puk_left = self._saved
+            c.pin_hash, c.puk_hash = pin_hash, puk_hash  # type: ignore[assignment]
+            c.pin_tries_left = min(c.pin_tries_left, pin_left)  # type: ignore[call-overload]
+            c.puk_tries_left = min(c.puk_tries_left, puk_left)  # type: ignore[call-overload]
             self._verified = False
             return False
         return True

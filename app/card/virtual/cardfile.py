@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,34 @@ def _load_cert(pem: str) -> x509.Certificate:
         return x509.load_der_x509_certificate(bytes.fromhex(pem))
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError(f"the certificate cannot be read ({exc})") from None
+
+
+@contextlib.contextmanager
+def exclusive_use(path: Path) -> Iterator[None]:
+    """Hold the card file for one inserting process: two processes serving the same card would each keep
+    their own retry counters (doubling the PIN-guess budget, or un-blocking a blocked card)."""
+    lock_path = Path(path).with_name(Path(path).name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CardFileError(str(path), f"its lock file cannot be created ({exc.strerror})") from exc
+    try:
+        try:
+            _lock_nonblocking(fd)
+        except OSError as exc:
+            raise CardFileError(str(path), "this card is already inserted by another process; pull it "
+                                "there first") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_nonblocking(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -502,3 +502,27 @@ def test_unknown_instruction_with_chaining_is_refused_at_once(selected):
 def test_process_never_raises_even_for_non_bytes(rsa, weird):
     out = rsa.process(weird)  # type: ignore[arg-type]
     assert isinstance(out, bytes) and len(out) >= 2
+
+
+def test_a_failed_save_rolls_the_pin_state_back(rsa_card):
+    """RESET RETRY COUNTER whose save fails answers 6581 and the old (blocked) state stays, in memory too."""
+    from app.card.virtual import PivApplet
+
+    state = {"fail": False}
+
+    def persist(card):
+        if state["fail"]:
+            raise OSError("disk full")
+
+    applet = PivApplet(rsa_card, persist=persist)
+    applet.power_on()
+    assert sw_of(applet, SELECT_9) == 0x9000
+    wrong = "0020008008" + b"99999999".hex()
+    for _ in range(3):
+        sw_of(applet, wrong)
+    assert sw_of(applet, "00200080") == 0x6983
+    state["fail"] = True
+    unblock = "002c008010" + PUK.encode().hex() + b"13579024".hex()
+    assert sw_of(applet, unblock) == 0x6581
+    assert sw_of(applet, "0020008008" + b"13579024".hex()) == 0x6983  # the new PIN was not kept
+    assert applet.card.pin_tries_left == 0

@@ -218,3 +218,42 @@ def test_logs_never_carry_apdu_contents(link, vpcd, caplog):
     text = caplog.text
     assert "APDU in" in text  # debug logging is on...
     assert secret not in text and secret.encode().hex() not in text.lower()  # ...but never the data
+
+
+class RecordingSocket:
+    """Wraps the link's real socket and records the order of QUICKACK settings and receives."""
+
+    def __init__(self, sock: socket.socket, calls: list[str]) -> None:
+        self._sock, self._calls = sock, calls
+
+    def setsockopt(self, level, option, value):
+        if level == socket.IPPROTO_TCP and option == socket.TCP_QUICKACK:
+            self._calls.append("quickack")
+        return self._sock.setsockopt(level, option, value)
+
+    def recv(self, n):
+        self._calls.append("recv")
+        return self._sock.recv(n)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_quickack_is_set_before_every_receive(applet, vpcd, monkeypatch):
+    """vpcd writes length and payload separately; without QUICKACK each APDU waits ~40 ms for a delayed ACK."""
+    calls: list[str] = []
+    real = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: RecordingSocket(real(*a, **k), calls))
+    link = VpcdLink(applet, host="127.0.0.1", port=vpcd.port)
+    link.start()
+    try:
+        conn = vpcd.accept()
+        send(conn, b"\x04", split=True)
+        assert recv(conn) == ATR
+        assert ask(conn, SELECT)[-2:] == b"\x90\x00"
+    finally:
+        link.stop()
+    receives = [i for i, c in enumerate(calls) if c == "recv"]
+    assert len(receives) >= 4
+    assert all(i > 0 and calls[i - 1] == "quickack" for i in receives), calls
