@@ -48,6 +48,13 @@ def test_pcscd_stopped_then_restarted(pcscd, rsa_card, insert):
         with cond:
             assert cond.wait_for(lambda: events.count(EventKind.SERVICE_UP) >= 2, 10)
             assert cond.wait_for(lambda: events.count(EventKind.CARD_INSERTED) >= 2, 10)
+            # a client tracking sessions by insert/remove must see the card go before it comes back
+            second_insert = [i for i, kind in enumerate(events) if kind is EventKind.CARD_INSERTED][1]
+            first_insert = events.index(EventKind.CARD_INSERTED)
+            assert EventKind.CARD_REMOVED in events[first_insert:second_insert], events
+            assert EventKind.SERVICE_DOWN in events[first_insert:second_insert], events
+            removed = events.index(EventKind.CARD_REMOVED, first_insert)
+            assert removed < events.index(EventKind.SERVICE_DOWN, first_insert), events
         with pcscd.connect(READER0) as conn:
             session = PivSession(conn)
             session.select()
