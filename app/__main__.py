@@ -115,7 +115,9 @@ def _trust_store(settings: Settings):  # type: ignore[no-untyped-def]
 
     if settings.training:
         return TrainingCA.load_or_create(settings.paths.pki_dir).trust_store()
-    return TrustStore.from_pem_files(settings.trust_anchors, settings.trust_intermediates, settings.trust_crls)
+    # Live trust stores must prove a certificate is not revoked: no current CRL means not trusted.
+    return TrustStore.from_pem_files(settings.trust_anchors, settings.trust_intermediates, settings.trust_crls,
+                                     require_revocation=True)
 
 
 def _client(settings: Settings, stdout: TextIO) -> int:

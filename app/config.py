@@ -71,7 +71,8 @@ class Paths:
         # SPINEDESK_SITE_CONFIG (tests, packaging checks) is honoured only where no machine-wide file exists: on a
         # managed workstation a user cannot switch training back on or swap the trust anchors.
         machine = Path(dirs.site_config_dir) / SITE_CONFIG_NAME
-        site = Path(env["SPINEDESK_SITE_CONFIG"]) if env.get("SPINEDESK_SITE_CONFIG") and not machine.exists() else machine
+        override = env.get("SPINEDESK_SITE_CONFIG")
+        site = Path(override) if override and not machine.exists() else machine
         data = Path(env["SPINEDESK_DATA_DIR"]) if env.get("SPINEDESK_DATA_DIR") else Path(dirs.user_data_dir)
         return cls(Path(dirs.user_config_dir), data, Path(dirs.user_log_dir), site)
 

@@ -1,8 +1,9 @@
-"""Certificate validation: path building to a trust anchor, validity, revocation (CRLs) and key usage."""
+"""Certificate validation: path building to a trust anchor, RFC 5280 path checks, validity, revocation (CRLs,
+see :mod:`app.pki.revocation`) and key usage."""
 
 from __future__ import annotations
 
-import itertools
+import ipaddress
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -10,20 +11,33 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from app.errors import CertificateRejected, PkiError
+from app.pki.revocation import PARSE_ERRORS as _PARSE_ERRORS
+from app.pki.revocation import check_revocation
+from app.pki.revocation import ext as _ext
+from app.pki.revocation import label as _label
+from app.pki.revocation import weak_hash as _weak_hash
+from app.pki.revocation import when as _when
 
 RENEWAL_WINDOW_DAYS = 90
 _T = TypeVar("_T")
-_E = TypeVar("_E", bound=x509.ExtensionType)
 _MAX_PATH = 8  # certificates above the leaf; far more than any real hierarchy needs
-# What a broken certificate or extension raises when cryptography parses it lazily.
-_PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
-                 x509.UnsupportedGeneralNameType)
+# Extensions whose meaning validate() applies (certificatePolicies: any policy is acceptable and none is
+# required, so RFC 5280 policy processing can never reject a path that has no policyConstraints). A critical
+# extension outside this set (policyConstraints, policyMappings, inhibitAnyPolicy, anything unknown) makes the
+# certificate unacceptable, as RFC 5280 requires.
+_PROCESSED_EXTENSIONS = frozenset({
+    ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.NAME_CONSTRAINTS, ExtensionOID.CERTIFICATE_POLICIES,
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER, ExtensionOID.AUTHORITY_KEY_IDENTIFIER})
+_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 
 class Status(StrEnum):
@@ -63,26 +77,37 @@ class Verdict:
 
 @dataclass(frozen=True)
 class TrustStore:
-    """Trust anchors (roots), intermediates that may complete a path, and CRLs from any of them."""
+    """Trust anchors (roots), intermediates that may complete a path, and CRLs from any of them.
+
+    ``require_revocation``: when True, every certificate on a path below its anchor (the leaf and each
+    intermediate) must be cleared by a *usable* CRL from its issuer (authentic, in scope, not a delta CRL, with
+    a next update that has not passed and a last update no more than five minutes ahead); if its issuer has
+    none the verdict is UNTRUSTED_ISSUER, "revocation cannot be checked: no current CRL from <issuer>". When
+    False (the default, for training) such a certificate can still be TRUSTED and the verdict's detail says
+    revocation was not checked; a stale, never-expiring or future-dated CRL is UNTRUSTED_ISSUER either way.
+    """
 
     anchors: tuple[x509.Certificate, ...]
     intermediates: tuple[x509.Certificate, ...] = ()
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+    require_revocation: bool = False
 
     def __post_init__(self) -> None:
         for name in ("anchors", "intermediates", "crls"):  # accept lists, store tuples (hashable, immutable)
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "require_revocation", bool(self.require_revocation))
 
     @classmethod
     def from_pem_files(cls, anchors: Iterable[Path], intermediates: Iterable[Path] = (),
-                       crls: Iterable[Path] = ()) -> TrustStore:
+                       crls: Iterable[Path] = (), *, require_revocation: bool = False) -> TrustStore:
         """Load PEM files (several certificates per file allowed); PkiError names any unusable file."""
         roots = _load_all(anchors, x509.load_pem_x509_certificates, "PEM certificates")
         if not roots:
             raise PkiError("no trust anchor files were given, so no certificate could ever be trusted")
         return cls(tuple(roots), tuple(_load_all(intermediates, x509.load_pem_x509_certificates,
                                                  "PEM certificates")),
-                   tuple(_load_all(crls, lambda data: [_load_crl(data)], "a PEM or DER CRL")))
+                   tuple(_load_all(crls, lambda data: [_load_crl(data)], "a PEM or DER CRL")),
+                   require_revocation=require_revocation)
 
 
 def _load_crl(data: bytes) -> x509.CertificateRevocationList:
@@ -147,17 +172,24 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
     """Check ``cert`` as a login certificate against ``store`` at ``now`` (aware, else ValueError; default:
     the current time).
 
-    A path is built from the leaf through ``store.intermediates`` to one of ``store.anchors`` (issuer name and
-    signature must match; every issuer must be a CA within its path length and may sign certificates); a
-    certificate that is itself an anchor needs no path. Every certificate on the path must be within its
-    validity window. For each non-anchor certificate the CRL from its issuer (same name and key identifier)
-    is consulted: a CRL whose signature does not verify, or whose next update has passed ("CRL out of
-    date"), makes the verdict UNTRUSTED_ISSUER, because revocation can then not be decided; a listed serial
-    gives REVOKED. With no CRL for an issuer the certificate can still be TRUSTED, and ``detail`` says
-    revocation was not checked. The leaf needs key usage digitalSignature and, when
-    ``require_client_auth``, extended key usage clientAuth (else WRONG_USAGE). When several checks fail the
-    status follows MALFORMED, UNTRUSTED_ISSUER, REVOKED, EXPIRED / NOT_YET_VALID, WRONG_USAGE, and
-    ``detail`` leads with the deciding problem.
+    A path is built from the leaf through ``store.intermediates`` to one of ``store.anchors``; a certificate
+    that is itself an anchor needs no path. Each issuer on it (anchors included) must match the name, verify
+    the signature, be a CA within its path length that may sign certificates, have an acceptable key (RSA of
+    2048 bits or more, EC P-256 / P-384 / P-521), carry no critical extension we do not process, and its name
+    constraints must permit every name below it (subject DN, e-mail addresses in it, and subject alternative
+    names; a constrained name type we cannot evaluate fails closed). No signature below the anchor may use
+    SHA-1 or MD5. All of these give UNTRUSTED_ISSUER, as does a critical extension we do not process on the
+    leaf itself. Every certificate on the path must be within its validity window.
+
+    Revocation follows :mod:`app.pki.revocation`: REVOKED if any authentic, in-scope CRL from the issuer lists
+    a certificate on the path; UNTRUSTED_ISSUER if a CRL claiming to be from the issuer is not authentic, or
+    the only ones are stale, never expire or are dated in the future, or (``store.require_revocation``) none
+    can clear the certificate. Otherwise, with no usable CRL, ``detail`` says revocation was not checked.
+
+    The leaf needs key usage digitalSignature, when ``require_client_auth`` extended key usage clientAuth, and
+    an acceptable key (as above); else WRONG_USAGE. When several checks fail the status follows MALFORMED,
+    UNTRUSTED_ISSUER, REVOKED, EXPIRED / NOT_YET_VALID, WRONG_USAGE, and ``detail`` leads with the deciding
+    problem.
     """
     now = _aware_now(now)
     try:
@@ -178,9 +210,10 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
     path, why_not = _build_path(cert, store)
     if path is None:
         return verdict(Status.UNTRUSTED_ISSUER, why_not)
-    problems: list[tuple[Status, str]] = []
-    notes: list[str] = []
-    _check_revocation(path, store, now, problems, notes)
+    problems = [(Status.UNTRUSTED_ISSUER, f"the certificate {why}") for why in _critical_problems(cert)]
+    revocation = check_revocation(path, store.crls, now, require=store.require_revocation)
+    problems += [(Status.UNTRUSTED_ISSUER, why) for why in revocation.undecided]
+    problems += [(Status.REVOKED, why) for why in revocation.revoked]
     for i, c in enumerate(path):
         what = "the certificate" if i == 0 else f"the issuing certificate {_label(c)}"
         if now < c.not_valid_before_utc:
@@ -188,12 +221,14 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
         elif now > c.not_valid_after_utc:
             problems.append((Status.EXPIRED, f"{what} expired on {_when(c.not_valid_after_utc)}"))
     problems += [(Status.WRONG_USAGE, why) for why in _usage_problems(cert, require_client_auth)]
+    if weak := _key_problem(cert.public_key()):
+        problems.append((Status.WRONG_USAGE, f"the certificate's key is not acceptable: {weak}"))
     if problems:
         problems.sort(key=lambda p: _RANK[p[0]])  # stable: path order within a rank
         (status, lead), rest = problems[0], [d for _, d in problems[1:]]
         return verdict(status, lead + (f"; also: {'; '.join(rest)}" if rest else ""))
     chain = " <- ".join(_label(c) for c in path)
-    return verdict(Status.TRUSTED, "; ".join([f"trusted via {chain}", *notes]))
+    return verdict(Status.TRUSTED, "; ".join([f"trusted via {chain}", *revocation.notes]))
 
 
 def _aware_now(now: datetime | None) -> datetime:
@@ -218,7 +253,7 @@ def _build_path(leaf: x509.Certificate, store: TrustStore) -> tuple[tuple[x509.C
         for candidate in (*store.anchors, *store.intermediates):
             if candidate.subject != child.issuer or candidate in path:
                 continue
-            why = _issuer_problem(candidate, child, len(path) - 1)
+            why = _issuer_problem(candidate, path)
             if why:
                 problems.append(why)
             elif found := extend((*path, candidate)):
@@ -231,8 +266,15 @@ def _build_path(leaf: x509.Certificate, store: TrustStore) -> tuple[tuple[x509.C
     return path, "; ".join(dict.fromkeys(problems))  # de-duplicated, in order
 
 
-def _issuer_problem(issuer: x509.Certificate, child: x509.Certificate, cas_below: int) -> str | None:
-    """Why ``issuer`` cannot have issued ``child`` (``cas_below``: CA certificates between it and leaf)."""
+def _issuer_problem(issuer: x509.Certificate, below: tuple[x509.Certificate, ...]) -> str | None:
+    """Why ``issuer`` cannot have issued ``below[-1]`` on a path ``below`` (leaf first)."""
+    child, cas_below = below[-1], len(below) - 1
+    try:
+        weak = _weak_hash(child)
+    except _PARSE_ERRORS:
+        weak = None  # an algorithm cryptography does not know: the signature check below fails
+    if weak:
+        return f"the signature on {_label(child)} uses {weak}, which is no longer accepted"
     try:
         child.verify_directly_issued_by(issuer)
     except (InvalidSignature, *_PARSE_ERRORS):
@@ -240,6 +282,8 @@ def _issuer_problem(issuer: x509.Certificate, child: x509.Certificate, cas_below
     try:
         constraints = _ext(issuer, x509.BasicConstraints)
         usage = _ext(issuer, x509.KeyUsage)
+        critical = _critical_problems(issuer)
+        named = _name_constraint_problem(issuer, below)
     except _PARSE_ERRORS:
         return f"{_label(issuer)} has unreadable extensions"
     if constraints is None or not constraints.ca:
@@ -248,53 +292,138 @@ def _issuer_problem(issuer: x509.Certificate, child: x509.Certificate, cas_below
         return f"{_label(issuer)} allows only {constraints.path_length} CA(s) below it, not {cas_below}"
     if usage is not None and not usage.key_cert_sign:
         return f"{_label(issuer)} may not sign certificates (key usage)"
+    if weak_key := _key_problem(issuer.public_key()):
+        return f"{_label(issuer)} has a key that is not acceptable: {weak_key}"
+    if critical:
+        return f"{_label(issuer)} {critical[0]}"
+    return named
+
+
+def _critical_problems(cert: x509.Certificate) -> list[str]:
+    """RFC 5280: a certificate with a critical extension the relying party does not process is not accepted."""
+    return [f"has a critical extension this program does not process ({_ext_name(e)}), so it cannot be trusted"
+            for e in cert.extensions if e.critical and e.oid not in _PROCESSED_EXTENSIONS]
+
+
+def _ext_name(extension: x509.Extension) -> str:
+    if isinstance(extension.value, x509.UnrecognizedExtension):
+        return extension.oid.dotted_string
+    return f"{type(extension.value).__name__} {extension.oid.dotted_string}"
+
+
+def _key_problem(key: object) -> str | None:
+    if isinstance(key, rsa.RSAPublicKey):
+        return None if key.key_size >= 2048 else f"an RSA key of {key.key_size} bits (at least 2048 needed)"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return None if isinstance(key.curve, _CURVES) else (
+            f"an EC key on curve {key.curve.name} (only P-256, P-384 and P-521 are accepted)")
+    return f"a {type(key).__name__.lstrip('_')} (only RSA and EC keys are accepted)"
+
+
+# --- name constraints (RFC 5280 4.2.1.10) -------------------------------------------------------------------
+
+
+def _name_constraint_problem(ca: x509.Certificate, below: tuple[x509.Certificate, ...]) -> str | None:
+    """Why the name constraints of ``ca`` forbid a name in ``below`` (leaf first), or None."""
+    constraints = _ext(ca, x509.NameConstraints)
+    if constraints is None:
+        return None
+    for i, cert in enumerate(below):
+        if i and cert.issuer == cert.subject:
+            continue  # a self-issued CA certificate (re-key, name change) is exempt; the leaf never is
+        for kind, value in _names(cert):
+            if _forbidden(kind, value, constraints):
+                shown = value.rfc4514_string() if isinstance(value, x509.Name) else value
+                return (f"{_label(ca)} does not permit the name '{shown}' in {_label(cert)} "
+                        f"(name constraints on {kind.__name__})")
     return None
 
 
-def _check_revocation(path: tuple[x509.Certificate, ...], store: TrustStore, now: datetime,
-                      problems: list[tuple[Status, str]], notes: list[str]) -> None:
-    """Check each non-anchor certificate on ``path`` against its issuer's CRL, if the store has one."""
-    for child, issuer in itertools.pairwise(path):
-        crls = [crl for crl in store.crls if _crl_is_from(crl, issuer)]
-        if not crls:
-            notes.append(f"revocation of {_label(child)} not checked (no CRL from {_label(issuer)})")
-            continue
-        good = []
-        for crl in crls:
-            try:
-                valid = crl.is_signature_valid(issuer.public_key())
-            except _PARSE_ERRORS:
-                valid = False
-            if valid:
-                good.append(crl)
-            else:
-                problems.append((Status.UNTRUSTED_ISSUER, f"a CRL from {_label(issuer)} has a bad signature"))
-        if not good:
-            continue
-        crl = max(good, key=lambda c: c.last_update_utc)  # the newest authentic one decides
-        if crl.next_update_utc is not None and now > crl.next_update_utc:
-            problems.append((Status.UNTRUSTED_ISSUER, f"CRL out of date: the CRL from {_label(issuer)} "
-                             f"was due to be replaced on {_when(crl.next_update_utc)}"))
-        entry = crl.get_revoked_certificate_by_serial_number(child.serial_number)
-        if entry is not None:
-            what = "the certificate" if child is path[0] else f"the issuing certificate {_label(child)}"
-            problems.append((Status.REVOKED, f"{what} was revoked on {_when(entry.revocation_date_utc)} "
-                             f"(reason: {_reason(entry)})"))
-        else:
-            notes.append(f"{_label(child)} not on the CRL from {_label(issuer)} "
-                         f"issued {_when(crl.last_update_utc)}")
+def _names(cert: x509.Certificate) -> list[tuple[type, object]]:
+    names: list[tuple[type, object]] = [(x509.RFC822Name, str(a.value))
+                                        for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+    if cert.subject.rdns:
+        names.append((x509.DirectoryName, cert.subject))
+    if (san := _ext(cert, x509.SubjectAlternativeName)) is not None:
+        names += [(type(name), getattr(name, "value", name)) for name in san]
+    return names
 
 
-def _crl_is_from(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    """Same issuer name and, when both carry one, the same key identifier (a re-keyed CA keeps its name)."""
-    if crl.issuer != issuer.subject:
-        return False
+def _forbidden(kind: type, value: object, constraints: x509.NameConstraints) -> bool:
+    permitted = [s.value for s in constraints.permitted_subtrees or () if type(s) is kind]
+    excluded = [s.value for s in constraints.excluded_subtrees or () if type(s) is kind]
+    if not permitted and not excluded:
+        return False  # no constraint on names of this type
+    within = _WITHIN.get(kind)
+    if within is None:
+        return True  # constrained, but a type we cannot evaluate: fail closed
+
+    def matches(base: object) -> bool | None:
+        try:
+            return within(value, base)
+        except (ValueError, TypeError, AttributeError):
+            return None
+
+    results = [matches(base) for base in permitted], [matches(base) for base in excluded]
+    if None in results[0] or None in results[1]:
+        return True  # e.g. a URI without a host name when URIs are constrained: RFC 5280 says reject
+    return (bool(permitted) and not any(results[0])) or any(results[1])
+
+
+def _dn_key(name: x509.Name) -> list[list[tuple[str, str]]]:
+    """A comparable form of ``name``: case folded, inner spaces collapsed (close to RFC 4518 caseIgnoreMatch)."""
+    return [sorted((a.oid.dotted_string, " ".join(str(a.value).casefold().split())) for a in rdn)
+            for rdn in name.rdns]
+
+
+def _dn_within(name: x509.Name, base: x509.Name) -> bool:
+    prefix = _dn_key(base)
+    return _dn_key(name)[:len(prefix)] == prefix
+
+
+def _dns_within(host: str, base: str) -> bool:
+    host, base = host.casefold().rstrip("."), base.casefold().rstrip(".")
+    if base.startswith("."):
+        return host.endswith(base)
+    return not base or host == base or host.endswith("." + base)
+
+
+def _uri_within(uri: str, base: str) -> bool | None:
+    host = urlsplit(uri).hostname
+    if not host or _is_ip(host):
+        return None
+    host, base = host.rstrip("."), base.casefold()
+    return host.endswith(base) if base.startswith(".") else host == base
+
+
+def _email_within(address: str, base: str) -> bool | None:
+    address, base = address.casefold(), base.casefold()
+    if "@" not in address:
+        return None
+    if "@" in base:
+        return address == base
+    domain = address.rpartition("@")[2]
+    return domain.endswith(base) if base.startswith(".") else domain == base
+
+
+def _is_ip(host: str) -> bool:
     try:
-        aki = _ext(crl, x509.AuthorityKeyIdentifier)
-        ski = _ext(issuer, x509.SubjectKeyIdentifier)
-    except _PARSE_ERRORS:
-        return True  # claims to be from this issuer; the signature check decides
-    return aki is None or aki.key_identifier is None or ski is None or aki.key_identifier == ski.digest
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ip_within(address: object, base: object) -> bool:
+    if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address) or not isinstance(
+            base, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise TypeError("not an address and a network")
+    return address.version == base.version and address in base
+
+
+_WITHIN: dict[type, Callable[..., bool | None]] = {
+    x509.DirectoryName: _dn_within, x509.DNSName: _dns_within, x509.UniformResourceIdentifier: _uri_within,
+    x509.RFC822Name: _email_within, x509.IPAddress: _ip_within}
 
 
 def _usage_problems(cert: x509.Certificate, require_client_auth: bool) -> list[str]:
@@ -310,26 +439,3 @@ def _usage_problems(cert: x509.Certificate, require_client_auth: bool) -> list[s
         if eku is None or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
             problems.append("the certificate is not allowed for client authentication (extended key usage)")
     return problems
-
-
-def _ext(holder: x509.Certificate | x509.CertificateRevocationList, kind: type[_E]) -> _E | None:
-    try:
-        return holder.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _reason(entry: x509.RevokedCertificate) -> str:
-    try:
-        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-    except (x509.ExtensionNotFound, *_PARSE_ERRORS):
-        return "unspecified"
-
-
-def _label(cert: x509.Certificate) -> str:
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"'{names[0].value if names else cert.subject.rfc4514_string()}'"
-
-
-def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"

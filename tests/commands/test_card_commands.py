@@ -70,8 +70,7 @@ def test_card_text_cannot_drive_the_terminal():
 def test_a_card_file_is_served_by_one_process_at_a_time(tmp_path):
     path = tmp_path / "card.json"
     path.write_text("{}")
-    with exclusive_use(path):
-        with pytest.raises(CardFileError, match="already inserted"), exclusive_use(path):
-            pass
+    with exclusive_use(path), pytest.raises(CardFileError, match="already inserted"), exclusive_use(path):
+        pass
     with exclusive_use(path):  # released again
         pass
