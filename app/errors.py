@@ -125,6 +125,36 @@ class CertificateRejected(PkiError):
         self.detail = detail
 
 
+# --- the Spine service, seen from the client -----------------------------------------------------------------
+
+
+class ServiceError(AppError):
+    """Talking to the Spine service failed."""
+
+
+class ServiceUnreachable(ServiceError):
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"{url}: {detail}")
+        self.url = url
+        self.detail = detail
+
+
+class ServiceRejected(ServiceError):
+    """The service answered with an error (an OperationOutcome or an auth refusal)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class NoRoleAvailable(ServiceError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 # --- user text ----------------------------------------------------------------------------------------------
 
 _SMARTCARD_HELP = "If the problem continues, contact your registration authority or IT service desk."
@@ -188,6 +218,17 @@ def user_text(error: BaseException) -> str:
         case CertificateRejected(status=status, detail=detail):
             text = _CERT_TEXT.get(status, f"Your smartcard's certificate was rejected ({status}).")
             return f"{text} ({detail})" if detail else text
+        case ServiceUnreachable(url=url, detail=detail):
+            return (f"The Spine service at {url} cannot be reached ({detail}). Check the network cable or "
+                    "Wi-Fi, then try again; if it keeps happening, tell your IT service desk.")
+        case ServiceRejected(status=401, message=message):
+            return f"The Spine service did not accept your login: {message}."
+        case ServiceRejected(status=403, message=message):
+            return f"The Spine service refused this: {message}. If you need this access, ask your sponsor."
+        case ServiceRejected(status=status, code=code, message=message):
+            return f"The Spine service could not do this ({status} {code}): {message}."
+        case NoRoleAvailable(detail=detail):
+            return f"You cannot work here yet: {detail}. Ask your registration authority to assign you a role."
         case ConfigError(path=path, problem=problem):
             return f"The configuration file {path} is not valid: {problem}. Ask IT to correct it."
         case AppError():

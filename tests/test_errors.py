@@ -24,6 +24,11 @@ CASES = [
     (e.CertificateRejected("revoked", "serial 5"), "serial 5"),
     (e.CertificateRejected("untrusted_issuer"), "not issued by an authority"),
     (e.ConfigError("/etc/x.toml", "bad url"), "/etc/x.toml"),
+    (e.ServiceUnreachable("https://spine.test", "connection refused"), "cannot be reached"),
+    (e.ServiceRejected(401, "unknown-card", "this smartcard is not registered"), "did not accept your login"),
+    (e.ServiceRejected(403, "ACCESS_DENIED", "no access"), "ask your sponsor"),
+    (e.ServiceRejected(409, "RESOURCE_VERSION_MISMATCH", "stale"), "409"),
+    (e.NoRoleAvailable("no role profiles on this card's user"), "assign you a role"),
     (OSError(13, "Permission denied"), "permissions"),
     (RuntimeError("boom"), "IT service desk"),
 ]
@@ -40,6 +45,6 @@ def test_every_error_class_has_specific_text():
     generic = e.user_text(e.AppError("generic thing"))
     classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.AppError)]
     covered = {type(err) for err, _ in CASES}
-    abstract = {e.AppError, e.CardError, e.PkiError}
+    abstract = {e.AppError, e.CardError, e.PkiError, e.ServiceError}
     assert set(classes) - abstract <= covered, set(classes) - abstract - covered
     assert generic == "generic thing."

@@ -1,0 +1,102 @@
+"""What every route shares: authentication, header rules, RBAC, idempotency and the audit trail.
+
+Order for a patient-data request: bearer token (401) → X-Request-ID present and a UUID (400) → the caller's
+role (``NHSD-Session-URID``) holds an activity the operation needs (403, deny by default) → replay of a
+state-changing request already answered under the same X-Request-ID → the handler → the audit record,
+committed before the response leaves (a failed audit write fails the request: no unaudited data leaves).
+GETs are safe and are evaluated afresh on a repeated X-Request-ID (and audited again: data was read again).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.service.domain.auth import AuthError, AuthService, Principal
+from app.service.domain.rbac import RoleTable
+from app.service.fhir.outcome import FhirError, invalid_value, missing_value
+from app.service.http import Request, Response
+from app.service.store import AuditEntry, AuditWriter, Store
+from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
+
+log = logging.getLogger(__name__)
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+ECHOED = (HEADER_REQUEST_ID, HEADER_CORRELATION_ID)
+
+
+@dataclass(frozen=True)
+class Call:
+    """An authorised request: who, in which role, under which request id."""
+
+    principal: Principal
+    request_id: str
+    request: Request
+
+
+def access_denied(error: AuthError) -> FhirError:
+    return FhirError("ACCESS_DENIED", error.message, status=error.status)
+
+
+class ServiceContext:
+    def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
+                 base_url: str = "", clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.auth = auth
+        self.roles = roles
+        self.audit_writer = audit
+        self.base_url = base_url.rstrip("/")
+        self.now = clock or (lambda: datetime.now(UTC))
+
+    def request_id(self, request: Request) -> str:
+        value = request.header(HEADER_REQUEST_ID)
+        if value is None or value == "":
+            raise missing_value(HEADER_REQUEST_ID)
+        if not UUID_RE.match(value):
+            raise invalid_value(HEADER_REQUEST_ID, value, where="header")
+        return value.lower()
+
+    def authorise(self, request: Request, operation: str, *, nhs_number: str | None = None) -> Call:
+        """Authenticate, check headers and the role; a denial for a known user is audited too."""
+        try:
+            principal = self.auth.authenticate(request.header("authorization"), request.header(HEADER_URID))
+        except AuthError as exc:
+            raise access_denied(exc) from exc
+        request_id = self.request_id(request)
+        if not self.roles.allowed(operation, principal.role.activity_codes):
+            self.audit(Call(principal, request_id, request), operation, nhs_number, "403",
+                       {"reason": "role lacks the activity"})
+            raise FhirError("ACCESS_DENIED", f"the role {principal.role.role_name} ({principal.role.id}) may not "
+                            f"perform {operation}", status=403)
+        return Call(principal, request_id, request)
+
+    def audit(self, call: Call, action: str, nhs_number: str | None, outcome: str,
+              details: dict[str, object] | None = None) -> None:
+        role = call.principal.role
+        self.audit_writer.append(AuditEntry(
+            user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
+            nhs_number=nhs_number, request_id=call.request_id, outcome=outcome, details=dict(details or {})))
+
+    def replay(self, call: Call) -> Response | None:
+        stored = self.store.recall(call.request_id, call.principal.user.id)
+        if stored is None:
+            return None
+        if (stored.method, stored.path) != (call.request.method, call.request.path):
+            raise invalid_value(HEADER_REQUEST_ID, call.request_id, where="header")
+        return Response(stored.status, stored.body, list(stored.headers))
+
+    def remember(self, call: Call, response: Response) -> Response:
+        stored = self.store.remember(call.request_id, call.principal.user.id, call.request.method,
+                                     call.request.path, response.status, response.headers, response.body)
+        return Response(stored.status, stored.body, list(stored.headers))
+
+
+def echo_headers(request: Request, response: Response) -> Response:
+    present = {k.lower() for k, _ in response.headers}
+    for name in ECHOED:
+        value = request.header(name)
+        if value is not None and name.lower() not in present and len(value) <= 200 and value.isprintable():
+            response.headers.append((name, value))
+    return response

@@ -1,0 +1,1 @@
+"""The service rules: RBAC, PDS search/patch/restriction, versioning, audit."""

@@ -1,0 +1,1 @@
+"""FHIR R4 serialisation and OperationOutcome errors per service."""

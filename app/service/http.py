@@ -1,0 +1,123 @@
+"""The service's HTTP core: plain request/response values, a small router and the one ASGI adapter.
+
+Handlers are ordinary synchronous functions ``(Request) -> Response`` (the store is synchronous); the ASGI
+adapter runs them on a bounded thread pool so the event loop never blocks. Nothing else here knows about ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes = b""
+    params: Mapping[str, str] = field(default_factory=dict)  # from the route pattern
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(cls, status: int, doc: Any, *, content_type: str = FHIR_JSON,
+             headers: list[tuple[str, str]] | None = None) -> Response:
+        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return cls(status, body, [("content-type", content_type), *(headers or [])])
+
+
+Handler = Callable[[Request], Response]
+
+
+class Router:
+    """Method + path pattern (``{name}`` segments) → handler. Unknown path 404, wrong method 405."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{")
+                                        .replace(r"\}", "}")) + "$")
+        for existing, methods in self._routes:
+            if existing.pattern == regex.pattern:
+                methods[method] = handler
+                return
+        self._routes.append((regex, {method: handler}))
+
+    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
+        for regex, methods in self._routes:
+            m = regex.match(path)
+            if m:
+                return methods.get(method), {k: unquote(v) for k, v in m.groupdict().items()}, sorted(methods)
+        return None, {}, []
+
+
+def asgi_app(dispatch: Callable[[Request], Response], *, threads: int = 32,
+             on_shutdown: Callable[[], None] | None = None) -> Callable[..., Any]:
+    """An ASGI 3 application around ``dispatch``."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="service")
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if on_shutdown:
+                        await asyncio.get_running_loop().run_in_executor(None, on_shutdown)
+                    pool.shutdown(wait=False)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body, too_big = bytearray(), False
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                too_big = True
+            if not message.get("more_body"):
+                break
+        request = Request(
+            method=scope["method"], path=scope["path"],
+            query=parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
+            body=b"" if too_big else bytes(body))
+        if too_big:
+            response = Response.json(413, {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "too-long", "diagnostics": f"request body over {MAX_BODY} bytes"}]})
+        else:
+            response = await asyncio.get_running_loop().run_in_executor(pool, dispatch, request)
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
+        await send({"type": "http.response.body", "body": response.body})
+
+    return app

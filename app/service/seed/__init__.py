@@ -1,0 +1,1 @@
+"""Deterministic synthetic data for training and benchmarks."""

@@ -1,0 +1,105 @@
+"""The audit hash chain: canonical encoding, chaining and verification. Pure: no database here.
+
+``hash = SHA-256(canonical(record fields, seq, prev_hash))`` where canonical is compact JSON with sorted keys,
+UTF-8, and ``at`` written as UTC with microseconds (``2024-05-01T09:30:00.000000Z``). ``seq`` is inside the
+hash, so moving a record to another position breaks it; ``prev_hash`` links each record to the one before, so
+a deletion or reordering breaks the next link; the chain head (last seq and hash, kept in the same transaction)
+catches deletion of the newest records. The genesis ``prev_hash`` is 64 zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .base import AuditEntry, AuditVerification
+from .rows import AuditRecord
+
+GENESIS = "0" * 64
+
+
+def format_at(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compute_hash(*, seq: int, at: datetime, user_id: str, role_profile_id: str, org: str, action: str,
+                 nhs_number: str | None, request_id: str, outcome: str, details: dict[str, Any],
+                 prev_hash: str) -> str:
+    """``details`` as decoded from its canonical JSON (so that keys are strings, as when verifying)."""
+    doc = {
+        "seq": seq, "at": format_at(at), "user_id": user_id, "role_profile_id": role_profile_id, "org": org,
+        "action": action, "nhs_number": nhs_number, "request_id": request_id, "outcome": outcome,
+        "details": details, "prev_hash": prev_hash,
+    }
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def chain(entries: Sequence[tuple[AuditEntry, str]], last_seq: int, last_hash: str, now: datetime
+          ) -> list[tuple[AuditRecord, str]]:
+    """Give each ``(entry, canonical_details(entry.details))`` the next seq and link it; returns each record with
+    its details JSON. Called with the chain head locked, inside the transaction that inserts the records and
+    moves the head."""
+    out: list[tuple[AuditRecord, str]] = []
+    seq, prev = last_seq, last_hash
+    for e, details_json in entries:
+        seq += 1
+        at = (e.at or now).astimezone(UTC)
+        details = json.loads(details_json)
+        h = compute_hash(seq=seq, at=at, user_id=e.user_id, role_profile_id=e.role_profile_id, org=e.org,
+                         action=e.action, nhs_number=e.nhs_number, request_id=e.request_id, outcome=e.outcome,
+                         details=details, prev_hash=prev)
+        record = AuditRecord(seq=seq, at=at, user_id=e.user_id, role_profile_id=e.role_profile_id, org=e.org,
+                             action=e.action, nhs_number=e.nhs_number, request_id=e.request_id,
+                             outcome=e.outcome, prev_hash=prev, hash=h, details=details)
+        out.append((record, details_json))
+        prev = h
+    return out
+
+
+def verify(rows: Iterable[tuple[int, datetime | str, str, str, str, str, str | None, str, str, str, str, str]],
+           head_seq: int, head_hash: str) -> AuditVerification:
+    """Check rows ``(seq, at, user_id, role_profile_id, org, action, nhs_number, request_id, outcome,
+    details_json, prev_hash, hash)`` in seq order against each other and against the chain head.
+
+    ``at`` may be a datetime or its stored ISO text (SQLite)."""
+    expected_seq, prev, checked = 1, GENESIS, 0
+    for (seq, at, user_id, role, org, action, nhs, request_id, outcome, details_json, prev_hash, stored) in rows:
+        if seq > head_seq:
+            break
+        if seq != expected_seq:
+            if seq > expected_seq:
+                missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
+                return AuditVerification(False, checked, expected_seq,
+                                         f"record {missing} missing (next is {seq})")
+            return AuditVerification(False, checked, seq, f"record {seq} out of order (expected {expected_seq})")
+        if prev_hash != prev:
+            return AuditVerification(False, checked, seq,
+                                     f"record {seq} does not link to record {seq - 1} (prev_hash differs)")
+        try:
+            when = datetime.fromisoformat(at) if isinstance(at, str) else at
+            actual = compute_hash(seq=seq, at=when, user_id=user_id, role_profile_id=role, org=org, action=action,
+                                  nhs_number=nhs, request_id=request_id, outcome=outcome,
+                                  details=json.loads(details_json), prev_hash=prev_hash)
+        except (ValueError, TypeError) as exc:
+            return AuditVerification(False, checked, seq, f"record {seq} cannot be decoded ({exc})")
+        if actual != stored:
+            return AuditVerification(False, checked, seq, f"record {seq} was altered (hash differs)")
+        checked += 1
+        prev = stored
+        expected_seq += 1
+    if expected_seq - 1 != head_seq:
+        return AuditVerification(False, checked, expected_seq,
+                                 f"records {expected_seq}-{head_seq} missing (the chain head is at {head_seq})")
+    if prev != head_hash:
+        return AuditVerification(False, checked, head_seq, f"record {head_seq} differs from the chain head")
+    return AuditVerification(True, checked, None, f"{checked} records verified")

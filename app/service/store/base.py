@@ -1,0 +1,255 @@
+"""The one storage interface the service layer uses, and the small records it exchanges besides ``rows.py``.
+
+Everything that several service processes must share lives in the database behind this interface: patients,
+users and role profiles, login challenges, sessions, idempotency records and the audit chain. Two
+implementations exist (``SQLiteStore``, ``PostgresStore``); ``open_store(url)`` picks one. Every method is
+thread-safe; every write is one database transaction. Times are timezone-aware UTC ``datetime``s; a ``now``
+argument (tests) defaults to the current time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .rows import AuditRecord, PatientRow, SearchFilter
+
+
+@dataclass(frozen=True, slots=True)
+class RoleProfile:
+    """A user's role at an organisation; ``id`` is the URID sent as ``NHSD-Session-URID``."""
+
+    id: str
+    user_id: str
+    org_ods: str
+    org_name: str
+    role_code: str  # e.g. "S8000:G8000:R8001"
+    role_name: str
+    activity_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    active: bool = True
+    card_uuids: tuple[str, ...] = ()  # lower case
+    cert_fingerprints: tuple[str, ...] = ()  # lower-case hex, no colons (SHA-256 of the DER certificate)
+    role_profiles: tuple[RoleProfile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    nonce: str
+    cert_fingerprint: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token_hash: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The response first sent for an ``X-Request-ID`` (per user), replayed for any repeat of that request."""
+
+    request_id: str
+    user_id: str
+    method: str
+    path: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What a caller knows about one access; the store adds ``seq``, ``prev_hash`` and ``hash`` (and ``at``)."""
+
+    user_id: str
+    role_profile_id: str
+    org: str
+    action: str
+    nhs_number: str | None
+    request_id: str
+    outcome: str
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # None: the time the record is written, taken under the chain lock
+
+
+class AuditVerification(NamedTuple):
+    """Result of walking the audit chain; unpacks as ``ok, checked, first_bad_seq, reason``."""
+
+    ok: bool
+    checked: int
+    first_bad_seq: int | None
+    reason: str
+
+
+class Store(ABC):
+    """Storage for the Spine service layer. See the module docstring for the common rules."""
+
+    # --- patients -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_patient(self, nhs_number: str) -> PatientRow | None:
+        """The stored row, superseded or invalidated ones included (the domain decides what they mean)."""
+
+    @abstractmethod
+    def put_patients(self, rows: Iterable[PatientRow]) -> int:
+        """Insert or replace rows in bulk (seeding); returns how many were written. Streams large iterables."""
+
+    @abstractmethod
+    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow) -> PatientRow:
+        """Compare-and-swap: store ``row`` iff the stored version is ``expected_version``.
+
+        ``row.version`` must be ``expected_version + 1`` (the domain bumps ``meta.versionId`` with it).
+        Raises ``VersionConflict`` (stale) or ``NotFound``.
+        """
+
+    @abstractmethod
+    def search(self, f: SearchFilter) -> list[PatientRow]:
+        """Pre-filtered candidates, at most ``f.limit``, in NHS-number order (the domain scores and ranks).
+
+        Superseded and invalidated records never appear; restricted ones never when ``postcode`` or ``gp_ods``
+        is set. Without ``fuzzy``: ``family`` (exact) / ``family_prefix``; with ``fuzzy``: the phonetic keys
+        instead of those two. When more than ``limit`` rows match, which ``limit`` come back is unspecified: ask
+        for one more than you can show to detect "too many matches".
+        """
+
+    @abstractmethod
+    def related_persons(self, nhs_number: str) -> list[dict[str, Any]]:
+        """The patient's FHIR RelatedPerson resources, in the order they were put.
+
+        Kept in their own table, not inside the Patient resource: they are separate FHIR resources with their own
+        ids, the stored Patient stays exactly the Patient, and changing them does not bump the Patient's version.
+        """
+
+    @abstractmethod
+    def put_related_persons(self, items: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> int:
+        """For each ``(nhs_number, resources)``, replace that patient's related persons; returns patients done."""
+
+    # --- users and role profiles ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_user(self, user_id: str, name: str, *, card_uuids: Iterable[str] = (),
+                 cert_fingerprints: Iterable[str] = ()) -> User:
+        """Raises ``AlreadyExists`` for a used id, card UUID or fingerprint."""
+
+    @abstractmethod
+    def add_credentials(self, user_id: str, *, card_uuids: Iterable[str] = (),
+                        cert_fingerprints: Iterable[str] = ()) -> User:
+        """Link more cards/certificates to an existing user (``NotFound``, ``AlreadyExists``)."""
+
+    @abstractmethod
+    def get_user(self, user_id: str) -> User | None: ...
+
+    @abstractmethod
+    def list_users(self, *, include_inactive: bool = True) -> list[User]: ...
+
+    @abstractmethod
+    def deactivate_user(self, user_id: str) -> User:
+        """Mark the user inactive and revoke all their sessions, atomically (``NotFound``)."""
+
+    @abstractmethod
+    def user_by_card_uuid(self, card_uuid: str) -> User | None: ...
+
+    @abstractmethod
+    def user_by_cert_fingerprint(self, fingerprint: str) -> User | None: ...
+
+    @abstractmethod
+    def add_role_profile(self, profile: RoleProfile) -> RoleProfile:
+        """``NotFound`` if the user does not exist, ``AlreadyExists`` if the URID is taken."""
+
+    @abstractmethod
+    def remove_role_profile(self, profile_id: str) -> None:
+        """``NotFound`` if there is no such role profile."""
+
+    @abstractmethod
+    def get_role_profile(self, profile_id: str) -> RoleProfile | None: ...
+
+    # --- login challenges and sessions ----------------------------------------------------------------------
+
+    @abstractmethod
+    def create_challenge(self, nonce: str, cert_fingerprint: str, user_id: str, expires_at: datetime,
+                         *, now: datetime | None = None) -> Challenge: ...
+
+    @abstractmethod
+    def consume_challenge(self, nonce: str, *, now: datetime | None = None) -> Challenge | None:
+        """Delete and return the challenge; None if unknown, already consumed or expired. Exactly one racer wins."""
+
+    @abstractmethod
+    def create_session(self, token_hash: str, user_id: str, expires_at: datetime,
+                       *, now: datetime | None = None) -> Session: ...
+
+    @abstractmethod
+    def get_session(self, token_hash: str, *, now: datetime | None = None) -> Session | None:
+        """None if unknown, revoked or expired."""
+
+    @abstractmethod
+    def revoke_session(self, token_hash: str) -> bool:
+        """True if a session was revoked."""
+
+    @abstractmethod
+    def revoke_all_sessions_for_user(self, user_id: str) -> int: ...
+
+    # --- request-id idempotency -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def remember(self, request_id: str, user_id: str, method: str, path: str, status: int,
+                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None
+                 ) -> StoredResponse:
+        """Insert-or-get: store this response unless one is already stored for ``(request_id, user_id)``, and
+        return whichever is stored. When two processes race, both get the first one committed: send that."""
+
+    @abstractmethod
+    def recall(self, request_id: str, user_id: str) -> StoredResponse | None: ...
+
+    # --- audit ----------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        """Chain and commit one record; it is durable when this returns."""
+
+    @abstractmethod
+    def append_audit_many(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Chain and commit a batch in ONE transaction (group commit); all durable when this returns."""
+
+    @abstractmethod
+    def verify_audit(self) -> AuditVerification:
+        """Walk the chain from seq 1 to the chain head and recompute every hash."""
+
+    @abstractmethod
+    def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None, action: str | None = None,
+                    limit: int = 100) -> list[AuditRecord]:
+        """Newest first; ``since`` inclusive, ``until`` exclusive."""
+
+    # --- housekeeping ---------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400) -> int:
+        """Delete expired challenges and sessions and idempotency records older than the TTL; returns rows."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection; the store cannot be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

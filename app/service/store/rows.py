@@ -1,0 +1,73 @@
+"""Typed rows exchanged between the service's domain and its storage (both SQLite and PostgreSQL).
+
+The domain builds rows (``app.service.domain``); the store persists and indexes them; neither knows the other's
+internals. Search columns are normalised by the domain so that both stores compare plain strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRow:
+    """One PDS patient: the full (unrestricted) FHIR Patient JSON plus the columns search uses."""
+
+    nhs_number: str  # 10 digits, modulus-11 valid
+    version: int  # meta.versionId, ETag W/"n"
+    resource: dict[str, Any]  # the FHIR R4 Patient as stored (never stripped; stripping happens on the way out)
+    family: str  # upper-case ASCII, accents folded, no punctuation ("O'NEILL" -> "ONEILL")
+    given: str  # first given name, same normalisation
+    family_phonetic: str  # phonetic key of family (domain's choice of algorithm), for fuzzy search
+    given_phonetic: str
+    birth_date: date | None
+    gender: str  # "male" | "female" | "other" | "unknown"
+    postcode: str | None  # upper-case, no spaces ("LS1 6AE" -> "LS16AE")
+    gp_ods: str | None  # ODS code of the registered GP practice
+    restricted: bool  # meta.security R: never found by postcode or GP, details stripped on output
+    deceased: bool
+    superseded_by: str | None = None  # merged into another NHS number
+    invalidated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """What a store must pre-filter on; the domain scores and ranks what comes back.
+
+    Empty fields do not filter. ``family_prefix`` is a normalised prefix (wildcard searches), ``family`` an exact
+    normalised value; with ``fuzzy`` the store matches on the phonetic keys instead. Restricted patients are
+    excluded by the store whenever ``postcode`` or ``gp_ods`` is set. Superseded and invalidated records are
+    never returned by search.
+    """
+
+    family: str | None = None
+    family_prefix: str | None = None
+    family_phonetic: str | None = None
+    given_phonetic: str | None = None
+    birth_date_from: date | None = None
+    birth_date_to: date | None = None
+    gender: str | None = None
+    postcode: str | None = None
+    gp_ods: str | None = None
+    fuzzy: bool = False
+    limit: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One access to patient data. ``prev_hash``/``hash`` chain every record to the one before it."""
+
+    seq: int
+    at: datetime
+    user_id: str
+    role_profile_id: str
+    org: str
+    action: str  # e.g. "pds.read", "pds.search", "pds.patch"
+    nhs_number: str | None
+    request_id: str
+    outcome: str  # HTTP status as text, or a short code
+    prev_hash: str
+    hash: str
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,85 @@
+"""Plumbing shared by both SQL stores: the dialect hooks and small helpers.
+
+Queries are written with ``?`` placeholders; the PostgreSQL cursor wrapper turns them into ``%s``. ``_write()``
+is one transaction that serialises with every other writer where it must (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: row locks taken by the statements themselves, e.g. ``SELECT … FOR UPDATE`` on the audit head).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+from .base import Store
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def norm_fingerprint(fp: str) -> str:
+    return fp.replace(":", "").strip().lower()
+
+
+def norm_uuid(card_uuid: str) -> str:
+    return card_uuid.strip().lower()
+
+
+def aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"store times must be timezone-aware (got naive {value.isoformat()})")
+    return value
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqlBase(Store):
+    """Dialect hooks. Implemented by ``SQLiteStore`` and ``PostgresStore``."""
+
+    url: str
+    _for_update = ""  # PostgreSQL: " FOR UPDATE"
+    _explain_prefix = "EXPLAIN "
+    _integrity_errors: tuple[type[BaseException], ...] = ()
+
+    # --- dialect hooks --------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _read(self, *, tx: bool = False) -> AbstractContextManager[Any]:
+        """A cursor in autocommit (each statement its own snapshot), or in one read transaction with ``tx``."""
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Any]:
+        """A cursor inside one write transaction: commit on exit, roll back on an exception."""
+
+    @abstractmethod
+    def _enc_ts(self, value: datetime) -> Any: ...
+
+    @abstractmethod
+    def _dec_ts(self, value: Any) -> datetime: ...
+
+    @abstractmethod
+    def _enc_date(self, value: date | None) -> Any: ...
+
+    @abstractmethod
+    def _dec_date(self, value: Any) -> date | None: ...
+
+    @abstractmethod
+    def _enc_json(self, value: Any) -> Any: ...
+
+    @abstractmethod
+    def _dec_json(self, value: Any) -> Any: ...

@@ -1,0 +1,251 @@
+"""The SQL both stores share: patients, idempotency, audit and housekeeping (users and sessions are in
+``sql_identity.py``, the dialect hooks in ``sqlbase.py``)."""
+
+# SQL text here is assembled only from this package's constants; every value is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import audit_chain
+from .base import AuditEntry, AuditVerification, StoredResponse
+from .errors import NotFound, VersionConflict
+from .rows import AuditRecord, PatientRow, SearchFilter
+from .sql_identity import IdentitySql
+from .sqlbase import chunks, dumps, utcnow
+
+# Search indexes are partial: only records a search may return. Queries repeat these predicates verbatim so
+# that both planners can match them against the index definitions.
+ACTIVE = "superseded_by IS NULL AND invalidated = FALSE"
+OPEN = f"{ACTIVE} AND restricted = FALSE"
+
+PATIENT_COLS = ("nhs_number", "version", "resource", "family", "given", "family_phonetic", "given_phonetic",
+                "birth_date", "gender", "postcode", "gp_ods", "restricted", "deceased", "superseded_by",
+                "invalidated")
+PCOLS = ", ".join(PATIENT_COLS)
+PVALUES = ", ".join("?" for _ in PATIENT_COLS)
+UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLS[1:])
+_UPDATE_SET = ", ".join(f"{c} = ?" for c in PATIENT_COLS[1:])
+AUDIT_COLS = ("seq, at, user_id, role_profile_id, org, action, nhs_number, request_id, outcome, details, "
+              "prev_hash, hash")
+_AUDIT_VALUES = ", ".join("?" for _ in range(12))
+_RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, created_at"
+VERIFY_PAGE = 5000
+
+
+class SqlStore(IdentitySql):
+    """The shared implementation of ``Store``. Subclasses: ``SQLiteStore``, ``PostgresStore``."""
+
+    # --- patients -------------------------------------------------------------------------------------------
+
+    def patient_params(self, r: PatientRow) -> tuple[Any, ...]:
+        return (r.nhs_number, r.version, self._enc_json(r.resource), r.family, r.given, r.family_phonetic,
+                r.given_phonetic, self._enc_date(r.birth_date), r.gender, r.postcode, r.gp_ods,
+                bool(r.restricted), bool(r.deceased), r.superseded_by, bool(r.invalidated))
+
+    def _patient(self, t: Sequence[Any]) -> PatientRow:
+        return PatientRow(nhs_number=t[0], version=int(t[1]), resource=self._dec_json(t[2]), family=t[3],
+                          given=t[4], family_phonetic=t[5], given_phonetic=t[6], birth_date=self._dec_date(t[7]),
+                          gender=t[8], postcode=t[9], gp_ods=t[10], restricted=bool(t[11]), deceased=bool(t[12]),
+                          superseded_by=t[13], invalidated=bool(t[14]))
+
+    def get_patient(self, nhs_number: str) -> PatientRow | None:
+        with self._read() as cur:
+            cur.execute(f"SELECT {PCOLS} FROM patients WHERE nhs_number = ?", (nhs_number,))
+            row = cur.fetchone()
+        return self._patient(row) if row else None
+
+    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow) -> PatientRow:
+        if row.nhs_number != nhs_number:
+            raise ValueError(f"row is for {row.nhs_number}, not {nhs_number}")
+        if row.version != expected_version + 1:
+            raise ValueError(f"row.version must be expected_version + 1 ({expected_version + 1}), not {row.version}")
+        params = self.patient_params(row)[1:]
+        with self._write() as cur:
+            cur.execute(f"UPDATE patients SET {_UPDATE_SET} WHERE nhs_number = ? AND version = ?",
+                        (*params, nhs_number, expected_version))
+            if cur.rowcount == 1:
+                return row
+            cur.execute("SELECT version FROM patients WHERE nhs_number = ?", (nhs_number,))
+            current = cur.fetchone()
+        if current is None:
+            raise NotFound("patient", nhs_number)
+        raise VersionConflict(nhs_number, expected_version, int(current[0]))
+
+    def search_sql(self, f: SearchFilter) -> tuple[str, list[Any]]:
+        where, params = [ACTIVE], []
+
+        def add(condition: str, *values: Any) -> None:
+            where.append(condition)
+            params.extend(values)
+
+        if not f.fuzzy:
+            if f.family:
+                add("family = ?", f.family)
+            if f.family_prefix:
+                add("family >= ? AND family < ?", f.family_prefix,
+                    f.family_prefix[:-1] + chr(ord(f.family_prefix[-1]) + 1))
+        if f.family_phonetic:
+            add("family_phonetic = ?", f.family_phonetic)
+        if f.given_phonetic:
+            add("given_phonetic = ?", f.given_phonetic)
+        if f.birth_date_from is not None:
+            add("birth_date >= ?", self._enc_date(f.birth_date_from))
+        if f.birth_date_to is not None:
+            add("birth_date <= ?", self._enc_date(f.birth_date_to))
+        if f.gender:
+            add("gender = ?", f.gender)
+        if f.postcode:
+            add("postcode = ?", f.postcode)
+        if f.gp_ods:
+            add("gp_ods = ?", f.gp_ods)
+        if f.postcode or f.gp_ods:
+            where.append("restricted = FALSE")
+        return f"SELECT {PCOLS} FROM patients WHERE {' AND '.join(where)} LIMIT ?", [*params, f.limit]
+
+    def explain_search(self, f: SearchFilter) -> str:
+        """The database's plan for ``search(f)`` (operations and benchmarks check that indexes are used)."""
+        sql, params = self.search_sql(f)
+        with self._read() as cur:
+            cur.execute(self._explain_prefix + sql, params)
+            return "\n".join(str(r[-1]) for r in cur.fetchall())
+
+    def search(self, f: SearchFilter) -> list[PatientRow]:
+        if f.limit <= 0:
+            return []
+        sql, params = self.search_sql(f)
+        with self._read() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        return sorted((self._patient(r) for r in rows), key=lambda p: p.nhs_number)
+
+    def related_persons(self, nhs_number: str) -> list[dict[str, Any]]:
+        with self._read() as cur:
+            cur.execute("SELECT resource FROM related_persons WHERE nhs_number = ? ORDER BY position",
+                        (nhs_number,))
+            return [self._dec_json(r[0]) for r in cur.fetchall()]
+
+    def put_related_persons(self, items: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> int:
+        done = 0
+        for batch in chunks(items, 5000):
+            inserts = [(nhs, i, self._enc_json(res)) for nhs, resources in batch for i, res in enumerate(resources)]
+            with self._write() as cur:
+                cur.executemany("DELETE FROM related_persons WHERE nhs_number = ?", [(nhs,) for nhs, _ in batch])
+                if inserts:
+                    cur.executemany("INSERT INTO related_persons (nhs_number, position, resource) VALUES (?, ?, ?)",
+                                    inserts)
+            done += len(batch)
+        return done
+
+    # --- request-id idempotency -----------------------------------------------------------------------------
+
+    def _response(self, t: Sequence[Any]) -> StoredResponse:
+        return StoredResponse(request_id=t[0], user_id=t[1], method=t[2], path=t[3], status=int(t[4]),
+                              headers=tuple((k, v) for k, v in json.loads(t[5])), body=bytes(t[6]),
+                              created_at=self._dec_ts(t[7]))
+
+    def remember(self, request_id: str, user_id: str, method: str, path: str, status: int,
+                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None
+                 ) -> StoredResponse:
+        params = (request_id, user_id, method, path, status, dumps([[k, v] for k, v in headers]), bytes(body),
+                  self._enc_ts(now or utcnow()))
+        with self._write() as cur:
+            cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (request_id, user_id) DO NOTHING", params)
+            cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",
+                        (request_id, user_id))
+            row = cur.fetchone()
+        return self._response(row)
+
+    def recall(self, request_id: str, user_id: str) -> StoredResponse | None:
+        with self._read() as cur:
+            cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",
+                        (request_id, user_id))
+            row = cur.fetchone()
+        return self._response(row) if row else None
+
+    # --- audit ----------------------------------------------------------------------------------------------
+
+    def append_audit(self, entry: AuditEntry) -> AuditRecord:
+        return self.append_audit_many([entry])[0]
+
+    def append_audit_many(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        if not entries:
+            return []
+        encoded = [(e, audit_chain.canonical_details(e.details)) for e in entries]  # fails before any lock
+        with self._write() as cur:
+            cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1" + self._for_update)
+            last_seq, last_hash = cur.fetchone()
+            chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow())
+            self._insert_audit(cur, chained)
+        return [r for r, _ in chained]
+
+    def _insert_audit(self, cur: Any, chained: list[tuple[AuditRecord, str]]) -> None:
+        """Insert the chained records and move the chain head (PostgreSQL does it in one statement)."""
+        cur.executemany(f"INSERT INTO audit_log ({AUDIT_COLS}) VALUES ({_AUDIT_VALUES})",
+                        [(r.seq, self._enc_ts(r.at), r.user_id, r.role_profile_id, r.org, r.action, r.nhs_number,
+                          r.request_id, r.outcome, details, r.prev_hash, r.hash) for r, details in chained])
+        last = chained[-1][0]
+        cur.execute("UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", (last.seq, last.hash))
+
+    def _audit_record(self, t: Sequence[Any]) -> AuditRecord:
+        return AuditRecord(seq=int(t[0]), at=self._dec_ts(t[1]), user_id=t[2], role_profile_id=t[3], org=t[4],
+                           action=t[5], nhs_number=t[6], request_id=t[7], outcome=t[8], prev_hash=t[10],
+                           hash=t[11], details=json.loads(t[9]))
+
+    def verify_audit(self) -> AuditVerification:
+        with self._read() as cur:
+            cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+            head_seq, head_hash = cur.fetchone()
+        return audit_chain.verify(self._audit_rows(int(head_seq)), int(head_seq), head_hash)
+
+    def _audit_rows(self, upto: int) -> Iterator[Any]:
+        after = 0
+        while after < upto:
+            with self._read() as cur:
+                cur.execute(f"SELECT {AUDIT_COLS} FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                            (after, upto, VERIFY_PAGE))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            yield from ((int(r[0]), *r[1:]) for r in rows)
+            after = int(rows[-1][0])
+
+    def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None, action: str | None = None,
+                    limit: int = 100) -> list[AuditRecord]:
+        where, params = ["1 = 1"], []
+        for condition, value in (("nhs_number = ?", nhs_number), ("user_id = ?", user_id),
+                                 ("at >= ?", since and self._enc_ts(since)), ("at < ?", until and self._enc_ts(until)),
+                                 ("action = ?", action)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        with self._read() as cur:
+            cur.execute(f"SELECT {AUDIT_COLS} FROM audit_log WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?",
+                        (*params, limit))
+            return [self._audit_record(r) for r in cur.fetchall()]
+
+    # --- housekeeping ---------------------------------------------------------------------------------------
+
+    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400) -> int:
+        now = now or utcnow()
+        removed = 0
+        with self._write() as cur:
+            for sql, when in (("DELETE FROM challenges WHERE expires_at <= ?", now),
+                              ("DELETE FROM sessions WHERE expires_at <= ?", now),
+                              ("DELETE FROM idempotency WHERE created_at < ?",
+                               now - timedelta(seconds=idempotency_ttl_seconds))):
+                cur.execute(sql, (self._enc_ts(when),))
+                removed += max(cur.rowcount, 0)
+        return removed
+
+    def schema_version(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT MAX(version) FROM schema_version")
+            row = cur.fetchone()
+        return int(row[0] or 0)

@@ -1,0 +1,94 @@
+"""HTTP client of the Spine service layer (httpx). Every failure becomes a typed ``ServiceError``."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.errors import ServiceRejected, ServiceUnreachable
+from app.spine.models import Challenge, Login, Role
+from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class SpineClient:
+    """One service base URL; ``http`` is injected (tests and the UI share connection pools and TLS settings)."""
+
+    def __init__(self, base_url: str, http: httpx.Client) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http
+
+    # --- login ---------------------------------------------------------------------------------------------
+
+    def challenge(self, certificate_der: bytes) -> Challenge:
+        doc = self._json("POST", AUTH_CHALLENGE_PATH, {"certificate": _b64(certificate_der)})
+        return Challenge(str(doc["nonce"]), datetime.fromisoformat(str(doc["expires_at"])))
+
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes) -> Login:
+        doc = self._json("POST", AUTH_SESSION_PATH, {"nonce": nonce, "signature": _b64(signature),
+                                                     "certificate": _b64(certificate_der)})
+        try:
+            roles = tuple(Role(r["urid"], r["org_ods"], r["org_name"], r["role_code"], r["role_name"],
+                               tuple(r.get("activities", ()))) for r in doc["role_profiles"])
+            return Login(doc["token"], datetime.fromisoformat(doc["expires_at"]), doc["user"]["id"],
+                         doc["user"]["name"], roles)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceRejected(502, "BAD_RESPONSE", f"the login answer is malformed ({exc})") from exc
+
+    def logout(self, token: str) -> None:
+        self._request("DELETE", AUTH_SESSION_PATH, headers={"Authorization": f"Bearer {token}"})
+
+    # --- plumbing ------------------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        response = self._request(method, path, json=body, headers=headers)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServiceRejected(response.status_code, "BAD_RESPONSE", "the service answered with invalid JSON") \
+                from exc
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {HEADER_REQUEST_ID: str(uuid.uuid4()), **(kwargs.pop("headers", None) or {})}
+        url = self.base_url + path
+        try:
+            response = self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ServiceUnreachable(self.base_url, "it did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(self.base_url, _transport_detail(exc)) from exc
+        if response.status_code >= 400:
+            raise _rejection(response)
+        return response
+
+
+def _transport_detail(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "its TLS certificate is not trusted by this computer"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or no route"
+    return text
+
+
+def _rejection(response: httpx.Response) -> ServiceRejected:
+    """An OperationOutcome (FHIR) or an auth error body, turned into one typed error."""
+    code, message = "HTTP_ERROR", response.reason_phrase or "error"
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome":
+        issue = (doc.get("issue") or [{}])[0]
+        coding = ((issue.get("details") or {}).get("coding") or [{}])[0]
+        code = coding.get("code") or issue.get("code") or code
+        message = issue.get("diagnostics") or coding.get("display") or (issue.get("details") or {}).get("text") \
+            or message
+    return ServiceRejected(response.status_code, str(code), str(message))

@@ -1,0 +1,31 @@
+"""Typed results of the Spine service calls the client makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    urid: str  # the role profile id, sent as NHSD-Session-URID
+    org_ods: str
+    org_name: str
+    role_code: str
+    role_name: str
+    activities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    token: str
+    expires_at: datetime
+    user_id: str
+    user_name: str
+    roles: tuple[Role, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    nonce: str
+    expires_at: datetime

@@ -1,0 +1,174 @@
+"""Card login on the service side, over both stores, with real keys, real certificates and the real CA."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from app.pki import TrainingCA
+from app.service.domain.auth import AuthError, AuthService, fingerprint, login_message
+from app.service.store import RoleProfile
+
+URID = "555254241107"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return TrainingCA.load_or_create(tmp_path_factory.mktemp("pki"))
+
+
+class Card:
+    def __init__(self, ca, alg="p256", days=365, name="Dr Auth"):
+        import uuid
+
+        self.key = ec.generate_private_key(ec.SECP256R1()) if alg == "p256" else rsa.generate_private_key(65537, 2048)
+        self.uuid = uuid.uuid4()
+        self.cert = ca.issue_card_certificate(self.key.public_key(), name=name, card_uuid=self.uuid, days=days)
+        self.cert_b64 = b64(self.cert.public_bytes(serialization.Encoding.DER))
+
+    def sign(self, nonce: str) -> str:
+        msg = login_message(nonce)
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return b64(self.key.sign(msg, padding.PKCS1v15(), hashes.SHA256()))
+        return b64(self.key.sign(msg, ec.ECDSA(hashes.SHA256())))
+
+
+@pytest.fixture
+def setup(store, ca):
+    card = Card(ca)
+    store.add_user("u1", "Dr Auth", card_uuids=[str(card.uuid)])
+    store.add_role_profile(RoleProfile(URID, "u1", "A81001", "Test Surgery", "S8000:G8000:R8000",
+                                       "Clinical Practitioner Access Role", ("B0264",)))
+    return AuthService(store, ca.trust_store()), card
+
+
+def login(auth, card):
+    ch = auth.challenge(card.cert_b64)
+    return auth.complete(ch.nonce, card.sign(ch.nonce), card.cert_b64)
+
+
+@pytest.mark.parametrize("alg", ["p256", "rsa2048"])
+def test_login_and_authenticate(store, ca, alg):
+    card = Card(ca, alg)
+    store.add_user("u2", "Dr RSA", cert_fingerprints=[fingerprint(card.cert)])
+    store.add_role_profile(RoleProfile("r2", "u2", "A81001", "S", "S8000:G8000:R8001", "Nurse", ("B0264",)))
+    auth = AuthService(store, ca.trust_store())
+    session = login(auth, card)
+    principal = auth.authenticate(f"Bearer {session.token}", "r2")
+    assert principal.user.id == "u2" and principal.role.id == "r2"
+    assert session.token not in repr(store.get_session(principal.token_hash))  # stored hashed
+
+
+def test_nonce_is_single_use(setup):
+    auth, card = setup
+    ch = auth.challenge(card.cert_b64)
+    sig = card.sign(ch.nonce)
+    auth.complete(ch.nonce, sig, card.cert_b64)
+    with pytest.raises(AuthError) as err:
+        auth.complete(ch.nonce, sig, card.cert_b64)
+    assert (err.value.status, err.value.reason) == (401, "nonce-not-valid")
+
+
+def test_expired_nonce(store, ca, setup):
+    _, card = setup
+    now = [datetime.now(UTC)]
+    auth = AuthService(store, ca.trust_store(), clock=lambda: now[0])
+    ch = auth.challenge(card.cert_b64)
+    now[0] += timedelta(minutes=5)
+    with pytest.raises(AuthError, match="expired"):
+        auth.complete(ch.nonce, card.sign(ch.nonce), card.cert_b64)
+
+
+def test_bad_signature_and_other_cards_signature(setup, ca):
+    auth, card = setup
+    ch = auth.challenge(card.cert_b64)
+    with pytest.raises(AuthError) as err:
+        auth.complete(ch.nonce, Card(ca).sign(ch.nonce), card.cert_b64)
+    assert err.value.reason == "bad-signature"
+
+
+def test_signature_over_the_bare_nonce_is_refused(setup):
+    auth, card = setup
+    ch = auth.challenge(card.cert_b64)
+    bare = b64(card.key.sign(ch.nonce.encode(), ec.ECDSA(hashes.SHA256())))
+    with pytest.raises(AuthError, match="does not verify"):
+        auth.complete(ch.nonce, bare, card.cert_b64)
+
+
+def test_certificate_swapped_between_steps(setup, store, ca):
+    auth, card = setup
+    other = Card(ca)
+    store.add_credentials("u1", card_uuids=[str(other.uuid)])
+    ch = auth.challenge(card.cert_b64)
+    with pytest.raises(AuthError) as err:
+        auth.complete(ch.nonce, other.sign(ch.nonce), other.cert_b64)
+    assert err.value.reason == "certificate-mismatch"
+
+
+def test_unknown_foreign_expired_and_revoked_cards(setup, store, ca, tmp_path):
+    auth, _ = setup
+    with pytest.raises(AuthError) as err:
+        auth.challenge(Card(ca).cert_b64)
+    assert (err.value.status, err.value.reason) == (401, "unknown-card")
+    foreign = Card(TrainingCA.load_or_create(tmp_path / "foreign"))
+    with pytest.raises(AuthError) as err:
+        auth.challenge(foreign.cert_b64)
+    assert (err.value.status, err.value.reason) == (403, "certificate-untrusted-issuer")
+    no_crl = dataclasses.replace(ca.trust_store(), crls=())  # at +400 days the CRL itself would be stale
+    later = AuthService(store, no_crl, clock=lambda: datetime.now(UTC) + timedelta(days=400))
+    with pytest.raises(AuthError) as err:
+        later.challenge(Card(ca).cert_b64)
+    assert err.value.reason == "certificate-expired"
+    revoked = Card(ca)
+    store.add_credentials("u1", card_uuids=[str(revoked.uuid)])
+    ca.revoke(revoked.cert.serial_number)
+    with pytest.raises(AuthError) as err:
+        AuthService(store, ca.trust_store()).challenge(revoked.cert_b64)
+    assert (err.value.status, err.value.reason) == (403, "certificate-revoked")
+
+
+@pytest.mark.parametrize("junk", ["", "!!!!", "A" * 20000, b64(b"not a certificate")])
+def test_malformed_certificates(setup, junk):
+    auth, _ = setup
+    with pytest.raises(AuthError) as err:
+        auth.challenge(junk)
+    assert err.value.status == 401
+
+
+@pytest.mark.parametrize(("header", "urid", "status", "reason"), [
+    (None, URID, 401, "missing-token"),
+    ("Basic abc", URID, 401, "missing-token"),
+    ("Bearer forged-token", URID, 401, "session-not-valid"),
+    ("VALID", None, 403, "missing-urid"),
+    ("VALID", "someone-elses-urid", 403, "urid-not-yours"),
+])
+def test_authenticate_denies(setup, header, urid, status, reason):
+    auth, card = setup
+    token = login(auth, card).token
+    with pytest.raises(AuthError) as err:
+        auth.authenticate(f"Bearer {token}" if header == "VALID" else header, urid)
+    assert (err.value.status, err.value.reason) == (status, reason)
+
+
+def test_logout_and_deactivation_end_sessions(setup, store):
+    auth, card = setup
+    token = login(auth, card).token
+    assert auth.logout(f"Bearer {token}")
+    with pytest.raises(AuthError, match="log in again"):
+        auth.authenticate(f"Bearer {token}", URID)
+    token = login(auth, card).token
+    store.deactivate_user("u1")
+    with pytest.raises(AuthError):
+        auth.authenticate(f"Bearer {token}", URID)
+    with pytest.raises(AuthError) as err:
+        auth.challenge(card.cert_b64)
+    assert err.value.reason == "user-inactive"

@@ -1,0 +1,54 @@
+"""Request-id idempotency: a repeated X-Request-ID gets the first stored response, whichever process answers."""
+
+from __future__ import annotations
+
+import threading
+
+from .conftest import PROLOGUE, spawn, start_together
+
+REQUEST = "60E0B220-8136-4CA5-AE46-1D97EF59D068"
+
+
+def test_remember_then_recall(store):
+    assert store.recall(REQUEST, "u1") is None
+    first = store.remember(REQUEST, "u1", "PATCH", "/Patient/9000000009", 200,
+                           [("ETag", 'W/"2"'), ("Content-Type", "application/fhir+json")], b'{"id":"9000000009"}')
+    assert first.status == 200 and first.body == b'{"id":"9000000009"}'
+    assert first.headers == (("ETag", 'W/"2"'), ("Content-Type", "application/fhir+json"))
+    assert store.recall(REQUEST, "u1") == first
+    assert store.recall(REQUEST, "someone-else") is None  # ids are per user: never replay another's response
+    again = store.remember(REQUEST, "u1", "PATCH", "/Patient/9000000009", 409, [], b"conflict")
+    assert again == first  # insert-or-get: the first response stands
+
+
+RACE = PROLOGUE + """
+r = store.remember(sys.argv[3], "u1", "PATCH", "/Patient/9000000009", 200, [("X-Writer", sys.argv[4])],
+                   sys.argv[4].encode())
+print(r.body.decode())
+"""
+
+
+def test_racing_threads_and_processes_all_get_the_same_response(store, store_url, tmp_path):
+    results: list[bytes] = []
+    barrier = threading.Barrier(8)
+
+    def answer(i: int) -> None:
+        barrier.wait()
+        stored = store.remember("race-1", "u1", "PATCH", "/p", 200, [("X-Writer", f"t{i}")], f"t{i}".encode())
+        results.append(stored.body)
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and len(results) == 8
+
+    procs = [spawn(RACE, store_url, str(tmp_path / "go"), "race-2", f"p{i}") for i in range(2)]
+    start_together(procs, tmp_path / "go")
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    bodies = {o[0].strip() for o in outs}
+    assert len(bodies) == 1
+    stored = store.recall("race-2", "u1")
+    assert stored.body.decode() in bodies and dict(stored.headers)["X-Writer"] == stored.body.decode()
