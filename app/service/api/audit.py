@@ -1,0 +1,56 @@
+"""GET /audit/records — the audit trail for privacy officers (activities B0015/B0016). The query is audited too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.service.api.context import ServiceContext
+from app.service.domain.nhs_number import is_valid
+from app.service.fhir.outcome import invalid_value
+from app.service.http import Request, Response, Router
+
+AUDIT_PATH = "/audit/records"
+ALLOWED = {"patient", "user", "action", "since", "until", "_count"}
+
+
+def _one(request: Request, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[-1] if values else None
+
+
+def _time(request: Request, name: str) -> datetime | None:
+    value = _one(request, name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise invalid_value(name, value, where="parameter") from exc
+    if parsed.tzinfo is None:
+        raise invalid_value(name, value, where="parameter")
+    return parsed
+
+
+def register(router: Router, ctx: ServiceContext) -> None:
+    def records(request: Request) -> Response:
+        call = ctx.authorise(request, "audit.query")
+        unknown = sorted(set(request.query) - ALLOWED)
+        if unknown:
+            raise invalid_value(unknown[0], "", where="parameter")
+        patient = _one(request, "patient")
+        if patient is not None and not is_valid(patient):
+            raise invalid_value("patient", patient, where="parameter")
+        count = _one(request, "_count") or "100"
+        if not count.isdigit() or not 1 <= int(count) <= 1000:
+            raise invalid_value("_count", count, where="parameter")
+        found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
+                                      since=_time(request, "since"), until=_time(request, "until"),
+                                      action=_one(request, "action"), limit=int(count))
+        ctx.audit(call, "audit.query", patient, "200", {"returned": len(found)})
+        return Response.json(200, {"records": [{
+            "seq": r.seq, "at": r.at.isoformat(), "user": r.user_id, "role_profile": r.role_profile_id,
+            "org": r.org, "action": r.action, "nhs_number": r.nhs_number, "request_id": r.request_id,
+            "outcome": r.outcome, "details": r.details, "hash": r.hash} for r in found]},
+            content_type="application/json")
+
+    router.add("GET", AUDIT_PATH, records)

@@ -1,0 +1,57 @@
+"""POST /auth/challenge, POST /auth/session, DELETE /auth/session — card login (see app.service.domain.auth)."""
+
+from __future__ import annotations
+
+from app.service.api.context import ServiceContext, access_denied
+from app.service.domain.auth import AuthError
+from app.service.fhir.outcome import FhirError
+from app.service.http import Request, Response, Router
+from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
+
+
+def _body(request: Request) -> dict[str, object]:
+    try:
+        doc = request.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FhirError("INVALID_VALUE", "the request body must be a JSON object") from exc
+    if not isinstance(doc, dict):
+        raise FhirError("INVALID_VALUE", "the request body must be a JSON object")
+    return doc
+
+
+def register(router: Router, ctx: ServiceContext) -> None:
+    def challenge(request: Request) -> Response:
+        try:
+            issued = ctx.auth.challenge(_body(request).get("certificate"))  # type: ignore[arg-type]
+        except AuthError as exc:
+            raise access_denied(exc) from exc
+        return Response.json(200, {"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()},
+                             content_type="application/json")
+
+    def session(request: Request) -> Response:
+        body = _body(request)
+        try:
+            issued = ctx.auth.complete(body.get("nonce"), body.get("signature"),  # type: ignore[arg-type]
+                                       body.get("certificate"))  # type: ignore[arg-type]
+        except AuthError as exc:
+            raise access_denied(exc) from exc
+        user = issued.user
+        return Response.json(201, {
+            "token": issued.token, "token_type": "Bearer", "expires_at": issued.expires_at.isoformat(),
+            "user": {"id": user.id, "name": user.name},
+            "role_profiles": [{"urid": r.id, "org_ods": r.org_ods, "org_name": r.org_name, "role_code": r.role_code,
+                               "role_name": r.role_name, "activities": list(r.activity_codes)}
+                              for r in user.role_profiles],
+        }, content_type="application/json", headers=[("cache-control", "no-store")])
+
+    def logout(request: Request) -> Response:
+        if not ctx.auth.logout(request.header("authorization")):
+            raise FhirError("ACCESS_DENIED", "no live session for this token", status=401)
+        return Response(204)
+
+    router.add("POST", AUTH_CHALLENGE_PATH, challenge)
+    router.add("POST", AUTH_SESSION_PATH, session)
+    router.add("DELETE", AUTH_SESSION_PATH, logout)
+
+
+__all__ = ["register"]

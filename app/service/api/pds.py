@@ -1,0 +1,121 @@
+"""Personal Demographics Service routes under ``/personal-demographics/FHIR/R4`` (NHS's PDS FHIR R4 API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.service.api.context import Call, ServiceContext
+from app.service.domain.pds_patch import check_content_type, update_patient
+from app.service.domain.pds_rank import search_response
+from app.service.domain.pds_read import resolve_patient
+from app.service.domain.pds_search import parse_search
+from app.service.fhir.outcome import FhirError, invalid_update
+from app.service.fhir.patient import etag, is_restricted, read_view, to_row
+from app.service.http import Request, Response, Router
+from app.service.store import NotFound, VersionConflict
+from app.wire import PDS_BASE
+
+
+def _audited(ctx: ServiceContext, call: Call, action: str, nhs: str | None,
+             work: Callable[[dict[str, object]], Response]) -> Response:
+    """Run ``work`` and write the audit record (success or failure) before the response leaves."""
+    details: dict[str, object] = {}
+    try:
+        response = work(details)
+    except FhirError as exc:
+        ctx.audit(call, action, nhs, str(exc.status), {**details, "error": exc.spine_code})
+        raise
+    ctx.audit(call, action, nhs, str(response.status), details)
+    return response
+
+
+def register(router: Router, ctx: ServiceContext) -> None:
+    base_url = ctx.base_url + PDS_BASE
+
+    def read(request: Request) -> Response:
+        nhs = request.params["id"]
+        call = ctx.authorise(request, "pds.read", nhs_number=nhs)
+
+        def work(details: dict[str, object]) -> Response:
+            row = resolve_patient(nhs, ctx.store.get_patient)
+            if row.nhs_number != nhs:
+                details["superseded_by"] = row.nhs_number
+            details["restricted"] = is_restricted(row.resource)
+            return Response.json(200, read_view(row.resource, row.version), headers=[("etag", etag(row.version))])
+
+        return _audited(ctx, call, "pds.read", nhs, work)
+
+    def search(request: Request) -> Response:
+        call = ctx.authorise(request, "pds.search")
+
+        def work(details: dict[str, object]) -> Response:
+            query = parse_search(request.query)
+            body = search_response(query, ctx.store.search(query.filter), base_url=base_url, timestamp=ctx.now())
+            # who was shown: the audit names every patient a search returned
+            details["returned"] = [e["resource"]["id"] for e in body.get("entry", [])]
+            if body.get("resourceType") == "OperationOutcome":
+                details["too_many_matches"] = True
+            return Response.json(200, body)
+
+        return _audited(ctx, call, "pds.search", None, work)
+
+    def patch(request: Request) -> Response:
+        nhs = request.params["id"]
+        call = ctx.authorise(request, "pds.patch", nhs_number=nhs)
+        replay = ctx.replay(call)
+        if replay is not None:
+            return replay
+
+        def work(details: dict[str, object]) -> Response:
+            check_content_type(request.header("content-type"))
+            row = resolve_patient(nhs, ctx.store.get_patient)
+            if row.nhs_number != nhs:
+                raise invalid_update(f"patient {nhs} has been merged into {row.nhs_number}; update that record")
+            try:
+                body = request.json()
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise invalid_update("the body is not valid JSON") from exc
+            result = update_patient(row.resource, body, current_version=row.version,
+                                    if_match=request.header("if-match"), today=ctx.now().date())
+            try:
+                stored = ctx.store.update_patient(nhs, row.version, to_row(result.resource, result.version))
+            except VersionConflict as exc:
+                raise FhirError("RESOURCE_VERSION_MISMATCH", "Invalid update with error - This resource has "
+                                "changed since you last read. Please re-read and try again with the new version "
+                                "number.") from exc
+            except NotFound as exc:
+                raise FhirError("RESOURCE_NOT_FOUND", f"Patient '{nhs}' not found") from exc
+            details["version"] = stored.version
+            return Response.json(200, read_view(stored.resource, stored.version),
+                                 headers=[("etag", etag(stored.version))])
+
+        try:
+            response = _audited(ctx, call, "pds.patch", nhs, work)
+        except FhirError as exc:
+            response = error_response(exc)
+        return ctx.remember(call, response)
+
+    def related(request: Request) -> Response:
+        nhs = request.params["id"]
+        call = ctx.authorise(request, "pds.related", nhs_number=nhs)
+
+        def work(details: dict[str, object]) -> Response:
+            row = resolve_patient(nhs, ctx.store.get_patient)
+            # a restricted patient's contacts are withheld like their address
+            people = [] if is_restricted(row.resource) else ctx.store.related_persons(row.nhs_number)
+            details["returned"] = len(people)
+            return Response.json(200, {"resourceType": "Bundle", "type": "searchset", "total": len(people),
+                                       "entry": [{"fullUrl": f"{base_url}/Patient/{row.nhs_number}/RelatedPerson/"
+                                                             f"{p.get('id', '')}", "resource": p} for p in people]})
+
+        return _audited(ctx, call, "pds.related", nhs, work)
+
+    router.add("GET", f"{PDS_BASE}/Patient/{{id}}", read)
+    router.add("PATCH", f"{PDS_BASE}/Patient/{{id}}", patch)
+    router.add("GET", f"{PDS_BASE}/Patient", search)
+    router.add("GET", f"{PDS_BASE}/Patient/{{id}}/RelatedPerson", related)
+
+
+def error_response(exc: FhirError) -> Response:
+    headers = [("retry-after", str(exc.retry_after))] if exc.retry_after else []
+    return Response.json(exc.status, exc.to_outcome(), headers=headers)

@@ -1,0 +1,74 @@
+"""Assemble the service: routes, the one error path, echoed headers, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from app.service.api import audit, auth, pds
+from app.service.api.context import ServiceContext, echo_headers
+from app.service.api.pds import error_response
+from app.service.fhir.outcome import FhirError
+from app.service.http import Request, Response, Router, asgi_app
+from app.service.openapi import document
+from app.service.store import StoreError
+
+log = logging.getLogger(__name__)
+
+
+def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
+    router = Router()
+    auth.register(router, ctx)
+    pds.register(router, ctx)
+    audit.register(router, ctx)
+    body = json.dumps(openapi).encode()
+    router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))
+    router.add("GET", "/_status", lambda r: _status(ctx))
+    return router
+
+
+def _status(ctx: ServiceContext) -> Response:
+    try:
+        version = ctx.store.schema_version()
+    except StoreError as exc:
+        log.warning("health check: store unavailable: %s", exc)
+        return error_response(FhirError("SERVICE_UNAVAILABLE", "the database is unavailable", retry_after=5))
+    return Response.json(200, {"status": "pass", "schema_version": version}, content_type="application/json")
+
+
+def make_dispatch(router: Router) -> Callable[[Request], Response]:
+    def dispatch(request: Request) -> Response:
+        handler, params, methods = router.match(request.method, request.path)
+        try:
+            if handler is None:
+                if methods:
+                    response = error_response(FhirError(
+                        "UNSUPPORTED_SERVICE", f"{request.method} is not supported here; use {', '.join(methods)}",
+                        status=405))
+                    response.headers.append(("allow", ", ".join(methods)))
+                else:
+                    response = error_response(FhirError("UNSUPPORTED_SERVICE", "Unsupported Service", status=404))
+            else:
+                response = handler(Request(request.method, request.path, request.query, request.headers,
+                                           request.body, params))
+        except FhirError as exc:
+            response = error_response(exc)
+        except StoreError as exc:
+            log.error("store failure on %s %s: %s", request.method, request.path, exc)
+            response = error_response(FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; "
+                                                "retry with the same X-Request-ID.", retry_after=5))
+        except Exception:
+            log.exception("unexpected failure on %s %s", request.method, request.path)
+            response = Response.json(500, {"resourceType": "OperationOutcome", "issue": [{
+                "severity": "error", "code": "exception", "details": {"coding": [{
+                    "system": "https://fhir.nhs.uk/CodeSystem/Spine-ErrorOrWarningCode", "code": "UNKNOWN_ERROR",
+                    "display": "Unknown error"}]}}]})
+        return echo_headers(request, response)
+
+    return dispatch
+
+
+def build_asgi(ctx: ServiceContext, *, threads: int = 32, on_shutdown: Callable[[], None] | None = None) -> Any:
+    return asgi_app(make_dispatch(build_router(ctx, document())), threads=threads, on_shutdown=on_shutdown)

@@ -1,0 +1,99 @@
+"""A real service on a loopback port (uvicorn in a thread) with seeded patients, users and card keys."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from app.pki import TrainingCA
+from app.service.runtime import ServiceConfig, build_service
+from app.service.seed.patients import generate_patients
+from app.service.store import RoleProfile, Store
+from app.wire import PDS_BASE, login_message
+
+ROLES = {  # urid -> (role code, activities)
+    "clin-1": ("S8000:G8000:R8000", ("B0264", "B0825", "B0370")),
+    "clerk-1": ("S8000:G8000:R8010", ("B0264",)),
+    "po-1": ("S8002:G8003:R8014", ("B0015", "B0016")),
+    "none-1": ("S8000:G8000:R8004", ()),
+}
+
+
+@dataclass
+class Live:
+    url: str
+    ca: TrainingCA
+    keys: dict[str, ec.EllipticCurvePrivateKey]
+    certs: dict[str, bytes]
+    store: Store
+
+    def login(self, user: str) -> str:
+        cert = base64.b64encode(self.certs[user]).decode()
+        with httpx.Client(base_url=self.url) as c:
+            nonce = c.post("/auth/challenge", json={"certificate": cert}).json()["nonce"]
+            sig = self.keys[user].sign(login_message(nonce), ec.ECDSA(hashes.SHA256()))
+            r = c.post("/auth/session", json={"nonce": nonce, "signature": base64.b64encode(sig).decode(),
+                                              "certificate": cert})
+            r.raise_for_status()
+            return r.json()["token"]
+
+    def headers(self, token: str, urid: str, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "NHSD-Session-URID": urid, "X-Request-ID": str(uuid.uuid4()),
+                **extra}
+
+    def pds(self, path: str) -> str:
+        return f"{self.url}{PDS_BASE}{path}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed(store: Store, ca: TrainingCA, patients: int = 300) -> tuple[dict, dict]:
+    for chunk in generate_patients(patients, seed=7):
+        store.put_patients(chunk)
+    keys, certs = {}, {}
+    for user, urids in (("alice", ["clin-1", "clerk-1"]), ("bob", ["po-1"]), ("carol", ["none-1"])):
+        key = ec.generate_private_key(ec.SECP256R1())
+        card = uuid.uuid4()
+        cert = ca.issue_card_certificate(key.public_key(), name=user.title(), card_uuid=card, days=30)
+        store.add_user(user, user.title(), card_uuids=[str(card)])
+        for urid in urids:
+            code, acts = ROLES[urid]
+            store.add_role_profile(RoleProfile(urid, user, "A81001", "Training Surgery", code, code, acts))
+        keys[user], certs[user] = key, cert.public_bytes(serialization.Encoding.DER)
+    return keys, certs
+
+
+@contextmanager
+def serve(store: Store, ca: TrainingCA, patients: int = 300) -> Iterator[Live]:
+    keys, certs = seed(store, ca, patients)
+    port = free_port()
+    service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
+                                          training_pki=str(ca.directory)), store=store)
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        service.audit.close()
