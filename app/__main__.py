@@ -16,7 +16,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
 
-from app import __version__
+from app import __version__, cli_service
 from app.config import DEFAULT_VPCD_PORT, Settings, load_settings
 from app.errors import AppError, InvalidPinFormat, user_text
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
     status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    cli_service.add_parsers(sub)
     return parser
 
 
@@ -141,6 +142,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         _configure_logging(settings, args.verbose)
         if args.command == "card":
             return _card_command(args, settings, stdout, stdin)
+        if args.command == "service":
+            return cli_service.run_service(args, settings, stdout)
+        if args.command == "login":
+            return cli_service.run_login(args, settings, stdout, stdin)
         return _client(settings, stdout)
     except AppError as exc:
         log.info("command failed: %s", type(exc).__name__)

@@ -1,0 +1,147 @@
+"""Argument parsing and wiring for ``spinedesk service …`` and ``spinedesk login`` (called from ``app.__main__``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from app.config import Settings
+from app.errors import AppError
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    svc = sub.add_parser("service", help="run the Spine service layer, or administer it")
+    svc.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    svc.add_argument("--port", type=int, default=8443, help="port (default 8443)")
+    svc.add_argument("--database", help="sqlite:///path (default: a file in the user data dir) or postgresql://…")
+    svc.add_argument("--workers", type=int, default=1, help="worker processes (use PostgreSQL for more than one "
+                     "machine; SQLite works for several processes on one machine)")
+    svc.add_argument("--seed", type=int, metavar="N", help="seed N synthetic patients first if none are stored")
+    svc.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+) with this certificate (PEM)")
+    svc.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    actions = svc.add_subparsers(dest="service_command", metavar="ACTION")
+    seed = actions.add_parser("seed", help="load deterministic synthetic patients")
+    seed.add_argument("--patients", type=int, required=True)
+    seed.add_argument("--seed", dest="seed_value", type=int, default=0)
+    users = actions.add_parser("users", help="users, their cards and role profiles").add_subparsers(
+        dest="users_command", metavar="ACTION")
+    users.required = True
+    add = users.add_parser("add", help="add a user (or link another card to one)")
+    add.add_argument("--id", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--card-file", type=Path, help="a training card file")
+    add.add_argument("--card-uuid", help="the card UUID in the card's certificate")
+    add.add_argument("--cert", type=Path, help="the card's PIV Authentication certificate (PEM or DER)")
+    role = users.add_parser("add-role", help="give a user a role profile")
+    role.add_argument("--user", required=True)
+    role.add_argument("--urid", help="role profile id (default: random)")
+    role.add_argument("--org", required=True, help="organisation ODS code")
+    role.add_argument("--org-name", required=True)
+    role.add_argument("--role", required=True, help="role code, e.g. S8000:G8000:R8000")
+    role.add_argument("--activities", nargs="*", help="activity codes (default: the role table's for this role)")
+    users.add_parser("list", help="list users and role profiles")
+    deact = users.add_parser("deactivate", help="deactivate a user and end their sessions")
+    deact.add_argument("--id", required=True)
+    audit = actions.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", metavar="ACTION")
+    audit.required = True
+    audit.add_parser("verify", help="check the hash chain")
+
+    login = sub.add_parser("login", help="log in with the card in the reader; prints the session token")
+    login.add_argument("--service-url", help="the service (default: the site's, or https://127.0.0.1:8443 in "
+                       "training)")
+    login.add_argument("--role", help="role profile id (URID) or role code (default: the only one)")
+    login.add_argument("--pin-stdin", action="store_true", required=True, help="read the PIN from stdin")
+    login.add_argument("--reader", help="reader name or prefix")
+    login.add_argument("--ca", type=Path, help="CA certificate to trust for the service's TLS")
+
+
+def _database(args: argparse.Namespace, settings: Settings) -> str:
+    if args.database:
+        return str(args.database)
+    settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
+
+
+def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    from app.service.runtime import ServiceConfig
+
+    scheme = "https" if args.tls_cert else "http"
+    base = f"{scheme}://{args.host}:{args.port}"
+    if settings.training:
+        return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir))
+    return ServiceConfig(_database(args, settings), base_url=base,
+                         anchors=tuple(map(str, settings.trust_anchors)),
+                         intermediates=tuple(map(str, settings.trust_intermediates)),
+                         crls=tuple(map(str, settings.trust_crls)))
+
+
+def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    from app.commands import service as commands
+    from app.service.store import open_store
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise AppError("give both --tls-cert and --tls-key, or neither")
+    if args.service_command is None:
+        from app.service.server import Listen, serve
+
+        config = _config(args, settings)
+        with open_store(config.database) as store:  # migrate once before workers start; seed if asked
+            if args.seed and store.get_patient("9000000009") is None:
+                commands.seed(store, args.seed, 0, stdout)
+        print(f"Spine Desk service on {config.base_url} ({'training' if settings.training else 'production'}, "
+              f"{args.workers} worker(s)); Ctrl-C stops it.", file=stdout, flush=True)
+        cert, key = (str(args.tls_cert), str(args.tls_key)) if args.tls_cert else (None, None)
+        serve(config, Listen(args.host, args.port, args.workers, cert, key))
+        return 0
+    with open_store(_database(args, settings)) as store:
+        if args.service_command == "seed":
+            return commands.seed(store, args.patients, args.seed_value, stdout)
+        if args.service_command == "audit":
+            return commands.audit_verify(store, stdout)
+        return _users(args, store, stdout)
+
+
+def _users(args: argparse.Namespace, store, stdout: TextIO) -> int:  # type: ignore[no-untyped-def]
+    from app.commands import service as commands
+    from app.service.domain.rbac import load_role_table
+    from app.service.runtime import ROLE_TABLE
+
+    if args.users_command == "add":
+        return commands.users_add(store, args.id, args.name, card_file=args.card_file, cert_file=args.cert,
+                                  card_uuid=args.card_uuid, stream=stdout)
+    if args.users_command == "add-role":
+        return commands.users_add_role(store, load_role_table(ROLE_TABLE), user_id=args.user, urid=args.urid,
+                                       org=args.org, org_name=args.org_name, role_code=args.role,
+                                       activities=args.activities, stream=stdout)
+    if args.users_command == "deactivate":
+        user = store.deactivate_user(args.id)
+        print(f"User {user.id} deactivated; their sessions are revoked.", file=stdout)
+        return 0
+    return commands.users_list(store, stdout)
+
+
+def run_login(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
+    import httpx
+
+    from app.card.login_card import PivLoginCard
+    from app.card.pcsc import PcscSystem
+    from app.card.piv import PivSession
+    from app.spine.client import SpineClient
+    from app.spine.login import card_login, choose_role
+
+    url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
+    verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
+    pin = stdin.readline().rstrip("\r\n")
+    connection = PcscSystem().connect(args.reader)
+    try:
+        with httpx.Client(verify=verify, timeout=15) as http:
+            login = card_login(PivLoginCard(PivSession(connection)), SpineClient(url, http), pin)
+        role = choose_role(login, args.role)
+    finally:
+        connection.close(reset=True)  # the card forgets the PIN when the login is done
+    print(f"Logged in as {login.user_name}, {role.role_name} at {role.org_name} (URID {role.urid}); session "
+          f"expires {login.expires_at:%Y-%m-%d %H:%M} UTC.", file=sys.stderr)
+    print(login.token, file=stdout)
+    return 0

@@ -1,0 +1,46 @@
+"""Serving the ASGI app with uvicorn (uvloop + httptools): one or several worker processes, TLS 1.2+ only."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from app.service.runtime import ENV, ServiceConfig
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's config with its TLS context tightened: TLS 1.2 minimum, no compression, server cipher order."""
+
+    def load(self) -> None:
+        super().load()
+        if self.ssl is not None:
+            self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            self.ssl.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    workers: int = 1
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def serve(config: ServiceConfig, listen: Listen) -> None:
+    """Run until SIGINT/SIGTERM. Workers build their own service from ``config`` (passed in the environment)."""
+    os.environ[ENV] = config.to_env()
+    uv = _Config("app.service.runtime:create_app", factory=True, host=listen.host, port=listen.port,
+                 workers=listen.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+                 ssl_certfile=listen.tls_cert, ssl_keyfile=listen.tls_key, log_level="warning",
+                 timeout_graceful_shutdown=10)
+    server = uvicorn.Server(uv)
+    if listen.workers > 1:
+        sock = uv.bind_socket()
+        Multiprocess(uv, target=server.run, sockets=[sock]).run()
+    else:
+        server.run()
