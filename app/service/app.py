@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.service.api import audit, auth, pds
-from app.service.api.context import ServiceContext, echo_headers
+from app.service.api.context import PENDING_AUDIT, ServiceContext, echo_headers
 from app.service.api.pds import error_response
 from app.service.fhir.outcome import FhirError
 from app.service.http import Request, Response, Router, asgi_app
@@ -38,8 +38,39 @@ def _status(ctx: ServiceContext) -> Response:
     return Response.json(200, {"status": "pass", "schema_version": version}, content_type="application/json")
 
 
+AUDIT_FAILED = FhirError("SERVICE_UNAVAILABLE", "The access could not be audited, so no data was returned; retry "
+                         "with the same X-Request-ID.", retry_after=5)
+
+
 def make_dispatch(router: Router) -> Callable[[Request], Response]:
+    """``dispatch(request)``: the response, after every audit record it queued has committed."""
+    handle = make_handler(router)
+
     def dispatch(request: Request) -> Response:
+        response, pending = handle(request)
+        try:
+            for future in pending:
+                future.result()
+        except Exception:
+            log.exception("audit write failed; the response is withheld")
+            return echo_headers(request, error_response(AUDIT_FAILED))
+        return response
+
+    return dispatch
+
+
+def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any]]]:
+    """The response and the audit commits it must wait for (the ASGI adapter awaits them off-thread)."""
+
+    def handle(request: Request) -> tuple[Response, list[Any]]:
+        pending: list[Any] = []
+        token = PENDING_AUDIT.set(pending)
+        try:
+            return _dispatch(request), pending
+        finally:
+            PENDING_AUDIT.reset(token)
+
+    def _dispatch(request: Request) -> Response:
         handler, params, methods = router.match(request.method, request.path)
         try:
             if handler is None:
@@ -67,8 +98,9 @@ def make_dispatch(router: Router) -> Callable[[Request], Response]:
                     "display": "Unknown error"}]}}]})
         return echo_headers(request, response)
 
-    return dispatch
+    return handle
 
 
-def build_asgi(ctx: ServiceContext, *, threads: int = 32, on_shutdown: Callable[[], None] | None = None) -> Any:
-    return asgi_app(make_dispatch(build_router(ctx, document())), threads=threads, on_shutdown=on_shutdown)
+def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None) -> Any:
+    return asgi_app(make_handler(build_router(ctx, document())), audit_failed=error_response(AUDIT_FAILED),
+                    threads=threads, on_shutdown=on_shutdown)

@@ -33,7 +33,7 @@ class ServiceConfig:
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
     role_table: str = str(ROLE_TABLE)
-    threads: int = 32
+    threads: int = 0  # 0: handlers inline on the event loop (see app.service.http.asgi_app)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:

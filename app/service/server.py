@@ -41,6 +41,6 @@ def serve(config: ServiceConfig, listen: Listen) -> None:
     server = uvicorn.Server(uv)
     if listen.workers > 1:
         sock = uv.bind_socket()
-        Multiprocess(uv, target=server.run, sockets=[sock]).run()
+        Multiprocess(uv, sockets=[sock]).run()
     else:
         server.run()

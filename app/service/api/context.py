@@ -9,9 +9,11 @@ GETs are safe and are evaluated afresh on a repeated X-Request-ID (and audited a
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +27,11 @@ from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 log = logging.getLogger(__name__)
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ECHOED = (HEADER_REQUEST_ID, HEADER_CORRELATION_ID)
+
+# Audit records a request has queued; the response may leave only once every one of them has committed.
+# The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
+PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
+                                                                                           default=None)
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,17 @@ class ServiceContext:
 
     def audit(self, call: Call, action: str, nhs_number: str | None, outcome: str,
               details: dict[str, object] | None = None) -> None:
+        """Queue the record. Inside a request the response waits for its commit (see ``PENDING_AUDIT``);
+        outside one (tools, tests) this waits for the commit itself."""
         role = call.principal.role
-        self.audit_writer.append(AuditEntry(
+        future = self.audit_writer.submit(AuditEntry(
             user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
             nhs_number=nhs_number, request_id=call.request_id, outcome=outcome, details=dict(details or {})))
+        pending = PENDING_AUDIT.get()
+        if pending is None:
+            future.result()
+        else:
+            pending.append(future)
 
     def replay(self, call: Call) -> Response | None:
         stored = self.store.recall(call.request_id, call.principal.user.id)

@@ -121,15 +121,13 @@ class AuthService:
         if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
             raise AuthError(401, "missing-token", "missing or malformed Authorization: Bearer token; log in")
         hashed = token_hash(authorization[7:].strip())
-        session = self._store.get_session(hashed, now=self._now())
-        if session is None:
-            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked; log in again")
-        user = self._store.get_user(session.user_id)
-        if user is None or not user.active:
-            raise AuthError(401, "user-inactive", "this user is no longer active; log in again")
+        found = self._store.session_principal(hashed, urid or "", now=self._now())
+        if found is None:
+            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
+                            "longer active; log in again")
+        user, role = found
         if not urid:
             raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required")
-        role = next((r for r in user.role_profiles if r.id == urid), None)
         if role is None:
             raise AuthError(403, "urid-not-yours", "NHSD-Session-URID names a role profile that is not this "
                             "user's")

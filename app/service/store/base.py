@@ -196,6 +196,18 @@ class Store(ABC):
     def get_session(self, token_hash: str, *, now: datetime | None = None) -> Session | None:
         """None if unknown, revoked or expired."""
 
+    def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
+                          ) -> tuple[User, RoleProfile | None] | None:
+        """For a live session of an active user: the user (with only the named role, if it is theirs) and
+        that role profile, else ``None`` for the role. ``None`` overall if the session or user is not live.
+        One round trip in the SQL stores: this is on every request's path."""
+        session = self.get_session(token_hash, now=now)
+        user = self.get_user(session.user_id) if session else None
+        if user is None or not user.active:
+            return None
+        role = next((r for r in user.role_profiles if r.id == role_profile_id), None)
+        return user, role
+
     @abstractmethod
     def revoke_session(self, token_hash: str) -> bool:
         """True if a session was revoked."""

@@ -185,6 +185,20 @@ class IdentitySql(SqlBase):
             row = cur.fetchone()
         return Session(row[0], row[1], self._dec_ts(row[2]), self._dec_ts(row[3])) if row else None
 
+    def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
+                          ) -> tuple[User, RoleProfile | None] | None:
+        with self._read() as cur:
+            cur.execute("SELECT u.id, u.name, u.active, r.id, r.user_id, r.org_ods, r.org_name, r.role_code, "
+                        "r.role_name, r.activity_codes FROM sessions s JOIN users u ON u.id = s.user_id "
+                        "LEFT JOIN role_profiles r ON r.user_id = u.id AND r.id = ? "
+                        "WHERE s.token_hash = ? AND s.expires_at > ?",
+                        (role_profile_id, token_hash, self._enc_ts(now or utcnow())))
+            row = cur.fetchone()
+        if row is None or not row[2]:
+            return None
+        role = self._role(row[3:]) if row[3] is not None else None
+        return User(id=row[0], name=row[1], active=True, role_profiles=(role,) if role else ()), role
+
     def revoke_session(self, token_hash: str) -> bool:
         with self._write() as cur:
             cur.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))

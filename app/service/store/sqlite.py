@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import queue
 import random
 import sqlite3
@@ -22,6 +23,11 @@ from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from . import schema_sqlite
 from .errors import StoreError, StoreUnavailable
@@ -105,6 +111,7 @@ class SQLiteStore(SqlStore):
         # One in-memory database is one connection: share it (tests only).
         self._pool = _Pool(self._connect, 1 if self._memory else max(1, pool_size))
         self._write_lock = threading.Lock()
+        self._lock_fd = self._open_lock_file()
         try:
             self._migrate()
         except BaseException:
@@ -180,9 +187,34 @@ class SQLiteStore(SqlStore):
             finally:
                 conn.execute("COMMIT")
 
+    def _open_lock_file(self) -> int | None:
+        """Writers of several processes queue on an OS file lock beside the database before BEGIN IMMEDIATE.
+
+        SQLite's own busy handler polls with sleeps of up to 100 ms, so two busy processes made each other
+        wait for whole sleep periods (measured: p99 1.75 s with two service workers); a blocking ``flock`` wakes
+        the next writer the moment the lock is free. Without fcntl (Windows) SQLite's busy handler remains.
+        """
+        if self._memory or fcntl is None:
+            return None
+        try:
+            return os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreUnavailable(self.url, f"cannot create {self.path}.writelock ({exc.strerror})") from exc
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        with self._mapped(), self._write_lock, self._pool.connection() as conn:
+        with self._mapped(), self._write_lock, self._process_lock(), self._pool.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn.cursor()
@@ -273,3 +305,6 @@ class SQLiteStore(SqlStore):
             with self._pool.connection() as conn, suppress(sqlite3.Error):
                 conn.execute("PRAGMA optimize")
         self._pool.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
