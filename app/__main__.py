@@ -124,11 +124,12 @@ def _trust_store(settings: Settings):  # type: ignore[no-untyped-def]
 def _client(settings: Settings, stdout: TextIO) -> int:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         print("No display found (DISPLAY and WAYLAND_DISPLAY are not set), so the desktop client cannot open "
-              "a window. Run it from a desktop session; on a server use 'spinedesk service' or "
-              "'spinedesk card status'.", file=stdout)
+              "a window. Run it from a desktop session. Without a display you can still start the Spine service: "
+              "'spinedesk service --seed 1000' (training data), and use 'spinedesk login' / 'spinedesk card status'.",
+              file=stdout)
         return EXIT_ERROR
-    print("The desktop client is not part of this build yet; available commands: 'spinedesk card …'. "
-          "See 'spinedesk --help'.", file=stdout)
+    print("The desktop client is not part of this build yet; available commands: 'spinedesk service', "
+          "'spinedesk login', 'spinedesk card …'. See 'spinedesk --help'.", file=stdout)
     return EXIT_ERROR
 
 
