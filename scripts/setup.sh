@@ -52,8 +52,11 @@ done
 
 extras="."; [ "$mode" = test ] && extras=".[dev]"
 stamp="$venv/.spinedesk-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16) $extras"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+hash="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$hash $extras"
+have="$(cat "$stamp" 2>/dev/null || true)"
+# an install with the test tools also serves "run"
+if [ ! -x "$venv/bin/python" ] || { [ "$have" != "$want" ] && [ "$have" != "$hash .[dev]" ]; }; then
   echo "==> creating the virtual environment in $venv"
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
@@ -94,7 +97,13 @@ fi
 export PATH="$venv/bin:$PATH"
 case "$mode" in
   install) exit 0 ;;
-  run) exec "$venv/bin/spinedesk" "$@" ;;
+  run)
+    if [ $# -eq 0 ] && [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+      echo "No display here, so the desktop client cannot open a window; starting the training Spine service"
+      echo "instead (http://127.0.0.1:8443, synthetic patients). Stop it with Ctrl-C."
+      exec "$venv/bin/spinedesk" service --seed 1000
+    fi
+    exec "$venv/bin/spinedesk" "$@" ;;
   test)
     export SPINEDESK_REQUIRE_PCSC="${SPINEDESK_REQUIRE_PCSC:-${CI:-}}"
     exec "$venv/bin/python" -m pytest "$@" ;;
