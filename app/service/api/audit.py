@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from app.service.api.context import ServiceContext
 from app.service.domain.nhs_number import is_valid
@@ -28,7 +28,10 @@ def _time(request: Request, name: str) -> datetime | None:
         raise invalid_value(name, value, where="parameter") from exc
     if parsed.tzinfo is None:
         raise invalid_value(name, value, where="parameter")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. year 1 at +14:00 is before the first representable UTC instant
+        raise invalid_value(name, value, where="parameter") from exc
 
 
 def register(router: Router, ctx: ServiceContext) -> None:

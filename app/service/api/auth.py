@@ -12,7 +12,7 @@ from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
 def _body(request: Request) -> dict[str, object]:
     try:
         doc = request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FhirError("INVALID_VALUE", "the request body must be a JSON object") from exc
     if not isinstance(doc, dict):
         raise FhirError("INVALID_VALUE", "the request body must be a JSON object")

@@ -70,6 +70,12 @@ class ServiceContext:
         try:
             principal = self.auth.authenticate(request.header("authorization"), request.header(HEADER_URID))
         except AuthError as exc:
+            if exc.user is not None:  # a known user probing with a role that is not theirs: on the record
+                future = self.audit_writer.submit(AuditEntry(
+                    user_id=exc.user.id, role_profile_id=(request.header(HEADER_URID) or "")[:64], org="",
+                    action=operation, nhs_number=nhs_number, request_id=(request.header(HEADER_REQUEST_ID) or "")[:64],
+                    outcome="403", details={"reason": exc.reason}))
+                self._await_or_defer(future)
             raise access_denied(exc) from exc
         request_id = self.request_id(request)
         if not self.roles.allowed(operation, principal.role.activity_codes):
@@ -87,6 +93,10 @@ class ServiceContext:
         future = self.audit_writer.submit(AuditEntry(
             user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
             nhs_number=nhs_number, request_id=call.request_id, outcome=outcome, details=dict(details or {})))
+        self._await_or_defer(future)
+
+    @staticmethod
+    def _await_or_defer(future: Future[object]) -> None:
         pending = PENDING_AUDIT.get()
         if pending is None:
             future.result()

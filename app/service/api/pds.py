@@ -25,6 +25,9 @@ def _audited(ctx: ServiceContext, call: Call, action: str, nhs: str | None,
     except FhirError as exc:
         ctx.audit(call, action, nhs, str(exc.status), {**details, "error": exc.spine_code})
         raise
+    except Exception as exc:  # a crash is still an access attempt: on the record as a 500, then the 500 path
+        ctx.audit(call, action, nhs, "500", {**details, "error": type(exc).__name__})
+        raise
     ctx.audit(call, action, nhs, str(response.status), details)
     return response
 
@@ -73,8 +76,8 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 raise invalid_update(f"patient {nhs} has been merged into {row.nhs_number}; update that record")
             try:
                 body = request.json()
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise invalid_update("the body is not valid JSON") from exc
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                raise invalid_update("the body is not valid JSON (or nests too deeply)") from exc
             result = update_patient(row.resource, body, current_version=row.version,
                                     if_match=request.header("if-match"), today=ctx.now().date())
             try:
@@ -118,4 +121,6 @@ def register(router: Router, ctx: ServiceContext) -> None:
 
 def error_response(exc: FhirError) -> Response:
     headers = [("retry-after", str(exc.retry_after))] if exc.retry_after else []
+    if exc.status == 401:
+        headers.append(("www-authenticate", 'Bearer realm="spine-desk"'))
     return Response.json(exc.status, exc.to_outcome(), headers=headers)

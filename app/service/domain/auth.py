@@ -37,11 +37,12 @@ MAX_CERTIFICATE_BYTES = 8192
 class AuthError(AppError):
     """A login or authentication failure. ``status`` is 401 or 403; ``reason`` a stable machine-readable code."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, user: User | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.user = user  # set when the caller was authenticated but is still refused (their URID)
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,10 @@ class AuthService:
                             "longer active; log in again")
         user, role = found
         if not urid:
-            raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required")
+            raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required", user)
         if role is None:
             raise AuthError(403, "urid-not-yours", "NHSD-Session-URID names a role profile that is not this "
-                            "user's")
+                            "user's", user)
         return Principal(user, role, hashed)
 
     def logout(self, authorization: str | None) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 
 from app.service.domain.patient_rules import check_update
 from app.service.fhir.outcome import FhirError, invalid_update, invalid_value, quote_value
+from app.service.fhir.patient import RESTRICTED_FIELDS, is_restricted
 
 PATCHABLE = frozenset({"name", "gender", "birthDate", "deceasedDateTime", "multipleBirthInteger", "address",
                        "telecom", "contact", "generalPractitioner", "managingOrganization", "extension"})
@@ -247,11 +248,24 @@ def apply_patches(resource: dict[str, Any], operations: list[Operation], *, vers
     return doc
 
 
+WITHHELD = frozenset(RESTRICTED_FIELDS) | {"extension"}
+
+
+def _refuse_withheld(operations: list[Operation]) -> None:
+    """A restricted patient's withheld details can be neither tested nor changed through this API: one fixed
+    answer, whatever the path or value, so no response can confirm a guess or reveal how many items exist."""
+    if any(op.path and op.path[0] in WITHHELD for op in operations):
+        raise FhirError("FORBIDDEN_UPDATE", "Invalid update with error - the details of a restricted patient are "
+                        "withheld and cannot be tested or changed here", status=403)
+
+
 def update_patient(resource: dict[str, Any], body: object, *, current_version: int, if_match: str | None,
                    today: date | None = None) -> PatchResult:
     """Check the version, apply the patches all-or-nothing, validate the result; returns version + 1."""
     check_version(if_match, current_version)
     operations = parse_patches(body)
+    if is_restricted(resource):
+        _refuse_withheld(operations)
     today = today or date.today()
     new_version = current_version + 1
     patched = apply_patches(resource, operations, version=new_version, today=today)
