@@ -96,6 +96,9 @@ def register(router: Router, ctx: ServiceContext) -> None:
             response = _audited(ctx, call, "pds.patch", nhs, work)
         except FhirError as exc:
             response = error_response(exc)
+        except BaseException:
+            ctx.store.release(call.request_id, call.principal.user.id)  # no answer to replay: let a retry run
+            raise
         return ctx.remember(call, response)
 
     def related(request: Request) -> Response:

@@ -227,6 +227,16 @@ class Store(ABC):
     @abstractmethod
     def recall(self, request_id: str, user_id: str) -> StoredResponse | None: ...
 
+    @abstractmethod
+    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None
+              ) -> StoredResponse | None:
+        """Claim a request id before doing the work (insert a status-0 placeholder): ``None`` if this caller owns
+        it now, else the stored response (status 0: the owner is still working). ``remember`` completes it."""
+
+    @abstractmethod
+    def release(self, request_id: str, user_id: str) -> None:
+        """Remove an unfinished claim."""
+
     # --- audit ----------------------------------------------------------------------------------------------
 
     @abstractmethod

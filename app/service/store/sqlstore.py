@@ -154,12 +154,35 @@ class SqlStore(IdentitySql):
         params = (request_id, user_id, method, path, status, dumps([[k, v] for k, v in headers]), bytes(body),
                   self._enc_ts(now or utcnow()))
         with self._write() as cur:
+            # a claim (status 0, see claim()) is completed; a completed answer is never replaced
             cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (request_id, user_id) DO NOTHING", params)
+                        "ON CONFLICT (request_id, user_id) DO UPDATE SET status = excluded.status, "
+                        "headers = excluded.headers, body = excluded.body WHERE idempotency.status = 0", params)
             cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",
                         (request_id, user_id))
             row = cur.fetchone()
         return self._response(row)
+
+    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None
+              ) -> StoredResponse | None:
+        """Claim ``request_id`` before doing the work: ``None`` if this caller now owns it, else what is stored
+        (status 0 while the owner is still working). Exactly one of several racing processes gets ``None``."""
+        params = (request_id, user_id, method, path, 0, "[]", b"", self._enc_ts(now or utcnow()))
+        with self._write() as cur:
+            cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (request_id, user_id) DO NOTHING", params)
+            claimed = cur.rowcount == 1
+            if claimed:
+                return None
+            cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",
+                        (request_id, user_id))
+            return self._response(cur.fetchone())
+
+    def release(self, request_id: str, user_id: str) -> None:
+        """Drop an unfinished claim (the work failed before it had an answer worth replaying)."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM idempotency WHERE request_id = ? AND user_id = ? AND status = 0",
+                        (request_id, user_id))
 
     def recall(self, request_id: str, user_id: str) -> StoredResponse | None:
         with self._read() as cur:
