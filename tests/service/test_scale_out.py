@@ -305,9 +305,6 @@ def send_at_once(barrier: threading.Barrier, answers: dict[str, httpx.Response],
         answers[key] = client.patch(url, json=body, headers=h)
 
 
-@pytest.mark.xfail(strict=False, reason="app bug: PATCH's CAS update and its idempotency record are separate "
-                   "transactions (app/service/api/pds.py:65-96), so the losing racer's 409 can be stored first and "
-                   "replayed to the winner although its update WAS applied")
 def test_same_patch_sent_to_both_processes_at_once_answers_what_was_applied(cluster: Cluster) -> None:
     """A client that times out at A and retries at B (same X-Request-ID) while A is still working: both must get
     the answer that matches the database — 200 and version +1, or a failure and no change."""
