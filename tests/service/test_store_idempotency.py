@@ -52,3 +52,24 @@ def test_racing_threads_and_processes_all_get_the_same_response(store, store_url
     assert len(bodies) == 1
     stored = store.recall("race-2", "u1")
     assert stored.body.decode() in bodies and dict(stored.headers)["X-Writer"] == stored.body.decode()
+
+
+def test_claim_then_complete_then_replay(store):
+    assert store.claim("rid-claim", "u", "PATCH", "/p") is None  # this caller owns the id now
+    pending = store.claim("rid-claim", "u", "PATCH", "/p")
+    assert pending is not None and pending.status == 0  # a racer sees "in progress"
+    done = store.remember("rid-claim", "u", "PATCH", "/p", 200, [("etag", 'W/"2"')], b"{}")
+    assert done.status == 200 and done.body == b"{}"
+    again = store.remember("rid-claim", "u", "PATCH", "/p", 409, [], b"late")  # never replaces a finished answer
+    assert (again.status, again.body) == (200, b"{}")
+    assert store.claim("rid-claim", "u", "PATCH", "/p").status == 200
+
+
+def test_release_drops_only_an_unfinished_claim(store):
+    assert store.claim("rid-rel", "u", "PATCH", "/p") is None
+    store.release("rid-rel", "u")
+    assert store.recall("rid-rel", "u") is None
+    assert store.claim("rid-rel", "u", "PATCH", "/p") is None  # a retry can run
+    store.remember("rid-rel", "u", "PATCH", "/p", 200, [], b"ok")
+    store.release("rid-rel", "u")
+    assert store.recall("rid-rel", "u").status == 200
