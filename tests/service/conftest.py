@@ -210,3 +210,24 @@ print("ready", flush=True)
 while not os.path.exists(go):
     time.sleep(0.001)
 """
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """One store per store kind for a whole module (live-server tests that seed once and ask many questions)."""
+    if request.param == "sqlite":
+        store = open_store(f"sqlite://{tmp_path_factory.mktemp('shared')}/store.db")
+        yield store
+        store.close()
+        return
+    base = request.getfixturevalue("pg_database")  # fails under CI when PostgreSQL is missing
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    store = open_store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
+    yield store
+    store.close()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

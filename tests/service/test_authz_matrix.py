@@ -23,7 +23,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.service.domain.auth import token_hash
-from app.service.store import RoleProfile, Store, open_store
+from app.service.store import RoleProfile, Store
 from app.wire import PDS_BASE
 
 from .live import Live, serve
@@ -36,24 +36,6 @@ ALL_ACTIVITIES = ("B0264", "B0825", "B0015", "B0016")
 # --- one store and one live server per store kind, for the whole module -------------------------------------
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = open_store(f"sqlite://{tmp_path_factory.mktemp('authz')}/store.db")
-        yield store
-        store.close()
-        return
-    base = request.getfixturevalue("pg_database")  # fails under CI=1 when PostgreSQL is missing
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    store = open_store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
-    yield store
-    store.close()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @dataclass

@@ -26,31 +26,13 @@ import pytest
 from app.pki import TrainingCA
 from app.service.domain.pds_patch import apply_patches, parse_patches
 from app.service.fhir.patient import to_row
-from app.service.store import SearchFilter, Store, open_store
+from app.service.store import SearchFilter, Store
 
 from .live import Live, serve
 
 WITHHELD = ("address", "telecom", "contact", "generalPractitioner", "managingOrganization")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = open_store(f"sqlite://{tmp_path_factory.mktemp('restricted')}/store.db")
-        yield store
-        store.close()
-        return
-    base = request.getfixturevalue("pg_database")  # fails under CI=1 when PostgreSQL is missing
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    store = open_store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
-    yield store
-    store.close()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 # --- what must not leak -------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from schemathesis.checks import not_a_server_error
 
 from app.pki import TrainingCA
 from app.service.domain.auth import token_hash
-from app.service.store import RoleProfile, Store, open_store
+from app.service.store import RoleProfile, Store
 
 from .live import Live, serve
 
@@ -63,24 +63,6 @@ KNOWN_PATIENTS = ("9000000009", "9000000025", "9000000033")  # NHS's full, restr
 pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    if request.param == "sqlite":
-        store = open_store(f"sqlite://{tmp_path_factory.mktemp('fuzz')}/store.db")
-        yield store
-        store.close()
-        return
-    base = request.getfixturevalue("pg_database")  # fails under CI=1 when PostgreSQL is missing
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    store = open_store(f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}")
-    yield store
-    store.close()
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(scope="module")
