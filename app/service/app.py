@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from app.service.api import audit, auth, pds
-from app.service.api.context import PENDING_AUDIT, ServiceContext, echo_headers
+from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers
 from app.service.api.pds import error_response
 from app.service.fhir.outcome import FhirError
 from app.service.http import Request, Response, Router, asgi_app
@@ -38,6 +39,9 @@ def _status(ctx: ServiceContext) -> Response:
     return Response.json(200, {"status": "pass", "schema_version": version}, content_type="application/json")
 
 
+IN_PROGRESS_WAIT = 10.0  # seconds a duplicate waits for the first request's answer (claims are leased for 3 s)
+STILL_RUNNING = FhirError("SERVICE_UNAVAILABLE", "A request with this X-Request-ID is still being processed; retry "
+                          "it with the same X-Request-ID.", retry_after=2)
 AUDIT_FAILED = FhirError("SERVICE_UNAVAILABLE", "The access could not be audited, so no data was returned; retry "
                          "with the same X-Request-ID.", retry_after=5)
 
@@ -47,7 +51,15 @@ def make_dispatch(router: Router) -> Callable[[Request], Response]:
     handle = make_handler(router)
 
     def dispatch(request: Request) -> Response:
-        response, pending = handle(request)
+        deadline = time.monotonic() + IN_PROGRESS_WAIT
+        while True:
+            try:
+                response, pending = handle(request)
+                break
+            except InProgress:
+                if time.monotonic() > deadline:
+                    return echo_headers(request, error_response(STILL_RUNNING))
+                time.sleep(0.02)
         try:
             for future in pending:
                 future.result()
@@ -86,6 +98,8 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
                                            request.body, params))
         except FhirError as exc:
             response = error_response(exc)
+        except InProgress:
+            raise
         except StoreError as exc:
             log.error("store failure on %s %s: %s", request.method, request.path, exc)
             response = error_response(FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; "
@@ -103,4 +117,5 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
 
 def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None) -> Any:
     return asgi_app(make_handler(build_router(ctx, document())), audit_failed=error_response(AUDIT_FAILED),
+                    retry_on=InProgress, retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING),
                     threads=threads, on_shutdown=on_shutdown)

@@ -78,6 +78,7 @@ class Router:
 
 
 def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *, audit_failed: Response,
+             retry_on: type[Exception] | None = None, retry_for: float = 10.0, gave_up: Response | None = None,
              threads: int = 0, on_shutdown: Callable[[], None] | None = None) -> Callable[..., Any]:
     """An ASGI 3 application around ``handle``, which returns a response and the audit commits it waits for.
 
@@ -85,6 +86,8 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
     sub-millisecond database reads, and many threads doing such GIL-releasing calls thrash (measured: 32
     threads gave a fifth of one thread's read rate). The only long wait — the audit commit — is awaited
     without holding a thread. ``threads>0`` runs handlers on a pool instead (for stores with slow round trips).
+    A handler raising ``retry_on`` (another process is answering the same request) runs again after yielding
+    to the loop, for up to ``retry_for`` seconds, then ``gave_up`` is sent.
     """
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="service") if threads else None
 
@@ -122,10 +125,22 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
             response = Response.json(413, {"resourceType": "OperationOutcome", "issue": [
                 {"severity": "error", "code": "too-long", "diagnostics": f"request body over {MAX_BODY} bytes"}]})
         else:
-            if pool is None:
-                response, pending = handle(request)
-            else:
-                response, pending = await asyncio.get_running_loop().run_in_executor(pool, handle, request)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + retry_for
+            while True:
+                try:
+                    if pool is None:
+                        response, pending = handle(request)
+                    else:
+                        response, pending = await loop.run_in_executor(pool, handle, request)
+                    break
+                except Exception as exc:
+                    if retry_on is None or gave_up is None or not isinstance(exc, retry_on):
+                        raise
+                    if loop.time() > deadline:
+                        response, pending = Response(gave_up.status, gave_up.body, list(gave_up.headers)), []
+                        break
+                    await asyncio.sleep(0.02)
             try:
                 for future in pending:
                     await asyncio.wrap_future(future)

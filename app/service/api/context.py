@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -33,6 +32,10 @@ ECHOED = (HEADER_REQUEST_ID, HEADER_CORRELATION_ID)
 # The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
 PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
                                                                                            default=None)
+
+
+class InProgress(Exception):
+    """The request id is claimed by another process that has not answered yet."""
 
 
 @dataclass(frozen=True)
@@ -104,19 +107,15 @@ class ServiceContext:
         else:
             pending.append(future)
 
-    def replay(self, call: Call, wait: float = 10.0) -> Response | None:
-        """Claim the request id; if someone already did, their answer (waiting while they are still working)."""
-        user = call.principal.user.id
-        deadline = time.monotonic() + wait
-        stored = self.store.claim(call.request_id, user, call.request.method, call.request.path)
-        while stored is not None and stored.status == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)  # another process is doing this very request: wait for its answer
-            stored = self.store.recall(call.request_id, user)
+    def replay(self, call: Call) -> Response | None:
+        """Claim the request id; if someone already answered it, that answer. While another process is still
+        working on it, raise :class:`InProgress`: the HTTP adapter yields and runs the request again shortly
+        (never sleeping on the event loop); an abandoned claim is taken over once its lease has run out."""
+        stored = self.store.claim(call.request_id, call.principal.user.id, call.request.method, call.request.path)
         if stored is None:
             return None
         if stored.status == 0:
-            raise FhirError("SERVICE_UNAVAILABLE", "A request with this X-Request-ID is still being processed; retry "
-                            "it with the same X-Request-ID.", retry_after=2)
+            raise InProgress(call.request_id)
         if (stored.method, stored.path) != (call.request.method, call.request.path):
             raise invalid_value(HEADER_REQUEST_ID, call.request_id, where="header")
         return Response(stored.status, stored.body, list(stored.headers))

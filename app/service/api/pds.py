@@ -66,7 +66,8 @@ def register(router: Router, ctx: ServiceContext) -> None:
         nhs = request.params["id"]
         call = ctx.authorise(request, "pds.patch", nhs_number=nhs)
         replay = ctx.replay(call)
-        if replay is not None:
+        if replay is not None:  # the stored answer (a patient record) leaves again: on the record as a replay
+            ctx.audit(call, "pds.patch", nhs, str(replay.status), {"replay": True})
             return replay
 
         def work(details: dict[str, object]) -> Response:

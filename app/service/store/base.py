@@ -228,10 +228,11 @@ class Store(ABC):
     def recall(self, request_id: str, user_id: str) -> StoredResponse | None: ...
 
     @abstractmethod
-    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None
-              ) -> StoredResponse | None:
+    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None,
+              lease_seconds: float = 3.0) -> StoredResponse | None:
         """Claim a request id before doing the work (insert a status-0 placeholder): ``None`` if this caller owns
-        it now, else the stored response (status 0: the owner is still working). ``remember`` completes it."""
+        it now, else the stored response (status 0: the owner is still working). ``remember`` completes it. An
+        unanswered claim older than ``lease_seconds`` was abandoned (its process died) and is taken over."""
 
     @abstractmethod
     def release(self, request_id: str, user_id: str) -> None:

@@ -163,14 +163,18 @@ class SqlStore(IdentitySql):
             row = cur.fetchone()
         return self._response(row)
 
-    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None
-              ) -> StoredResponse | None:
+    def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None,
+              lease_seconds: float = 3.0) -> StoredResponse | None:
         """Claim ``request_id`` before doing the work: ``None`` if this caller now owns it, else what is stored
-        (status 0 while the owner is still working). Exactly one of several racing processes gets ``None``."""
-        params = (request_id, user_id, method, path, 0, "[]", b"", self._enc_ts(now or utcnow()))
+        (status 0 while the owner is still working). Exactly one of several racing processes gets ``None``. A
+        claim older than ``lease_seconds`` with no answer was left by a process that died: it is taken over."""
+        now = now or utcnow()
+        params = (request_id, user_id, method, path, 0, "[]", b"", self._enc_ts(now),
+                  self._enc_ts(now - timedelta(seconds=lease_seconds)))
         with self._write() as cur:
             cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (request_id, user_id) DO NOTHING", params)
+                        "ON CONFLICT (request_id, user_id) DO UPDATE SET created_at = excluded.created_at "
+                        "WHERE idempotency.status = 0 AND idempotency.created_at < ?", params)
             claimed = cur.rowcount == 1
             if claimed:
                 return None
