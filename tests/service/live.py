@@ -79,11 +79,12 @@ def seed(store: Store, ca: TrainingCA, patients: int = 300) -> tuple[dict, dict]
 
 
 @contextmanager
-def serve(store: Store, ca: TrainingCA, patients: int = 300) -> Iterator[Live]:
+def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0) -> Iterator[Live]:
+    """A live server over ``store``; ``threads`` > 0 runs handlers on a pool (0: the production default)."""
     keys, certs = seed(store, ca, patients)
     port = free_port()
     service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                          training_pki=str(ca.directory)), store=store)
+                                          training_pki=str(ca.directory), threads=threads), store=store)
     server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,20 +15,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from app.pki import TrainingCA
-from app.service.runtime import ServiceConfig, build_service
 from app.service.store import Store
 
-from .live import Live, free_port, seed
+from .live import serve
 
 NHS = "9000000009"
 WORKERS = 50
@@ -42,26 +38,9 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TrainingCA:
     return TrainingCA.load_or_create(tmp_path_factory.mktemp("pki"))
 
 
-@contextmanager
-def serve_threads(store: Store, ca: TrainingCA, threads: int) -> Iterator[Live]:
+def serve_threads(store: Store, ca: TrainingCA, threads: int):
     """``live.serve`` with a chosen handler pool size (0: the production default, handlers on the event loop)."""
-    keys, certs = seed(store, ca, patients=20)
-    port = free_port()
-    service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                          training_pki=str(ca.directory), threads=threads), store=store)
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        service.audit.close()
+    return serve(store, ca, patients=20, threads=threads)
 
 
 def shared_client() -> httpx.Client:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.errors import AppError, CertificateRejected
@@ -191,6 +191,3 @@ def _verify(cert: x509.Certificate, signature: bytes, message: bytes) -> bool:
         return False
     return True
 
-
-def public_key_pem(cert: x509.Certificate) -> bytes:  # pragma: no cover - convenience for tools
-    return cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
