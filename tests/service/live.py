@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.pki import TrainingCA
 from app.service.runtime import ServiceConfig, build_service
 from app.service.seed.patients import generate_patients
+from app.service.server import KEEP_ALIVE_SECONDS
 from app.service.store import RoleProfile, Store
 from app.wire import PDS_BASE, login_message
 
@@ -86,7 +87,7 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0) -
     service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
                                           training_pki=str(ca.directory), threads=threads), store=store)
     server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+                                           lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
