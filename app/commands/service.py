@@ -13,6 +13,9 @@ from cryptography.hazmat.primitives import hashes
 
 from app.errors import AppError
 from app.service.domain.rbac import RoleTable
+from app.service.seed import cpis as seed_cpis
+from app.service.seed import flags as seed_flags
+from app.service.seed import scr as seed_scr
 from app.service.seed.patients import generate_patients
 from app.service.store import RoleProfile, Store
 
@@ -22,6 +25,8 @@ def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
     started = datetime.now()
     for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
         written += store.put_patients(chunk)
+        for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
+            clinical.seed_rows(store, chunk, seed_value)
         print(f"\r  {written:,} patients", end="", file=sys.stderr, flush=True)
     seconds = (datetime.now() - started).total_seconds()
     print(f"\rSeeded {written:,} patients (seed {seed_value}, NHS sandbox reference patients included) in "

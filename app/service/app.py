@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from app.service.api import audit, auth, pds
-from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers
-from app.service.api.pds import error_response
+from app.service.api import audit, auth, cpis, flags, pds, scr
+from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
 from app.service.fhir.outcome import FhirError
 from app.service.http import Request, Response, Router, asgi_app
 from app.service.openapi import document
@@ -23,6 +22,9 @@ def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
     router = Router()
     auth.register(router, ctx)
     pds.register(router, ctx)
+    scr.register(router, ctx)
+    cpis.register(router, ctx)
+    flags.register(router, ctx)
     audit.register(router, ctx)
     body = json.dumps(openapi).encode()
     router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import __version__
+from app.service import openapi_cpis, openapi_flags, openapi_scr
 from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, PDS_BASE
 
 NHS_NUMBER = {"type": "string", "pattern": "^[0-9]{10}$", "example": "9000000009"}
@@ -117,5 +118,6 @@ def document() -> dict[str, Any]:
                               **_errors(400, 401, 403)}}},
             "/_status": {"get": {"summary": "Health", "operationId": "status", "responses": {
                 "200": {"description": "up", **_json({"type": "object"}, "application/json")}, **_errors(503)}}},
+            **openapi_scr.paths(), **openapi_cpis.paths(), **openapi_flags.paths(),
         },
     }

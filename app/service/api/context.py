@@ -21,7 +21,7 @@ from app.service.domain.auth import AuthError, AuthService, Principal
 from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
 from app.service.http import Request, Response
-from app.service.store import AuditEntry, AuditWriter, Store
+from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,31 @@ class Call:
     principal: Principal
     request_id: str
     request: Request
+
+
+class AuditDetails(dict[str, object]):
+    """The details of the record ``ServiceContext.audited`` writes for a request, filled in by the work.
+
+    Work that CHANGES data calls :meth:`entries` to get its success record(s) and hands them to the store method
+    that writes them in the same transaction as the change; ``audited`` then does not write them again. If that
+    store call fails, nothing was written and ``audited`` records the failure as usual."""
+
+    def __init__(self, ctx: ServiceContext, call: Call, action: str, nhs_number: str | None) -> None:
+        super().__init__()
+        self._ctx, self._call, self._action, self._nhs = ctx, call, action, nhs_number
+        self.inline = False
+
+    def entries(self, outcome: str = "200") -> list[AuditEntry]:
+        self.inline = True
+        return [self._ctx.audit_entry(self._call, self._action, self._nhs, outcome, dict(self))]
+
+
+def error_response(exc: FhirError) -> Response:
+    """The one place a ``FhirError`` becomes an HTTP response."""
+    headers = [("retry-after", str(exc.retry_after))] if exc.retry_after else []
+    if exc.status == 401:
+        headers.append(("www-authenticate", 'Bearer realm="spine-desk"'))
+    return Response.json(exc.status, exc.to_outcome(), headers=headers)
 
 
 def access_denied(error: AuthError) -> FhirError:
@@ -89,15 +114,58 @@ class ServiceContext:
                             f"perform {operation}", status=403)
         return Call(principal, request_id, request)
 
+    def audit_entry(self, call: Call, action: str, nhs_number: str | None, outcome: str,
+                    details: dict[str, object] | None = None) -> AuditEntry:
+        role = call.principal.role
+        return AuditEntry(user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
+                          nhs_number=nhs_number, request_id=call.request_id, outcome=outcome,
+                          details=dict(details or {}))
+
     def audit(self, call: Call, action: str, nhs_number: str | None, outcome: str,
               details: dict[str, object] | None = None) -> None:
         """Queue the record. Inside a request the response waits for its commit (see ``PENDING_AUDIT``);
         outside one (tools, tests) this waits for the commit itself."""
-        role = call.principal.role
-        future = self.audit_writer.submit(AuditEntry(
-            user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
-            nhs_number=nhs_number, request_id=call.request_id, outcome=outcome, details=dict(details or {})))
-        self._await_or_defer(future)
+        self._await_or_defer(self.audit_writer.submit(self.audit_entry(call, action, nhs_number, outcome, details)))
+
+    def audited(self, call: Call, action: str, nhs_number: str | None,
+                work: Callable[[AuditDetails], Response]) -> Response:
+        """Run ``work`` and make sure its audit record (success or failure) commits before the response leaves."""
+        details = AuditDetails(self, call, action, nhs_number)
+        try:
+            response = work(details)
+        except FhirError as exc:
+            self.audit(call, action, nhs_number, str(exc.status), {**details, "error": exc.spine_code})
+            raise
+        except Exception as exc:  # a crash is still an access attempt: on the record as a 500, then the 500 path
+            self.audit(call, action, nhs_number, "500", {**details, "error": type(exc).__name__})
+            raise
+        if not details.inline:
+            self.audit(call, action, nhs_number, str(response.status), details)
+        return response
+
+    @staticmethod
+    def answer(call: Call, response: Response) -> Answer:
+        """The answer to store for this request's X-Request-ID in the same transaction as its change."""
+        return Answer(call.request_id, call.principal.user.id, call.request.method, call.request.path,
+                      response.status, tuple(response.headers), response.body)
+
+    def idempotent(self, call: Call, action: str, nhs_number: str | None,
+                   work: Callable[[AuditDetails], Response]) -> Response:
+        """A state-changing request: replay a stored answer for its X-Request-ID, else run it ``audited`` and
+        store its answer (errors too). Work that commits ``entries()`` and ``answer()`` with its change makes the
+        change, its audit and its answer one transaction."""
+        replay = self.replay(call)
+        if replay is not None:  # the stored answer leaves again: on the record as a replay
+            self.audit(call, action, nhs_number, str(replay.status), {"replay": True})
+            return replay
+        try:
+            response = self.audited(call, action, nhs_number, work)
+        except FhirError as exc:
+            response = error_response(exc)
+        except BaseException:
+            self.store.release(call.request_id, call.principal.user.id)  # no answer to replay: let a retry run
+            raise
+        return self.remember(call, response)
 
     @staticmethod
     def _await_or_defer(future: Future[object]) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from app.service.api.context import Call, ServiceContext
+from app.service.api.context import AuditDetails, ServiceContext
 from app.service.domain.pds_patch import check_content_type, update_patient
 from app.service.domain.pds_rank import search_response
 from app.service.domain.pds_read import resolve_patient
@@ -16,22 +14,6 @@ from app.service.store import NotFound, VersionConflict
 from app.wire import PDS_BASE
 
 
-def _audited(ctx: ServiceContext, call: Call, action: str, nhs: str | None,
-             work: Callable[[dict[str, object]], Response]) -> Response:
-    """Run ``work`` and write the audit record (success or failure) before the response leaves."""
-    details: dict[str, object] = {}
-    try:
-        response = work(details)
-    except FhirError as exc:
-        ctx.audit(call, action, nhs, str(exc.status), {**details, "error": exc.spine_code})
-        raise
-    except Exception as exc:  # a crash is still an access attempt: on the record as a 500, then the 500 path
-        ctx.audit(call, action, nhs, "500", {**details, "error": type(exc).__name__})
-        raise
-    ctx.audit(call, action, nhs, str(response.status), details)
-    return response
-
-
 def register(router: Router, ctx: ServiceContext) -> None:
     base_url = ctx.base_url + PDS_BASE
 
@@ -39,19 +21,19 @@ def register(router: Router, ctx: ServiceContext) -> None:
         nhs = request.params["id"]
         call = ctx.authorise(request, "pds.read", nhs_number=nhs)
 
-        def work(details: dict[str, object]) -> Response:
+        def work(details: AuditDetails) -> Response:
             row = resolve_patient(nhs, ctx.store.get_patient)
             if row.nhs_number != nhs:
                 details["superseded_by"] = row.nhs_number
             details["restricted"] = is_restricted(row.resource)
             return Response.json(200, read_view(row.resource, row.version), headers=[("etag", etag(row.version))])
 
-        return _audited(ctx, call, "pds.read", nhs, work)
+        return ctx.audited(call, "pds.read", nhs, work)
 
     def search(request: Request) -> Response:
         call = ctx.authorise(request, "pds.search")
 
-        def work(details: dict[str, object]) -> Response:
+        def work(details: AuditDetails) -> Response:
             query = parse_search(request.query)
             body = search_response(query, ctx.store.search(query.filter), base_url=base_url, timestamp=ctx.now())
             # who was shown: the audit names every patient a search returned
@@ -60,17 +42,13 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 details["too_many_matches"] = True
             return Response.json(200, body)
 
-        return _audited(ctx, call, "pds.search", None, work)
+        return ctx.audited(call, "pds.search", None, work)
 
     def patch(request: Request) -> Response:
         nhs = request.params["id"]
         call = ctx.authorise(request, "pds.patch", nhs_number=nhs)
-        replay = ctx.replay(call)
-        if replay is not None:  # the stored answer (a patient record) leaves again: on the record as a replay
-            ctx.audit(call, "pds.patch", nhs, str(replay.status), {"replay": True})
-            return replay
 
-        def work(details: dict[str, object]) -> Response:
+        def work(details: AuditDetails) -> Response:
             check_content_type(request.header("content-type"))
             row = resolve_patient(nhs, ctx.store.get_patient)
             if row.nhs_number != nhs:
@@ -81,32 +59,27 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 raise invalid_update("the body is not valid JSON (or nests too deeply)") from exc
             result = update_patient(row.resource, body, current_version=row.version,
                                     if_match=request.header("if-match"), today=ctx.now().date())
-            try:
-                stored = ctx.store.update_patient(nhs, row.version, to_row(result.resource, result.version))
+            details["version"] = result.version
+            response = Response.json(200, read_view(result.resource, result.version),
+                                     headers=[("etag", etag(result.version))])
+            try:  # the change, its audit record and this answer commit together or not at all
+                ctx.store.update_patient(nhs, row.version, to_row(result.resource, result.version),
+                                         audit=details.entries(), answer=ctx.answer(call, response))
             except VersionConflict as exc:
                 raise FhirError("RESOURCE_VERSION_MISMATCH", "Invalid update with error - This resource has "
                                 "changed since you last read. Please re-read and try again with the new version "
                                 "number.") from exc
             except NotFound as exc:
                 raise FhirError("RESOURCE_NOT_FOUND", f"Patient '{nhs}' not found") from exc
-            details["version"] = stored.version
-            return Response.json(200, read_view(stored.resource, stored.version),
-                                 headers=[("etag", etag(stored.version))])
+            return response
 
-        try:
-            response = _audited(ctx, call, "pds.patch", nhs, work)
-        except FhirError as exc:
-            response = error_response(exc)
-        except BaseException:
-            ctx.store.release(call.request_id, call.principal.user.id)  # no answer to replay: let a retry run
-            raise
-        return ctx.remember(call, response)
+        return ctx.idempotent(call, "pds.patch", nhs, work)
 
     def related(request: Request) -> Response:
         nhs = request.params["id"]
         call = ctx.authorise(request, "pds.related", nhs_number=nhs)
 
-        def work(details: dict[str, object]) -> Response:
+        def work(details: AuditDetails) -> Response:
             row = resolve_patient(nhs, ctx.store.get_patient)
             # a restricted patient's contacts are withheld like their address
             people = [] if is_restricted(row.resource) else ctx.store.related_persons(row.nhs_number)
@@ -115,16 +88,10 @@ def register(router: Router, ctx: ServiceContext) -> None:
                                        "entry": [{"fullUrl": f"{base_url}/Patient/{row.nhs_number}/RelatedPerson/"
                                                              f"{p.get('id', '')}", "resource": p} for p in people]})
 
-        return _audited(ctx, call, "pds.related", nhs, work)
+        return ctx.audited(call, "pds.related", nhs, work)
 
     router.add("GET", f"{PDS_BASE}/Patient/{{id}}", read)
     router.add("PATCH", f"{PDS_BASE}/Patient/{{id}}", patch)
     router.add("GET", f"{PDS_BASE}/Patient", search)
     router.add("GET", f"{PDS_BASE}/Patient/{{id}}/RelatedPerson", related)
 
-
-def error_response(exc: FhirError) -> Response:
-    headers = [("retry-after", str(exc.retry_after))] if exc.retry_after else []
-    if exc.status == 401:
-        headers.append(("www-authenticate", 'Bearer realm="spine-desk"'))
-    return Response.json(exc.status, exc.to_outcome(), headers=headers)

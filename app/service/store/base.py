@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .rows import AuditRecord, PatientRow, SearchFilter
+from .base_cpis import CpisStore
+from .base_flags import FlagStore
+from .base_scr import ScrStore
+from .rows import Answer, AuditEntry, AuditRecord, PatientRow, SearchFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +75,6 @@ class StoredResponse:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """What a caller knows about one access; the store adds ``seq``, ``prev_hash`` and ``hash`` (and ``at``)."""
-
-    user_id: str
-    role_profile_id: str
-    org: str
-    action: str
-    nhs_number: str | None
-    request_id: str
-    outcome: str
-    details: dict[str, Any] = field(default_factory=dict)
-    at: datetime | None = None  # None: the time the record is written, taken under the chain lock
-
-
 class AuditVerification(NamedTuple):
     """Result of walking the audit chain; unpacks as ``ok, checked, first_bad_seq, reason``."""
 
@@ -96,7 +84,7 @@ class AuditVerification(NamedTuple):
     reason: str
 
 
-class Store(ABC):
+class Store(ScrStore, CpisStore, FlagStore, ABC):
     """Storage for the Spine service layer. See the module docstring for the common rules."""
 
     # --- patients -------------------------------------------------------------------------------------------
@@ -110,11 +98,14 @@ class Store(ABC):
         """Insert or replace rows in bulk (seeding); returns how many were written. Streams large iterables."""
 
     @abstractmethod
-    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow) -> PatientRow:
+    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow, *,
+                       audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> PatientRow:
         """Compare-and-swap: store ``row`` iff the stored version is ``expected_version``.
 
         ``row.version`` must be ``expected_version + 1`` (the domain bumps ``meta.versionId`` with it).
-        Raises ``VersionConflict`` (stale) or ``NotFound``.
+        ``audit`` records and the request's ``answer`` commit in the SAME transaction as the change, so a crash
+        can never leave a change unaudited or a done change unanswered. Raises ``VersionConflict`` (stale) or
+        ``NotFound`` (and then writes none of it).
         """
 
     @abstractmethod

@@ -71,3 +71,31 @@ class AuditRecord:
     prev_hash: str
     hash: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response to store for an ``X-Request-ID`` in the same transaction as the change it reports."""
+
+    request_id: str
+    user_id: str
+    method: str
+    path: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """What a caller knows about one access; the store adds ``seq``, ``prev_hash`` and ``hash`` (and ``at``)."""
+
+    user_id: str
+    role_profile_id: str
+    org: str
+    action: str
+    nhs_number: str | None
+    request_id: str
+    outcome: str
+    details: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # None: the time the record is written, taken under the chain lock

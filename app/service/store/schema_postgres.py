@@ -8,6 +8,7 @@ equality and prefix ranges whatever the database's locale."""
 
 from __future__ import annotations
 
+from . import schema_cpis, schema_flags, schema_scr
 from .audit_chain import GENESIS
 from .migrations import Migration
 from .sqlstore import ACTIVE, OPEN
@@ -114,4 +115,7 @@ _INITIAL = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
+    Migration(2, "summary care record", schema_scr.POSTGRES),
+    Migration(3, "cp-is", schema_cpis.POSTGRES),
+    Migration(4, "reasonable adjustment flags", schema_flags.POSTGRES),
 )

@@ -6,6 +6,7 @@ sort and compare as text); dates ISO text; booleans 0/1; JSON as text."""
 
 from __future__ import annotations
 
+from . import schema_cpis, schema_flags, schema_scr
 from .audit_chain import GENESIS
 from .migrations import Migration
 from .sqlstore import ACTIVE, OPEN
@@ -109,4 +110,7 @@ _INITIAL = (
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
+    Migration(2, "summary care record", schema_scr.SQLITE),
+    Migration(3, "cp-is", schema_cpis.SQLITE),
+    Migration(4, "reasonable adjustment flags", schema_flags.SQLITE),
 )

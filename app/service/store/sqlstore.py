@@ -12,11 +12,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import audit_chain
-from .base import AuditEntry, AuditVerification, StoredResponse
+from .base import Answer, AuditEntry, AuditVerification, StoredResponse
 from .errors import NotFound, VersionConflict
 from .rows import AuditRecord, PatientRow, SearchFilter
+from .sql_cpis import CpisSql
+from .sql_effects import _RESPONSE_COLS, AUDIT_COLS, EffectsSql
+from .sql_flags import FlagSql
 from .sql_identity import IdentitySql
-from .sqlbase import chunks, dumps, utcnow
+from .sql_scr import ScrSql
+from .sqlbase import chunks, utcnow
 
 # Search indexes are partial: only records a search may return. Queries repeat these predicates verbatim so
 # that both planners can match them against the index definitions.
@@ -30,14 +34,10 @@ PCOLS = ", ".join(PATIENT_COLS)
 PVALUES = ", ".join("?" for _ in PATIENT_COLS)
 UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLS[1:])
 _UPDATE_SET = ", ".join(f"{c} = ?" for c in PATIENT_COLS[1:])
-AUDIT_COLS = ("seq, at, user_id, role_profile_id, org, action, nhs_number, request_id, outcome, details, "
-              "prev_hash, hash")
-_AUDIT_VALUES = ", ".join("?" for _ in range(12))
-_RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, created_at"
 VERIFY_PAGE = 5000
 
 
-class SqlStore(IdentitySql):
+class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
     """The shared implementation of ``Store``. Subclasses: ``SQLiteStore``, ``PostgresStore``."""
 
     # --- patients -------------------------------------------------------------------------------------------
@@ -59,16 +59,19 @@ class SqlStore(IdentitySql):
             row = cur.fetchone()
         return self._patient(row) if row else None
 
-    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow) -> PatientRow:
+    def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow, *,
+                       audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> PatientRow:
         if row.nhs_number != nhs_number:
             raise ValueError(f"row is for {row.nhs_number}, not {nhs_number}")
         if row.version != expected_version + 1:
             raise ValueError(f"row.version must be expected_version + 1 ({expected_version + 1}), not {row.version}")
         params = self.patient_params(row)[1:]
+        encoded = self._encode_audit(audit)
         with self._write() as cur:
             cur.execute(f"UPDATE patients SET {_UPDATE_SET} WHERE nhs_number = ? AND version = ?",
                         (*params, nhs_number, expected_version))
             if cur.rowcount == 1:
+                self.commit_effects(cur, encoded, answer)
                 return row
             cur.execute("SELECT version FROM patients WHERE nhs_number = ?", (nhs_number,))
             current = cur.fetchone()
@@ -143,25 +146,12 @@ class SqlStore(IdentitySql):
 
     # --- request-id idempotency -----------------------------------------------------------------------------
 
-    def _response(self, t: Sequence[Any]) -> StoredResponse:
-        return StoredResponse(request_id=t[0], user_id=t[1], method=t[2], path=t[3], status=int(t[4]),
-                              headers=tuple((k, v) for k, v in json.loads(t[5])), body=bytes(t[6]),
-                              created_at=self._dec_ts(t[7]))
-
     def remember(self, request_id: str, user_id: str, method: str, path: str, status: int,
                  headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None
                  ) -> StoredResponse:
-        params = (request_id, user_id, method, path, status, dumps([[k, v] for k, v in headers]), bytes(body),
-                  self._enc_ts(now or utcnow()))
+        answer = Answer(request_id, user_id, method, path, status, tuple(headers), bytes(body))
         with self._write() as cur:
-            # a claim (status 0, see claim()) is completed; a completed answer is never replaced
-            cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (request_id, user_id) DO UPDATE SET status = excluded.status, "
-                        "headers = excluded.headers, body = excluded.body WHERE idempotency.status = 0", params)
-            cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",
-                        (request_id, user_id))
-            row = cur.fetchone()
-        return self._response(row)
+            return self._remember_in(cur, answer, now or utcnow())
 
     def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None,
               lease_seconds: float = 3.0) -> StoredResponse | None:
@@ -203,21 +193,9 @@ class SqlStore(IdentitySql):
     def append_audit_many(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         if not entries:
             return []
-        encoded = [(e, audit_chain.canonical_details(e.details)) for e in entries]  # fails before any lock
+        encoded = self._encode_audit(entries)  # fails before any lock
         with self._write() as cur:
-            cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1" + self._for_update)
-            last_seq, last_hash = cur.fetchone()
-            chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow())
-            self._insert_audit(cur, chained)
-        return [r for r, _ in chained]
-
-    def _insert_audit(self, cur: Any, chained: list[tuple[AuditRecord, str]]) -> None:
-        """Insert the chained records and move the chain head (PostgreSQL does it in one statement)."""
-        cur.executemany(f"INSERT INTO audit_log ({AUDIT_COLS}) VALUES ({_AUDIT_VALUES})",
-                        [(r.seq, self._enc_ts(r.at), r.user_id, r.role_profile_id, r.org, r.action, r.nhs_number,
-                          r.request_id, r.outcome, details, r.prev_hash, r.hash) for r, details in chained])
-        last = chained[-1][0]
-        cur.execute("UPDATE audit_head SET last_seq = ?, last_hash = ? WHERE id = 1", (last.seq, last.hash))
+            return self._chain_in(cur, encoded)
 
     def _audit_record(self, t: Sequence[Any]) -> AuditRecord:
         return AuditRecord(seq=int(t[0]), at=self._dec_ts(t[1]), user_id=t[2], role_profile_id=t[3], org=t[4],

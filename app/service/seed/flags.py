@@ -1,0 +1,12 @@
+"""Synthetic Reasonable Adjustment Flags (Patient Flags model) content for seeded patients (deterministic per seed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.service.store import PatientRow, Store
+
+
+def seed_rows(store: Store, rows: Sequence[PatientRow], seed: int) -> int:
+    """Write content for some of ``rows`` (one chunk of seeded patients); returns how many records were written."""
+    return 0
