@@ -5,7 +5,9 @@ threads PATCH one patient, each adding telecom items with distinct values (If-Ma
 409 they re-read and retry under a new X-Request-ID), and record every ACKNOWLEDGED (200) answer. The service
 is SIGKILLed in the middle of that. Then, straight from the database: every acknowledged item is there (exactly
 once), nothing appears that was never sent, the version is at least the last acknowledged one, every acknowledged
-update has its audit record and its stored idempotent answer, and the audit hash chain verifies. Finally the
+update has its audit record and its stored idempotent answer — and so does every update that was applied but never
+answered (the change, its audit record and its answer commit in one transaction) —, and the audit hash chain
+verifies. Finally the
 service is restarted on the same database and serves reads (and writes) again. Each case takes a few seconds;
 every wait is bounded.
 """
@@ -186,6 +188,11 @@ def test_kill_9_under_write_load_loses_no_acknowledged_write(target: Target) -> 
         final_version = row.version
         unanswered = [maybe[v] for v in ours if v not in acked_values]  # committed, then the process died
         unaudited = [rid for rid in unanswered if rid not in audited]
+        # the change, its audit record and its answer are one transaction: applied means audited and answered
+        assert not unaudited, f"{len(unaudited)} applied change(s) without an audit record: {unaudited[:3]}"
+        for rid in unanswered:
+            stored = store.recall(rid, "alice")
+            assert stored is not None and stored.status == 200, f"applied change {rid} has no stored answer"
         print(f"acknowledged {len(load.acked)}, 409s {load.conflicts}, unacknowledged in flight at the kill "
               f"{len(load.in_flight)}, applied {len(ours)}, version {t.version} -> {row.version}, audit "
               f"{verdict.checked}; applied but unanswered {len(unanswered)}, of which without an audit record "

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from app.service.store import NotFound, PatientRow, SearchFilter, VersionConflict
+from app.service.store import Answer, AuditEntry, NotFound, PatientRow, SearchFilter, VersionConflict
 
 
 def patient(nhs: str, family: str = "SMITH", given: str = "JANE", born: date | None = date(1980, 5, 17), *,
@@ -53,6 +53,25 @@ def test_update_is_compare_and_swap(store):
     with pytest.raises(ValueError, match="expected_version"):
         store.update_patient("9000000009", 2, patient("9000000009", version=2))
     assert store.get_patient("9000000009") == new
+
+
+def test_update_commits_its_audit_records_and_answer_with_the_change_or_not_at_all(store):
+    store.put_patients([patient("9000000009")])
+    entry = AuditEntry(user_id="u1", role_profile_id="r1", org="A1", action="pds.patch", nhs_number="9000000009",
+                       request_id="rid-1", outcome="200", details={"version": 2})
+    answer = Answer("rid-1", "u1", "PATCH", "/Patient/9000000009", 200, (("etag", 'W/"2"'),), b"{}")
+    store.update_patient("9000000009", 1, patient("9000000009", version=2), audit=[entry], answer=answer)
+    records = store.query_audit(nhs_number="9000000009")
+    assert [(r.request_id, r.outcome, r.details) for r in records] == [("rid-1", "200", {"version": 2})]
+    assert store.recall("rid-1", "u1").body == b"{}"
+    stale = AuditEntry(user_id="u1", role_profile_id="r1", org="A1", action="pds.patch", nhs_number="9000000009",
+                       request_id="rid-2", outcome="200")
+    with pytest.raises(VersionConflict):  # a stale write leaves no trace: no record, no answer
+        store.update_patient("9000000009", 1, patient("9000000009", version=2), audit=[stale],
+                             answer=Answer("rid-2", "u1", "PATCH", "/p", 200, (), b"x"))
+    assert [r.request_id for r in store.query_audit(nhs_number="9000000009")] == ["rid-1"]
+    assert store.recall("rid-2", "u1") is None
+    assert store.verify_audit().ok
 
 
 def test_fifty_concurrent_updaters_lose_no_update(store):
