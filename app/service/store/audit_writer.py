@@ -2,7 +2,8 @@
 
 Each audited request calls ``append(entry)`` (or awaits ``asyncio.wrap_future(submit(entry))``) and blocks until
 the batch holding its record has COMMITTED; only then may the HTTP response leave. A batch is whatever queued
-while the previous batch was committing (up to ``max_batch``), so under load one commit (one fsync, one chain
+while the previous batch was committing (up to ``max_batch``) — and, when the previous batch had more than one
+record (load), whatever arrives within ``linger`` of the first —, so under load one commit (one fsync, one chain
 lock round) carries many records and throughput scales with load instead of being bounded by commit latency;
 when idle a record is written at once (no added delay). If the commit fails, every caller in that batch gets
 the error and none of the batch is stored: the service must then fail the request (no unaudited data leaves).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -22,12 +24,17 @@ from .errors import StoreError
 from .rows import AuditRecord
 
 _STOP: Any = object()
+# Under load, the writer waits this long after the first record before committing, so that one commit carries the
+# records of every request in flight. Measured (benchmarks/pds_read.py, one worker): without it batches averaged 3
+# records and the audit took half the service's CPU; see docs/decisions/service-server.md. Idle: no wait at all.
+LINGER_SECONDS = 0.002
 
 
 class AuditWriter:
-    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = LINGER_SECONDS) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._linger = linger
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
@@ -58,22 +65,29 @@ class AuditWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        busy = False  # the last batch had company: records are arriving faster than one commit each
+        while True:
             item = self._queue.get()
             if item is _STOP:
                 return
-            batch = [item]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
+            if busy and self._linger > 0:
+                time.sleep(self._linger)  # let the requests in flight join this commit (one fsync for all)
+            batch, stopping = self._drain([item])
+            busy = len(batch) > 1
             self._commit(batch)
+            if stopping:
+                return
+
+    def _drain(self, batch: list[Any]) -> tuple[list[Any], bool]:
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _commit(self, batch: list[tuple[AuditEntry, Future[AuditRecord]]]) -> None:
         try:
