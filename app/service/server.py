@@ -41,7 +41,8 @@ def serve(config: ServiceConfig, listen: Listen) -> None:
     uv = _Config("app.service.runtime:create_app", factory=True, host=listen.host, port=listen.port,
                  workers=listen.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
                  ssl_certfile=listen.tls_cert, ssl_keyfile=listen.tls_key, log_level="warning",
-                 timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                 timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                 proxy_headers=False)  # nothing uses the client address; skip the per-request middleware
     server = uvicorn.Server(uv)
     if listen.workers > 1:
         sock = uv.bind_socket()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import threading
 import time
 from datetime import date
@@ -200,3 +201,22 @@ def test_bulk_load_twenty_thousand_rows_and_search_uses_indexes(store, store_kin
     for name, f in shapes.items():
         plan = store.explain_search(f)
         assert "patients_" in plan and "Seq Scan" not in plan and "SCAN patients" not in plan, (name, plan)
+
+
+def test_stored_json_is_exactly_what_a_read_returns(store):
+    """Reads serve the stored JSON text without decoding it when nothing is withheld: for every seeded patient
+    that text must decode to the read view, and the restricted column must agree with the resource."""
+    from app.service.fhir.patient import is_restricted, read_view
+    from app.service.seed.patients import generate_patients
+
+    rows = [r for chunk in generate_patients(400, seed=3) for r in chunk]
+    store.put_patients(rows)
+    assert any(r.restricted for r in rows)
+    for row in rows:
+        doc = store.get_patient_json(row.nhs_number)
+        assert doc is not None and (doc.version, doc.superseded_by, doc.invalidated) == (
+            row.version, row.superseded_by, row.invalidated)
+        assert doc.restricted == is_restricted(row.resource) == row.restricted
+        if not doc.restricted:
+            assert json.loads(doc.json) == read_view(row.resource, row.version)
+    assert store.get_patient_json("9999999999") is None

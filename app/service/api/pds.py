@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from app.service.api.context import AuditDetails, ServiceContext
 from app.service.domain.pds_patch import check_content_type, update_patient
 from app.service.domain.pds_rank import search_response
@@ -9,7 +11,7 @@ from app.service.domain.pds_read import resolve_patient
 from app.service.domain.pds_search import parse_search
 from app.service.fhir.outcome import FhirError, invalid_update
 from app.service.fhir.patient import etag, is_restricted, read_view, to_row
-from app.service.http import Request, Response, Router
+from app.service.http import FHIR_JSON, Request, Response, Router
 from app.service.store import NotFound, VersionConflict
 from app.wire import PDS_BASE
 
@@ -22,11 +24,15 @@ def register(router: Router, ctx: ServiceContext) -> None:
         call = ctx.authorise(request, "pds.read", nhs_number=nhs)
 
         def work(details: AuditDetails) -> Response:
-            row = resolve_patient(nhs, ctx.store.get_patient)
-            if row.nhs_number != nhs:
-                details["superseded_by"] = row.nhs_number
-            details["restricted"] = is_restricted(row.resource)
-            return Response.json(200, read_view(row.resource, row.version), headers=[("etag", etag(row.version))])
+            doc = resolve_patient(nhs, ctx.store.get_patient_json)
+            if doc.nhs_number != nhs:
+                details["superseded_by"] = doc.nhs_number
+            details["restricted"] = doc.restricted
+            headers = [("etag", etag(doc.version))]
+            if doc.restricted:  # withheld parts are stripped from the decoded resource
+                return Response.json(200, read_view(json.loads(doc.json), doc.version), headers=headers)
+            # nothing to strip: the stored JSON (meta.versionId == version) leaves as it is, without re-encoding
+            return Response(200, doc.json.encode(), [("content-type", FHIR_JSON), *headers])
 
         return ctx.audited(call, "pds.read", nhs, work)
 

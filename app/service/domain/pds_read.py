@@ -12,15 +12,27 @@ The store is reached only through the ``get_row`` callable, so this stays pure.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from app.service.domain.nhs_number import is_valid
 from app.service.fhir.outcome import invalid_resource_id, invalidated_resource, resource_not_found
-from app.service.store.rows import PatientRow
+
+
+class StoredPatient(Protocol):
+    """What resolving needs of a stored record (``PatientRow`` and ``PatientJson`` both have it)."""
+
+    @property
+    def superseded_by(self) -> str | None: ...
+    @property
+    def invalidated(self) -> bool: ...
+
+
+R = TypeVar("R", bound=StoredPatient)
 
 MAX_MERGES = 8  # a longer chain (or a loop) means damaged data: report the record as not found
 
 
-def resolve_patient(nhs_number: str, get_row: Callable[[str], PatientRow | None]) -> PatientRow:
+def resolve_patient(nhs_number: str, get_row: Callable[[str], R | None]) -> R:
     """The row to return for ``GET /Patient/{nhs_number}``; raises ``FhirError`` (400/404) otherwise."""
     if not is_valid(nhs_number):
         raise invalid_resource_id()

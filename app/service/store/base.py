@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from .base_cpis import CpisStore
 from .base_flags import FlagStore
 from .base_scr import ScrStore
-from .rows import Answer, AuditEntry, AuditRecord, PatientRow, SearchFilter
+from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,10 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
     @abstractmethod
     def get_patient(self, nhs_number: str) -> PatientRow | None:
         """The stored row, superseded or invalidated ones included (the domain decides what they mean)."""
+
+    @abstractmethod
+    def get_patient_json(self, nhs_number: str) -> PatientJson | None:
+        """Like ``get_patient`` but with the resource as stored JSON text (reads serve it without re-encoding)."""
 
     @abstractmethod
     def put_patients(self, rows: Iterable[PatientRow]) -> int:

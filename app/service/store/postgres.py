@@ -98,6 +98,7 @@ def _copy(raw: psycopg.Cursor[Any], table: str, rows: list[PatientRow]) -> None:
 
 
 class PostgresStore(SqlStore):
+    _json_text = "resource::text"
     bulk_threshold = PUT_BATCH  # rows in the first batch that make a load into an empty table a bulk load
     _for_update = " FOR UPDATE"
     _integrity_errors = (psycopg.IntegrityError,)

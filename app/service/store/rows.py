@@ -33,6 +33,21 @@ class PatientRow:
 
 
 @dataclass(frozen=True, slots=True)
+class PatientJson:
+    """A stored patient as its JSON text, undecoded: what a read serves as it is when nothing must be stripped.
+
+    The text is the stored resource (``meta.versionId`` equal to ``version``); PostgreSQL returns it in its own
+    canonical spacing and key order."""
+
+    nhs_number: str
+    version: int
+    json: str
+    restricted: bool
+    superseded_by: str | None = None
+    invalidated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SearchFilter:
     """What a store must pre-filter on; the domain scores and ranks what comes back.
 

@@ -14,7 +14,7 @@ from typing import Any
 from . import audit_chain
 from .base import Answer, AuditEntry, AuditVerification, StoredResponse
 from .errors import NotFound, VersionConflict
-from .rows import AuditRecord, PatientRow, SearchFilter
+from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
 from .sql_cpis import CpisSql
 from .sql_effects import _RESPONSE_COLS, AUDIT_COLS, EffectsSql
 from .sql_flags import FlagSql
@@ -58,6 +58,18 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
             cur.execute(f"SELECT {PCOLS} FROM patients WHERE nhs_number = ?", (nhs_number,))
             row = cur.fetchone()
         return self._patient(row) if row else None
+
+    _json_text = "resource"  # PostgreSQL: "resource::text"
+
+    def get_patient_json(self, nhs_number: str) -> PatientJson | None:
+        with self._read() as cur:
+            cur.execute(f"SELECT nhs_number, version, {self._json_text}, restricted, superseded_by, invalidated "
+                        "FROM patients WHERE nhs_number = ?", (nhs_number,))
+            t = cur.fetchone()
+        if t is None:
+            return None
+        return PatientJson(nhs_number=t[0], version=int(t[1]), json=t[2], restricted=bool(t[3]),
+                           superseded_by=t[4], invalidated=bool(t[5]))
 
     def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow, *,
                        audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> PatientRow:
