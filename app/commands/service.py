@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import uuid as uuidlib
 from datetime import datetime
@@ -23,11 +24,19 @@ from app.service.store import RoleProfile, Store
 def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
     written = 0
     started = datetime.now()
-    for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
-        written += store.put_patients(chunk)
-        for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
-            clinical.seed_rows(store, chunk, seed_value)
-        print(f"\r  {written:,} patients", end="", file=sys.stderr, flush=True)
+    # The rows are acyclic (reference counting frees them); left on, the cyclic collector walks every live
+    # object of a 50,000-row chunk again and again while the chunk is encoded and inserted (a third of the time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
+            written += store.put_patients(chunk)
+            for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
+                clinical.seed_rows(store, chunk, seed_value)
+            print(f"\r  {written:,} patients", end="", file=sys.stderr, flush=True)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     seconds = (datetime.now() - started).total_seconds()
     print(f"\rSeeded {written:,} patients (seed {seed_value}, NHS sandbox reference patients included) in "
           f"{seconds:.1f} s.", file=stream)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
@@ -47,7 +49,7 @@ class Response:
     @classmethod
     def json(cls, status: int, doc: Any, *, content_type: str = FHIR_JSON,
              headers: list[tuple[str, str]] | None = None) -> Response:
-        body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = orjson.dumps(doc)
         return cls(status, body, [("content-type", content_type), *(headers or [])])
 
 

@@ -10,7 +10,6 @@ handler. ``synchronous=FULL``: a commit is on disk when it returns (an audit rec
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import queue
 import random
@@ -33,7 +32,7 @@ from . import schema_sqlite
 from .errors import StoreError, StoreUnavailable
 from .migrations import apply_pending
 from .rows import PatientRow
-from .sqlbase import aware, chunks, dumps
+from .sqlbase import aware, chunks, dumps, loads
 from .sqlstore import PCOLS, PVALUES, UPSERT_SET, SqlStore
 
 BUSY_TIMEOUT_S = 30
@@ -246,7 +245,7 @@ class SQLiteStore(SqlStore):
         return dumps(value)
 
     def _dec_json(self, value: Any) -> Any:
-        return json.loads(value)
+        return loads(value)
 
     # --- dialect-specific operations ------------------------------------------------------------------------
 
