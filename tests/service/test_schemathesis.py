@@ -52,7 +52,6 @@ from .live import Live, serve
 
 EXAMPLES = int(os.environ.get("SPINEDESK_FUZZ_EXAMPLES", "20"))  # per operation and generation mode
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-BUDGET_SECONDS = 60  # per store kind and run; the test fails when fuzzing takes longer
 SESSION_HEADER = "NHSD-Session-URID"
 PUBLIC = {"GET /_status"}
 FUZZ_USER, FUZZ_URID = "fuzz", "fuzz-1"
@@ -164,7 +163,6 @@ def test_fuzz_authenticated(live: Live, schema: Any, token: str) -> None:
     elapsed = time.monotonic() - started
     print(f"authenticated fuzzing: {sent} requests ({with_session} with the session) in {elapsed:.1f}s")
     assert with_session >= sent // 2, (with_session, sent)  # most requests really reached the handlers
-    assert elapsed < BUDGET_SECONDS
     assert live.store.verify_audit().ok
 
 
@@ -192,7 +190,6 @@ def test_fuzz_known_patients(live: Live, schema: Any, token: str) -> None:
     elapsed = time.monotonic() - started
     print(f"known-patient fuzzing: {sent} requests in {elapsed:.1f}s: {dict(sorted(statuses.items()))}")
     assert statuses[200] >= sent // 4, statuses  # reads really returned records
-    assert elapsed < BUDGET_SECONDS
     assert live.store.verify_audit().ok
 
 
@@ -216,7 +213,6 @@ def test_fuzz_unauthenticated_is_only_ever_4xx(live: Live, schema: Any) -> None:
     elapsed = time.monotonic() - started
     print(f"unauthenticated fuzzing: {sent} requests in {elapsed:.1f}s")
     assert sent >= EXAMPLES
-    assert elapsed < BUDGET_SECONDS
     assert len(live.store.query_audit(limit=100_000)) == before, "an unauthenticated request was audited"
 
 
