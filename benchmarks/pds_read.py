@@ -4,7 +4,7 @@ Every request is authenticated (bearer session looked up in the database), role-
 and audited in the hash chain (committed before the response leaves). The service runs as ``spinedesk service``
 in its own process(es); wrk runs beside it on the same 2-core machine.
 
-Usage: python benchmarks/pds_read.py [--patients 100000] [--workers 1 2] [--connections 64] [--duration 15]
+Usage: python benchmarks/pds_read.py [--patients 100000] [--workers 1 2] [--connections 32 64] [--duration 15]
        [--database postgresql://…] [--markdown docs/benchmarks/pds_read.md]
 Needs wrk (apt-get install wrk).
 """
@@ -94,7 +94,7 @@ def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"workers": workers, "rps": rps, "p50": lat["50"], "p99": lat["99"],
+    return {"workers": workers, "connections": connections, "rps": rps, "p50": lat["50"], "p99": lat["99"],
             "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
 
 
@@ -107,7 +107,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--database", help="default: a fresh SQLite file")
     parser.add_argument("--markdown", type=Path)
@@ -119,22 +119,24 @@ def main() -> int:
         ids = prepare(url, args.patients)
         lua = Path(tmp) / "read.lua"
         lua.write_text(LUA % (",".join(f'"{i}"' for i in ids), TOKEN, URID))
-        results = [run_one(url, w, args.connections, args.duration, lua, Path(tmp)) for w in args.workers]
+        results = [run_one(url, w, c, args.duration, lua, Path(tmp)) for w in args.workers for c in args.connections]
         with open_store(url) as store:
             chain = store.verify_audit()
     kind = url.split(":", 1)[0]
-    lines = [f"Audited GET /Patient/{{id}} — {kind}, {args.patients:,} patients, wrk -t1 -c{args.connections} "
+    lines = [f"Audited GET /Patient/{{id}} — {kind}, {args.patients:,} patients, wrk -t1 "
              f"-d{args.duration}s on loopback; {platform.node()}, {os.cpu_count()} cores; "
              f"audit chain after the runs: {'intact' if chain.ok else 'BROKEN'} ({chain.checked:,} records)", "",
-             "| workers | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|"]
-    lines += [f"| {r['workers']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} |"
-              for r in results]
+             "| workers | connections | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {r['connections']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+              f"{r['non2xx']} |" for r in results]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text + f"\n\nCommand: `python benchmarks/pds_read.py --patients {args.patients} "
-                                 f"--workers {' '.join(map(str, args.workers))}`\n", encoding="utf-8")
+                                 f"--workers {' '.join(map(str, args.workers))} "
+                                 f"--connections {' '.join(map(str, args.connections))} "
+                                 f"--duration {args.duration}`\n", encoding="utf-8")
     return 0 if chain.ok and all(r["non2xx"] == 0 for r in results) else 1
 
 
