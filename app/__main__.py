@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
     status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
     cli_service.add_parsers(sub)
+    from app.commands import wes as wes_commands
+
+    wes_commands.add_parser(sub)
     return parser
 
 
@@ -121,6 +124,34 @@ def _trust_store(settings: Settings):  # type: ignore[no-untyped-def]
                                      require_revocation=True)
 
 
+def _wes_command(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
+    from app.commands import wes as commands
+    from app.config import Mode
+
+    production = settings.mode is Mode.PRODUCTION
+    if problem := commands.usage_problem(args, production):
+        print(f"spinedesk wes check: {problem}", file=sys.stderr)
+        return commands.EXIT_USAGE
+
+    def run():  # type: ignore[no-untyped-def]
+        from wes import run_checks
+        from wes.probes import default_probes
+        from wes.spec import load_spec
+
+        spec = load_spec(args.spec or settings.wes_spec_version)
+        return run_checks(mode=args.mode or settings.mode.value, service_url=args.service_url,
+                          waivers_path=args.waivers, settings=settings, spec=spec,
+                          probes=default_probes(settings, network_timeout=spec.timeouts.network_seconds))
+
+    def pdf_writer():  # type: ignore[no-untyped-def]
+        from app.ui.pdf import html_to_pdf
+
+        return lambda html, out, title: html_to_pdf(html, out, title=title)
+
+    return commands.check(run, fmt=args.format, out=args.out, silent=args.silent, stdout=stdout,
+                          pdf_writer=pdf_writer)
+
+
 def _client(settings: Settings, stdout: TextIO) -> int:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
         print("No display found (DISPLAY and WAYLAND_DISPLAY are not set), so the desktop client cannot open "
@@ -145,13 +176,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             return _card_command(args, settings, stdout, stdin)
         if args.command == "service":
             return cli_service.run_service(args, settings, stdout)
+        if args.command == "wes":
+            return _wes_command(args, settings, stdout)
         if args.command == "login":
             return cli_service.run_login(args, settings, stdout, stdin)
         return _client(settings, stdout)
     except AppError as exc:
         log.info("command failed: %s", type(exc).__name__)
         print(user_text(exc), file=sys.stderr)
-        return EXIT_ERROR
+        return 3 if args.command == "wes" else EXIT_ERROR  # wes check: 1 means "not compliant"; 3 could not run
     except KeyboardInterrupt:
         return 130
 

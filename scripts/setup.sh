@@ -16,12 +16,15 @@ venv="$root/.venv"
 
 # System packages. The client needs pcscd (real readers) and Qt's runtime libraries; development and tests also
 # need the virtual reader driver (vsmartcard-vpcd — never on a production machine), OpenSC and yubico-piv-tool
-# (interoperability tests), Xvfb (real windows), PostgreSQL (the service's second store) and binutils (PyInstaller).
+# (interoperability tests), Xvfb (real windows), PostgreSQL (the service's second store), binutils (PyInstaller),
+# poppler-utils (pdftotext: the WES PDF report is read back in a test), debootstrap and desktop-file-utils (the
+# .deb is installed into a bare Debian 12 and its desktop entry validated: tests/installer).
 base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd
   libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfreetype6 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
   libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1 vsmartcard-vpcd)
-test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl procps)
+test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl procps poppler-utils
+  debootstrap desktop-file-utils)
 pkgs=("${base_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

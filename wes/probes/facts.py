@@ -1,0 +1,125 @@
+"""What probes find, as frozen dataclasses. Checks read these and never touch the system themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class OsInfo:
+    platform: str  # "windows" | "macos" | "linux" | anything else sys.platform says
+    name: str  # as the system names itself ("Debian GNU/Linux 12 (bookworm)", "Microsoft Windows 11 Pro")
+    version: str  # the matching key: Windows build number, macOS product version, Linux VERSION_ID
+    distro: str | None = None  # Linux os-release ID
+    edition: str | None = None  # Windows edition from the caption ("Pro", "Enterprise", …)
+    display_version: str | None = None  # Windows DisplayVersion ("24H2"), macOS build
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Reader:
+    name: str
+    card_present: bool
+    atr: bytes = b""
+
+
+@dataclass(frozen=True)
+class PcscFacts:
+    running: bool
+    readers: tuple[Reader, ...] = ()
+    detail: str = ""  # why not running, or the service state the OS reports
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DriverFacts:
+    """Reader drivers installed (file names or device/driver names), whether or not a reader uses them."""
+
+    drivers: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class CardCertificate:
+    reader: str
+    der: bytes | None  # None when the card holds no PIV Authentication certificate
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class RootStore:
+    """Certificates (DER) the operating system trusts, from ``source``; ``error`` when it could not be read."""
+
+    certificates: tuple[bytes, ...]
+    source: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AppTrust:
+    """The anchors (and intermediates) this application trusts for card certificates, by mode."""
+
+    anchors: tuple[bytes, ...]
+    intermediates: tuple[bytes, ...]
+    crls: tuple[bytes, ...]
+    source: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    url: str
+    reachable: bool
+    status_code: int | None = None
+    latency_ms: float | None = None
+    server_date: datetime | None = None
+    local_time: datetime | None = None  # this clock when the answer arrived (for drift)
+    body: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TlsAttempt:
+    version: str  # "TLSv1" … "TLSv1.3"
+    accepted: bool
+    cipher: str | None = None
+    detail: str = ""  # why it failed; "not tested" when this machine's TLS library cannot offer the version
+    tested: bool = True
+
+
+@dataclass(frozen=True)
+class TlsFacts:
+    host: str
+    port: int
+    attempts: tuple[TlsAttempt, ...]
+    error: str = ""  # the service could not be reached at all
+
+
+@dataclass(frozen=True)
+class ClockFacts:
+    synchronised: bool | None  # None: this system cannot tell
+    source: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ScreenFacts:
+    width: int
+    height: int
+    source: str
+
+
+@dataclass(frozen=True)
+class RuntimeFacts:
+    client_version: str
+    python_version: str
+    qt_version: str | None
+
+
+@dataclass(frozen=True)
+class RemovalPolicy:
+    """What the OS itself does when a smartcard is removed (Windows 'scremoveoption'), when it can be read."""
+
+    value: str | None
+    source: str

@@ -1,0 +1,72 @@
+"""macOS probes: sw_vers, system_profiler, the security tool and systemsetup."""
+
+from __future__ import annotations
+
+import re
+
+from wes.probes.commands import CommandFailed
+from wes.probes.facts import ClockFacts, DriverFacts, OsInfo, RootStore, ScreenFacts
+from wes.probes.system import SystemProbes
+from wes.probes.trust import pem_certificates
+
+SW_VERS = ("sw_vers",)
+SMARTCARDS = ("system_profiler", "SPSmartCardsDataType")
+DISPLAYS = ("system_profiler", "SPDisplaysDataType")
+KEYCHAINS = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
+NETWORK_TIME = ("systemsetup", "-getusingnetworktime")
+
+
+def parse_sw_vers(text: str) -> OsInfo:
+    values = dict(re.findall(r"^(\w+):\s*(.+?)\s*$", text, re.M))
+    version = values.get("ProductVersion", "")
+    return OsInfo("macos", f"{values.get('ProductName', 'macOS')} {version}".strip(), version,
+                  display_version=values.get("BuildVersion"), source="sw_vers")
+
+
+def parse_smartcard_drivers(text: str) -> tuple[str, ...]:
+    """The numbered entries under 'Reader Drivers:' and 'SmartCard Drivers:' in system_profiler's report."""
+    out, inside = [], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.endswith(":") and not stripped.startswith("#"):
+            inside = bool(re.match(r"^(Reader|SmartCard|Smart Card) Drivers:$", stripped))
+        elif inside and stripped.startswith("#"):
+            out.append(re.sub(r"^#\d+:\s*", "", stripped))
+    return tuple(out)
+
+
+def parse_resolution(text: str) -> tuple[int, int] | None:
+    sizes = [(int(w), int(h)) for w, h in re.findall(r"Resolution:\s*(\d+) x (\d+)", text)]
+    return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
+
+
+def parse_network_time(text: str) -> ClockFacts:
+    match = re.search(r"Network Time:\s*(On|Off)", text, re.I)
+    synced = None if not match else match.group(1).lower() == "on"
+    return ClockFacts(synced, "systemsetup -getusingnetworktime", text.strip()[:120])
+
+
+class MacProbes(SystemProbes):
+    platform = "macos"
+
+    def os_info(self) -> OsInfo:
+        return parse_sw_vers(self._cmd(*SW_VERS))
+
+    def drivers(self) -> DriverFacts:
+        return DriverFacts(parse_smartcard_drivers(self._cmd(*SMARTCARDS)), "system_profiler SPSmartCardsDataType")
+
+    def system_roots(self) -> RootStore:
+        certs: list[bytes] = []
+        for keychain in KEYCHAINS:
+            certs += pem_certificates(self._cmd("security", "find-certificate", "-a", "-p", keychain).encode())
+        return RootStore(tuple(certs), "security find-certificate: " + ", ".join(KEYCHAINS))
+
+    def clock(self) -> ClockFacts:
+        try:
+            return parse_network_time(self._cmd(*NETWORK_TIME))
+        except CommandFailed as exc:  # needs administrator rights on recent macOS
+            return ClockFacts(None, "systemsetup -getusingnetworktime", str(exc))
+
+    def screen(self) -> ScreenFacts | None:
+        size = parse_resolution(self._cmd(*DISPLAYS))
+        return ScreenFacts(size[0], size[1], "system_profiler SPDisplaysDataType") if size else None
