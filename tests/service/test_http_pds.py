@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -132,3 +133,29 @@ def test_unknown_path_and_method(live):
     r = httpx.put(live.pds("/Patient/9000000009"))
     assert r.status_code == 405 and "GET" in r.headers["allow"]
     assert httpx.get(f"{live.url}/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_patch_with_unstorable_values_is_a_400_and_changes_nothing(live, alice):
+    """Values no store can keep (deep nesting, NUL, unpaired surrogates) are refused up front, never a 500."""
+    h = live.headers(alice, "clin-1")
+    before = httpx.get(live.pds("/Patient/9000000009"), headers=h)
+    deep: dict = {"url": "https://example.org", "valueString": "x"}
+    for _ in range(300):
+        deep = {"url": "https://example.org", "extension": [deep]}
+    for value in (deep, "nul \x00", "surrogate \ud800"):
+        body = json.dumps({"patches": [{"op": "add", "path": "/extension/-", "value": value}]})
+        r = httpx.patch(live.pds("/Patient/9000000009"), content=body.encode("utf-8", "surrogatepass"),
+                        headers=live.headers(alice, "clin-1", **{"If-Match": before.headers["etag"],
+                                                                  "Content-Type": "application/json-patch+json"}))
+        assert r.status_code == 400, r.text
+        assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "INVALID_UPDATE"
+    after = httpx.get(live.pds("/Patient/9000000009"), headers=h)
+    assert after.headers["etag"] == before.headers["etag"]
+
+
+@pytest.mark.parametrize("count", ["²", "0", "1001", "-1", "ten", "١٢"])
+def test_audit_query_count_must_be_a_plain_number_in_range(live, alice, count):
+    bob = live.login("bob")
+    r = httpx.get(f"{live.url}/audit/records", params={"_count": count}, headers=live.headers(bob, "po-1"))
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "INVALID_VALUE"

@@ -136,6 +136,22 @@ def test_malformed_operations(item: Any) -> None:
     assert rejected(JANE, item).spine_code == "INVALID_UPDATE"
 
 
+@pytest.mark.parametrize("value", [
+    "TOO_DEEP",
+    "text with a NUL \x00 in it",
+    "an unpaired surrogate \ud800",
+    {"url": "https://example.org", "valueString": "\udfff"},
+], ids=["too-deep", "nul", "lone-surrogate", "surrogate-inside"])
+def test_values_no_patient_can_hold_are_refused_before_anything_is_applied(value: Any) -> None:
+    if value == "TOO_DEEP":
+        value = {"url": "https://example.org", "valueString": "x"}
+        for _ in range(40):
+            value = {"url": "https://example.org", "extension": [value]}
+    with pytest.raises(FhirError) as caught:
+        parse_patches({"patches": [{"op": "add", "path": "/extension/-", "value": value}]})
+    assert caught.value.status == 400 and caught.value.spine_code == "INVALID_UPDATE"
+
+
 def test_body_with_other_members_is_refused() -> None:
     assert rejected(JANE, body={"patches": [{"op": "test", "path": "/gender", "value": "female"}], "x": 1}) \
         .spine_code == "INVALID_UPDATE"

@@ -44,7 +44,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
         if patient is not None and not is_valid(patient):
             raise invalid_value("patient", patient, where="parameter")
         count = _one(request, "_count") or "100"
-        if not count.isdigit() or not 1 <= int(count) <= 1000:
+        if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 1000:  # "²".isdigit() too
             raise invalid_value("_count", count, where="parameter")
         found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
                                       since=_time(request, "since"), until=_time(request, "until"),

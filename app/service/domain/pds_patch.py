@@ -37,6 +37,7 @@ LISTS = frozenset({"name", "address", "telecom", "contact", "generalPractitioner
 PERIODIC = frozenset({"name", "address", "telecom", "contact"})  # items whose period defaults to today
 CONTENT_TYPES = ("application/json-patch+json", "application/json")
 MAX_PATCHES = 100
+MAX_VALUE_DEPTH = 16  # a Patient's deepest element (extension in extension in a list) is well inside this
 _IF_MATCH = re.compile(r'W/"([0-9]{1,9})"')
 _INDEX = re.compile(r"0|[1-9][0-9]{0,5}")
 _MISSING = object()
@@ -112,8 +113,27 @@ def parse_patches(body: object) -> list[Operation]:
             raise FhirError("FORBIDDEN_UPDATE", f"Invalid update with error - '{field}' cannot be updated")
         if field not in PATCHABLE:
             raise invalid_update(f"Update unsupported for resource - '{quote_value(field, 40)}'")
+        _check_value(item.get("value"), item["path"])
         operations.append(Operation(item["op"], path, item["path"], item.get("value")))
     return operations
+
+
+def _check_value(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what no Patient element can hold and no store can keep: nesting deeper than any FHIR Patient
+    element, NUL characters and unpaired surrogates (not Unicode text: not UTF-8, not storable)."""
+    if depth > MAX_VALUE_DEPTH:
+        raise invalid_update(f"the value for '{quote_value(where, 60)}' nests deeper than any Patient element")
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            raise invalid_update(f"the value for '{quote_value(where, 60)}' contains a NUL character or an unpaired "
+                                 "surrogate; send valid Unicode text")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_value(k, where, depth + 1)
+            _check_value(v, where, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_value(v, where, depth + 1)
 
 
 def _json_equal(a: Any, b: Any) -> bool:
