@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from app.pki import TrainingCA, TrustStore
+from app.resources_path import resource
 from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
+from app.service.cpis_delivery import Deliverer, lease_seconds
 from app.service.domain.auth import AuthService
 from app.service.domain.rbac import load_role_table
 from app.service.store import AuditWriter, Store, open_store
 
 ENV = "SPINEDESK_SERVICE_CONFIG"
-ROLE_TABLE = Path(__file__).resolve().parents[2] / "resources" / "rbac.json"
+ROLE_TABLE = resource("rbac.json")
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,11 @@ class Service:
     audit: AuditWriter
     context: ServiceContext
     app: Any
+    deliverer: Deliverer | None = None  # CP-IS notification outbox (a thread per process)
 
     def close(self) -> None:
+        if self.deliverer is not None:
+            self.deliverer.stop()
         self.audit.close()
         self.store.close()
 
@@ -73,7 +78,8 @@ def build_service(config: ServiceConfig, store: Store | None = None) -> Service:
                          audit, base_url=config.base_url)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close())
-    service = Service(store, audit, ctx, app)
+    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()
+    service = Service(store, audit, ctx, app, deliverer)
     holder.append(service)
     return service
 
