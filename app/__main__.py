@@ -153,15 +153,13 @@ def _wes_command(args: argparse.Namespace, settings: Settings, stdout: TextIO) -
 
 
 def _client(settings: Settings, stdout: TextIO) -> int:
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
-        print("No display found (DISPLAY and WAYLAND_DISPLAY are not set), so the desktop client cannot open "
-              "a window. Run it from a desktop session. Without a display you can still start the Spine service: "
-              "'spinedesk service --seed 1000' (training data), and use 'spinedesk login' / 'spinedesk card status'.",
-              file=stdout)
+    """The desktop client (no subcommand); ``app.desktop`` builds its I/O objects and injects them."""
+    from app.desktop import NO_DISPLAY, has_display, run_desktop
+
+    if not has_display(dict(os.environ)):
+        print(NO_DISPLAY, file=stdout)
         return EXIT_ERROR
-    print("The desktop client is not part of this build yet; available commands: 'spinedesk service', "
-          "'spinedesk login', 'spinedesk card …'. See 'spinedesk --help'.", file=stdout)
-    return EXIT_ERROR
+    return run_desktop(settings, stdout)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:

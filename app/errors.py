@@ -155,6 +155,34 @@ class NoRoleAvailable(ServiceError):
         self.detail = detail
 
 
+class PatientNotFound(ServiceError):
+    """PDS has no (current) record for this NHS number: unknown, or invalidated."""
+
+    def __init__(self, nhs_number: str, invalidated: bool = False) -> None:
+        super().__init__(f"patient {nhs_number} not found" + (" (invalidated)" if invalidated else ""))
+        self.nhs_number = nhs_number
+        self.invalidated = invalidated
+
+
+class RecordChanged(ServiceError):
+    """An update was refused because the record changed since it was read (PDS 409 RESOURCE_VERSION_MISMATCH)."""
+
+    def __init__(self, nhs_number: str) -> None:
+        super().__init__(f"patient {nhs_number} changed since it was read")
+        self.nhs_number = nhs_number
+
+
+# --- the workstation (WES) ----------------------------------------------------------------------------------
+
+
+class WesCheckUnavailable(AppError):
+    """The WES checker could not run, so compliance is unknown."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 # --- user text ----------------------------------------------------------------------------------------------
 
 _SMARTCARD_HELP = "If the problem continues, contact your registration authority or IT service desk."
@@ -227,6 +255,18 @@ def user_text(error: BaseException) -> str:
             return f"The Spine service refused this: {message}. If you need this access, ask your sponsor."
         case ServiceRejected(status=status, code=code, message=message):
             return f"The Spine service could not do this ({status} {code}): {message}."
+        case PatientNotFound(invalidated=True):
+            return ("This patient's record has been invalidated on the Spine (for example a duplicate that was "
+                    "removed). Search again by name and date of birth to find the current record.")
+        case PatientNotFound(nhs_number=nhs):
+            return (f"No patient has the NHS number {nhs[:3]} {nhs[3:6]} {nhs[6:]}. Check the number with the "
+                    "patient, or search by name and date of birth.")
+        case RecordChanged():
+            return ("Someone else changed this patient's record after you opened it, so your change was not "
+                    "saved. Reload the record to see the latest details, then make your change again.")
+        case WesCheckUnavailable(detail=detail):
+            return (f"The workstation check (WES) could not run ({detail}), so this computer's compliance is "
+                    "unknown. Ask IT to check the Spine Desk installation.")
         case NoRoleAvailable(detail=detail):
             return f"You cannot work here yet: {detail}. Ask your registration authority to assign you a role."
         case ConfigError(path=path, problem=problem):

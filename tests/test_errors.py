@@ -29,6 +29,10 @@ CASES = [
     (e.ServiceRejected(403, "ACCESS_DENIED", "no access"), "ask your sponsor"),
     (e.ServiceRejected(409, "RESOURCE_VERSION_MISMATCH", "stale"), "409"),
     (e.NoRoleAvailable("no role profiles on this card's user"), "assign you a role"),
+    (e.PatientNotFound("9434765919"), "943 476 5919"),
+    (e.PatientNotFound("9434765919", invalidated=True), "invalidated"),
+    (e.RecordChanged("9434765919"), "Reload the record"),
+    (e.WesCheckUnavailable("the WES checker is not part of this build"), "compliance is unknown"),
     (OSError(13, "Permission denied"), "permissions"),
     (RuntimeError("boom"), "IT service desk"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 import httpx
 
 from app.errors import ServiceRejected, ServiceUnreachable
-from app.spine.models import Challenge, Login, Role
-from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID
+from app.spine.models import Auth, Challenge, Login, Role
+from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
 
 
 def _b64(data: bytes) -> str:
@@ -44,6 +45,26 @@ class SpineClient:
 
     def logout(self, token: str) -> None:
         self._request("DELETE", AUTH_SESSION_PATH, headers={"Authorization": f"Bearer {token}"})
+
+    # --- FHIR calls ------------------------------------------------------------------------------------------
+
+    def fhir(self, method: str, path: str, auth: Auth, *, params: list[tuple[str, str]] | None = None,
+             body: Any = None, headers: dict[str, str] | None = None) -> tuple[Any, str | None]:
+        """One authorised FHIR call: the JSON answer and its ETag. Errors are typed (``ServiceError``)."""
+        sent = {"Authorization": f"Bearer {auth.token}", HEADER_URID: auth.urid, **(headers or {})}
+        content = None
+        if body is not None:
+            content = json.dumps(body).encode("utf-8")
+            sent.setdefault("Content-Type", "application/json")
+        response = self._request(method, path, params=params, content=content, headers=sent)
+        if not response.content:  # 201/204 without a body
+            return None, response.headers.get("etag")
+        try:
+            doc = response.json()
+        except ValueError as exc:
+            raise ServiceRejected(response.status_code, "BAD_RESPONSE", "the service answered with invalid JSON") \
+                from exc
+        return doc, response.headers.get("etag")
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
@@ -89,6 +110,8 @@ def _rejection(response: httpx.Response) -> ServiceRejected:
         issue = (doc.get("issue") or [{}])[0]
         coding = ((issue.get("details") or {}).get("coding") or [{}])[0]
         code = coding.get("code") or issue.get("code") or code
-        message = issue.get("diagnostics") or coding.get("display") or (issue.get("details") or {}).get("text") \
+        # the most specific text first: diagnostics, then details.text (SCR's "what happened, what to do"), then
+        # the code's generic display
+        message = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or coding.get("display") \
             or message
     return ServiceRejected(response.status_code, str(code), str(message))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from app.errors import NoRoleAvailable
-from app.spine.client import SpineClient
+from app.spine.api import SpineApi
 from app.spine.models import Login, Role
 from app.wire import login_message
 
@@ -23,7 +23,7 @@ class LoginCard(Protocol):
     def forget_pin(self) -> None: ...
 
 
-def card_login(card: LoginCard, client: SpineClient, pin: str) -> Login:
+def card_login(card: LoginCard, client: SpineApi, pin: str) -> Login:
     """The service checks the certificate before the PIN is asked of the card; the card forgets the PIN after."""
     cert = card.certificate_der()
     challenge = client.challenge(cert)

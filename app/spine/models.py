@@ -29,3 +29,14 @@ class Login:
 class Challenge:
     nonce: str
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """What every clinical call carries: the session's bearer token and the selected role (URID)."""
+
+    token: str
+    urid: str
+
+    def __repr__(self) -> str:  # never print the token (logs, tracebacks)
+        return f"Auth(token=<hidden>, urid={self.urid!r})"

@@ -1,0 +1,24 @@
+"""What the use cases (login, PDS) and the UI need of the service client: a protocol with no HTTP library in it.
+
+:class:`app.spine.client.SpineClient` (httpx) implements it; the composition root constructs that and injects it,
+so ``app.ui`` never imports httpx, not even indirectly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from app.spine.models import Auth, Challenge, Login
+
+
+class SpineApi(Protocol):
+    base_url: str
+
+    def challenge(self, certificate_der: bytes) -> Challenge: ...
+
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes) -> Login: ...
+
+    def logout(self, token: str) -> None: ...
+
+    def fhir(self, method: str, path: str, auth: Auth, *, params: list[tuple[str, str]] | None = None,
+             body: Any = None, headers: dict[str, str] | None = None) -> tuple[Any, str | None]: ...

@@ -1,0 +1,208 @@
+"""Summary Care Record calls: find the latest SCR, record permission to view or a privacy alert, read it (typed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from app.errors import ServiceRejected
+from app.spine.api import SpineApi
+from app.spine.models import Auth
+from app.wire import SCR_BASE
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+ACS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-ACSPermission"
+ALERT_TYPE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-AlertType"
+ALERT_REASON_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-AlertReason"
+SCR_TYPE = "http://snomed.info/sct|196981000000101"
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+SELF_CLAIM, ACCESS_ALERT = 1, 2
+EMERGENCY_SELF_CLAIM, EMERGENCY, OTHER = 4, 5, 6
+VIEW, EMERGENCY_ACCESS = "B0370", "B0168"
+
+
+@dataclass(frozen=True, slots=True)
+class ScrIndex:
+    scr_id: str | None  # None: the patient has no SCR
+    consent: str  # Yes / No / Ask as stored (Yes is treated as Ask)
+    refused: str = ""  # the service's explanation when it will not show one (e.g. opted out)
+
+
+@dataclass(frozen=True, slots=True)
+class Allergy:
+    description: str
+    reaction: str
+    severity: str
+    recorded: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Medication:
+    kind: str  # acute | repeat | discontinued
+    product: str
+    dose: str
+    quantity: str
+    when: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScrRecord:
+    allergies: tuple[Allergy, ...]
+    medications: tuple[Medication, ...]
+    additional: tuple[tuple[str, str, date | None], ...]  # (kind, description, date)
+    author: str = ""
+    created: datetime | None = None
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _text(concept: dict[str, Any] | None) -> str:
+    concept = concept or {}
+    return str(concept.get("text") or ((concept.get("coding") or [{}])[0]).get("display") or "")
+
+
+_MED_KIND = {"completed": "acute", "active": "repeat", "stopped": "discontinued"}
+_EXTRA = {"Condition": ("Problem", "recordedDate"), "Procedure": ("Treatment", "performedDateTime"),
+          "Immunization": ("Immunisation", "occurrenceDateTime")}
+
+
+def parse_record(bundle: dict[str, Any]) -> ScrRecord:
+    allergies, meds, extra = [], [], []
+    author, created = "", None
+    for entry in bundle.get("entry") or ():
+        res = entry.get("resource") or {}
+        kind = res.get("resourceType")
+        if kind == "AllergyIntolerance":
+            reaction = (res.get("reaction") or [{}])[0]
+            substance = _text(reaction.get("substance"))
+            name = _text(res.get("code"))
+            allergies.append(Allergy(f"{name}: {substance}" if substance and substance.lower() not in name.lower()
+                                     else name,
+                                     " ".join(m.get("text", "") for m in reaction.get("manifestation") or ()),
+                                     str(reaction.get("severity") or ""), _date(res.get("recordedDate"))))
+        elif kind == "MedicationStatement":
+            notes = " ".join(n.get("text", "") for n in res.get("note") or ())
+            meds.append(Medication(_MED_KIND.get(str(res.get("status")), str(res.get("status"))),
+                                   _text(res.get("medicationCodeableConcept")),
+                                   " ".join(d.get("text", "") for d in res.get("dosage") or ()),
+                                   notes.removeprefix("Quantity: "), _date(res.get("effectiveDateTime"))))
+        elif kind in _EXTRA:
+            label, field = _EXTRA[kind]
+            extra.append((label, _text(res.get("code") or res.get("vaccineCode")), _date(res.get(field))))
+        elif kind == "Composition":
+            author = str(((res.get("author") or [{}])[0]).get("display") or "")
+            try:
+                created = datetime.fromisoformat(str(res.get("date")))
+            except ValueError:
+                created = None
+    return ScrRecord(tuple(allergies), tuple(meds), tuple(extra), author, created)
+
+
+OFFICER_ACTIVITIES = ("B0015", "B0016")
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyAlert:
+    id: str
+    at: datetime | None
+    kind: str  # "Create LR (Self Claimed)" / "Access Alert"
+    reason_code: str  # e.g. "Access made in an emergency"
+    reason: str  # the user's own words
+    nhs_number: str
+    user_name: str
+    role_name: str
+    acknowledged: bool
+
+
+def parse_alert(res: dict[str, Any]) -> PrivacyAlert:
+    nhs, user, role = "", "", ""
+    for agent in res.get("agent") or ():
+        ident = (agent.get("who") or {}).get("identifier") or {}
+        if ident.get("system") == NHS_NUMBER_SYSTEM:
+            nhs = str(ident.get("value") or "")
+        elif agent.get("requestor"):
+            user = str((agent.get("who") or {}).get("display") or "")
+            role = str(((agent.get("role") or [{}])[0]).get("text") or "")
+    try:
+        at = datetime.fromisoformat(str(res.get("recorded")))
+    except ValueError:
+        at = None
+    acknowledged = any(str(e.get("url", "")).endswith("AlertAcknowledgement") for e in res.get("extension") or ())
+    return PrivacyAlert(id=str(res.get("id") or ""), at=at, kind=str((res.get("type") or {}).get("display") or ""),
+                        reason_code=str(((res.get("subtype") or [{}])[0]).get("display") or ""),
+                        reason=str(res.get("outcomeDesc") or ""), nhs_number=nhs, user_name=user, role_name=role,
+                        acknowledged=acknowledged)
+
+
+class Scr:
+    def __init__(self, client: SpineApi, auth: Auth) -> None:
+        self._client, self._auth = client, auth
+
+    def index(self, nhs_number: str) -> ScrIndex:
+        try:
+            doc, _ = self._client.fhir("GET", f"{SCR_BASE}/DocumentReference", self._auth, params=[
+                ("patient", f"{NHS_NUMBER_SYSTEM}|{nhs_number}"), ("type", SCR_TYPE)])
+        except ServiceRejected as exc:
+            if exc.status == 403 and "opted out" in exc.message:
+                return ScrIndex(None, "No", exc.message)
+            raise
+        for entry in doc.get("entry") or ():
+            res = entry.get("resource") or {}
+            if res.get("resourceType") == "DocumentReference":
+                label = ((res.get("securityLabel") or [{}])[0].get("coding") or [{}])[0]
+                return ScrIndex(str((res.get("masterIdentifier") or {}).get("value") or res.get("id")),
+                                str(label.get("code") or "Ask"))
+        return ScrIndex(None, "Ask")
+
+    def record_permission(self, nhs_number: str, given: bool) -> None:
+        body = {"resourceType": "Parameters", "parameter": [{"name": "permissionToView", "part": [
+            {"name": "nhsNumber", "valueString": nhs_number},
+            {"name": "permissionCode", "valueCoding": {"system": ACS_SYSTEM, "code": "Yes" if given else "No"}}]}]}
+        self._client.fhir("POST", f"{SCR_BASE}/$setPermission", self._auth, body=body, headers=FHIR_JSON)
+
+    def alert(self, nhs_number: str, alert_type: int, subtype: int, reason: str) -> None:
+        """A privacy alert (self-claimed relationship, or emergency access) — the privacy officer sees it."""
+        body = {"resourceType": "AuditEvent",
+                "type": {"system": ALERT_TYPE_SYSTEM, "code": str(alert_type)},
+                "subtype": [{"system": ALERT_REASON_SYSTEM, "code": str(subtype)}],
+                "action": "R", "recorded": datetime.now(UTC).isoformat(timespec="seconds"), "outcome": "0",
+                "agent": [{"who": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
+                           "requestor": False}],
+                "source": {"observer": {"display": "Spine Desk"}},
+                "outcomeDesc": reason}
+        self._client.fhir("POST", f"{SCR_BASE}/AuditEvent", self._auth, body=body, headers=FHIR_JSON)
+
+    def read(self, scr_id: str, nhs_number: str) -> ScrRecord:
+        doc, _ = self._client.fhir("GET", f"{SCR_BASE}/Bundle", self._auth, params=[
+            ("composition.identifier", scr_id),
+            ("composition.subject:Patient.identifier", f"{NHS_NUMBER_SYSTEM}|{nhs_number}")])
+        return parse_record(doc)
+
+    def alerts(self, status: str = "open") -> tuple[PrivacyAlert, ...]:
+        """The privacy officer's queue for their organisation (open, acknowledged or all)."""
+        doc, _ = self._client.fhir("GET", f"{SCR_BASE}/alerts", self._auth, params=[("status", status)])
+        return tuple(parse_alert(e.get("resource") or {}) for e in doc.get("entry") or ())
+
+    def acknowledge(self, alert_id: str, note: str = "") -> None:
+        body = {"resourceType": "Parameters", "parameter": [{"name": "note", "valueString": note}] if note else []}
+        self._client.fhir("POST", f"{SCR_BASE}/alerts/{alert_id}/$acknowledge", self._auth, body=body,
+                          headers=FHIR_JSON)
+
+    def open_with_permission(self, nhs_number: str, scr_id: str, *, registered_here: bool) -> ScrRecord:
+        if not registered_here:
+            self.alert(nhs_number, SELF_CLAIM, OTHER, "Self-claimed legitimate relationship: caring for the patient")
+        self.record_permission(nhs_number, True)
+        return self.read(scr_id, nhs_number)
+
+    def open_in_emergency(self, nhs_number: str, scr_id: str, reason: str, *, registered_here: bool) -> ScrRecord:
+        if registered_here:
+            self.alert(nhs_number, ACCESS_ALERT, EMERGENCY, reason)
+        else:
+            self.alert(nhs_number, SELF_CLAIM, EMERGENCY_SELF_CLAIM, reason)
+        return self.read(scr_id, nhs_number)

@@ -1,0 +1,213 @@
+"""The PIN prompt, the role picker and the message area (the one place errors are shown, via ``user_text``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import user_text
+from app.spine.models import Role
+from app.ui.signals import emit
+
+
+def accessible(widget: QWidget, name: str, description: str = "") -> QWidget:
+    widget.setAccessibleName(name)
+    if description:
+        widget.setAccessibleDescription(description)
+    return widget
+
+
+class MessageArea(QFrame):
+    """An inline, dismissible message (errors and notices) above the working area: no hover, no flashing."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageArea")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(self)
+        self.kind = QLabel(self)
+        self.kind.setObjectName("messageKind")
+        self.text = QLabel(self)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                          | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.text.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.action = QPushButton("", self)
+        self.action.hide()
+        self.action.clicked.connect(self._act)
+        self._callback: Callable[[], None] | None = None
+        self.dismiss = QPushButton("Dismiss", self)
+        accessible(self.dismiss, "Dismiss message")
+        self.dismiss.clicked.connect(self.clear)
+        layout.addWidget(self.kind)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.action)
+        layout.addWidget(self.dismiss)
+        self.hide()
+
+    def show_error(self, error: BaseException, action: tuple[str, Callable[[], None]] | None = None) -> None:
+        self._show("Problem", user_text(error), "error", action)
+
+    def show_notice(self, text: str) -> None:
+        self._show("Note", text, "notice")
+
+    def _act(self) -> None:
+        callback = self._callback
+        self.clear()
+        if callback is not None:
+            callback()
+
+    def _show(self, kind: str, text: str, level: str, action: tuple[str, Callable[[], None]] | None = None) -> None:
+        self._callback = action[1] if action else None
+        self.action.setText(action[0] if action else "")
+        accessible(self.action, action[0] if action else "")
+        self.action.setVisible(action is not None)
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.kind.setText(f"<b>{kind}</b>")  # the word says what it is: colour is never the only cue
+        self.text.setText(text)
+        accessible(self.text, f"{kind}: {text}")
+        self.show()
+        self.text.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def clear(self) -> None:
+        self.text.clear()
+        self._callback = None
+        self.action.hide()
+        self.hide()
+
+    @property
+    def message(self) -> str:
+        return self.text.text() if self.isVisible() else ""
+
+
+class PinDialog(QDialog):
+    """Masked PIN entry. ``submitted(pin)`` fires on OK; the field is emptied at once and never logged."""
+
+    submitted = Signal(str)
+
+    def __init__(self, parent: QWidget | None, *, title: str, intro: str, reminder: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setObjectName("pinDialog")
+        self.setMinimumWidth(420)
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        layout = QVBoxLayout(self)
+        self.intro = QLabel(intro, self)
+        self.intro.setTextFormat(Qt.TextFormat.PlainText)
+        self.intro.setWordWrap(True)
+        layout.addWidget(self.intro)
+        self.reminder = QLabel(reminder, self)
+        self.reminder.setWordWrap(True)
+        self.reminder.setVisible(bool(reminder))
+        accessible(self.reminder, "Certificate reminder", reminder)
+        layout.addWidget(self.reminder)
+        label = QLabel("&PIN", self)
+        self.pin = QLineEdit(self)
+        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin.setMaxLength(8)
+        label.setBuddy(self.pin)
+        accessible(self.pin, "Smartcard PIN", "6 to 8 digits; what you type is hidden")
+        layout.addWidget(label)
+        layout.addWidget(self.pin)
+        self.problem = QLabel("", self)
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)
+        self.problem.setWordWrap(True)
+        self.problem.setObjectName("pinProblem")
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.problem.hide()
+        layout.addWidget(self.problem)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
+                                        self)
+        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Log in")
+        accessible(self.ok, "Log in with this PIN")
+        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel login")
+        self.buttons.accepted.connect(self._submit)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.pin.setFocus()
+
+    def _submit(self) -> None:
+        pin = self.pin.text()
+        self.pin.clear()
+        self.set_busy(True)
+        emit(self.submitted, pin)
+
+    def set_busy(self, busy: bool) -> None:
+        self.ok.setEnabled(not busy)
+        self.pin.setEnabled(not busy)
+        if not busy:
+            self.pin.setFocus()
+
+    def show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+        accessible(self.problem, "PIN problem", text)
+        self.problem.show()
+        self.set_busy(False)
+
+
+def role_label(role: Role) -> str:
+    return f"{role.role_name} — {role.org_name} ({role.org_ods})"
+
+
+class RolePicker(QDialog):
+    """Choose one of several role profiles: organisation and role names, keyboard first."""
+
+    chosen = Signal(object)  # Role
+
+    def __init__(self, parent: QWidget | None, user_name: str, roles: Sequence[Role]) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Choose your role")
+        self.setObjectName("rolePicker")
+        self.setMinimumWidth(520)
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self._roles = list(roles)
+        layout = QVBoxLayout(self)
+        intro = QLabel(f"{user_name}, you have {len(roles)} roles. Choose the one you are working in now.", self)
+        intro.setTextFormat(Qt.TextFormat.PlainText)
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.list = QListWidget(self)
+        accessible(self.list, "Your roles", "Role and organisation; press Enter to choose")
+        for role in roles:
+            item = QListWidgetItem(role_label(role))
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, role_label(role))
+            self.list.addItem(item)
+        self.list.setCurrentRow(0)
+        self.list.itemActivated.connect(lambda _item: self._choose())
+        layout.addWidget(self.list)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Use this role")
+        accessible(buttons.button(QDialogButtonBox.StandardButton.Ok), "Use the selected role")
+        accessible(buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel and log out")
+        buttons.accepted.connect(self._choose)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.list.setFocus()
+
+    def choose(self, index: int) -> None:
+        self.list.setCurrentRow(index)
+        self._choose()
+
+    def _choose(self) -> None:
+        row = self.list.currentRow()
+        if 0 <= row < len(self._roles):
+            emit(self.chosen, self._roles[row])
+            self.accept()

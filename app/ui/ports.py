@@ -1,0 +1,78 @@
+"""What the desktop client is given by ``main()`` (the composition root): nothing here constructs I/O.
+
+The UI never imports pyscard, httpx, ``app.card.pcsc`` or ``app.service``: cards come through :class:`CardAccess`
+(built over ``app.card``), HTTP through an ``app.spine.api.SpineApi``, the WES checker through ``wes_gate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.spine.api import SpineApi
+
+# card monitor event kinds (the values of app.card.pcsc.EventKind, translated by the composition root)
+SERVICE_UP, SERVICE_DOWN = "service_up", "service_down"
+READER_ADDED, READER_REMOVED = "reader_added", "reader_removed"
+CARD_INSERTED, CARD_REMOVED = "card_inserted", "card_removed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderEvent:
+    kind: str
+    reader: str | None = None
+
+
+class CardLink(Protocol):
+    """A connection to one card (``app.card.connection.CardConnection`` plus ``close``)."""
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]: ...
+
+    def close(self, reset: bool = False) -> None: ...
+
+
+class CardAccess(Protocol):
+    def connect(self, reader: str | None) -> CardLink: ...
+
+    def start_monitor(self, callback: Callable[[ReaderEvent], None]) -> Callable[[], None]:
+        """Start watching readers (``callback`` runs on the monitor's thread); returns a function that stops it."""
+        ...
+
+    def check_certificate(self, certificate_der: bytes) -> int | None:
+        """Days until the card certificate expires; raises ``CertificateRejected`` when it is not trusted."""
+        ...
+
+
+class TrainingCard(Protocol):
+    """Training mode's virtual card, which the client inserts into pcscd's virtual reader itself."""
+
+    pin: str
+
+    def insert(self) -> None: ...
+
+    def remove(self) -> None: ...
+
+
+WesGate = Callable[[Callable[[Any], None]], Any]  # (on_progress(CheckResult)) -> wes.Report
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ClientDeps:
+    spine: SpineApi
+    cards: CardAccess
+    wes_gate: WesGate | None
+    training: bool
+    removal: str = "lock"  # or "logout"
+    service_label: str = ""
+    training_card: TrainingCard | None = None
+    export_dir: Path = field(default_factory=Path.home)
+    write_pdf: Callable[[str, Path], None] | None = None  # (html, path): the WES report as PDF
+    today: Callable[[], date] = date.today
+    now: Callable[[], datetime] = _utcnow

@@ -1,0 +1,161 @@
+"""The Summary Care Record: permission to view asked per episode, emergency access with a reason (which alerts the
+privacy officer), opted-out patients explained; allergies and medications laid out for scanning."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from app.spine.scr import EMERGENCY_ACCESS, VIEW, ScrIndex, ScrRecord
+from app.ui.dialogs import accessible
+from app.ui.format import format_date
+from app.ui.signals import emit
+
+_MED_TITLES = (("repeat", "Current repeat medications"), ("acute", "Acute medications (last 12 months)"),
+               ("discontinued", "Discontinued repeat medications (last 6 months)"))
+
+
+def record_html(record: ScrRecord, basis: str) -> str:
+    e = html.escape
+    parts = [f"<p><b>Viewed</b> {e(basis)}. Summary from {e(record.author) or 'the GP practice'}"
+             f"{', ' + format_date(record.created) if record.created else ''}.</p>", "<h3>Allergies and adverse "
+             "reactions</h3>"]
+    if record.allergies:
+        parts.append("<table border='1' cellpadding='4'><tr><th>Date</th><th>Description</th><th>Reaction</th>"
+                     "<th>Severity</th></tr>" + "".join(
+                         f"<tr><td>{format_date(a.recorded)}</td><td><b>{e(a.description)}</b></td>"
+                         f"<td>{e(a.reaction) or 'Not recorded'}</td><td>{e(a.severity) or 'Not recorded'}</td></tr>"
+                         for a in record.allergies) + "</table>")
+    else:
+        parts.append("<p>Allergies not recorded.</p>")
+    for kind, title in _MED_TITLES:
+        meds = [m for m in record.medications if m.kind == kind]
+        parts.append(f"<h3>{title}</h3>")
+        if meds:
+            parts.append("<table border='1' cellpadding='4'><tr><th>Date</th><th>Medication</th><th>Dosage</th>"
+                         "<th>Quantity</th></tr>" + "".join(
+                             f"<tr><td>{format_date(m.when)}</td><td><b>{e(m.product)}</b></td><td>{e(m.dose)}</td>"
+                             f"<td>{e(m.quantity)}</td></tr>" for m in meds) + "</table>")
+        else:
+            parts.append("<p>None recorded.</p>")
+    if record.additional:
+        parts.append("<h3>Additional information</h3><ul>" + "".join(
+            f"<li>{e(kind)}: {e(text)} ({format_date(when)})</li>" for kind, text, when in record.additional)
+            + "</ul>")
+    return "".join(parts)
+
+
+class ScrTab(QWidget):
+    check_requested = Signal()
+    permission = Signal(bool)  # the patient's answer
+    emergency = Signal(str)  # the reason
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.intro = QLabel("", self)
+        self.intro.setWordWrap(True)
+        self.intro.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        layout.addWidget(self.intro)
+        self.check = QPushButton("Find the &Summary Care Record", self)
+        accessible(self.check, "Find the patient's Summary Care Record")
+        self.check.clicked.connect(lambda *_: emit(self.check_requested))
+        layout.addWidget(self.check, 0, Qt.AlignmentFlag.AlignLeft)
+        self.ask = QWidget(self)
+        ask = QVBoxLayout(self.ask)
+        ask.setContentsMargins(0, 0, 0, 0)
+        self.question = QLabel("Ask the patient: \"May I look at your Summary Care Record?\"", self.ask)
+        self.question.setWordWrap(True)
+        ask.addWidget(self.question)
+        answers = QHBoxLayout()
+        self.yes = QPushButton("Patient gives &permission", self.ask)
+        self.no = QPushButton("Patient &refuses", self.ask)
+        accessible(self.yes, "Record that the patient gives permission to view, and view")
+        accessible(self.no, "Record that the patient refuses permission to view")
+        self.yes.clicked.connect(lambda: emit(self.permission, True))
+        self.no.clicked.connect(lambda: emit(self.permission, False))
+        answers.addWidget(self.yes)
+        answers.addWidget(self.no)
+        answers.addStretch(1)
+        ask.addLayout(answers)
+        self.emergency_box = QWidget(self.ask)
+        em = QHBoxLayout(self.emergency_box)
+        em.setContentsMargins(0, 0, 0, 0)
+        label = QLabel("Emergency &access reason", self.emergency_box)
+        self.reason = QLineEdit(self.emergency_box)
+        self.reason.setPlaceholderText("Why the patient cannot be asked and the record is needed now")
+        label.setBuddy(self.reason)
+        accessible(self.reason, "Emergency access reason", "Required; your privacy officer will see it")
+        self.emergency_button = QPushButton("View in an &emergency (alerts the privacy officer)", self.emergency_box)
+        accessible(self.emergency_button, "View in an emergency without permission; alerts the privacy officer")
+        self.emergency_button.clicked.connect(self._emergency)
+        em.addWidget(label)
+        em.addWidget(self.reason, 1)
+        em.addWidget(self.emergency_button)
+        ask.addWidget(self.emergency_box)
+        self.problem = QLabel("", self.ask)
+        self.problem.setWordWrap(True)
+        ask.addWidget(self.problem)
+        layout.addWidget(self.ask)
+        self.body = QTextBrowser(self)
+        self.body.setOpenLinks(False)
+        accessible(self.body, "Summary Care Record")
+        layout.addWidget(self.body, 1)
+        self.clear()
+
+    def _emergency(self) -> None:
+        reason = self.reason.text().strip()
+        if len(reason) < 5:
+            self.problem.setText("Give the reason for emergency access: why the patient cannot be asked and why the "
+                                 "record is needed now.")
+            self.reason.setFocus()
+            return
+        self.problem.clear()
+        emit(self.emergency, reason)
+
+    def prepare(self, activities: Sequence[str], *, registered_here: bool, org: str) -> None:
+        self.clear()
+        if VIEW not in activities:
+            self.intro.setText("Your role cannot view Summary Care Records.")
+            self.check.hide()
+            return
+        self.intro.setText("The Summary Care Record is shown only with the patient's permission, asked in each "
+                           "episode of care." + ("" if registered_here else
+                                                 f" The patient is not registered at your organisation ({org}): "
+                                                 "viewing self-claims a legitimate relationship, and your privacy "
+                                                 "officer is alerted."))
+        self.emergency_box.setVisible(EMERGENCY_ACCESS in activities)
+
+    def show_index(self, index: ScrIndex) -> None:
+        self.check.hide()
+        if index.refused:
+            self.intro.setText(index.refused)
+            return
+        if index.scr_id is None:
+            self.intro.setText("This patient has no Summary Care Record.")
+            return
+        self.ask.show()
+        self.yes.setFocus()
+
+    def show_refused(self) -> None:
+        self.ask.hide()
+        self.intro.setText("The patient refused permission to view their Summary Care Record in this episode of "
+                           "care, so it is not shown.")
+
+    def show_record(self, record: ScrRecord, basis: str) -> None:
+        self.ask.hide()
+        self.body.setHtml(record_html(record, basis))
+        self.body.show()
+
+    def clear(self) -> None:
+        self.intro.clear()
+        self.check.show()
+        self.ask.hide()
+        self.reason.clear()
+        self.problem.clear()
+        self.body.clear()
+        self.body.hide()
