@@ -21,6 +21,7 @@ from app.service.cpis_delivery import Deliverer, lease_seconds
 from app.service.domain.auth import AuthService
 from app.service.domain.rbac import load_role_table
 from app.service.store import AuditWriter, Store, open_store
+from app.service.store.cpis_writer import CpisAccessWriter
 
 ENV = "SPINEDESK_SERVICE_CONFIG"
 ROLE_TABLE = resource("rbac.json")
@@ -67,6 +68,7 @@ class Service:
     def close(self) -> None:
         if self.deliverer is not None:
             self.deliverer.stop()
+        self.context.cpis_writer.close()  # commits what is queued before the store goes
         self.audit.close()
         self.store.close()
 
@@ -75,7 +77,7 @@ def build_service(config: ServiceConfig, store: Store | None = None) -> Service:
     store = store or open_store(config.database)
     audit = AuditWriter(store)
     ctx = ServiceContext(store, AuthService(store, trust_store(config)), load_role_table(Path(config.role_table)),
-                         audit, base_url=config.base_url)
+                         audit, cpis_writer=CpisAccessWriter(store), base_url=config.base_url)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close())
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()

@@ -22,6 +22,7 @@ from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
 from app.service.http import Request, Response
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
+from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,13 @@ def access_denied(error: AuthError) -> FhirError:
 
 class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
-                 base_url: str = "", clock: Callable[[], datetime] | None = None) -> None:
+                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None
+                 ) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
         self.audit_writer = audit
+        self.cpis_writer = cpis_writer
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime
 
 from app.service.api.context import PENDING_AUDIT, AuditDetails, Call, ServiceContext
@@ -23,7 +22,6 @@ from app.service.fhir import cpis as fhir
 from app.service.fhir.outcome import FhirError, invalid_value
 from app.service.http import Request, Response, Router
 from app.service.store.base_cpis import AccessEvent, AccessWrite, Notification
-from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import CPIS_BASE
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -34,17 +32,6 @@ NOT_NOTIFIED = ("Your role may view CP-IS information but cannot send an Access 
 
 def register(router: Router, ctx: ServiceContext) -> None:
     base_url = ctx.base_url + CPIS_BASE
-    writers: list[CpisAccessWriter] = []
-    lock = threading.Lock()
-
-    def writer() -> CpisAccessWriter:
-        """This service's access writer, started on the first unscheduled access (a daemon thread, idle when
-        there is nothing to write)."""
-        with lock:
-            if not writers:
-                writers.append(CpisAccessWriter(ctx.store))
-            return writers[0]
-
     def care_team(request: Request) -> Response:
         named = rules.lenient_nhs_number(request.query)
         call = ctx.authorise(request, "cpis.careteam", nhs_number=named)
@@ -74,7 +61,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
             details.update(access_event=event.id, notifications=[n.id for n in notes])
             # the access, its notifications and this request's audit record: one transaction (group-committed
             # with other requests'); the response leaves only once it has committed
-            committed = writer().submit(AccessWrite(event, tuple(notes), tuple(details.entries())))
+            committed = ctx.cpis_writer.submit(AccessWrite(event, tuple(notes), tuple(details.entries())))
             pending = PENDING_AUDIT.get()
             if pending is None:
                 committed.result()

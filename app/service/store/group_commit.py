@@ -1,0 +1,97 @@
+"""Group commit: many request threads, one writer thread, one transaction per batch.
+
+Each caller ``submit``s an item and gets a future that resolves once the batch holding the item has COMMITTED
+(or fails with the commit's error); only then may its HTTP response leave. A batch is whatever queued while the
+previous batch was committing (up to ``max_batch``) — and, when the previous batch had more than one item
+(load), whatever arrives within ``linger`` of the first —, so under load one commit (one fsync, one round of
+locks) carries many items and throughput scales with load instead of being bounded by commit latency; when idle
+an item is written at once (no added delay). If the commit fails, every caller in that batch gets the error and
+none of the batch is stored. With several processes, each has its own writer; the store's locks order batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
+
+from .errors import StoreError
+
+T = TypeVar("T")
+R = TypeVar("R")
+_STOP: Any = object()
+# Under load, the writer waits this long after the first item before committing, so that one commit carries the
+# items of every request in flight. Measured (benchmarks/pds_read.py, one worker): without it audit batches
+# averaged 3 records and the audit took half the service's CPU; with it ~12 (docs/decisions/service-server.md).
+LINGER_SECONDS = 0.002
+
+
+class GroupCommitter(Generic[T, R]):
+    def __init__(self, commit: Callable[[list[T]], Sequence[R]], *, name: str, max_batch: int = 500,
+                 linger: float = LINGER_SECONDS) -> None:
+        """``commit(items)`` writes ALL items in ONE transaction and returns one result per item, in order."""
+        self._commit_batch = commit
+        self._name = name
+        self._max_batch = max_batch
+        self._linger = linger
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: T) -> Future[R]:
+        """Queue an item; the future resolves once it is committed (or fails with the commit's error)."""
+        future: Future[R] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"the {self._name} has been closed; nothing more can be written")
+            self._queue.put((item, future))
+        return future
+
+    def close(self, timeout: float | None = 30) -> None:
+        """Write what is queued, then stop the writer thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        busy = False  # the last batch had company: items are arriving faster than one commit each
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if busy and self._linger > 0:
+                time.sleep(self._linger)  # let the requests in flight join this commit (one fsync for all)
+            batch, stopping = self._drain([item])
+            busy = len(batch) > 1
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _drain(self, batch: list[Any]) -> tuple[list[Any], bool]:
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _commit(self, batch: list[tuple[T, Future[R]]]) -> None:
+        try:
+            results = self._commit_batch([item for item, _ in batch])
+        except BaseException as exc:  # every waiter must hear about it; the thread keeps serving
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
