@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spinedesk", description="Spine Desk: NHS Spine smartcard client.")
     parser.add_argument("--version", action="version", version=f"spinedesk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to the log file")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation (Qt, pyscard, service, WES spec, site config) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     card = sub.add_parser("card", help="training cards and card status").add_subparsers(dest="card_command",
@@ -167,6 +169,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     stdin = stdin or sys.stdin
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from app.selftest import run as self_test
+
+        return self_test(stdout)
     try:
         settings = load_settings()
         _configure_logging(settings, args.verbose)
