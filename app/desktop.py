@@ -80,14 +80,17 @@ def trust_store(settings: Settings) -> Any:
 
 
 def wes_gate(settings: Settings, service_url: str | None) -> Callable[[Callable[[Any], None]], Any] | None:
-    """``wes.run_checks`` bound to this workstation's mode, or None when the checker is not in this build."""
-    try:
-        from wes import run_checks  # type: ignore[attr-defined]
-    except ImportError:
+    """``wes.run_checks`` bound to this workstation's mode, or None when the checker is not in this build. The
+    checker itself is imported when the gate first runs (off the GUI thread), not on the way to the first window."""
+    import importlib.util
+
+    if importlib.util.find_spec("wes") is None:
         return None
     mode = "training" if settings.training else "production"
 
     def gate(on_progress: Callable[[Any], None]) -> Any:
+        from wes import run_checks
+
         return run_checks(mode=mode, spec_version=settings.wes_spec_version, service_url=service_url,
                           on_progress=on_progress)
 
@@ -109,56 +112,102 @@ def quiet_http_logs() -> None:
 
 
 def build_training(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *,
-                   vpcd_port: int = DEFAULT_VPCD_PORT, patients: int | None = None) -> tuple[str, Any]:
-    """Start the in-process service and insert the training card; both stop when ``stack`` closes."""
+                   vpcd_port: int = DEFAULT_VPCD_PORT, patients: int | None = None,
+                   on_step: Callable[[str], None] = lambda _text: None) -> tuple[str, Any]:
+    """Start the in-process service and insert the training card; both stop when ``stack`` closes.
+
+    The card goes in first, so pcscd's polling (every 0.4 s) overlaps the service's start rather than following it."""
     from app import training
-    from app.service.store import open_store
 
     paths = settings.paths
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(f"sqlite:///{paths.data_dir / 'training-service.db'}")
-    try:
-        if training.seed_if_empty(store, patients or training.TRAINING_PATIENTS, stream):
-            print("Training data seeded (first run).", file=stream)
-        card_path = training.ensure_card(paths)
-        training.register_user(store, card_path)
-        running = training.start_service("unused://", paths.pki_dir, store=store)
-    except BaseException:
-        store.close()
-        raise
-    stack.callback(running.stop)
+    on_step("Preparing the training smartcard…")
+    card_path = training.ensure_card(paths)
     slot = training.TrainingCardSlot(card_path, port=vpcd_port)
     try:
         slot.insert()
         stack.callback(slot.remove)
-        slot.wait_inserted(3.0)  # in before the WES check looks for it (pcscd polls the reader every 0.4 s)
     except Exception as exc:  # e.g. already inserted by 'spinedesk card insert': that card stays in
         log.warning("the training card was not inserted by the client: %s", type(exc).__name__)
+    on_step("Opening the training database…")
+    from app.service.store import open_store
+
+    store = open_store(f"sqlite:///{paths.data_dir / 'training-service.db'}")
+    return _finish_training(settings, stack, stream, store, card_path, slot, patients, on_step)
+
+
+def _finish_training(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, store: Any, card_path: Path,
+                     slot: Any, patients: int | None, on_step: Callable[[str], None]) -> tuple[str, Any]:
+    from app import training
+
+    try:
+        if not training.is_seeded(store):
+            on_step("Creating the training patients (first run only)…")
+            training.seed_if_empty(store, patients or training.TRAINING_PATIENTS, stream)
+            print("Training data seeded (first run).", file=stream)
+        training.register_user(store, card_path)
+        on_step("Starting the training service…")
+        running = training.start_service("unused://", settings.paths.pki_dir, store=store)
+    except BaseException:
+        store.close()
+        raise
+    stack.callback(running.stop)
+    if slot.inserted:
+        on_step("Waiting for the smart card service to see the training card…")
+        slot.wait_inserted(3.0)  # in before the WES check looks for it
     return running.url, slot
 
 
-def build_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *, vpcd_port: int = DEFAULT_VPCD_PORT,
-               only_reader: str | None = None, patients: int | None = None) -> Any:
-    """Everything the client needs, for this machine's mode; closed with ``stack``."""
+def start_clients(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *,
+                  vpcd_port: int = DEFAULT_VPCD_PORT, only_reader: str | None = None, patients: int | None = None,
+                  on_step: Callable[[str], None] = lambda _text: None) -> Any:
+    """The slow part of the start (``app.ui.ports.Started``): the training service and card, the HTTP client, the
+    trust store and card access. Runs off the GUI thread in the client; closed with ``stack``."""
     import httpx
 
     from app.spine.client import SpineClient
-    from app.ui.ports import ClientDeps
+    from app.ui.ports import Started
 
     quiet_http_logs()
     slot = None
     if settings.training:
-        url, slot = build_training(settings, stack, stream, vpcd_port=vpcd_port, patients=patients)
+        url, slot = build_training(settings, stack, stream, vpcd_port=vpcd_port, patients=patients, on_step=on_step)
         verify: bool | str = False  # plain HTTP on loopback
     else:
         url = settings.service_url or ""
         verify = str(settings.service_ca) if settings.service_ca else True
+    on_step("Loading the smartcard trust store…")
     http = stack.enter_context(httpx.Client(timeout=15, verify=verify))
     cards = PcscCardAccess(trust_store(settings), only_reader=only_reader)
-    return ClientDeps(spine=SpineClient(url, http), cards=cards,
-                      wes_gate=wes_gate(settings, None if settings.training else url), training=settings.training,
-                      removal=settings.card_removal.value, service_label=url, training_card=slot,
-                      export_dir=Path.home(), write_pdf=pdf_writer())
+    return Started(spine=SpineClient(url, http), cards=cards, service_label=url, training_card=slot)
+
+
+def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *,
+                vpcd_port: int = DEFAULT_VPCD_PORT, only_reader: str | None = None,
+                patients: int | None = None) -> Any:
+    """What the window needs to appear at once; the rest (``start_clients``) is its background ``startup``."""
+    from app.training import TRAINING_PIN
+    from app.ui.ports import ClientDeps
+
+    def startup(on_step: Callable[[str], None]) -> Any:
+        return start_clients(settings, stack, stream, vpcd_port=vpcd_port, only_reader=only_reader,
+                             patients=patients, on_step=on_step)
+
+    return ClientDeps(spine=None, cards=None,  # type: ignore[arg-type]  # filled in by startup
+                      wes_gate=wes_gate(settings, None if settings.training else settings.service_url),
+                      training=settings.training, removal=settings.card_removal.value,
+                      service_label="" if settings.training else (settings.service_url or ""),
+                      export_dir=Path.home(), write_pdf=pdf_writer(), startup=startup,
+                      training_pin=TRAINING_PIN if settings.training else None)
+
+
+def build_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *, vpcd_port: int = DEFAULT_VPCD_PORT,
+               only_reader: str | None = None, patients: int | None = None) -> Any:
+    """Everything the client needs, started before returning (tests and scripts); closed with ``stack``."""
+    deps = client_deps(settings, stack, stream, vpcd_port=vpcd_port, only_reader=only_reader, patients=patients)
+    deps.apply(deps.startup(lambda _text: None))
+    deps.startup = None
+    return deps
 
 
 def run_desktop(settings: Settings, stdout: TextIO) -> int:
@@ -167,5 +216,8 @@ def run_desktop(settings: Settings, stdout: TextIO) -> int:
         return 1
     from app.ui.app import run_client
 
+    # a training room's PC may serve its training card in another virtual slot (pcscd's vpcd: 35963, 35964, …)
+    port = int(os.environ.get("SPINEDESK_TRAINING_VPCD_PORT") or DEFAULT_VPCD_PORT)
+    reader = os.environ.get("SPINEDESK_TRAINING_READER") or None
     with contextlib.ExitStack() as stack:
-        return run_client(build_deps(settings, stack, stdout))
+        return run_client(client_deps(settings, stack, stdout, vpcd_port=port, only_reader=reader))

@@ -76,9 +76,13 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
     return RunningService(url, service, server, thread)
 
 
+def is_seeded(store: Any) -> bool:
+    return store.get_patient("9000000009") is not None
+
+
 def seed_if_empty(store: Any, patients: int = TRAINING_PATIENTS, stream: TextIO | None = None) -> bool:
     """Seed synthetic patients on first run (as ``spinedesk service --seed`` does); False if already seeded."""
-    if store.get_patient("9000000009") is not None:
+    if is_seeded(store):
         return False
     from app.commands import service as commands  # the seeders' reference data loads only when needed
 

@@ -1,4 +1,4 @@
-"""Reasonable Adjustment Flags (NHS England's Patient Flags model): read-only, typed."""
+"""Reasonable Adjustment Flags (NHS England's Patient Flags model): reading them, typed (writes: ``flag_edit``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ class RaFlag:
     adjustments: tuple[Adjustment, ...] = ()
     consent: str = ""
     notes: str = ""
+    flag_id: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
 
 def _display(concept: dict[str, Any] | None) -> str:
@@ -60,7 +65,8 @@ def parse_flag(resource: dict[str, Any]) -> RaFlag:
     withheld = any(s.get("code") == "REDACTED" for s in (resource.get("meta") or {}).get("security") or ())
     base = dict(status=str(resource.get("status") or ""), since=_time((resource.get("period") or {}).get("start")),
                 recorded_by=str((agent.get("who") or {}).get("display") or ""),
-                organisation=str((agent.get("onBehalfOf") or {}).get("display") or ""), withheld=withheld)
+                organisation=str((agent.get("onBehalfOf") or {}).get("display") or ""), withheld=withheld,
+                flag_id=str(resource.get("id") or ""))
     if withheld:
         return RaFlag(**base)
     impairments = tuple((_display(c.get("code")), " ".join(n.get("text", "") for n in c.get("note") or ()))

@@ -20,6 +20,13 @@ FHIR_JSON = {"Content-Type": "application/fhir+json"}
 SELF_CLAIM, ACCESS_ALERT = 1, 2
 EMERGENCY_SELF_CLAIM, EMERGENCY, OTHER = 4, 5, 6
 VIEW, EMERGENCY_ACCESS = "B0370", "B0168"
+LEGAL_OVERRIDE, RECORD_CONSENT = "B0082", "B0020"
+# legal overrides (SCR-AlertReason 1-3): what the user chooses, in the words of docs/decisions/scr.md
+LEGAL_REASONS = {1: "In the public interest", 2: "Required by statute", 3: "Required by a court order"}
+# the patient's consent preference for their SCR (setPermissions): what each code means to the user
+CONSENT_PREFERENCES = {"Ask": "Ask me each time (permission asked in every episode of care)",
+                       "No": "Opted out: no Summary Care Record is to be shown",
+                       "Yes": "Consents to viewing (recorded as Yes; viewers still ask in each episode)"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +173,15 @@ class Scr:
             {"name": "permissionCode", "valueCoding": {"system": ACS_SYSTEM, "code": "Yes" if given else "No"}}]}]}
         self._client.fhir("POST", f"{SCR_BASE}/$setPermission", self._auth, body=body, headers=FHIR_JSON)
 
+    def set_consent_preference(self, nhs_number: str, code: str) -> None:
+        """The patient's consent preference for their SCR (Yes / No / Ask); needs B0020 (Record Patient Consent)."""
+        if code not in CONSENT_PREFERENCES:
+            raise ValueError(f"unknown consent preference {code!r}")
+        body = {"resourceType": "Parameters", "parameter": [{"name": "setPermissions", "part": [
+            {"name": "nhsNumber", "valueString": nhs_number},
+            {"name": "permissionCode", "valueCoding": {"system": ACS_SYSTEM, "code": code}}]}]}
+        self._client.fhir("POST", f"{SCR_BASE}/$setPermission", self._auth, body=body, headers=FHIR_JSON)
+
     def alert(self, nhs_number: str, alert_type: int, subtype: int, reason: str) -> None:
         """A privacy alert (self-claimed relationship, or emergency access) — the privacy officer sees it."""
         body = {"resourceType": "AuditEvent",
@@ -205,4 +221,14 @@ class Scr:
             self.alert(nhs_number, ACCESS_ALERT, EMERGENCY, reason)
         else:
             self.alert(nhs_number, SELF_CLAIM, EMERGENCY_SELF_CLAIM, reason)
+        return self.read(scr_id, nhs_number)
+
+    def open_under_legal_override(self, nhs_number: str, scr_id: str, basis: int, reason: str, *,
+                                  registered_here: bool) -> ScrRecord:
+        """B0082: a legal override (public interest, statute, court order) with the user's reason; the only thing
+        that sets aside the patient's refusal in this episode. Alerts the privacy officer (type 1 also self-claims
+        the relationship when the patient is registered elsewhere)."""
+        if basis not in LEGAL_REASONS:
+            raise ValueError(f"unknown legal basis {basis!r}")
+        self.alert(nhs_number, ACCESS_ALERT if registered_here else SELF_CLAIM, basis, reason)
         return self.read(scr_id, nhs_number)

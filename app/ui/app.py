@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
+import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.ui.main_window import MainWindow
@@ -31,8 +34,10 @@ def run_client(deps: ClientDeps, argv: list[str] | None = None) -> int:
     app.setStyleSheet(STYLE)
     window = MainWindow(deps)
     window.resize(1100, 760)
+    if os.environ.get("SPINEDESK_STARTUP_MARKS"):  # benchmarks/ui_cold_start.py reads these lines on stderr
+        _startup_marks(window)
     window.show()
-    window.start()
+    QTimer.singleShot(0, window.start)  # the first paint comes first; the start-up runs behind it
     _quit_on_signals(app)
     try:
         return app.exec()
@@ -48,3 +53,26 @@ def _quit_on_signals(app: QApplication) -> None:
     timer = QTimer(app)
     timer.timeout.connect(lambda: None)
     timer.start(250)
+
+
+class _FirstPaint(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.seen = False
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not self.seen and event.type() == QEvent.Type.Paint:
+            self.seen = True
+            QTimer.singleShot(0, lambda: _mark("shown"))  # after this paint has been flushed to the screen
+        return False
+
+
+def _mark(what: str) -> None:
+    print(f"spinedesk-mark {what} {time.time():.6f}", file=sys.stderr, flush=True)
+
+
+def _startup_marks(window: MainWindow) -> None:
+    """Wall-clock marks for the cold-start benchmark: the first paint of the window, then ready to log in."""
+    watcher = _FirstPaint(window)
+    window.installEventFilter(watcher)
+    window.start_finished.connect(lambda open_: _mark("ready" if open_ else "closed"))

@@ -9,7 +9,8 @@ from PySide6.QtCore import QObject
 
 from app.spine.cpis import Cpis
 from app.spine.flags import Flags
-from app.spine.scr import Scr, ScrIndex, ScrRecord
+from app.spine.scr import CONSENT_PREFERENCES, LEGAL_REASONS, Scr, ScrIndex, ScrRecord
+from app.ui.flag_flow import FlagFlow
 
 if TYPE_CHECKING:
     from app.ui.main_window import MainWindow
@@ -25,9 +26,12 @@ class ClinicalTabs(QObject):
         record.scr.check_requested.connect(self.find_scr)
         record.scr.permission.connect(self.scr_permission)
         record.scr.emergency.connect(self.scr_emergency)
+        record.scr.legal.connect(self.scr_legal)
+        record.scr.consent_preference.connect(self.scr_consent)
         window.alerts.refresh_requested.connect(self.refresh_alerts)
         window.alerts.acknowledge_requested.connect(self.acknowledge_alert)
         self.scr_index: ScrIndex | None = None
+        self.flag_flow = FlagFlow(self)
 
     def _for(self, nhs_number: str, show: Callable[[Any], None]) -> Callable[[Any], None]:
         """``show`` only while the same patient's record is still the one open: an answer about one patient never
@@ -60,6 +64,7 @@ class ClinicalTabs(QObject):
 
     def clear(self) -> None:
         self.scr_index = None
+        self.flag_flow.clear()
 
     # --- child protection ----------------------------------------------------------------------------------
 
@@ -121,6 +126,35 @@ class ClinicalTabs(QObject):
                        self._for(patient.nhs_number, lambda record: self._show(
                            record, "under emergency access; your privacy officer has been alerted")),
                        self.w.report_error)
+
+    def scr_legal(self, basis: int, reason: str) -> None:
+        patient, scr, index = self.w.record.patient, self._scr(), self.scr_index
+        if patient is None or scr is None or index is None or index.scr_id is None:
+            return
+        here, scr_id, why = self.registered_here(), index.scr_id, LEGAL_REASONS.get(basis, "").lower()
+        self.w.net.run(lambda: scr.open_under_legal_override(patient.nhs_number, scr_id, basis, reason,
+                                                             registered_here=here),
+                       self._for(patient.nhs_number, lambda record: self._show(
+                           record, f"under a legal override ({why}); your privacy officer has been alerted")),
+                       self.w.report_error)
+
+    def scr_consent(self, code: str) -> None:
+        """Record the patient's consent preference (B0020), then look the record up again under it."""
+        patient, scr = self.w.record.patient, self._scr()
+        if patient is None or scr is None:
+            return
+        nhs = patient.nhs_number
+
+        def recorded(_: object) -> None:
+            self.w.messages.show_notice(f"The patient's consent preference is recorded: {CONSENT_PREFERENCES[code]}.")
+            session = self.w.session
+            if session is not None:  # look the record up again, under the new preference
+                self.scr_index = None
+                self.w.record.scr.prepare(session.role.activities, registered_here=self.registered_here(),
+                                          org=session.role.org_ods)
+                self.find_scr()
+
+        self.w.net.run(lambda: scr.set_consent_preference(nhs, code), self._for(nhs, recorded), self.w.report_error)
 
     def _show(self, record: ScrRecord, basis: str) -> None:
         self.w.record.scr.show_record(record, basis)

@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from app.spine.flags import RaFlag
 from app.ui.dialogs import accessible
@@ -40,7 +40,12 @@ def flags_html(flags: Sequence[RaFlag]) -> str:
 
 
 class FlagsTab(QWidget):
+    """Shows the flags; for roles allowed to record them (B0360), Record / Change / Remove."""
+
     load_requested = Signal()
+    create_requested = Signal()
+    edit_requested = Signal(str)  # flag id
+    remove_requested = Signal(str)  # flag id
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,12 +61,44 @@ class FlagsTab(QWidget):
         self.body = QTextBrowser(self)
         accessible(self.body, "Reasonable adjustments")
         layout.addWidget(self.body, 1)
+        buttons = QHBoxLayout()
+        self.create = QPushButton("Record a reasonable adjustment &flag…", self)
+        accessible(self.create, "Record a reasonable adjustment flag")
+        self.create.clicked.connect(lambda *_: emit(self.create_requested))
+        self.edit = QPushButton("Chan&ge the flag…", self)
+        accessible(self.edit, "Change the reasonable adjustment flag")
+        self.edit.clicked.connect(lambda *_: emit(self.edit_requested, self._active_id))
+        self.remove = QPushButton("Remo&ve the flag…", self)
+        accessible(self.remove, "Remove the reasonable adjustment flag, with a reason")
+        self.remove.clicked.connect(lambda *_: emit(self.remove_requested, self._active_id))
+        for button in (self.create, self.edit, self.remove):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        self.can_write = False
+        self._active_id = ""
         self.clear()
+
+    def prepare(self, can_write: bool) -> None:
+        """A new record: whether this role may record, change and remove flags (shown once the flags load)."""
+        self.can_write = can_write
+        self._buttons(loaded=False)
 
     def show_flags(self, flags: Sequence[RaFlag]) -> None:
         self.body.setHtml(flags_html(flags))
         self.body.show()
+        active = next((f for f in flags if f.active and not f.withheld), None)
+        self._active_id = active.flag_id if active is not None else ""
+        self._buttons(loaded=True)
+
+    def _buttons(self, *, loaded: bool) -> None:
+        writable = loaded and self.can_write
+        self.create.setVisible(writable and not self._active_id)
+        self.edit.setVisible(writable and bool(self._active_id))
+        self.remove.setVisible(writable and bool(self._active_id))
 
     def clear(self) -> None:
         self.body.clear()
         self.body.hide()
+        self._active_id = ""
+        self._buttons(loaded=False)

@@ -12,12 +12,11 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.card.login_card import PivLoginCard
-from app.card.piv import PivSession
 from app.errors import InvalidPinFormat, NoRoleAvailable, PinBlocked, PinIncorrect, ServiceUnreachable, user_text
 from app.spine.login import card_login
 from app.spine.models import Auth, Login, Role
@@ -26,6 +25,9 @@ from app.ui.dialogs import PinDialog, RolePicker
 from app.ui.format import format_date
 from app.ui.signals import emit
 from app.ui.tasks import Background
+
+if TYPE_CHECKING:
+    from app.card.login_card import PivLoginCard
 
 log = logging.getLogger(__name__)
 RENEWAL_DAYS = 90
@@ -63,7 +65,11 @@ class SessionInfo:
 
 
 def read_card(cards: ports.CardAccess, reader: str | None) -> CardReady:
-    """On the card worker: connect, read the certificate, check trust and the PIN counter."""
+    """On the card worker: connect, read the certificate, check trust and the PIN counter. (The card modules, and
+    ``cryptography`` with them, load here, off the way to the first window.)"""
+    from app.card.login_card import PivLoginCard
+    from app.card.piv import PivSession
+
     link = cards.connect(reader)
     try:
         session = PivSession(link)

@@ -68,6 +68,8 @@ class LoginPage(QWidget):
 
 class MainWindow(QMainWindow):
     wes_progress = Signal(object)
+    startup_step = Signal(str)
+    start_finished = Signal(bool)  # the service is up and the WES gate has answered: clinical use open or not
 
     def __init__(self, deps: ports.ClientDeps) -> None:
         super().__init__()
@@ -80,6 +82,8 @@ class MainWindow(QMainWindow):
         self.session: SessionInfo | None = None
         self.wes_report: Any = None
         self.clinical_enabled = False
+        self.started = deps.startup is None  # the service and the card side are ready
+        self.startup_error: BaseException | None = None
         self.edit_dialog: EditContactDialog | None = None
         self._opening = 0  # the latest open-patient request (answers to earlier ones are dropped)
         self._searching = 0
@@ -93,6 +97,7 @@ class MainWindow(QMainWindow):
         self.flow.error.connect(self.report_error)
         self.flow.card_present_changed.connect(self._card_present)
         self.wes_progress.connect(self.progress_page.add)
+        self.startup_step.connect(self.progress_page.set_step)
 
     # --- layout -------------------------------------------------------------------------------------------
 
@@ -111,7 +116,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.messages)
         self.stack = QStackedWidget(central)
         self.progress_page = WesProgressPage(self.stack)
-        self.login_page = LoginPage(self.stack, self.deps.training_card.pin if self.deps.training_card else None)
+        pin = self.deps.training_card.pin if self.deps.training_card else self.deps.training_pin
+        self.login_page = LoginPage(self.stack, pin if self.deps.training else None)
         self.login_page.login_button.clicked.connect(lambda: self.flow.begin_login())
         self.search = SearchView(self.deps.today, self.stack)
         self.record = RecordView(self.deps.today, self.stack)
@@ -151,13 +157,10 @@ class MainWindow(QMainWindow):
         workstation = self.menuBar().addMenu("&Workstation")
         self.wes_action = self._action(workstation, "&WES report…", "Ctrl+Shift+W", self.show_wes_report)
         self._action(workstation, "&Run WES check again", None, self.run_wes_gate)
-        if self.deps.training_card is not None:
+        if self.deps.training_card is not None or (self.deps.startup is not None and self.deps.training):
             training = self.menuBar().addMenu("&Training")
-            card = self.deps.training_card
-            self._action(training, "&Remove training card", None,
-                         lambda: self.net.run(card.remove, session_bound=False))
-            self._action(training, "&Insert training card", None,
-                         lambda: self.net.run(card.insert, session_bound=False))
+            self._action(training, "&Remove training card", None, lambda: self._training_card("remove"))
+            self._action(training, "&Insert training card", None, lambda: self._training_card("insert"))
         self._update_actions()
 
     def _action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
@@ -167,6 +170,13 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    def _training_card(self, verb: str) -> None:
+        card = self.deps.training_card
+        if card is None:
+            self.messages.show_notice("The training card is not ready yet: Spine Desk is still starting.")
+            return
+        self.net.run(getattr(card, verb), session_bound=False)
 
     def _update_actions(self) -> None:
         logged_in = self.session is not None
@@ -181,10 +191,41 @@ class MainWindow(QMainWindow):
     # --- start and the WES gate ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Called once the window is shown. With a ``startup`` (the real client), the service, the training card
+        and the card side start in the background with their steps shown; the WES gate runs after them (its card
+        checks look at the card the start-up inserted). Clinical use opens only when both have succeeded."""
+        startup = self.deps.startup
+        if startup is None:
+            self._begin()
+            return
+        self.stack.setCurrentWidget(self.progress_page)
+        self.progress_page.set_step("Starting Spine Desk…")
+        self.net.run(lambda: startup(lambda text: emit(self.startup_step, text)), self._started,
+                     self._startup_failed, session_bound=False)
+
+    def _started(self, started: ports.Started) -> None:
+        self.deps.apply(started)
+        self.started = True
+        self.progress_page.set_step("Started." if self.deps.training else "Connected to the card side.")
+        self._begin()
+
+    def _startup_failed(self, exc: BaseException) -> None:
+        log.info("start-up failed: %s", type(exc).__name__)
+        self.startup_error = exc
+        self.progress_page.set_step("Spine Desk could not start: see the message above.")
+        self.report_error(exc)  # the one error path; clinical use stays closed
+        self._set_clinical(False)
+        self._card_status("Card: not available (Spine Desk could not start)")
+        emit(self.start_finished, False)
+
+    def _begin(self) -> None:
         self.flow.start()
         self.run_wes_gate()
 
     def run_wes_gate(self) -> None:
+        if not self.started:
+            self.messages.show_notice("Spine Desk is still starting: the workstation check follows.")
+            return
         self.progress_page.reset()
         if self.session is None:
             self.stack.setCurrentWidget(self.progress_page)
@@ -197,14 +238,16 @@ class MainWindow(QMainWindow):
 
     def _wes_done(self, report: Any) -> None:
         self.wes_report = report
-        self._set_clinical(bool(report.compliant))
+        self._set_clinical(bool(report.compliant) and self.started)
+        emit(self.start_finished, self.clinical_enabled)
         if not report.compliant:
             self.show_wes_report()
 
     def _wes_failed(self, exc: BaseException) -> None:
         # training machines carry on (and say so); a production workstation stays closed to clinical use
         self.report_error(exc)
-        self._set_clinical(self.deps.training)
+        self._set_clinical(self.deps.training and self.started)
+        emit(self.start_finished, self.clinical_enabled)
 
     def _set_clinical(self, enabled: bool) -> None:
         self.clinical_enabled = enabled
@@ -212,9 +255,14 @@ class MainWindow(QMainWindow):
         self.flow._update_status()
         if self.session is None:
             self.stack.setCurrentWidget(self.login_page)
-            self.login_page.heading.setText("Insert your smartcard to log in." if enabled else
-                                            "Clinical use is disabled: this workstation does not meet the WES. "
-                                            "See the report (Workstation menu, WES report).")
+            if enabled:
+                heading = "Insert your smartcard to log in."
+            elif not self.started:
+                heading = "Clinical use is disabled: Spine Desk could not start (see the message above)."
+            else:
+                heading = ("Clinical use is disabled: this workstation does not meet the WES. "
+                           "See the report (Workstation menu, WES report).")
+            self.login_page.heading.setText(heading)
         self._card_present(bool(self.flow.cards))
         if enabled and self.flow.cards and self.session is None:
             self.flow.begin_login()
@@ -304,7 +352,7 @@ class MainWindow(QMainWindow):
         if any(e.text() for e in (self.search.nhs, self.search.family, self.search.given, self.search.dob,
                                   self.search.postcode)):
             held.append("search fields")
-        if self.edit_dialog is not None:
+        if self.edit_dialog is not None or self.clinical.flag_flow.dialog is not None:
             held.append("edit dialog")
         if self.alerts.alerts or self.alerts.table.rowCount():
             held.append("privacy alerts")

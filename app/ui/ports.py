@@ -59,12 +59,29 @@ class TrainingCard(Protocol):
 WesGate = Callable[[Callable[[Any], None]], Any]  # (on_progress(CheckResult)) -> wes.Report
 
 
+@dataclass(frozen=True)
+class Started:
+    """What the background start-up hands the window once the service and the card side are ready."""
+
+    spine: SpineApi
+    cards: CardAccess
+    service_label: str = ""
+    training_card: TrainingCard | None = None
+
+
+StartUp = Callable[[Callable[[str], None]], Started]  # (on_step(text)) -> Started; runs off the GUI thread
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 @dataclass
 class ClientDeps:
+    """``spine`` and ``cards`` may be left ``None`` when ``startup`` is given: the window is shown first and
+    ``startup`` (service start, training card, HTTP client, trust store) runs in the background with visible steps;
+    clinical use stays closed until it has finished and the WES gate has passed."""
+
     spine: SpineApi
     cards: CardAccess
     wes_gate: WesGate | None
@@ -76,3 +93,9 @@ class ClientDeps:
     write_pdf: Callable[[str, Path], None] | None = None  # (html, path): the WES report as PDF
     today: Callable[[], date] = date.today
     now: Callable[[], datetime] = _utcnow
+    startup: StartUp | None = None
+    training_pin: str | None = None  # shown on the login page in training mode before the card is in
+
+    def apply(self, started: Started) -> None:
+        self.spine, self.cards = started.spine, started.cards
+        self.service_label, self.training_card = started.service_label, started.training_card

@@ -209,6 +209,7 @@ class RecordView(QWidget):
         self.demographics.show_patient(patient, can_edit=can_edit)
         if not same:  # a reload of the same record keeps what the user already chose to view
             self.cpis.prepare(activities)
+            self.flags.prepare(can_write="B0360" in activities)  # flags.create / update / remove
 
     def clear(self) -> None:
         self.patient = None

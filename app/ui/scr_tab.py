@@ -7,13 +7,33 @@ import html
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
-from app.spine.scr import EMERGENCY_ACCESS, VIEW, ScrIndex, ScrRecord
+from app.spine.scr import (
+    CONSENT_PREFERENCES,
+    EMERGENCY_ACCESS,
+    LEGAL_OVERRIDE,
+    LEGAL_REASONS,
+    RECORD_CONSENT,
+    VIEW,
+    ScrIndex,
+    ScrRecord,
+)
 from app.ui.dialogs import accessible
 from app.ui.format import format_date
 from app.ui.signals import emit
 
+OPTED_OUT = ("This patient has opted out of having a Summary Care Record shown (consent preference 'No'), so "
+             "nothing is shown. Use other sources, such as the patient, their GP practice or their own records.")
 _MED_TITLES = (("repeat", "Current repeat medications"), ("acute", "Acute medications (last 12 months)"),
                ("discontinued", "Discontinued repeat medications (last 6 months)"))
 
@@ -52,6 +72,8 @@ class ScrTab(QWidget):
     check_requested = Signal()
     permission = Signal(bool)  # the patient's answer
     emergency = Signal(str)  # the reason
+    legal = Signal(int, str)  # the legal basis (SCR-AlertReason 1-3) and the reason
+    consent_preference = Signal(str)  # Yes / No / Ask
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,11 +123,79 @@ class ScrTab(QWidget):
         self.problem.setWordWrap(True)
         ask.addWidget(self.problem)
         layout.addWidget(self.ask)
+        self.legal_box = self._legal_box()
+        layout.addWidget(self.legal_box)
+        self.consent_box = self._consent_box()
+        layout.addWidget(self.consent_box)
+        self.can_legal = self.can_consent = False
         self.body = QTextBrowser(self)
         self.body.setOpenLinks(False)
         accessible(self.body, "Summary Care Record")
         layout.addWidget(self.body, 1)
         self.clear()
+
+    def _legal_box(self) -> QWidget:
+        box = QWidget(self)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        intro = QLabel("Legal override: only where the law requires or allows access without the patient's "
+                       "permission. Your privacy officer is alerted and sees your reason.", box)
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        row = QHBoxLayout()
+        basis_label = QLabel("Legal &basis", box)
+        self.legal_basis = QComboBox(box)
+        self.legal_basis.addItem("Choose…", 0)
+        for code, text in LEGAL_REASONS.items():
+            self.legal_basis.addItem(text, code)
+        basis_label.setBuddy(self.legal_basis)
+        accessible(self.legal_basis, "Legal basis for the override")
+        reason_label = QLabel("Override reaso&n", box)
+        self.legal_reason = QLineEdit(box)
+        reason_label.setBuddy(self.legal_reason)
+        accessible(self.legal_reason, "Legal override reason", "Required; your privacy officer will see it")
+        self.legal_button = QPushButton("View under a &legal override (alerts the privacy officer)", box)
+        accessible(self.legal_button, "View under a legal override; alerts the privacy officer")
+        self.legal_button.clicked.connect(self._legal)
+        for widget, stretch in ((basis_label, 0), (self.legal_basis, 0), (reason_label, 0), (self.legal_reason, 1)):
+            row.addWidget(widget, stretch)
+        layout.addLayout(row)
+        layout.addWidget(self.legal_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.legal_problem = QLabel("", box)
+        self.legal_problem.setWordWrap(True)
+        layout.addWidget(self.legal_problem)
+        return box
+
+    def _consent_box(self) -> QWidget:
+        box = QWidget(self)
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        label = QLabel("Patient's consent &preference for their Summary Care Record", box)
+        label.setWordWrap(True)
+        self.preference = QComboBox(box)
+        for code, text in CONSENT_PREFERENCES.items():
+            self.preference.addItem(text, code)
+        label.setBuddy(self.preference)
+        accessible(self.preference, "Patient's consent preference for their Summary Care Record",
+                   "What the patient has told you; recorded on the Spine for every viewer")
+        self.preference_button = QPushButton("Record the patient's c&hoice", box)
+        accessible(self.preference_button, "Record the patient's consent preference")
+        self.preference_button.clicked.connect(
+            lambda *_: emit(self.consent_preference, str(self.preference.currentData())))
+        row.addWidget(label, 1)
+        row.addWidget(self.preference)
+        row.addWidget(self.preference_button)
+        return box
+
+    def _legal(self) -> None:
+        basis, reason = int(self.legal_basis.currentData() or 0), self.legal_reason.text().strip()
+        if not basis or len(reason) < 5:
+            self.legal_problem.setText("Choose the legal basis and give the reason for the override (for example "
+                                       "the statute or the court order).")
+            (self.legal_basis if not basis else self.legal_reason).setFocus()
+            return
+        self.legal_problem.clear()
+        emit(self.legal, basis, reason)
 
     def _emergency(self) -> None:
         reason = self.reason.text().strip()
@@ -119,6 +209,8 @@ class ScrTab(QWidget):
 
     def prepare(self, activities: Sequence[str], *, registered_here: bool, org: str) -> None:
         self.clear()
+        self.can_legal = LEGAL_OVERRIDE in activities and VIEW in activities
+        self.can_consent = RECORD_CONSENT in activities
         if VIEW not in activities:
             self.intro.setText("Your role cannot view Summary Care Records.")
             self.check.hide()
@@ -132,22 +224,29 @@ class ScrTab(QWidget):
 
     def show_index(self, index: ScrIndex) -> None:
         self.check.hide()
-        if index.refused:
-            self.intro.setText(index.refused)
+        self.consent_box.setVisible(self.can_consent and (index.scr_id is not None or index.consent == "No"))
+        found = self.preference.findData("Ask" if index.consent not in CONSENT_PREFERENCES else index.consent)
+        self.preference.setCurrentIndex(max(found, 0))
+        if index.refused or index.consent == "No":  # opted out: nothing is asked or shown, and the user hears why
+            self.intro.setText(index.refused or OPTED_OUT)
             return
         if index.scr_id is None:
             self.intro.setText("This patient has no Summary Care Record.")
             return
         self.ask.show()
+        self.legal_box.setVisible(self.can_legal)
         self.yes.setFocus()
 
     def show_refused(self) -> None:
         self.ask.hide()
+        self.legal_box.setVisible(self.can_legal)  # a refusal is set aside only by a legal override
         self.intro.setText("The patient refused permission to view their Summary Care Record in this episode of "
-                           "care, so it is not shown.")
+                           "care, so it is not shown." + (" Only a legal override can set that aside."
+                                                          if self.can_legal else ""))
 
     def show_record(self, record: ScrRecord, basis: str) -> None:
         self.ask.hide()
+        self.legal_box.hide()
         self.body.setHtml(record_html(record, basis))
         self.body.show()
 
@@ -155,7 +254,12 @@ class ScrTab(QWidget):
         self.intro.clear()
         self.check.show()
         self.ask.hide()
+        self.legal_box.hide()
+        self.consent_box.hide()
         self.reason.clear()
         self.problem.clear()
+        self.legal_reason.clear()
+        self.legal_basis.setCurrentIndex(0)
+        self.legal_problem.clear()
         self.body.clear()
         self.body.hide()

@@ -61,11 +61,16 @@ class WesProgressPage(QWidget):
         super().__init__(parent)
         self.setObjectName("wesProgress")
         layout = QVBoxLayout(self)
-        self.title = QLabel("Checking this workstation (WES)…", self)
+        self.title = QLabel("Starting Spine Desk and checking this workstation (WES)…", self)
         font = self.title.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
         self.title.setFont(font)
         layout.addWidget(self.title)
+        self.step = QLabel("", self)  # the start-up's current step (service, training card), then the check's
+        self.step.setObjectName("startupStep")
+        self.step.setWordWrap(True)
+        accessible(self.step, "Start-up step")
+        layout.addWidget(self.step)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 0)  # busy until the checker says how many checks there are
         accessible(self.bar, "Workstation check progress")
@@ -78,9 +83,14 @@ class WesProgressPage(QWidget):
         self.list.addItem(f"{_status(result)} — {result.id} {result.title}")
         self.bar.setFormat(f"{self.list.count()} checks done")
 
+    def set_step(self, text: str) -> None:
+        self.step.setText(text)
+        accessible(self.step, f"Start-up step: {text}")
+
     def reset(self) -> None:
         self.list.clear()
         self.bar.setRange(0, 0)
+        self.set_step("Checking this workstation against the WES…")
 
 
 class WesReportView(QWidget):

@@ -86,3 +86,36 @@ def test_clinical_tabs(qtbot, make_window, slot, cards, service, shots):
     cpis.unscheduled.click()
     qtbot.waitUntil(lambda: cpis.body.isVisible(), timeout=WAIT)
     _save(window, shots / "client-cpis.png")
+
+
+def test_starting_window_and_flag_editor(qtbot, make_window, slot, cards, service, shots):
+    import threading
+
+    from app.ui.main_window import MainWindow
+    from app.ui.ports import ClientDeps
+    from tests.ui.conftest import compliant_gate
+    from tests.ui.test_gui_flag_edit import _dialog, _login_clinical, _open_flags, _patients
+
+    release = threading.Event()
+
+    def held(on_step):
+        on_step("Starting the training service…")
+        release.wait(60)
+        raise RuntimeError("the screenshot is taken")
+
+    starting = MainWindow(ClientDeps(spine=None, cards=None, wes_gate=compliant_gate, training=True,
+                                     training_pin="123456", startup=held))
+    qtbot.addWidget(starting)
+    starting.resize(1100, 760)
+    starting.show()
+    starting.start()
+    qtbot.waitUntil(lambda: starting.progress_page.step.text() == "Starting the training service…", timeout=WAIT)
+    _save(starting, shots / "client-starting.png")
+    release.set()
+    qtbot.waitUntil(lambda: starting.startup_error is not None, timeout=WAIT)
+    starting.shutdown()
+    window = make_window()
+    _login_clinical(qtbot, window, slot, cards["alex"])
+    tab = _open_flags(qtbot, window, _patients(service.store, flagged=True, skip=5))
+    tab.edit.click()
+    _save(_dialog(qtbot, window), shots / "client-flag-editor.png")
