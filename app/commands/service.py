@@ -30,10 +30,11 @@ def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
     gc.disable()
     try:
         for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
-            written += store.put_patients(chunk)
+            written += store.put_patients(chunk, analyze=False)
             for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
                 clinical.seed_rows(store, chunk, seed_value)
             print(f"\r  {written:,} patients", end="", file=sys.stderr, flush=True)
+        store.analyze()  # once, not after every chunk
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -98,8 +98,14 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
         """Like ``get_patient`` but with the resource as stored JSON text (reads serve it without re-encoding)."""
 
     @abstractmethod
-    def put_patients(self, rows: Iterable[PatientRow]) -> int:
-        """Insert or replace rows in bulk (seeding); returns how many were written. Streams large iterables."""
+    def put_patients(self, rows: Iterable[PatientRow], *, analyze: bool = True) -> int:
+        """Insert or replace rows in bulk (seeding); returns how many were written. Streams large iterables.
+        A large load refreshes the planner's statistics unless ``analyze`` is False (a caller loading many
+        chunks calls :meth:`analyze` once at the end)."""
+
+    @abstractmethod
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics (after bulk loads)."""
 
     @abstractmethod
     def update_patient(self, nhs_number: str, expected_version: int, row: PatientRow, *,

@@ -186,7 +186,7 @@ class PostgresStore(SqlStore):
         last = chained[-1][0]
         cur.raw.execute(_AUDIT_INSERT, [*map(list, columns), last.seq, last.hash], binary=True)
 
-    def put_patients(self, rows: Iterable[PatientRow]) -> int:
+    def put_patients(self, rows: Iterable[PatientRow], *, analyze: bool = True) -> int:
         """Upsert in batches (COPY into a temporary table, then one INSERT … ON CONFLICT per batch).
 
         Seeding an EMPTY table with at least ``bulk_threshold`` rows takes the bulk path instead: one transaction
@@ -205,9 +205,13 @@ class PostgresStore(SqlStore):
             for batch in batches:
                 unique = _last_wins(batch)
                 with self._write() as cur:
-                    self._upsert(cur.raw, unique)
+                    try:  # new numbers (seeding): COPY straight in; any number already stored: upsert instead
+                        with cur.raw.connection.transaction():
+                            _copy(cur.raw, "patients", unique)
+                    except psycopg.errors.UniqueViolation:
+                        self._upsert(cur.raw, unique)
                 total += len(unique)
-        if total >= 10_000:
+        if total >= 10_000 and analyze:
             self.analyze()
         return total
 

@@ -249,7 +249,7 @@ class SQLiteStore(SqlStore):
 
     # --- dialect-specific operations ------------------------------------------------------------------------
 
-    def put_patients(self, rows: Iterable[PatientRow]) -> int:
+    def put_patients(self, rows: Iterable[PatientRow], *, analyze: bool = True) -> int:
         """Upsert in transactions of ``PUT_BATCH`` rows.
 
         Seeding an EMPTY table with at least ``bulk_threshold`` rows takes the bulk path instead: ONE transaction
@@ -283,7 +283,7 @@ class SQLiteStore(SqlStore):
                 with self._write() as cur:
                     cur.executemany(_UPSERT, params)
                 total += len(batch)
-        if total >= 10_000:
+        if total >= 10_000 and analyze:
             self.analyze()
         return total
 
