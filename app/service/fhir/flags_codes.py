@@ -14,7 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-CODES_FILE = Path(__file__).resolve().parents[3] / "resources" / "flags" / "codes.json"
+from app.resources_path import resource
+
+CODES_FILE = resource("flags", "codes.json")
 
 _ENGLAND = "https://fhir.nhs.uk/England"
 CATEGORY_SYSTEM = f"{_ENGLAND}/CodeSystem/PatientFlagCategory"

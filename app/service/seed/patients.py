@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.resources_path import resource
 from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM, synthetic_numbers
 from app.service.domain.normalise import name_key, soundex
 from app.service.fhir.patient import (
@@ -39,7 +40,7 @@ from app.service.fhir.patient import (
 )
 from app.service.store.rows import PatientRow
 
-DATA_DIR = Path(__file__).resolve().parents[3] / "resources" / "seed"
+DATA_DIR = resource("seed")
 FIRST_BIRTH = date(1925, 1, 1).toordinal()
 LAST_BIRTH = date(2025, 12, 31).toordinal()
 RESTRICTED_RATE, DECEASED_RATE, SUPERSEDED_RATE, INVALIDATED_RATE = 0.01, 0.01, 0.003, 0.001

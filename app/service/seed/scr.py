@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.resources_path import resource
 from app.service.fhir.scr_document import (
     AllergyItem,
     Author,
@@ -32,7 +33,7 @@ from app.service.fhir.scr_document import (
 from app.service.store import PatientRow, Store
 from app.service.store.base_scr import ScrDocument
 
-REFERENCE_SET = Path(__file__).resolve().parents[3] / "resources" / "scr" / "reference_set.json"
+REFERENCE_SET = resource("scr", "reference_set.json")
 SCR_PER_10000, OPTED_OUT_PER_10000 = 200, 50
 SEED_NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)  # fixed, so the same seed always gives the same records
 WITH_RECORD = ("9000000009", "9000000025")
