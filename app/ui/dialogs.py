@@ -31,6 +31,20 @@ def accessible(widget: QWidget, name: str, description: str = "") -> QWidget:
     return widget
 
 
+def dialog_buttons(dialog: QDialog, primary: QDialogButtonBox.StandardButton, *, text: str | None, name: str,
+                   cancel_name: str, on_accept: Callable[[], None]) -> tuple[QDialogButtonBox, QPushButton]:
+    """The primary + Cancel button row every dialog here uses, with accessible names; Cancel rejects."""
+    buttons = QDialogButtonBox(primary | QDialogButtonBox.StandardButton.Cancel, dialog)
+    button = buttons.button(primary)
+    if text is not None:
+        button.setText(text)
+    accessible(button, name)
+    accessible(buttons.button(QDialogButtonBox.StandardButton.Cancel), cancel_name)
+    buttons.accepted.connect(on_accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons, button
+
+
 class MessageArea(QFrame):
     """An inline, dismissible message (errors and notices) above the working area: no hover, no flashing."""
 
@@ -133,14 +147,9 @@ class PinDialog(QDialog):
         self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self.problem.hide()
         layout.addWidget(self.problem)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
-                                        self)
-        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok.setText("Log in")
-        accessible(self.ok, "Log in with this PIN")
-        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel login")
-        self.buttons.accepted.connect(self._submit)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons, self.ok = dialog_buttons(self, QDialogButtonBox.StandardButton.Ok, text="Log in",
+                                               name="Log in with this PIN", cancel_name="Cancel login",
+                                               on_accept=self._submit)
         layout.addWidget(self.buttons)
         self.pin.setFocus()
 
@@ -193,12 +202,9 @@ class RolePicker(QDialog):
         self.list.setCurrentRow(0)
         self.list.itemActivated.connect(lambda _item: self._choose())
         layout.addWidget(self.list)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Use this role")
-        accessible(buttons.button(QDialogButtonBox.StandardButton.Ok), "Use the selected role")
-        accessible(buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel and log out")
-        buttons.accepted.connect(self._choose)
-        buttons.rejected.connect(self.reject)
+        buttons, _ = dialog_buttons(self, QDialogButtonBox.StandardButton.Ok, text="Use this role",
+                                    name="Use the selected role", cancel_name="Cancel and log out",
+                                    on_accept=self._choose)
         layout.addWidget(buttons)
         self.list.setFocus()
 

@@ -40,7 +40,7 @@ from app.spine.flag_edit import (
     ImpairmentEntry,
     draft_problems,
 )
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, dialog_buttons
 from app.ui.signals import emit
 
 CONSENTS = ((PATIENT_CONSENT, "The &patient consented"),
@@ -104,14 +104,9 @@ class FlagEditor(QDialog):
         layout.addWidget(self.notes)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel,
-                                        self)
-        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        self.save_button.setText("&Save flag")
-        accessible(self.save_button, "Save the reasonable adjustment flag")
-        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel without saving")
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons, self.save_button = dialog_buttons(
+            self, QDialogButtonBox.StandardButton.Save, text="&Save flag", name="Save the reasonable adjustment flag",
+            cancel_name="Cancel without saving", on_accept=self.submit)
         outer.addWidget(self.buttons)
         if draft is not None:
             self.set_draft(draft)
@@ -334,14 +329,9 @@ class RemoveFlagDialog(QDialog):
         accessible(self.comment, "Comment on the removal", "Required")
         layout.addWidget(label)
         layout.addWidget(self.comment)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
-                                        self)
-        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        self.ok.setText("&Remove flag")
-        accessible(self.ok, "Remove the flag")
-        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel: keep the flag")
-        self.buttons.accepted.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons, self.ok = dialog_buttons(self, QDialogButtonBox.StandardButton.Ok, text="&Remove flag",
+                                               name="Remove the flag", cancel_name="Cancel: keep the flag",
+                                               on_accept=self.submit)
         layout.addWidget(self.buttons)
 
     def submit(self) -> None:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from app.spine.pds_models import Patient
 from app.ui.banner import PatientBanner, address_text
 from app.ui.cpis_tab import CpisTab
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, dialog_buttons
 from app.ui.flags_tab import FlagsTab
 from app.ui.format import NOT_RECORDED, format_date, format_gender, format_name, format_nhs_number
 from app.ui.scr_tab import ScrTab
@@ -141,12 +141,8 @@ class EditContactDialog(QDialog):
         self.problem.setWordWrap(True)
         self.problem.hide()
         layout.addWidget(self.problem)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel,
-                                        self)
-        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Save), "Save changes")
-        accessible(self.buttons.button(QDialogButtonBox.StandardButton.Cancel), "Cancel without saving")
-        self.buttons.accepted.connect(self._save)
-        self.buttons.rejected.connect(self.reject)
+        self.buttons, _ = dialog_buttons(self, QDialogButtonBox.StandardButton.Save, text=None, name="Save changes",
+                                         cancel_name="Cancel without saving", on_accept=self._save)
         layout.addWidget(self.buttons)
         self._original = self._values()
         self.lines[0].setFocus()
