@@ -29,6 +29,9 @@ from .live import Live, serve
 FULL, RESTRICTED, OPTED_OUT, NO_RECORD = "9000000009", "9000000025", "9000000017", "9000000033"
 GP_ORG, ED_ORG = "Y12345", "RXX01"
 FHIR = "application/fhir+json"
+# NHS's SCR specification, vendored unmodified in the repository (tests/specs/scr/SOURCE.md): always present.
+SCR_SPEC_DIR = Path(__file__).resolve().parents[1] / "specs" / "scr" / "specification"
+SCR_EXAMPLES = SCR_SPEC_DIR / "components" / "examples"
 ROLES: dict[str, tuple[str, str, tuple[str, ...]]] = {  # urid -> (user, org, activities)
     "scr-gp": ("gp", GP_ORG, ("B0370", "B0360", "B0020")),  # the patient's own practice
     "scr-ed": ("doc", ED_ORG, ("B0370", "B0168")),  # emergency department clinician
@@ -105,9 +108,7 @@ def permission_body(nhs: str, code: str, name: str = "permissionToView") -> dict
 
 
 def alert_body(nhs: str, alert_type: int, subtype: int, reason: str | None) -> dict[str, Any]:
-    example = Path("/work/shared/specs/scr/specification/components/examples/AuditEvent.json")
-    body: dict[str, Any] = json.loads(example.read_text()) if example.exists() else {
-        "resourceType": "AuditEvent", "id": "example", "agent": [{"who": {"identifier": {}}, "requestor": False}]}
+    body: dict[str, Any] = json.loads((SCR_EXAMPLES / "AuditEvent.json").read_text(encoding="utf-8"))
     body["type"] = {"system": "https://fhir.nhs.uk/CodeSystem/SCR-AlertType", "code": str(alert_type),
                     "display": "Create LR (Self Claimed)" if alert_type == 1 else "Access Alert"}
     body["subtype"] = [{"system": "https://fhir.nhs.uk/CodeSystem/SCR-AlertReason", "code": str(subtype),

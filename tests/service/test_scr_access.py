@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -29,9 +28,9 @@ from app.service.domain.scr_requests import (
 from app.service.fhir.scr import ScrError
 from app.service.store.base_scr import ScrGrant
 
-from .scr_world import alert_body, permission_body
+from .scr_world import SCR_EXAMPLES, alert_body, permission_body
 
-EXAMPLES = Path("/work/shared/specs/scr/specification/components/examples")
+EXAMPLES = SCR_EXAMPLES  # NHS's SCR examples, vendored in the repository
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 

@@ -1,5 +1,6 @@
 """Conformance with NHS's SCR FHIR R4 specification: our responses and accepted requests validate against the
-specification's own JSON schemas (``/work/shared/specs/scr`` or ``$SCR_SPEC_DIR``), on both stores.
+specification's own JSON schemas, on both stores. The specification is vendored unmodified under
+``tests/specs/scr/`` (see its ``SOURCE.md``), so these tests never skip.
 
 The schemas are read with the PDS tests' YAML loader (``test_fhir_spec.load_yaml``) and ``$ref``-inlined the
 same way. A few schema details contradict both FHIR R4 and the specification's own examples; they are
@@ -10,7 +11,6 @@ corrected schemas — so the corrections are exactly what the specification itse
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from functools import cache
@@ -21,13 +21,12 @@ import pytest
 
 from app.service.store import Store
 
-from .scr_world import FULL, NO_RECORD, OPTED_OUT, ScrWorld, scr_world
+from .scr_world import FULL, NO_RECORD, OPTED_OUT, SCR_EXAMPLES, SCR_SPEC_DIR, ScrWorld, scr_world
 from .test_fhir_spec import load_yaml
 
-SPEC_DIR = Path(os.environ.get("SCR_SPEC_DIR", "/work/shared/specs/scr")) / "specification"
+SPEC_DIR = SCR_SPEC_DIR
 SCHEMAS = SPEC_DIR / "components" / "schemas"
-EXAMPLES = SPEC_DIR / "components" / "examples"
-pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason="NHS SCR specification not available")
+EXAMPLES = SCR_EXAMPLES
 
 ERRATA = """
 * ``coding`` typed as one object (DocumentReference.securityLabel, Condition/Observation.category): FHIR and the
@@ -99,6 +98,13 @@ def assert_valid(instance: Any, name: str) -> None:
 
 
 # --- the corrected schemas are sound and the specification's own examples pass them --------------------------
+
+
+def test_the_vendored_specification_is_present() -> None:
+    vendored = SPEC_DIR.parent
+    assert (SPEC_DIR / "summary-care-record.yaml").is_file(), f"SCR specification missing from {vendored}"
+    assert SCHEMAS.is_dir() and EXAMPLES.is_dir()
+    assert (vendored / "LICENSE").is_file() and (vendored / "SOURCE.md").is_file()
 
 
 @pytest.mark.parametrize(("example", "schema"), [
