@@ -5,7 +5,17 @@
 #   scripts/setup.sh test    install (with the test tools), start pcscd, then run the whole test suite
 #
 # Idempotent: a second run installs nothing new and only (re)starts what is not running.
-set -euo pipefail
+set -Eeuo pipefail
+
+# Any failing step says what failed and what to do, instead of exiting silently under `set -e`.
+step="starting"
+on_error() {
+  local status=$1 line=$2 command=$3
+  echo "setup.sh: failed while ${step} (line ${line}, exit status ${status}): ${command}" >&2
+  echo "setup.sh: fix the problem described above, then run 'scripts/setup.sh ${mode:-run}' again (it carries on" \
+    "from where it stopped)." >&2
+}
+trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 mode="${1:-run}"; shift || true
 case "$mode" in run|test|install) ;; *) echo "usage: $0 run|test|install [args…]" >&2; exit 2 ;; esac
@@ -14,35 +24,78 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 venv="$root/.venv"
 
-# System packages. The client needs pcscd (real readers) and Qt's runtime libraries; development and tests also
-# need the virtual reader driver (vsmartcard-vpcd — never on a production machine), OpenSC and yubico-piv-tool
-# (interoperability tests), Xvfb (real windows), PostgreSQL (the service's second store), binutils (PyInstaller),
-# poppler-utils (pdftotext: the WES PDF report is read back in a test), debootstrap and desktop-file-utils (the
-# .deb is installed into a bare Debian 12 and its desktop entry validated: tests/installer).
-base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd
+# System packages. The client needs pcscd (real readers) and Qt's runtime libraries; building pyscard needs gcc,
+# python3-dev and libpcsclite-dev; this script itself needs procps (pgrep, pkill), coreutils (sha256sum, cut, seq,
+# sleep, id), grep and dpkg (dpkg-query) — the last three are on every Debian system, procps is not on a minimal one.
+# Training mode ("run") and the tests also need the virtual reader driver, vsmartcard-vpcd: training and test
+# machines only, never a production workstation (pcscd then accepts virtual cards from the network). Development and
+# tests also need OpenSC and yubico-piv-tool (interoperability tests), Xvfb (real windows), PostgreSQL (the service's
+# second store), binutils (PyInstaller), poppler-utils (pdftotext: the WES PDF report is read back in a test),
+# debootstrap and desktop-file-utils (the .deb is installed into a bare Debian 12 and its desktop entry validated:
+# tests/installer).
+base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd procps coreutils grep dpkg
   libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfreetype6 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
-  libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1 vsmartcard-vpcd)
-test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl procps poppler-utils
+  libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1)
+training_pkgs=(vsmartcard-vpcd)
+test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl poppler-utils
   debootstrap desktop-file-utils)
-pkgs=("${base_pkgs[@]}")
+vpcd_warning="Note: vsmartcard-vpcd is for training and test machines only. Its virtual reader makes pcscd listen
+for virtual cards on all interfaces (0.0.0.0, TCP 35963 and 35964): anyone who can reach this machine over the
+network could insert a card."
+pkgs=("${base_pkgs[@]}" "${training_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
-missing=()
+step="checking the installed Debian packages"
+missing=() missing_training=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
+  if [ "$p" = vsmartcard-vpcd ]; then missing_training+=("$p"); else missing+=("$p"); fi
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ $((${#missing[@]} + ${#missing_training[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "Spine Desk needs these Debian packages, which are not installed: ${missing[*]}" >&2
-    echo "Installing them needs root. Run this script as root, or ask IT to run:" >&2
-    echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+    all_missing=("${missing[@]}" "${missing_training[@]}")
+    echo "Spine Desk needs these Debian packages, which are not installed: ${all_missing[*]}" >&2
+    printf 'Installing them needs root. Run this script as root, or ask IT to run' >&2
+    if [ ${#missing[@]} -gt 0 ]; then
+      echo ":" >&2
+      echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+      [ ${#missing_training[@]} -eq 0 ] || printf 'and then' >&2
+    fi
+    if [ ${#missing_training[@]} -gt 0 ]; then
+      echo ", on a training or test machine only (never a production workstation), for the training card's reader:" >&2
+      echo "  apt-get update && apt-get install -y ${missing_training[*]}" >&2
+      echo "$vpcd_warning" >&2
+    fi
     exit 3
   fi
-  echo "==> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_log="$(mktemp)"
+  # Wait up to 5 minutes for another apt or dpkg (unattended-upgrades on a fresh machine, say) to finish.
+  apt_get() {
+    if ! apt-get -o DPkg::Lock::Timeout=300 "$@" >"$apt_log" 2>&1; then
+      echo "setup.sh: 'apt-get $1' failed; its last lines:" >&2
+      tail -n 20 "$apt_log" | sed 's/^/  /' >&2
+      if grep -qiE 'could not get lock|unable to acquire the dpkg' "$apt_log"; then
+        echo "setup.sh: another apt-get, dpkg or unattended-upgrades holds the package lock. Wait for it to" \
+          "finish (ps -C apt-get,dpkg,unattended-upgr), then run this script again." >&2
+      elif grep -qiE 'dpkg was interrupted' "$apt_log"; then
+        echo "setup.sh: an earlier dpkg run was interrupted: run 'dpkg --configure -a', then this script again." >&2
+      else
+        echo "setup.sh: check that this machine reaches its Debian mirror (/etc/apt/sources.list) and that the" \
+          "packages named above exist in Debian 12 (bookworm)." >&2
+      fi
+      rm -f "$apt_log"
+      exit 4
+    fi
+  }
+  step="installing Debian packages"
+  all_missing=("${missing[@]}" "${missing_training[@]}")
+  echo "==> installing Debian packages: ${all_missing[*]}"
+  [ ${#missing_training[@]} -eq 0 ] || echo "$vpcd_warning"
+  apt_get update
+  apt_get install -y --no-install-recommends "${all_missing[@]}"
+  rm -f "$apt_log"
 fi
 
 # Python 3.11: Debian 12's own, or a newer-built 3.11 already on PATH.
@@ -60,8 +113,11 @@ want="$hash $extras"
 have="$(cat "$stamp" 2>/dev/null || true)"
 # an install with the test tools also serves "run"
 if [ ! -x "$venv/bin/python" ] || { [ "$have" != "$want" ] && [ "$have" != "$hash .[dev]" ]; }; then
+  step="creating the virtual environment in $venv"
   echo "==> creating the virtual environment in $venv"
-  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  # a venv left without pip (an interrupted first run) is made again
+  if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then "$py" -m venv --clear "$venv"; fi
+  step="installing the Python dependencies with pip (PyPI must be reachable; pyscard is compiled here)"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$extras"
   echo "$want" > "$stamp"
@@ -71,6 +127,7 @@ fi
 # still inserted) and never --apdu (it logs every APDU, PINs included, in clear). Debian's systemd unit passes
 # --auto-exit, so under systemd a drop-in replaces its command line.
 start_pcscd() {
+  step="starting pcscd, the smart card service"
   if [ -d /run/systemd/system ]; then
     dropin=/etc/systemd/system/pcscd.service.d/spinedesk.conf
     if [ ! -f "$dropin" ]; then
@@ -87,15 +144,20 @@ start_pcscd() {
       pkill -TERM -x pcscd
       for _ in $(seq 50); do pgrep -x pcscd >/dev/null || break; sleep 0.1; done
     fi
-    pgrep -x pcscd >/dev/null || { echo "==> starting pcscd"; pcscd; }
+    if ! pgrep -x pcscd >/dev/null; then
+      echo "==> starting pcscd"
+      pcscd || { echo "setup.sh: pcscd did not start; 'pcscd --foreground --debug' shows why." >&2; return 1; }
+    fi
   fi
-  for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.1; done
+  for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && return 0; sleep 0.1; done
+  echo "setup.sh: pcscd is running but its socket /run/pcscd/pcscd.comm did not appear." >&2
 }
 if [ "$(id -u)" -eq 0 ]; then
   start_pcscd
 elif ! pgrep -x pcscd >/dev/null 2>&1 && [ ! -S /run/pcscd/pcscd.comm ]; then
   echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
 fi
+step="starting $mode"
 
 export PATH="$venv/bin:$PATH"
 case "$mode" in

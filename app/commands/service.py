@@ -22,7 +22,13 @@ from app.service.store import RoleProfile, Store
 
 
 def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
-    written = 0
+    """Seed ``patients`` synthetic patients (plus NHS's sandbox reference patients) with their clinical content.
+
+    Progress goes to stderr as one line rewritten in place (``\\r``); that line is always ended with a newline
+    before anything else is printed, even when seeding fails part-way, so no later message runs into it.
+    """
+    generated = 0  # rows handed to the store: the synthetic patients plus the reference patients
+    progress_shown = False
     started = datetime.now()
     # The rows are acyclic (reference counting frees them); left on, the cyclic collector walks every live
     # object of a 50,000-row chunk again and again while the chunk is encoded and inserted (a third of the time).
@@ -30,17 +36,22 @@ def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
     gc.disable()
     try:
         for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
-            written += store.put_patients(chunk, analyze=False)
+            store.put_patients(chunk, analyze=False)
+            generated += len(chunk)
             for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
                 clinical.seed_rows(store, chunk, seed_value)
-            print(f"\r  {written:,} patients", end="", file=sys.stderr, flush=True)
+            print(f"\r  {generated:,} patients", end="", file=sys.stderr, flush=True)
+            progress_shown = True
         store.analyze()  # once, not after every chunk
     finally:
+        if progress_shown:
+            print(file=sys.stderr, flush=True)  # end the progress line
         if gc_was_enabled:
             gc.enable()
     seconds = (datetime.now() - started).total_seconds()
-    print(f"\rSeeded {written:,} patients (seed {seed_value}, NHS sandbox reference patients included) in "
-          f"{seconds:.1f} s.", file=stream)
+    reference = generated - patients  # generate_patients yields exactly ``patients`` synthetic rows
+    print(f"Seeded {patients:,} synthetic + {reference:,} NHS reference patients (seed {seed_value}) in "
+          f"{seconds:.1f} s.", file=stream, flush=True)
     return 0
 
 

@@ -45,3 +45,16 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as exc:
         main(["card", "issue"], stdout=io.StringIO())
     assert exc.value.code == 2
+
+
+def test_seed_says_synthetic_and_reference_counts_and_ends_its_progress_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPINEDESK_DATA_DIR", str(tmp_path / "data"))
+    out = io.StringIO()
+    code = main(["service", "--database", f"sqlite:///{tmp_path / 'service.db'}", "seed", "--patients", "25"],
+                stdout=out)
+    assert code == 0, capsys.readouterr().err
+    message = out.getvalue()
+    assert message.startswith("Seeded 25 synthetic + 4 NHS reference patients (seed 0) in "), message
+    assert "\r" not in message and message.endswith(" s.\n")
+    progress = capsys.readouterr().err
+    assert progress.startswith("\r  29 patients") and progress.endswith("\n"), repr(progress)  # a line of its own
