@@ -5,7 +5,8 @@ but ``git`` and ``ca-certificates`` added, run as root with Debian's own Python 
 Only committed files are tested: the host repository is bind-mounted read-only into the chroot and ``git clone``d
 from there, so uncommitted changes in the work tree are not seen (commit first). The script installs its Debian
 packages from the mirror ``SPINEDESK_DEBIAN_MIRROR`` names (as ``chroot.py``) and the Python dependencies from PyPI
-(nothing cached: PySide6 is downloaded and pyscard compiled, a few minutes).
+(nothing cached: PySide6 is downloaded and pyscard compiled, a few minutes). CAs the host trusts beyond Debian's
+own (a site CA inspecting TLS, say) are added to the chroot's trust store, as the site's machines would have them.
 
 The script runs twice in one PID namespace of its own, so the second run finds the pcscd the first one started (as
 on a real machine) while ``pgrep``/``pkill`` in the chroot never see the host's processes, and everything the runs
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +34,8 @@ from tests.installer.conftest import IN_CI, ROOT
 
 pytestmark = [pytest.mark.fresh, pytest.mark.installer, pytest.mark.slow]
 
+HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 TOOLS = ("debootstrap", "chroot", "mount", "umount", "unshare", "git")
 CLONE = "/root/spinedesk"
 ORIGIN = "mnt/spinedesk-origin"
@@ -65,6 +69,24 @@ def require_prerequisites() -> None:
         pytest.skip(message)
 
 
+def _pems(bundle: str) -> set[str]:
+    return {"".join(block.split()) for block in PEM.findall(bundle)}
+
+
+def _trust_the_hosts_local_cas(root: chroots.Chroot) -> None:
+    """Add to the chroot's trust store the CAs the host trusts beyond Debian's ca-certificates (a site's own CA,
+    such as one that inspects TLS on the way to PyPI), as such a site's machines would have it. None: no change."""
+    if not HOST_BUNDLE.is_file():
+        return
+    host = PEM.findall(HOST_BUNDLE.read_text(encoding="ascii", errors="replace"))
+    debian = _pems((root / "etc/ssl/certs/ca-certificates.crt").read_text(encoding="ascii", errors="replace"))
+    extra = [block for block in host if "".join(block.split()) not in debian]
+    for number, block in enumerate(extra):
+        (root / f"usr/local/share/ca-certificates/site-{number}.crt").write_text(block + "\n", encoding="ascii")
+    if extra:
+        root.run(["update-ca-certificates"])
+
+
 def _read(root: chroots.Chroot, rel: str) -> str:
     path = root / rel
     return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
@@ -80,6 +102,7 @@ def test_setup_sh_install_works_on_a_fresh_clone_in_bare_debian_12(timings):
         root.run(["apt-get", "update", "-qq"], timeout=900)
         root.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "git", "ca-certificates"], timeout=1800)
         assert root.run(["sh", "-c", "command -v python3 || echo none"]).stdout.strip() == "none"  # truly bare
+        _trust_the_hosts_local_cas(root)
         root.bind(str(ROOT), ORIGIN)
         try:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(root / ORIGIN)], check=True)
