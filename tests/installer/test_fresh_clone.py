@@ -125,7 +125,8 @@ def test_setup_sh_install_works_on_a_fresh_clone_in_bare_debian_12(timings):
         first, second = _read(root, "root/first.log"), _read(root, "root/second.log")
         first_ms, second_ms = _read(root, "root/first.ms").strip(), _read(root, "root/second.ms").strip()
         print(f"\nfresh clone: first setup.sh install {int(first_ms or 0) / 1000:.0f} s, "
-              f"second {int(second_ms or 0) / 1000:.1f} s", file=sys.stderr)
+              f"second {int(second_ms or 0) / 1000:.1f} s\n--- first run's output ---\n{first}"
+              f"--- second run's output ---\n{second}", file=sys.stderr)
 
         assert _read(root, "root/first.rc").strip() == "0", first
         assert "==> installing Debian packages" in first and "==> creating the virtual environment" in first, first
