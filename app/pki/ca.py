@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,19 +49,32 @@ _CRL_LIFETIME = timedelta(days=7)
 _CRL_REFRESH = timedelta(days=1)  # republish when less than this is left before next_update
 _CARD_CURVES = (ec.SECP256R1, ec.SECP384R1)
 
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real time, timezone-aware (UTC). The default clock; tests that fix a date pass their own."""
+    return datetime.now(UTC)
+
 
 @dataclass(frozen=True)
 class TrainingCA:
-    """A loaded training CA. Build with :meth:`load_or_create`."""
+    """A loaded training CA. Build with :meth:`load_or_create`.
+
+    Every time-based decision (the CA's validity when created, a card certificate's default start, revocation
+    times, the CRL's thisUpdate/nextUpdate and when to republish it) reads ``clock``, never the system clock
+    directly, so a caller or test that fixes "now" gets certificates and CRLs consistent with it."""
 
     directory: Path
     root: x509.Certificate
     issuing: x509.Certificate
     _issuing_key: ec.EllipticCurvePrivateKey = field(repr=False, compare=False)
+    clock: Clock = field(default=system_clock, repr=False, compare=False)
 
     @classmethod
-    def load_or_create(cls, directory: Path) -> TrainingCA:
-        """Load the CA in ``directory``, creating it (and the folder, mode 0700) on first use."""
+    def load_or_create(cls, directory: Path, *, clock: Clock = system_clock) -> TrainingCA:
+        """Load the CA in ``directory``, creating it (and the folder, mode 0700) on first use, valid from
+        ``clock()`` (less five minutes of skew). ``clock`` returns an aware datetime."""
         directory = Path(directory)
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -71,7 +84,7 @@ class TrainingCA:
             raise PkiError(f"cannot create the training CA folder {directory}: {e.strerror or e}") from e
         with _locked(directory):
             if not (directory / ROOT_PEM).exists():
-                _create(directory)
+                _create(directory, _aware(clock()))
             root, issuing = _read_cert(directory / ROOT_PEM), _read_cert(directory / ISSUING_PEM)
             _check_pair(directory / ROOT_KEY, root)
             issuing_key = _check_pair(directory / ISSUING_KEY, issuing)
@@ -79,7 +92,7 @@ class TrainingCA:
                 issuing.verify_directly_issued_by(root)
             except (InvalidSignature, ValueError, TypeError) as e:
                 raise _damaged(directory / ISSUING_PEM, "it was not issued by root.pem") from e
-            ca = cls(directory, root, issuing, issuing_key)
+            ca = cls(directory, root, issuing, issuing_key, clock)
             ca._read_state()  # find a damaged revoked.json now, not at the next revocation
             ca._current_crl()
             return ca
@@ -88,7 +101,7 @@ class TrainingCA:
                                card_uuid: uuid.UUID, days: int = 365,
                                not_before: datetime | None = None) -> x509.Certificate:
         """A login certificate for a card's key (RSA ≥ 2048 or EC P-256/P-384), valid ``days`` from
-        ``not_before`` (aware; default: five minutes ago)."""
+        ``not_before`` (aware; default: five minutes before the CA's clock)."""
         if isinstance(public_key, rsa.RSAPublicKey):
             if public_key.key_size < 2048:
                 raise PkiError(f"an RSA card key must have at least 2048 bits, not {public_key.key_size}")
@@ -102,7 +115,7 @@ class TrainingCA:
             raise PkiError(f"a card certificate must be valid for at least one day, not {days}")
         if not_before is not None and not_before.utcoffset() is None:
             raise ValueError("not_before must be timezone-aware")
-        start = not_before or datetime.now(UTC) - _SKEW
+        start = not_before or self._now() - _SKEW
         end = start + timedelta(days=days)
         if end > self.issuing.not_valid_after_utc:
             raise PkiError(f"a certificate ending {end:%Y-%m-%d} would outlive the training issuing CA "
@@ -133,7 +146,7 @@ class TrainingCA:
             raise PkiError("removeFromCRL is only for delta CRLs, which the training CA does not publish")
         with _locked(self.directory):
             number, revoked = self._read_state()
-            revoked.setdefault(serial, (reason, datetime.now(UTC).replace(microsecond=0)))
+            revoked.setdefault(serial, (reason, self._now().replace(microsecond=0)))
             self._publish(number, revoked)
 
     def crl(self) -> x509.CertificateRevocationList:
@@ -144,6 +157,9 @@ class TrainingCA:
     def trust_store(self) -> TrustStore:
         """Root as anchor, issuing CA as intermediate, and the current CRL."""
         return TrustStore(anchors=(self.root,), intermediates=(self.issuing,), crls=(self.crl(),))
+
+    def _now(self) -> datetime:
+        return _aware(self.clock())
 
     # --- inside the lock ----------------------------------------------------------------------------------
 
@@ -158,7 +174,7 @@ class TrainingCA:
                 raise _damaged(path, str(e), fix=_CRL_FIX) from e
             if not authentic:
                 raise _damaged(path, "it is not signed by issuing.pem", fix=_CRL_FIX)
-            if crl.next_update_utc and crl.next_update_utc - datetime.now(UTC) > _CRL_REFRESH:
+            if crl.next_update_utc and crl.next_update_utc - self._now() > _CRL_REFRESH:
                 return crl
         return self._publish(*self._read_state())
 
@@ -179,7 +195,7 @@ class TrainingCA:
         """Bump the CRL number (saved first, so a number is never reused), sign and write crl.pem."""
         number += 1
         _write_state(self.directory, number, revoked)
-        crl = _build_crl(self.issuing, self._issuing_key, number, revoked)
+        crl = _build_crl(self.issuing, self._issuing_key, number, revoked, self._now())
         _write_atomic(self.directory / CRL_PEM, crl.public_bytes(serialization.Encoding.PEM))
         return crl
 
@@ -187,8 +203,14 @@ class TrainingCA:
 _CRL_FIX = "Delete crl.pem; it is republished from revoked.json the next time the training CA is used."
 
 
-def _create(directory: Path) -> None:
-    now = datetime.now(UTC).replace(microsecond=0) - _SKEW
+def _aware(when: datetime) -> datetime:
+    if when.utcoffset() is None:
+        raise ValueError("the training CA's clock must return a timezone-aware datetime")
+    return when
+
+
+def _create(directory: Path, now: datetime) -> None:
+    now = now.replace(microsecond=0) - _SKEW
     root_key, issuing_key = ec.generate_private_key(_CA_CURVE), ec.generate_private_key(_CA_CURVE)
     root = _ca_certificate(_name(ROOT_NAME), root_key.public_key(), root_key, None, now, _ROOT_LIFETIME, 1)
     issuing = _ca_certificate(_name(ISSUING_NAME), issuing_key.public_key(), root_key, root, now,
@@ -222,8 +244,9 @@ def _ca_certificate(subject: x509.Name, public_key: ec.EllipticCurvePublicKey,
 
 
 def _build_crl(issuing: x509.Certificate, key: ec.EllipticCurvePrivateKey, number: int,
-               revoked: dict[int, tuple[x509.ReasonFlags, datetime]]) -> x509.CertificateRevocationList:
-    now = datetime.now(UTC).replace(microsecond=0)
+               revoked: dict[int, tuple[x509.ReasonFlags, datetime]], now: datetime
+               ) -> x509.CertificateRevocationList:
+    now = now.replace(microsecond=0)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuing.subject)

@@ -115,7 +115,7 @@ CARD_KEYS = [rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.S
 @pytest.mark.parametrize("key", CARD_KEYS, ids=["rsa2048", "p256"])
 def test_card_certificate_profile(ca: TrainingCA, key: CardKey) -> None:
     card = uuid.uuid4()
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    start = ca.issuing.not_valid_before_utc + timedelta(days=1, hours=3, seconds=5)  # inside the CA's own validity
     cert = ca.issue_card_certificate(key.public_key(), name="Dr Ada Test", card_uuid=card, days=42,
                                      not_before=start)
     assert card_uuid(cert) == card
@@ -239,3 +239,47 @@ def test_issuing_certificate_from_another_root_is_detected(ca: TrainingCA, tmp_p
         (ca.directory / name).write_bytes((other.directory / name).read_bytes())
     with pytest.raises(PkiError, match=r"issuing\.pem.*not issued by root\.pem"):
         TrainingCA.load_or_create(ca.directory)
+
+
+class FixedClock:
+    """A clock a test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_every_date_comes_from_the_ca_clock(tmp_path: Path) -> None:
+    """A CA built on a fixed date is valid at that date, and so are its card certificates, revocations and CRLs:
+    nothing reads the system clock behind the caller's back."""
+    from app.pki import validate
+
+    clock = FixedClock(datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC))
+    ca = TrainingCA.load_or_create(tmp_path / "ca", clock=clock)
+    assert ca.root.not_valid_before_utc == clock.now - timedelta(minutes=5)
+    assert ca.issuing.not_valid_before_utc == clock.now - timedelta(minutes=5)
+    crl = ca.crl()
+    assert crl.last_update_utc == clock.now and crl.next_update_utc == clock.now + timedelta(days=7)
+    cert = ca.issue_card_certificate(ec.generate_private_key(ec.SECP256R1()).public_key(), name="Dr A",
+                                     card_uuid=uuid.uuid4(), days=30)
+    assert cert.not_valid_before_utc == clock.now - timedelta(minutes=5)
+    assert validate(cert, ca.trust_store(), now=clock.now).ok
+
+    clock.now += timedelta(days=6, hours=1)  # within a day of nextUpdate: republished from the clock
+    assert ca.crl().last_update_utc == clock.now
+    ca.revoke(cert.serial_number)
+    entry = ca.crl().get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert entry is not None and entry.revocation_date_utc == clock.now
+    assert not validate(cert, ca.trust_store(), now=clock.now).ok
+
+    # Loading the same folder with another clock keeps the CA and refreshes the CRL from that clock.
+    later = FixedClock(clock.now + timedelta(days=30))
+    again = TrainingCA.load_or_create(tmp_path / "ca", clock=later)
+    assert again.root == ca.root and again.crl().last_update_utc == later.now
+
+
+def test_a_naive_clock_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        TrainingCA.load_or_create(tmp_path / "ca", clock=lambda: datetime(2030, 1, 1))

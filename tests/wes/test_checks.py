@@ -158,7 +158,7 @@ def test_card_series(probes, tmp_path):
 def training_trust(tmp_path_factory):
     from app.pki import TrainingCA
 
-    ca = TrainingCA.load_or_create(tmp_path_factory.mktemp("wes-ca"))
+    ca = TrainingCA.load_or_create(tmp_path_factory.mktemp("wes-ca"), clock=lambda: NOW)  # the checks run at NOW
     store = ca.trust_store()
     trust = AppTrust(tuple(c.public_bytes(Encoding.DER) for c in store.anchors),
                      tuple(c.public_bytes(Encoding.DER) for c in store.intermediates),
@@ -206,7 +206,7 @@ def test_card_cert_untrusted_issuer_fails(probes, tmp_path, training_trust, tmp_
     from app.pki import TrainingCA
 
     _, cert = training_trust
-    other = TrainingCA.load_or_create(tmp_path_factory.mktemp("other-ca")).trust_store()
+    other = TrainingCA.load_or_create(tmp_path_factory.mktemp("other-ca"), clock=lambda: NOW).trust_store()
     probes.trust = AppTrust((other.anchors[0].public_bytes(Encoding.DER),), (), (), "other CA")
     probes.pcsc_facts, probes.card = VIRTUAL_ONLY, cert(365)
     result = run_one("card.cert", probes, tmp_path)
