@@ -19,12 +19,6 @@ SPEC_DIR = Path(__file__).resolve().parents[1] / "specs" / "pds" / "specificatio
 SCHEMAS = SPEC_DIR / "components" / "schemas"
 
 
-def needs_spec(test: Any) -> Any:
-    """A no-op decorator, kept only because ``test_fhir_patient.py`` still imports it: the specification is vendored
-    and always present, and a missing copy fails ``test_the_vendored_specification_is_present``, never skips."""
-    return test
-
-
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
