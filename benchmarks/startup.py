@@ -32,6 +32,12 @@ def drop_caches() -> bool:
         return False
 
 
+def shown(binary: str) -> str:
+    """The binary's path as written into the figures: relative to the checkout, never one machine's absolute path."""
+    path = Path(binary).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else binary
+
+
 def timed(binary: str, args: list[str], cold: bool) -> float:
     if cold and not drop_caches():
         raise PermissionError("cannot drop the page cache (needs root)")
@@ -72,7 +78,7 @@ def main() -> int:
     lines = [
         "# Frozen start-up (PyInstaller one-folder build)",
         "",
-        f"Binary `{args.binary}`; {platform.platform()}, {os.cpu_count()} cores, load average {load:.1f} at the "
+        f"Binary `{shown(args.binary)}`; {platform.platform()}, {os.cpu_count()} cores, load average {load:.1f} at the "
         f"start. Command: `.venv/bin/python benchmarks/startup.py --runs {args.runs} --cold-runs {args.cold_runs}`.",
         "",
         "| command | cache | runs | median | p95 | max |",

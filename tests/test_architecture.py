@@ -1,4 +1,4 @@
-"""The layering in design.md, enforced by import-linter (contracts live in pyproject.toml)."""
+"""The project's layering, enforced by import-linter (contracts live in pyproject.toml)."""
 
 import subprocess
 import sys

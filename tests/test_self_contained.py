@@ -1,0 +1,47 @@
+"""Every file of the repository stands on its own: a user's clone has nothing beside it.
+
+No tracked file may point at the developers' planning folder beside the checkout, at one machine's absolute paths,
+or at notes that live outside the repository. NHS's vendored specifications (``tests/specs``) are upstream text and
+are left exactly as published.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE = re.compile(
+    r"\.\./shared\b"                                  # the planning folder beside the checkout
+    r"|/work/(?:main|shared)\b"                       # one development machine's paths
+    r"|\bshared/(?:notes|specs|design)\b"
+    r"|\bdesign\.md\b"
+    r"|\bnotes/(?:pcsc|nhs-apis|wes|clinical-ui|packaging|style)\.md\b"
+)
+
+
+def tracked_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.CalledProcessError) as e:  # not a git checkout (an unpacked source tree)
+        pytest.skip(f"not a git checkout: {e}")
+    return [ROOT / p for p in out.decode().split("\0") if p and not p.startswith("tests/specs/")]
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    found = []
+    this = Path(__file__).resolve()
+    for path in tracked_files():
+        if path == this or not path.is_file():
+            continue
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            continue  # binary (icons, images)
+        found += [f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}" for n, line in enumerate(text.splitlines(), 1)
+                  if OUTSIDE.search(line)]
+    assert not found, "files that point outside the repository (copy what is needed in, with its source):\n" + \
+        "\n".join(found)
