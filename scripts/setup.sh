@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh run     install, then start the desktop client in training mode
 #   scripts/setup.sh test    install (with the test tools), start pcscd, then run the whole test suite
+#   scripts/setup.sh install install and start pcscd, nothing else
 #
 # Idempotent: a second run installs nothing new and only (re)starts what is not running.
 set -Eeuo pipefail
@@ -50,7 +51,7 @@ step="checking the installed Debian packages"
 missing=() missing_training=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && continue
-  if [ "$p" = vsmartcard-vpcd ]; then missing_training+=("$p"); else missing+=("$p"); fi
+  if [[ " ${training_pkgs[*]} " == *" $p "* ]]; then missing_training+=("$p"); else missing+=("$p"); fi
 done
 if [ $((${#missing[@]} + ${#missing_training[@]})) -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
