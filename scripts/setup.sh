@@ -33,14 +33,14 @@ venv="$root/.venv"
 # tests also need OpenSC and yubico-piv-tool (interoperability tests), Xvfb (real windows), PostgreSQL (the service's
 # second store), binutils (PyInstaller), poppler-utils (pdftotext: the WES PDF report is read back in a test),
 # debootstrap and desktop-file-utils (the .deb is installed into a bare Debian 12 and its desktop entry validated:
-# tests/installer).
+# tests/installer), faketime (the suite is run again with the clock moved: scripts/clock-shift-tests.sh).
 base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd procps coreutils grep dpkg
   libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfreetype6 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
   libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1)
 training_pkgs=(vsmartcard-vpcd)
 test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl poppler-utils
-  debootstrap desktop-file-utils)
+  debootstrap desktop-file-utils faketime)
 vpcd_warning="Note: vsmartcard-vpcd is for training and test machines only. Its virtual reader makes pcscd listen
 for virtual cards on all interfaces (0.0.0.0, TCP 35963 and 35964): anyone who can reach this machine over the
 network could insert a card."
@@ -119,7 +119,7 @@ if [ ! -x "$venv/bin/python" ] || { [ "$have" != "$want" ] && [ "$have" != "$has
   # a venv left without pip (an interrupted first run) is made again
   if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then "$py" -m venv --clear "$venv"; fi
   step="installing the Python dependencies with pip (PyPI must be reachable; pyscard is compiled here)"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "pip==26.3"  # pinned: a new pip can change what an install prints or does
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$extras"
   echo "$want" > "$stamp"
 fi
