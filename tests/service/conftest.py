@@ -184,9 +184,15 @@ def raw_sql(store_url: str) -> Callable[..., list[Any]]:
 
 def spawn(code: str, *args: str) -> subprocess.Popen[str]:
     """Start ``python -c code args…`` with the repository importable; stdout/stderr piped as text."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=ROOT)
+                            text=True, env=child_env(), cwd=ROOT)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child Python with the repository first on its path (what was on the path
+    already, such as the clock-shifted run's sitecustomize, stays after it)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def start_together(procs: list[subprocess.Popen[str]], go: Path, timeout: float = 60) -> None:

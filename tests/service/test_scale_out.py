@@ -35,7 +35,7 @@ from app.service.domain.auth import token_hash
 from app.service.store import SearchFilter, Store, open_store
 from app.wire import PDS_BASE, login_message
 
-from .conftest import ROOT, _with_schema, free_port
+from .conftest import ROOT, _with_schema, child_env, free_port
 from .live import seed
 
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
@@ -54,9 +54,9 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SPINEDESK_DATA_DIR": str(self.data_dir),
-               # training mode (a site configuration file that does not exist), whatever the host has
-               "SPINEDESK_SITE_CONFIG": str(self.data_dir / "no-such-site.toml")}
+        env = child_env(SPINEDESK_DATA_DIR=str(self.data_dir),
+                        # training mode (a site configuration file that does not exist), whatever the host has
+                        SPINEDESK_SITE_CONFIG=str(self.data_dir / "no-such-site.toml"))
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", self.database,
                                           "--port", str(self.port)], cwd=ROOT, env=env, stdout=log,
@@ -295,7 +295,7 @@ def test_audit_records_from_both_processes_form_one_chain(cluster: Cluster) -> N
         assert len(ids) == 40 and all(i in reads for i in ids), f"records missing for requests sent to {base}"
     cli = subprocess.run([sys.executable, "-m", "app", "service", "--database", cluster.database, "audit", "verify"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env=child_env())
     assert cli.returncode == 0 and "Audit chain intact" in cli.stdout, cli.stdout + cli.stderr
 
 
