@@ -7,8 +7,9 @@
 # Needs what `scripts/setup.sh test` installs (it installs libfaketime, Debian package faketime). Each Python process
 # of the run, and every process it starts, sees the shifted time through libfaketime; the monotonic clock stays real
 # and tests/clockshift/sitecustomize.py works around libfaketime's sleep wrapper (see that file).
-# Left out: the installer and fresh-machine tests (a chroot with its own apt and pip, minutes each, nothing dated)
-# and tests marked real_date (they check dates written in the repository against the real calendar on purpose).
+# Left out: the installer and fresh-machine tests (a chroot with its own apt and pip, minutes each, nothing dated),
+# tests marked real_date (they check dates written in the repository against the real calendar on purpose) and
+# tests marked stress (load, fuzzing, kill -9: many minutes of CPU, and no date of their own to get wrong).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,7 +26,7 @@ status=0
 for shift_by in "${shifts[@]}"; do
   echo "==> the test suite with the clock moved $shift_by (now: $(faketime -f "$shift_by" date -u +%F))"
   if ! PYTHONPATH="$root/tests/clockshift${PYTHONPATH:+:$PYTHONPATH}" FAKETIME_DONT_FAKE_MONOTONIC=1 \
-      faketime -f "$shift_by" .venv/bin/python -m pytest -m "not installer and not fresh and not real_date" \
+      faketime -f "$shift_by" .venv/bin/python -m pytest -m "not installer and not fresh and not real_date and not stress" \
       -p no:cacheprovider "$@"; then
     echo "==> FAILED with the clock moved $shift_by: a test or the code it runs mixes a fixed date with the real clock" >&2
     status=1

@@ -25,6 +25,8 @@ from .cpis_helpers import NHS_SYSTEM, Receiver, add_cpis_people, add_plans, wait
 from .live import seed
 from .test_scale_out import ServiceProcess, make_database
 
+pytestmark = pytest.mark.stress  # heavy load, kill -9 or many processes: left out of the clock-shifted runs
+
 LEASE_SECONDS = "6"
 
 

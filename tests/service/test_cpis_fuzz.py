@@ -37,7 +37,8 @@ from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis, wait_for
 
 EXAMPLES = int(os.environ.get("SPINEDESK_FUZZ_EXAMPLES", "25"))
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+pytestmark = [pytest.mark.stress,
+              pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")]
 
 
 @pytest.fixture(scope="module")

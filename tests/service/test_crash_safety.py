@@ -40,6 +40,8 @@ from .test_scale_out import (
     version_of,
 )
 
+pytestmark = pytest.mark.stress  # heavy load, kill -9 or many processes: left out of the clock-shifted runs
+
 THREADS = 6
 KILL_AFTER_ACKS = 25  # SIGKILL a random 0-300 ms after this many writes are acknowledged …
 LOAD_AT_MOST_S = 8.0  # … or after this long, whichever comes first

@@ -33,6 +33,8 @@ from .flags_helpers import adjustment
 from .live import seed
 from .test_scale_out import ServiceProcess, headers, make_database, new_session, version_of
 
+pytestmark = pytest.mark.stress  # heavy load, kill -9 or many processes: left out of the clock-shifted runs
+
 THREADS = 5
 KILL_AFTER_ACKS = 20
 LOAD_AT_MOST_S = 8.0

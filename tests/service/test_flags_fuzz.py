@@ -40,7 +40,8 @@ from app.wire import FLAGS_BASE
 from .live import Live, serve
 
 EXAMPLES = int(os.environ.get("SPINEDESK_FUZZ_EXAMPLES", "15"))
-pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+pytestmark = [pytest.mark.stress,
+              pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")]
 
 
 @pytest.fixture(scope="module")

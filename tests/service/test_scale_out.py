@@ -38,6 +38,8 @@ from app.wire import PDS_BASE, login_message
 from .conftest import ROOT, _with_schema, child_env, free_port
 from .live import seed
 
+pytestmark = pytest.mark.stress  # heavy load, kill -9 or many processes: left out of the clock-shifted runs
+
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
 START_TIMEOUT_S = 30
 

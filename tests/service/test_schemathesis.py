@@ -59,7 +59,8 @@ KNOWN_PATIENTS = ("9000000009", "9000000025", "9000000033")  # NHS's full, restr
 
 
 # schemathesis's own strategies use the random module (its code, not ours)
-pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+pytestmark = [pytest.mark.stress,
+              pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")]
 
 
 

@@ -27,7 +27,8 @@ from app.wire import SCR_BASE
 from .scr_world import FULL, NO_RECORD, OPTED_OUT, ScrWorld, scr_world
 from .test_schemathesis import EXAMPLES, MODES, fuzz
 
-pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+pytestmark = [pytest.mark.stress,
+              pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")]
 ACTIVITIES = ("B0370", "B0168", "B0082", "B0020", "B0360", "B0015", "B0016")
 
 
