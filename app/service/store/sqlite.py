@@ -58,38 +58,47 @@ _SEARCH_INDEXES = ("SELECT name, sql FROM sqlite_master "
 
 
 class _Pool:
-    """Connections created lazily up to ``size``; each is used by one thread at a time."""
+    """Connections created lazily up to ``size``; each is used by one thread at a time.
+
+    A connection is closed only while no thread uses it: :meth:`close` closes the idle ones and every one in use is
+    closed by its thread when it hands it back (closing one under a running statement crashes the process)."""
 
     def __init__(self, connect: Any, size: int) -> None:
         self._connect = connect
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards ``closed`` against the hand-back of a connection
         self.closed = False
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        if self.closed:
-            raise StoreError("the store has been closed; open it again")
         with self._slots:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
+            with self._lock:
+                if self.closed:
+                    raise StoreError("the store has been closed; open it again")
+                try:
+                    conn = self._idle.get_nowait()
+                except queue.Empty:
+                    conn = None
+            if conn is None:
                 conn = self._connect()
-                with self._lock:
-                    self._all.append(conn)
             try:
                 yield conn
             finally:
-                self._idle.put(conn)
+                with self._lock:
+                    if self.closed:
+                        conn.close()
+                    else:
+                        self._idle.put(conn)
 
     def close(self) -> None:
-        self.closed = True
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+            self.closed = True
+            while True:
+                try:
+                    self._idle.get_nowait().close()
+                except queue.Empty:
+                    break
 
 
 class SQLiteStore(SqlStore):
