@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from app.pki import TrainingCA, TrustStore
+from app.pki.ca import system_clock
 from app.resources_path import resource
 from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
@@ -50,9 +53,12 @@ class ServiceConfig:
         return cls(**doc)
 
 
-def trust_store(config: ServiceConfig) -> TrustStore:
+Clock = Callable[[], datetime]
+
+
+def trust_store(config: ServiceConfig, clock: Clock = system_clock) -> TrustStore:
     if config.training_pki:
-        return TrainingCA.load_or_create(Path(config.training_pki)).trust_store()
+        return TrainingCA.load_or_create(Path(config.training_pki), clock=clock).trust_store()
     return TrustStore.from_pem_files([Path(p) for p in config.anchors], [Path(p) for p in config.intermediates],
                                      [Path(p) for p in config.crls], require_revocation=True)
 
@@ -73,11 +79,15 @@ class Service:
         self.store.close()
 
 
-def build_service(config: ServiceConfig, store: Store | None = None) -> Service:
+def build_service(config: ServiceConfig, store: Store | None = None, *, clock: Clock = system_clock) -> Service:
+    """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
+    the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
+    CA's CRL dates."""
     store = store or open_store(config.database)
     audit = AuditWriter(store)
-    ctx = ServiceContext(store, AuthService(store, trust_store(config)), load_role_table(Path(config.role_table)),
-                         audit, cpis_writer=CpisAccessWriter(store), base_url=config.base_url)
+    auth = AuthService(store, trust_store(config, clock), clock=clock)
+    ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
+                         cpis_writer=CpisAccessWriter(store), base_url=config.base_url, clock=clock)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close())
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()
