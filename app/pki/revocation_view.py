@@ -82,25 +82,31 @@ class RevocationView:
         """The first authority, from ``issuer`` up to an anchor, whose revocation information has run out (or,
         when revocation is required, is missing); None if every one is current or ``issuer`` is unknown."""
         key, seen = issuer, set()
-        while key not in seen:
+        while key not in seen and (key in self.anchors or key in self.parents):
             seen.add(key)
-            known = key in self.anchors or key in self.parents
-            if key in self.next_update:
-                due = self.next_update[key]
-                if due is None or now > due:
-                    return RevocationInfoStale(self.labels.get(key, key), due, self.paths.get(key) or self.crl_paths)
-            elif known and self.store.require_revocation:
-                return RevocationInfoStale(self.labels.get(key, key), None, self.crl_paths)
-            if not known or key in self.anchors:
+            if found := self._stale_one(key, now):
+                return found
+            if key in self.anchors:
                 return None
             key = self.parents[key]
         return None
 
     def stale_authorities(self, now: datetime) -> list[RevocationInfoStale]:
-        """Every authority whose revocation information has run out (or is missing where required)."""
-        found = (self.stale(key, now) for key in sorted({*self.anchors, *self.parents}))
-        unique = {(s.authority, s.next_update): s for s in found if s is not None}
-        return list(unique.values())
+        """Every authority whose CRL has run out, and (revocation required) every intermediate, or issuer of
+        one, without a CRL. An anchor that issued no configured intermediate and has no CRL is not listed: that
+        it issues certificates at all is unknown here."""
+        keys = {*self.next_update, *self.parents, *self.parents.values()}
+        return [s for key in sorted(keys) if (s := self._stale_one(key, now)) is not None]
+
+    def _stale_one(self, key: str, now: datetime) -> RevocationInfoStale | None:
+        if key in self.next_update:
+            due = self.next_update[key]
+            if due is None or now > due:
+                return RevocationInfoStale(self.labels.get(key, key), due, self.paths.get(key) or self.crl_paths)
+            return None
+        if self.store.require_revocation and (key in self.anchors or key in self.parents):
+            return RevocationInfoStale(self.labels.get(key, key), None)  # none of the files holds one from it
+        return None
 
 
 def build_view(store: TrustStore, sources: Iterable[tuple[x509.CertificateRevocationList, str]], *,
