@@ -111,3 +111,23 @@ def test_reload_crl_command_says_what_to_do_about_a_stale_crl(tmp_path, monkeypa
     assert main(["service", "--database", f"sqlite:///{tmp_path / 'service.db'}", "reload-crl"], stdout=out) == 1
     assert f"IT must publish a fresh CRL to {crl}" in out.getvalue()
     assert "Revocation information is out of date" in out.getvalue()
+
+
+def test_upgrading_ends_sessions_that_recorded_no_certificate(store_url, store_kind, raw_sql, monkeypatch):
+    """Migration 5 adds the login certificate to sessions; a session from before it names none, so it ends."""
+    from app.service.store import schema_postgres, schema_sqlite
+
+    module = schema_sqlite if store_kind == "sqlite" else schema_postgres
+    current = module.MIGRATIONS
+    monkeypatch.setattr(module, "MIGRATIONS", current[:4])
+    with open_store(store_url) as old:
+        old.add_user("u1", "Dr Before")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    raw_sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            ("before-upgrade", "u1", later.isoformat() if store_kind == "sqlite" else later,
+             later.isoformat() if store_kind == "sqlite" else later))
+    monkeypatch.setattr(module, "MIGRATIONS", current)
+    with open_store(store_url) as upgraded:
+        assert upgraded.schema_version() == 5
+        assert upgraded.get_session("before-upgrade", now=datetime.now(UTC)) is None
+    assert raw_sql("SELECT COUNT(*) FROM sessions") == [(0,)]
