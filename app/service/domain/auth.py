@@ -223,7 +223,7 @@ class AuthService:
             self._stale_logged = {k for k in self._stale_logged if k[0] == view.generation}
             self._stale_logged.add((view.generation, problem.authority))
             log.warning("%s", user_text(problem))
-        return AuthError(503, "revocation-info-stale", user_text(problem))
+        return AuthError(503, "revocation-info-stale", user_text(problem).rstrip("."))  # like the other messages
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
