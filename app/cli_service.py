@@ -47,6 +47,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     audit = actions.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", metavar="ACTION")
     audit.required = True
     audit.add_parser("verify", help="check the hash chain")
+    actions.add_parser("reload-crl", help="re-read the CRLs, end the sessions of certificates they revoke, and "
+                       "report their dates (running service processes re-read changed CRL files by themselves; "
+                       "SIGHUP makes them re-read now)")
 
     login = sub.add_parser("login", help="log in with the card in the reader; prints the session token")
     login.add_argument("--service-url", help="the service (default: the site's, or https://127.0.0.1:8443 in "
@@ -100,6 +103,10 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
             return commands.seed(store, args.patients, args.seed_value, stdout)
         if args.service_command == "audit":
             return commands.audit_verify(store, stdout)
+        if args.service_command == "reload-crl":
+            from app.service.runtime import trust_store
+
+            return commands.reload_crl(store, trust_store(_config(args, settings)), stdout)
         return _users(args, store, stdout)
 
 

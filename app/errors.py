@@ -7,6 +7,8 @@ where an error becomes a sentence that says what happened and what to do next.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class AppError(Exception):
     """Base of every error Spine Desk raises on purpose."""
@@ -123,6 +125,20 @@ class CertificateRejected(PkiError):
         super().__init__(f"certificate {status}" + (f": {detail}" if detail else ""))
         self.status = status
         self.detail = detail
+
+
+class RevocationInfoStale(PkiError):
+    """No current CRL from a certificate authority, so no certificate it issued can be checked for revocation.
+
+    ``next_update``: when the newest CRL from it was due to be replaced (None: there is none, or it has no date);
+    ``paths``: the CRL files where a fresh one must be published (empty: none is configured)."""
+
+    def __init__(self, authority: str, next_update: datetime | None, paths: tuple[str, ...] = ()) -> None:
+        due = f"due to be replaced on {next_update:%Y-%m-%d %H:%M} UTC" if next_update else "missing"
+        super().__init__(f"revocation information from {authority} is out of date (its CRL is {due})")
+        self.authority = authority
+        self.next_update = next_update
+        self.paths = tuple(paths)
 
 
 # --- the Spine service, seen from the client -----------------------------------------------------------------
@@ -246,6 +262,13 @@ def user_text(error: BaseException) -> str:
         case CertificateRejected(status=status, detail=detail):
             text = _CERT_TEXT.get(status, f"Your smartcard's certificate was rejected ({status}).")
             return f"{text} ({detail})" if detail else text
+        case RevocationInfoStale(authority=authority, next_update=due, paths=paths):
+            what = (f"the certificate revocation list (CRL) from {authority} was due to be replaced on "
+                    f"{due:%Y-%m-%d %H:%M} UTC and no newer one has been published" if due else
+                    f"there is no usable certificate revocation list (CRL) from {authority}")
+            where = ", ".join(paths) or "the files named in the site configuration's [trust] crls"
+            return (f"Revocation information is out of date: {what}, so no smartcard certificate it issued can be "
+                    f"checked and nobody can log in with one. IT must publish a fresh CRL to {where}.")
         case ServiceUnreachable(url=url, detail=detail):
             return (f"The Spine service at {url} cannot be reached ({detail}). Check the network cable or "
                     "Wi-Fi, then try again; if it keeps happening, tell your IT service desk.")

@@ -1,5 +1,7 @@
 """Every typed error turns into words that say what happened and what to do, in one place."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from app import errors as e
@@ -23,6 +25,9 @@ CASES = [
     (e.CertificateRejected("expired"), "expired"),
     (e.CertificateRejected("revoked", "serial 5"), "serial 5"),
     (e.CertificateRejected("untrusted_issuer"), "not issued by an authority"),
+    (e.RevocationInfoStale("'Issuing CA'", datetime(2026, 1, 2, 3, 4, tzinfo=UTC), ("/var/lib/x.crl",)),
+     "publish a fresh CRL to /var/lib/x.crl"),
+    (e.RevocationInfoStale("'Issuing CA'", None), "[trust] crls"),
     (e.ConfigError("/etc/x.toml", "bad url"), "/etc/x.toml"),
     (e.ServiceUnreachable("https://spine.test", "connection refused"), "cannot be reached"),
     (e.ServiceRejected(401, "unknown-card", "this smartcard is not registered"), "did not accept your login"),

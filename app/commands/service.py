@@ -1,4 +1,4 @@
-"""``spinedesk service`` and its administration subcommands: seed, users, audit."""
+"""``spinedesk service`` and its administration subcommands: seed, users, audit, reload-crl."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import TextIO
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from app.errors import AppError
+from app.errors import AppError, user_text
+from app.pki.live_trust import LiveTrust
 from app.service.domain.rbac import RoleTable
 from app.service.seed import cpis as seed_cpis
 from app.service.seed import flags as seed_flags
@@ -121,3 +122,36 @@ def audit_verify(store: Store, stream: TextIO) -> int:
           f"({result.checked:,} records checked.) Preserve the database and report this to your privacy officer.",
           file=stream)
     return 3
+
+
+def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
+    """Read the CRLs as the service would, end the sessions of certificates they revoke, and say what was read.
+    Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
+    from app.service.domain.auth import AuthService
+
+    result = AuthService(store, trust).reload_revocation()
+    for f in trust.crl_files:
+        crl = f.crl
+        number = _crl_number(crl)
+        issuer = crl.issuer.rfc4514_string()
+        print(f"CRL file {f.path}: from {issuer}{f', number {number}' if number is not None else ''}, issued "
+              f"{crl.last_update_utc:%Y-%m-%d %H:%M} UTC, next update "
+              f"{f'{crl.next_update_utc:%Y-%m-%d %H:%M} UTC' if crl.next_update_utc else 'none'}, "
+              f"{len(crl)} revoked certificate(s).", file=stream)
+    if not trust.crl_files:
+        print("No CRL files are configured.", file=stream)
+    for problem in result.errors:
+        print(f"Problem: {problem}.", file=stream)
+    print(f"Ended {result.ended} session(s) opened with a certificate that is now revoked.", file=stream)
+    print("Running service processes re-read a changed CRL file at their next request; send the service SIGHUP to "
+          "make them re-read now.", file=stream)
+    for stale in result.stale:
+        print(user_text(stale), file=stream)
+    return 1 if result.stale else 0
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int | None:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None

@@ -99,6 +99,12 @@ def _check_one(child: x509.Certificate, issuer: x509.Certificate, is_leaf: bool,
         out.notes.append(f"revocation of {label(child)} not checked ({reasons})")
 
 
+def crl_is_authentic(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """Whether ``crl`` is the word of ``issuer``: its name and key identifier, a verifying signature that is not
+    SHA-1 / MD5, and cRLSign when the issuer has key usage (the rules :func:`check_revocation` applies)."""
+    return _crl_is_from(crl, issuer) and _authenticity_problem(crl, issuer) is None
+
+
 def _authenticity_problem(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> str | None:
     """Why ``crl`` cannot be taken as the word of ``issuer`` (None: it can)."""
     try:

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from app.pki import TrainingCA, TrustStore
+from app.pki.ca import CRL_PEM, system_clock
+from app.pki.live_trust import LiveTrust
 from app.resources_path import resource
 from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
@@ -50,11 +56,18 @@ class ServiceConfig:
         return cls(**doc)
 
 
-def trust_store(config: ServiceConfig) -> TrustStore:
+Clock = Callable[[], datetime]
+
+
+def trust_store(config: ServiceConfig, clock: Clock = system_clock) -> LiveTrust:
+    """Training: the training CA's root and issuing CA, its crl.pem (republished by the CA as it nears its next
+    update). Production: the configured files, revocation required. CRLs are re-read while the service runs."""
     if config.training_pki:
-        return TrainingCA.load_or_create(Path(config.training_pki)).trust_store()
-    return TrustStore.from_pem_files([Path(p) for p in config.anchors], [Path(p) for p in config.intermediates],
-                                     [Path(p) for p in config.crls], require_revocation=True)
+        ca = TrainingCA.load_or_create(Path(config.training_pki), clock=clock)
+        return LiveTrust((ca.root,), (ca.issuing,), (ca.directory / CRL_PEM,), require_revocation=False,
+                         refresh=ca.crl)
+    fixed = TrustStore.from_pem_files([Path(p) for p in config.anchors], [Path(p) for p in config.intermediates])
+    return LiveTrust(fixed.anchors, fixed.intermediates, [Path(p) for p in config.crls], require_revocation=True)
 
 
 @dataclass
@@ -73,11 +86,15 @@ class Service:
         self.store.close()
 
 
-def build_service(config: ServiceConfig, store: Store | None = None) -> Service:
+def build_service(config: ServiceConfig, store: Store | None = None, *, clock: Clock = system_clock) -> Service:
+    """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
+    the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
+    CA's CRL dates."""
     store = store or open_store(config.database)
     audit = AuditWriter(store)
-    ctx = ServiceContext(store, AuthService(store, trust_store(config)), load_role_table(Path(config.role_table)),
-                         audit, cpis_writer=CpisAccessWriter(store), base_url=config.base_url)
+    auth = AuthService(store, trust_store(config, clock), clock=clock)
+    ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
+                         cpis_writer=CpisAccessWriter(store), base_url=config.base_url, clock=clock)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close())
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()
@@ -86,6 +103,19 @@ def build_service(config: ServiceConfig, store: Store | None = None) -> Service:
     return service
 
 
+def reload_on_sighup(trust: LiveTrust) -> bool:
+    """Make SIGHUP ask ``trust`` to re-read its CRLs (done at this process's next request; the handler only sets
+    a flag, so it never runs store or file work in the middle of other code). False where there is no SIGHUP, or
+    off the main thread (signal handlers can only be set there)."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(hup, lambda *_: trust.request_reload())
+    return True
+
+
 def create_app() -> Any:
     """ASGI factory for server worker processes (``SPINEDESK_SERVICE_CONFIG`` holds the JSON config)."""
-    return build_service(ServiceConfig.from_env()).app
+    service = build_service(ServiceConfig.from_env())
+    reload_on_sighup(service.context.auth.trust)
+    return service.app

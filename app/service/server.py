@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 from dataclasses import dataclass
 
@@ -26,6 +27,16 @@ class _Config(uvicorn.Config):
             self.ssl.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
 
 
+class _Workers(Multiprocess):
+    """uvicorn's supervisor, except that SIGHUP is passed on to the workers, each of which re-reads its CRLs (see
+    ``runtime.reload_on_sighup``), instead of replacing every worker."""
+
+    def handle_hup(self) -> None:
+        for process in self.processes:
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGHUP)
+
+
 @dataclass(frozen=True)
 class Listen:
     host: str = "127.0.0.1"
@@ -36,7 +47,8 @@ class Listen:
 
 
 def serve(config: ServiceConfig, listen: Listen) -> None:
-    """Run until SIGINT/SIGTERM. Workers build their own service from ``config`` (passed in the environment)."""
+    """Run until SIGINT/SIGTERM; SIGHUP makes every worker re-read its CRLs. Workers build their own service from
+    ``config`` (passed in the environment)."""
     os.environ[ENV] = config.to_env()
     uv = _Config("app.service.runtime:create_app", factory=True, host=listen.host, port=listen.port,
                  workers=listen.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
@@ -46,6 +58,6 @@ def serve(config: ServiceConfig, listen: Listen) -> None:
     server = uvicorn.Server(uv)
     if listen.workers > 1:
         sock = uv.bind_socket()
-        Multiprocess(uv, sockets=[sock]).run()
+        _Workers(uv, sockets=[sock]).run()
     else:
         server.run()

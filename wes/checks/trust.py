@@ -1,18 +1,25 @@
-"""card.cert and pki.roots: trust anchors identified by SHA-256 fingerprint from the spec."""
+"""card.cert and pki.roots: trust anchors identified by SHA-256 fingerprint from the spec, and CRLs that are
+current (a configured CRL past its next update fails both, saying where IT must publish a fresh one)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from cryptography import x509
 
-from app.errors import NotPiv
+from app.errors import NotPiv, RevocationInfoStale, user_text
 from app.pki import Status as Verdict
 from app.pki import TrustStore, validate
+from app.pki.revocation_view import CertRef, RevocationView, build_view
 from wes.checks import Context, Outcome, check
 from wes.checks.smartcard import card_reader, no_card
 from wes.model import Status
 from wes.probes.facts import AppTrust
 from wes.probes.trust import colon_hex, sha256_hex
 from wes.spec import Anchor
+
+_T = TypeVar("_T")
 
 
 def _short(fingerprint: str) -> str:
@@ -32,6 +39,36 @@ def accepted_anchors(ctx: Context, trust: AppTrust) -> tuple[list[bytes], list[s
         else:
             dropped.append(f"anchor {_short(fp)} is not listed in the spec for {ctx.mode}")
     return keep, dropped
+
+
+def revocation_view(ctx: Context, trust: AppTrust) -> RevocationView:
+    """What the application's CRLs say, with the file each came from (anchors and intermediates only decide
+    which CRLs are authentic here; which anchors are accepted is the other checks' business)."""
+    store = TrustStore(_readable(trust.anchors, x509.load_der_x509_certificate),
+                       _readable(trust.intermediates, x509.load_der_x509_certificate),
+                       require_revocation=ctx.production)
+    paths = trust.crl_paths if len(trust.crl_paths) == len(trust.crls) else ("",) * len(trust.crls)
+    crls = [(crl, path) for der, path in zip(trust.crls, paths, strict=True)
+            for crl in _readable((der,), x509.load_der_x509_crl)]
+    return build_view(store, crls, generation=0, crl_paths=tuple(p for p in paths if p))
+
+
+def _readable(ders: tuple[bytes, ...], load: Callable[[bytes], _T]) -> list[_T]:
+    """What parses (an unreadable file is the probes' and the other checks' finding, not this one's)."""
+    out = []
+    for der in ders:
+        try:
+            out.append(load(der))
+        except ValueError:
+            continue
+    return out
+
+
+def _stale(problems: list[RevocationInfoStale], found: str = "", notes: tuple[str, ...] = ()) -> Outcome:
+    return Outcome(Status.FAIL, " ".join([*filter(None, [found]), *(user_text(p) for p in problems)]),
+                   remediation="Publish a current CRL from the authority named to the file named, before each "
+                   "CRL's next update (for example a scheduled download from its CRL distribution point).",
+                   notes=notes)
 
 
 @check("card.cert")
@@ -59,6 +96,9 @@ def card_cert(ctx: Context) -> Outcome:
     verdict = validate(cert, store, now=ctx.now, renewal_days=ctx.spec.thresholds.certificate_renewal_days)
     found = (f"Certificate {verdict.subject} (serial {verdict.serial:X}) expires "
              f"{verdict.not_after:%Y-%m-%d} ({verdict.days_until_expiry} days)")
+    if verdict.status is Verdict.UNTRUSTED_ISSUER and (
+            stale := revocation_view(ctx, trust).stale(CertRef.of(cert).issuer, ctx.now)):
+        return _stale([stale], f"{found}: {verdict.detail}.", notes)
     if verdict.status is Verdict.TRUSTED and verdict.renewal_due:
         return Outcome(Status.WARN, f"{found}: within the {ctx.spec.thresholds.certificate_renewal_days}-day "
                        f"renewal window; {verdict.detail}.", notes=notes)
@@ -75,6 +115,8 @@ def _found_in(anchor: Anchor, where: dict[str, str]) -> str | None:
 @check("pki.roots")
 def pki_roots(ctx: Context) -> Outcome:
     trust = ctx.probes.app_trust()
+    if trust.anchors and (stale := revocation_view(ctx, trust).stale_authorities(ctx.now)):
+        return _stale(stale)
     if not ctx.production:
         if not trust.anchors:
             return Outcome(Status.WARN, f"No training root yet: {trust.error or 'none found'}.",

@@ -65,6 +65,7 @@ class AppTrust:
     crls: tuple[bytes, ...]
     source: str
     error: str = ""
+    crl_paths: tuple[str, ...] = ()  # the file each of ``crls`` was read from, in the same order
 
 
 @dataclass(frozen=True)

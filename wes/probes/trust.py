@@ -54,8 +54,9 @@ def app_trust(settings: Settings) -> AppTrust:
         except AppError as exc:
             return AppTrust((), (), (), str(directory), error=str(exc))
         return AppTrust(tuple(map(_der, store.anchors)), tuple(map(_der, store.intermediates)),
-                        tuple(c.public_bytes(Encoding.DER) for c in store.crls), str(directory / "root.pem"))
-    anchors, intermediates, crls, problems = [], [], [], []
+                        tuple(c.public_bytes(Encoding.DER) for c in store.crls), str(directory / "root.pem"),
+                        crl_paths=(str(directory / "crl.pem"),) * len(store.crls))
+    anchors, intermediates, crls, crl_paths, problems = [], [], [], [], []
     for group, paths in ((anchors, settings.trust_anchors), (intermediates, settings.trust_intermediates)):
         for path in paths:
             try:
@@ -67,7 +68,9 @@ def app_trust(settings: Settings) -> AppTrust:
             data = Path(path).read_bytes()
             crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
             crls.append(crl.public_bytes(Encoding.DER))
+            crl_paths.append(str(path))
         except (OSError, ValueError) as exc:
             problems.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
     source = ", ".join(map(str, settings.trust_anchors)) or "site configuration [trust] anchors"
-    return AppTrust(tuple(anchors), tuple(intermediates), tuple(crls), source, error="; ".join(problems))
+    return AppTrust(tuple(anchors), tuple(intermediates), tuple(crls), source, error="; ".join(problems),
+                    crl_paths=tuple(crl_paths))

@@ -74,6 +74,8 @@ def error_response(exc: FhirError) -> Response:
 
 
 def access_denied(error: AuthError) -> FhirError:
+    if error.status == 503:  # the service cannot decide now (revocation information out of date): not a denial
+        return FhirError("SERVICE_UNAVAILABLE", error.message, status=503)
     return FhirError("ACCESS_DENIED", error.message, status=error.status)
 
 
@@ -102,11 +104,11 @@ class ServiceContext:
         try:
             principal = self.auth.authenticate(request.header("authorization"), request.header(HEADER_URID))
         except AuthError as exc:
-            if exc.user is not None:  # a known user probing with a role that is not theirs: on the record
+            if exc.user is not None:  # a known user refused (a role not theirs, a revoked card): on the record
                 future = self.audit_writer.submit(AuditEntry(
                     user_id=exc.user.id, role_profile_id=(request.header(HEADER_URID) or "")[:64], org="",
                     action=operation, nhs_number=nhs_number, request_id=(request.header(HEADER_REQUEST_ID) or "")[:64],
-                    outcome="403", details={"reason": exc.reason}))
+                    outcome=str(exc.status), details={"reason": exc.reason}))
                 self._await_or_defer(future)
             raise access_denied(exc) from exc
         request_id = self.request_id(request)

@@ -7,8 +7,15 @@
    certificate is checked again (it may have been revoked meanwhile), and the signature over
    ``login_message(nonce)`` is verified: RSA PKCS#1 v1.5 / SHA-256 or ECDSA P-256 / SHA-256. A random token
    is returned once; only its SHA-256 is stored.
-3. ``authenticate(token, urid)``: the session must be live, the user active and the role profile (the
+3. ``authenticate(token, urid)``: the session must be live, the user active, the certificate the session was
+   opened with not revoked according to the CRLs as they are now, and the role profile (the
    ``NHSD-Session-URID``) must be the user's own.
+
+Revocation while the service runs (see :mod:`app.pki.live_trust`): each process re-reads the CRL files when they
+change, so the next login with a revoked certificate is refused, and so is the next request on any session opened
+with it; on every reload the sessions of newly revoked certificates are ended in the database (which is all the
+processes share). When a CRL has run out and no fresh one has been published, logins and requests are refused with
+``revocation-info-stale`` (503), whose text tells IT which file to replace.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,12 +35,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from app.errors import AppError, CertificateRejected
-from app.pki import TrustStore, card_uuid, load_certificate, validate
-from app.service.store import RoleProfile, Store, User
+from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_text
+from app.pki import Status, TrustStore, card_uuid, load_certificate, validate
+from app.pki.live_trust import LiveTrust
+from app.pki.revocation_view import CertRef, RevocationView
+from app.service.store import RoleProfile, SessionPrincipal, Store, User
 from app.wire import login_message
 
 MAX_CERTIFICATE_BYTES = 8192
+log = logging.getLogger(__name__)
 
 
 class AuthError(AppError):
@@ -59,6 +71,16 @@ class IssuedSession:
 
 
 @dataclass(frozen=True)
+class Reload:
+    """What a reload of the CRLs found: the view now in use, sessions ended, stale authorities, file problems."""
+
+    view: RevocationView
+    ended: int
+    stale: tuple[RevocationInfoStale, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Principal:
     user: User
     role: RoleProfile
@@ -74,18 +96,35 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 class AuthService:
-    def __init__(self, store: Store, trust: TrustStore, *, challenge_ttl: timedelta = timedelta(seconds=60),
-                 session_ttl: timedelta = timedelta(hours=8), clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: Store, trust: TrustStore | LiveTrust, *,
+                 challenge_ttl: timedelta = timedelta(seconds=60), session_ttl: timedelta = timedelta(hours=8),
+                 clock: Callable[[], datetime] | None = None) -> None:
+        """``trust``: a :class:`LiveTrust` (the service: CRLs re-read while it runs) or a fixed ``TrustStore``."""
         self._store = store
-        self._trust = trust
+        self._trust = trust if isinstance(trust, LiveTrust) else LiveTrust.fixed(trust)
         self._challenge_ttl = challenge_ttl
         self._session_ttl = session_ttl
         self._now = clock or (lambda: datetime.now(UTC))
+        self._swept = -1  # the view generation whose revocations have been applied to the sessions table
+        self._sweep_lock = threading.Lock()
+        self._stale_logged: set[tuple[int, str]] = set()
+
+    @property
+    def trust(self) -> LiveTrust:
+        return self._trust
+
+    def reload_revocation(self) -> Reload:
+        """Re-read the CRLs now and end the sessions of certificates they revoke (SIGHUP's work, the admin
+        command's, and each worker's when it sees a new CRL)."""
+        now = self._now()
+        view = self._trust.reload(now)
+        ended = self._end_revoked_sessions(view)
+        return Reload(view, ended, tuple(view.stale_authorities(now)), self._trust.errors)
 
     # --- step 1 ----------------------------------------------------------------------------------------------
 
     def challenge(self, certificate_b64: str) -> IssuedChallenge:
-        cert = self._certificate(certificate_b64)
+        cert = self._certificate(certificate_b64, self._view())
         user = self._user_for(cert)
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
         expires = self._now() + self._challenge_ttl
@@ -97,7 +136,7 @@ class AuthService:
     def complete(self, nonce: str, signature_b64: str, certificate_b64: str) -> IssuedSession:
         if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128 or not nonce.isascii():
             raise AuthError(401, "invalid-nonce", "the login nonce is malformed; ask for a new challenge")
-        cert = self._certificate(certificate_b64)
+        cert = self._certificate(certificate_b64, self._view())
         challenge = self._store.consume_challenge(nonce, now=self._now())
         if challenge is None:
             raise AuthError(401, "nonce-not-valid", "the login challenge is unknown, expired or already used; "
@@ -113,7 +152,9 @@ class AuthService:
             raise AuthError(403, "user-inactive", "this smartcard's user is not active on this service")
         token = secrets.token_urlsafe(32)
         expires = self._now() + self._session_ttl
-        self._store.create_session(token_hash(token), user.id, expires, now=self._now())
+        ref = CertRef.of(cert)
+        self._store.create_session(token_hash(token), user.id, expires, now=self._now(), cert_issuer=ref.issuer,
+                                   cert_serial=ref.serial)
         return IssuedSession(token, expires, user)
 
     # --- every request ---------------------------------------------------------------------------------------
@@ -126,7 +167,8 @@ class AuthService:
         if found is None:
             raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
                             "longer active; log in again")
-        user, role = found
+        self._check_session_certificate(found, hashed)
+        user, role = found.user, found.role
         if not urid:
             raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required", user)
         if role is None:
@@ -139,9 +181,53 @@ class AuthService:
             return False
         return self._store.revoke_session(token_hash(authorization[7:].strip()))
 
+    # --- revocation ------------------------------------------------------------------------------------------
+
+    def _view(self) -> RevocationView:
+        """The CRLs as they are now (re-read if they changed), their revocations applied to the sessions table."""
+        view = self._trust.current(self._now())
+        if view.generation != self._swept:
+            self._end_revoked_sessions(view)
+        return view
+
+    def _end_revoked_sessions(self, view: RevocationView) -> int:
+        with self._sweep_lock:
+            if view.generation == self._swept:
+                return 0
+            now = self._now()
+            doomed = [ref for ref in self._store.live_session_certificates(now=now)
+                      if isinstance(view.problem(CertRef(*ref), now), CertificateRejected)]
+            ended = self._store.end_sessions_for_certificates(doomed) if doomed else 0
+            self._swept = view.generation
+        if ended:
+            log.info("ended %d session(s) opened with a certificate that is now revoked", ended)
+        return ended
+
+    def _check_session_certificate(self, found: SessionPrincipal, hashed: str) -> None:
+        view = self._view()
+        if not found.cert_issuer:
+            if view.store.require_revocation:  # deny by default: nothing to check this session against
+                raise AuthError(401, "session-without-certificate", "this session was not opened with a smartcard "
+                                "certificate, so it cannot be checked for revocation; log in again")
+            return
+        problem = view.problem(CertRef(found.cert_issuer, found.cert_serial), self._now())
+        if isinstance(problem, RevocationInfoStale):
+            raise self._stale(problem, view)
+        if problem is not None:
+            self._store.revoke_session(hashed)
+            raise AuthError(401, "certificate-revoked", "the smartcard certificate this session was opened with "
+                            f"has been revoked ({problem.detail}); the session has ended", found.user)
+
+    def _stale(self, problem: RevocationInfoStale, view: RevocationView) -> AuthError:
+        if (view.generation, problem.authority) not in self._stale_logged:  # once per reload, not per request
+            self._stale_logged = {k for k in self._stale_logged if k[0] == view.generation}
+            self._stale_logged.add((view.generation, problem.authority))
+            log.warning("%s", user_text(problem))
+        return AuthError(503, "revocation-info-stale", user_text(problem).rstrip("."))  # like the other messages
+
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def _certificate(self, certificate_b64: str) -> x509.Certificate:
+    def _certificate(self, certificate_b64: str, view: RevocationView) -> x509.Certificate:
         der = _b64(certificate_b64, "certificate")
         if len(der) > MAX_CERTIFICATE_BYTES:
             raise AuthError(401, "malformed-certificate", "the certificate is implausibly large")
@@ -149,7 +235,9 @@ class AuthService:
             cert = load_certificate(der)
         except CertificateRejected as exc:
             raise AuthError(401, "malformed-certificate", f"the certificate cannot be read: {exc.detail}") from exc
-        verdict = validate(cert, self._trust, now=self._now())
+        verdict = validate(cert, view.store, now=self._now())
+        if verdict.status is Status.UNTRUSTED_ISSUER and (stale := view.stale(CertRef.of(cert).issuer, self._now())):
+            raise self._stale(stale, view)  # the service's revocation information is at fault, not the card
         if not verdict.ok:
             raise AuthError(403, f"certificate-{verdict.status.value.replace('_', '-')}",
                             f"the card's certificate is {verdict.status.value.replace('_', ' ')}: {verdict.detail}")

@@ -13,14 +13,25 @@ import re
 from urllib.parse import unquote
 
 from .audit_writer import AuditWriter
-from .base import Answer, AuditEntry, AuditVerification, Challenge, RoleProfile, Session, Store, StoredResponse, User
+from .base import (
+    Answer,
+    AuditEntry,
+    AuditVerification,
+    Challenge,
+    RoleProfile,
+    Session,
+    SessionPrincipal,
+    Store,
+    StoredResponse,
+    User,
+)
 from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnavailable, StoreUrlError, VersionConflict
 from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
 
 __all__ = [
     "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
-    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "Store", "StoreError",
-    "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_store",
+    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store",
+    "StoreError", "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_store",
     "sqlite_path",
 ]
 

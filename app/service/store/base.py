@@ -59,6 +59,17 @@ class Session:
     user_id: str
     created_at: datetime
     expires_at: datetime
+    cert_issuer: str = ""  # the login certificate: its issuer's name (RFC 4514) and serial (lower-case hex);
+    cert_serial: str = ""  # empty for a session not opened by a card login (tools, tests)
+
+
+class SessionPrincipal(NamedTuple):
+    """A live session's user (with only the named role, if it is theirs), that role, and its login certificate."""
+
+    user: User
+    role: RoleProfile | None
+    cert_issuer: str = ""
+    cert_serial: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,24 +201,26 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
         """Delete and return the challenge; None if unknown, already consumed or expired. Exactly one racer wins."""
 
     @abstractmethod
-    def create_session(self, token_hash: str, user_id: str, expires_at: datetime,
-                       *, now: datetime | None = None) -> Session: ...
+    def create_session(self, token_hash: str, user_id: str, expires_at: datetime, *, now: datetime | None = None,
+                       cert_issuer: str = "", cert_serial: str = "") -> Session:
+        """A session for ``user_id``; ``cert_issuer`` / ``cert_serial`` name the certificate it was opened with,
+        so that the session ends when that certificate is revoked."""
 
     @abstractmethod
     def get_session(self, token_hash: str, *, now: datetime | None = None) -> Session | None:
         """None if unknown, revoked or expired."""
 
     def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
-                          ) -> tuple[User, RoleProfile | None] | None:
-        """For a live session of an active user: the user (with only the named role, if it is theirs) and
-        that role profile, else ``None`` for the role. ``None`` overall if the session or user is not live.
-        One round trip in the SQL stores: this is on every request's path."""
+                          ) -> SessionPrincipal | None:
+        """For a live session of an active user: the user (with only the named role, if it is theirs), that
+        role profile (else ``None``) and the session's login certificate. ``None`` overall if the session or
+        user is not live. One round trip in the SQL stores: this is on every request's path."""
         session = self.get_session(token_hash, now=now)
         user = self.get_user(session.user_id) if session else None
-        if user is None or not user.active:
+        if session is None or user is None or not user.active:
             return None
         role = next((r for r in user.role_profiles if r.id == role_profile_id), None)
-        return user, role
+        return SessionPrincipal(user, role, session.cert_issuer, session.cert_serial)
 
     @abstractmethod
     def revoke_session(self, token_hash: str) -> bool:
@@ -215,6 +228,14 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
 
     @abstractmethod
     def revoke_all_sessions_for_user(self, user_id: str) -> int: ...
+
+    @abstractmethod
+    def live_session_certificates(self, *, now: datetime | None = None) -> list[tuple[str, str]]:
+        """The distinct ``(cert_issuer, cert_serial)`` of live sessions opened with a certificate."""
+
+    @abstractmethod
+    def end_sessions_for_certificates(self, certificates: Iterable[tuple[str, str]]) -> int:
+        """End every session opened with one of these ``(cert_issuer, cert_serial)``; returns how many."""
 
     # --- request-id idempotency -----------------------------------------------------------------------------
 

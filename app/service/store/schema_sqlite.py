@@ -108,9 +108,19 @@ _INITIAL = (
     f"INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '{GENESIS}')",
 )
 
+# A session remembers the certificate it was opened with, so that revoking that certificate ends it. Sessions
+# opened before this version name no certificate: they are ended, and their users log in again.
+_SESSION_CERTIFICATE = (
+    "ALTER TABLE sessions ADD COLUMN cert_issuer TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE sessions ADD COLUMN cert_serial TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX sessions_certificate ON sessions (cert_issuer, cert_serial)",
+    "DELETE FROM sessions",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "summary care record", schema_scr.SQLITE),
     Migration(3, "cp-is", schema_cpis.SQLITE),
     Migration(4, "reasonable adjustment flags", schema_flags.SQLITE),
+    Migration(5, "session login certificate", _SESSION_CERTIFICATE),
 )

@@ -10,12 +10,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from .base import Challenge, RoleProfile, Session, User
+from .base import Challenge, RoleProfile, Session, SessionPrincipal, User
 from .errors import AlreadyExists, NotFound
 from .sqlbase import SqlBase, norm_fingerprint, norm_uuid, utcnow
 
 _ROLE_COLS = "id, user_id, org_ods, org_name, role_code, role_name, activity_codes"
 _CHALLENGE_COLS = "nonce, cert_fingerprint, user_id, created_at, expires_at"
+_SESSION_COLS = "token_hash, user_id, created_at, expires_at, cert_issuer, cert_serial"
 
 
 class IdentitySql(SqlBase):
@@ -167,37 +168,40 @@ class IdentitySql(SqlBase):
         c = Challenge(n, fp, uid, self._dec_ts(created), self._dec_ts(expires))
         return c if c.expires_at > (now or utcnow()) else None
 
-    def create_session(self, token_hash: str, user_id: str, expires_at: datetime,
-                       *, now: datetime | None = None) -> Session:
-        s = Session(token_hash, user_id, now or utcnow(), expires_at)
+    def create_session(self, token_hash: str, user_id: str, expires_at: datetime, *, now: datetime | None = None,
+                       cert_issuer: str = "", cert_serial: str = "") -> Session:
+        s = Session(token_hash, user_id, now or utcnow(), expires_at, cert_issuer, cert_serial)
         try:
             with self._write() as cur:
-                cur.execute("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                            (s.token_hash, s.user_id, self._enc_ts(s.created_at), self._enc_ts(s.expires_at)))
+                cur.execute(f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
+                            (s.token_hash, s.user_id, self._enc_ts(s.created_at), self._enc_ts(s.expires_at),
+                             s.cert_issuer, s.cert_serial))
         except self._integrity_errors as exc:
             raise AlreadyExists("session (or unknown user)", user_id) from exc
         return s
 
     def get_session(self, token_hash: str, *, now: datetime | None = None) -> Session | None:
         with self._read() as cur:
-            cur.execute("SELECT token_hash, user_id, created_at, expires_at FROM sessions "
-                        "WHERE token_hash = ? AND expires_at > ?", (token_hash, self._enc_ts(now or utcnow())))
+            cur.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE token_hash = ? AND expires_at > ?",
+                        (token_hash, self._enc_ts(now or utcnow())))
             row = cur.fetchone()
-        return Session(row[0], row[1], self._dec_ts(row[2]), self._dec_ts(row[3])) if row else None
+        return Session(row[0], row[1], self._dec_ts(row[2]), self._dec_ts(row[3]), row[4], row[5]) if row else None
 
     def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
-                          ) -> tuple[User, RoleProfile | None] | None:
+                          ) -> SessionPrincipal | None:
         with self._read() as cur:
-            cur.execute("SELECT u.id, u.name, u.active, r.id, r.user_id, r.org_ods, r.org_name, r.role_code, "
-                        "r.role_name, r.activity_codes FROM sessions s JOIN users u ON u.id = s.user_id "
+            cur.execute("SELECT u.id, u.name, u.active, s.cert_issuer, s.cert_serial, r.id, r.user_id, r.org_ods, "
+                        "r.org_name, r.role_code, r.role_name, r.activity_codes FROM sessions s "
+                        "JOIN users u ON u.id = s.user_id "
                         "LEFT JOIN role_profiles r ON r.user_id = u.id AND r.id = ? "
                         "WHERE s.token_hash = ? AND s.expires_at > ?",
                         (role_profile_id, token_hash, self._enc_ts(now or utcnow())))
             row = cur.fetchone()
         if row is None or not row[2]:
             return None
-        role = self._role(row[3:]) if row[3] is not None else None
-        return User(id=row[0], name=row[1], active=True, role_profiles=(role,) if role else ()), role
+        role = self._role(row[5:]) if row[5] is not None else None
+        user = User(id=row[0], name=row[1], active=True, role_profiles=(role,) if role else ())
+        return SessionPrincipal(user, role, row[3], row[4])
 
     def revoke_session(self, token_hash: str) -> bool:
         with self._write() as cur:
@@ -208,3 +212,17 @@ class IdentitySql(SqlBase):
         with self._write() as cur:
             cur.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             return int(cur.rowcount)
+
+    def live_session_certificates(self, *, now: datetime | None = None) -> list[tuple[str, str]]:
+        with self._read() as cur:
+            cur.execute("SELECT DISTINCT cert_issuer, cert_serial FROM sessions WHERE expires_at > ? AND "
+                        "cert_issuer <> ''", (self._enc_ts(now or utcnow()),))
+            return [(r[0], r[1]) for r in cur.fetchall()]
+
+    def end_sessions_for_certificates(self, certificates: Iterable[tuple[str, str]]) -> int:
+        ended = 0
+        with self._write() as cur:
+            for issuer, serial in dict.fromkeys(certificates):
+                cur.execute("DELETE FROM sessions WHERE cert_issuer = ? AND cert_serial = ?", (issuer, serial))
+                ended += int(cur.rowcount)
+        return ended
