@@ -27,6 +27,7 @@ from app.service.domain.scr_access import (
     Episode,
     alert_patient,
     check_alert_allowed,
+    decide_consent,
     decide_view,
     effective_consent,
     officer_alert_types,
@@ -206,14 +207,23 @@ def register(router: Router, ctx: ServiceContext) -> None:
         def work(details: AuditDetails) -> Response:
             check_content_type(request.header("content-type"))
             req = parse_permission(json_body(request.body))
-            patient(req.nhs_number)
+            row = patient(req.nhs_number)
             activities = set(call.principal.role.activity_codes)
             response = Response(201, b"")
             details.update(parameter=req.kind, code=req.code)
             if req.kind == "setPermissions":
-                if RECORD_CONSENT not in activities:
-                    raise forbidden("Your role may not record a patient's SCR consent preference (activity B0020).",
-                                    reason="activity")
+                held = episode(call, req.nhs_number)
+                try:
+                    if RECORD_CONSENT not in activities:
+                        raise forbidden("Your role may not record a patient's SCR consent preference (activity "
+                                        "B0020).", reason="activity")
+                    lr = decide_consent(role_org=call.principal.role.org_ods, gp_ods=row.gp_ods, episode=held)
+                except ScrError as exc:
+                    details["denied"] = exc.reason
+                    raise
+                details["relationship"] = lr
+                if lr == "self-claimed":  # the explicit route: audited here, alerted when it was claimed
+                    details["alert_id"] = held.claim_alert
                 ctx.store.set_scr_consent(req.nhs_number, req.code, by=call.principal.user.id, now=ctx.now(),
                                           audit=details.entries("201"), answer=ctx.answer(call, response))
                 return response
