@@ -474,7 +474,9 @@ def test_scr_never_carries_withheld_fields(watch: Watch, trap: pytest.LogCapture
         c("read, bad query", w.http.get(f"{w.base}/Bundle", params={"composition.identifier": "x"},
                                         headers=w.headers("lk-view")), 400)
         c("consent without B0020", w.permission("lk-view", n, "Ask", name="setPermissions"), 403)
-        c("consent, another organisation", w.permission("lk-consent", n, "Ask", name="setPermissions"), 201, 403)
+        c("consent, no relationship", w.permission("lk-consent", n, "No", name="setPermissions"), 403)
+        c("self-claim to record consent", w.alert("lk-consent", n, 1, 6, None), 201)
+        c("consent under the self-claim", w.permission("lk-consent", n, "Ask", name="setPermissions"), 201)
         c("$setPermission, bad body", w.post("lk-view", "/$setPermission", {"resourceType": "Parameters"}), 400)
         c("access alert without a relationship", w.alert("lk-emergency", n, 2, 5), 403)
         c("alert 1/5 (not permitted)", w.alert("lk-emergency", n, 1, 5), 400)
