@@ -90,8 +90,9 @@ def paths() -> dict[str, Any]:
             "post": _post("Upload a new SCR version (the patient's registered practice)", "scrUpload", _UPLOAD,
                           created, 400, 401, 403, 409, 415)},
         f"{SCR_BASE}/$setPermission": {"post": _post(
-            "Record the patient's consent preference (setPermissions: Yes/No/Ask, B0020) or their permission to "
-            "view in this episode of care (permissionToView: Yes/No)", "scrSetPermission", _PARAMETERS, created,
+            "Record the patient's consent preference (setPermissions: Yes/No/Ask, B0020, the registered practice or "
+            "a relationship self-claimed in the episode) or their permission to view in this episode of care "
+            "(permissionToView: Yes/No)", "scrSetPermission", _PARAMETERS, created,
             400, 401, 403, 415)},
         f"{SCR_BASE}/AuditEvent": {"post": _post(
             "Raise a privacy alert: self-claimed relationship (type 1) or access without permission (type 2)",

@@ -173,10 +173,16 @@ class Scr:
             {"name": "permissionCode", "valueCoding": {"system": ACS_SYSTEM, "code": "Yes" if given else "No"}}]}]}
         self._client.fhir("POST", f"{SCR_BASE}/$setPermission", self._auth, body=body, headers=FHIR_JSON)
 
-    def set_consent_preference(self, nhs_number: str, code: str) -> None:
-        """The patient's consent preference for their SCR (Yes / No / Ask); needs B0020 (Record Patient Consent)."""
+    def set_consent_preference(self, nhs_number: str, code: str, *, self_claim: bool) -> None:
+        """The patient's consent preference for their SCR (Yes / No / Ask); needs B0020 (Record Patient Consent) and
+        a legitimate relationship. ``self_claim`` (a patient registered elsewhere) first self-claims one, which
+        alerts the privacy officer. A patient who has opted out cannot be claimed: only their practice, or an
+        episode that claimed the relationship before, can record their new preference."""
         if code not in CONSENT_PREFERENCES:
             raise ValueError(f"unknown consent preference {code!r}")
+        if self_claim:
+            self.alert(nhs_number, SELF_CLAIM, OTHER, "Self-claimed legitimate relationship: recording the "
+                       "patient's consent preference")
         body = {"resourceType": "Parameters", "parameter": [{"name": "setPermissions", "part": [
             {"name": "nhsNumber", "valueString": nhs_number},
             {"name": "permissionCode", "valueCoding": {"system": ACS_SYSTEM, "code": code}}]}]}

@@ -154,7 +154,10 @@ class ClinicalTabs(QObject):
                                           org=session.role.org_ods)
                 self.find_scr()
 
-        self.w.net.run(lambda: scr.set_consent_preference(nhs, code), self._for(nhs, recorded), self.w.report_error)
+        # registered elsewhere: a relationship is self-claimed first (an opted-out patient cannot be claimed)
+        claim = not self.registered_here() and not (self.scr_index is not None and self.scr_index.consent == "No")
+        self.w.net.run(lambda: scr.set_consent_preference(nhs, code, self_claim=claim), self._for(nhs, recorded),
+                       self.w.report_error)
 
     def _show(self, record: ScrRecord, basis: str) -> None:
         self.w.record.scr.show_record(record, basis)

@@ -218,8 +218,9 @@ class ScrTab(QWidget):
         self.intro.setText("The Summary Care Record is shown only with the patient's permission, asked in each "
                            "episode of care." + ("" if registered_here else
                                                  f" The patient is not registered at your organisation ({org}): "
-                                                 "viewing self-claims a legitimate relationship, and your privacy "
-                                                 "officer is alerted."))
+                                                 "viewing the record or recording their consent preference "
+                                                 "self-claims a legitimate relationship, and your privacy officer "
+                                                 "is alerted."))
         self.emergency_box.setVisible(EMERGENCY_ACCESS in activities)
 
     def show_index(self, index: ScrIndex) -> None:

@@ -9,14 +9,22 @@ the store), so that canaries can be looked for in every body, search bundles and
 Responses collected: read (two roles), search by name + birth date (exact, fuzzy, with history), search by
 postcode / wildcard postcode / fuzzy postcode / GP practice (must not find them), RelatedPerson, every kind of
 PATCH answer (success, replay, stale, missing If-Match, invalid, denied) and the privacy officer's audit query.
+
+The other services (SCR, CP-IS, Reasonable Adjustment flags, the audit query and the SCR alert queue) are driven
+the same way for every restricted patient, as roles entitled to none of the withheld fields, through every route's
+success and error paths; no response header or body, and no log record (DEBUG and above, captured), may carry
+any restricted patient's withheld value or the seed's name for their GP practice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,11 +32,26 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.resources_path import resource
+from app.service.domain import cpis_rules
+from app.service.domain.cpis_rules import INBOX_PATH
+from app.service.domain.flags_model import ACTIVE
 from app.service.domain.pds_patch import apply_patches, parse_patches
-from app.service.fhir.patient import to_row
-from app.service.store import SearchFilter, Store
+from app.service.fhir.flags_codes import load_codes
+from app.service.fhir.patient import security_label, to_row
+from app.service.seed import cpis as seed_cpis
+from app.service.seed import flags as seed_flags
+from app.service.seed import scr as seed_scr
+from app.service.seed.flags import flag_for
+from app.service.seed.patients import generate_patients
+from app.service.seed.scr import document_for
+from app.service.store import RoleProfile, SearchFilter, Store
+from app.service.store.base_cpis import CpisPlan
+from app.wire import CPIS_BASE, FLAGS_BASE, SCR_BASE
 
+from .flags_helpers import flag_body, removal
 from .live import Live, serve
+from .scr_world import ScrWorld
 
 WITHHELD = ("address", "telecom", "contact", "generalPractitioner", "managingOrganization")
 
@@ -279,6 +302,312 @@ def test_audit_trail_holds_no_location_data(env: Env) -> None:
     assert r.status_code == 200
     assert_clean("whole audit trail", r.text, everything)
     assert env.live.store.verify_audit().ok
+
+
+# --- SCR, CP-IS, Reasonable Adjustment flags and the audit query --------------------------------------------
+#
+# The same rule for the other services. Everything below is driven as roles at LEAK_ORG, which is no restricted
+# patient's practice, so entitled to none of their withheld fields: success and error paths of every route. The
+# withheld values come from the seed (the stored PDS record — see ``secrets_of`` — and the seed's name for each
+# GP practice). The patient's own practice (entitled) only makes the data that others then read: the seeded SCR
+# and flag it authored, a CP-IS access and a consent preference it recorded.
+
+LEAK_ORG = "RXX01"  # an emergency department
+LEAK_ROLES: dict[str, tuple[str, ...]] = {  # urid -> activities; all user "leaky" at LEAK_ORG
+    "lk-view": ("B0370",), "lk-emergency": ("B0370", "B0168"), "lk-legal": ("B0370", "B0082"),
+    "lk-consent": ("B0370", "B0020"), "lk-upload": ("B0360",), "lk-flags": ("B0360", "B0370"),
+    "lk-trace": ("B0264",), "lk-cpis-u": ("B0107",), "lk-cpis-s": ("B0170",), "lk-po": ("B0015",),
+    "lk-po16": ("B0016",), "lk-none": (),
+}
+PRACTICE_ACTIVITIES = ("B0107", "B0360", "B0370", "B0020")
+NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def seeded_practice_names() -> dict[str, str]:
+    data = json.loads(resource("seed", "uk_demographics.json").read_text(encoding="utf-8"))
+    return {p["ods"]: p["name"] for p in data["practices"]}
+
+
+def withheld_pattern(values: set[str]) -> re.Pattern[str]:
+    """Any of ``values`` as a whole token (an ODS code inside an upper-case UUID is not a leak)."""
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(f"(?<![0-9A-Za-z])(?:{alternatives})(?![0-9A-Za-z])")
+
+
+@dataclass
+class Watch:
+    env: Env
+    w: ScrWorld
+    forbidden: set[str]
+    pattern: re.Pattern[str]
+    practice_urid: dict[str, str]  # NHS number -> the role at that patient's own practice
+    practice_name: dict[str, str]  # NHS number -> the seed's name of their practice
+    leaks: list[str] = field(default_factory=list)  # found by this test so far
+
+    def check(self, label: str, r: httpx.Response, *expected: int) -> httpx.Response:
+        """Keep the response for the canary check, check its status, and note every withheld value its headers,
+        its text or any string in its JSON carries (all are reported at the end of the test, not just the first).
+        """
+        self.env.keep(label, r)
+        assert not expected or r.status_code in expected, f"{label}: {r.status_code} {r.text[:800]}"
+        texts = [json.dumps(dict(r.headers)), r.text]
+        with contextlib.suppress(ValueError):
+            texts.extend(_strings(r.json()))
+        found = sorted({v for text in texts for v in self.pattern.findall(text)})
+        if found:
+            self.leaks.append(f"{label} ({r.status_code}) carries {found}")
+        return r
+
+    def verdict(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Add what the log records carry, then fail with every leak found."""
+        assert caplog.records, "no log record captured: the trap is not working"
+        for record in caplog.records:
+            text = record.getMessage()
+            if record.exc_info:
+                text += logging.Formatter().formatException(record.exc_info)
+            found = sorted(set(self.pattern.findall(text)))
+            if found:
+                self.leaks.append(f"log record {record.name} {record.levelname} carries {found}: {text[:300]}")
+        leaks, self.leaks = self.leaks, []
+        assert not leaks, f"{len(leaks)} leaks:\n" + "\n".join(leaks)
+
+    def get(self, label: str, path: str, urid: str, *expected: int, params: Any = None,
+            **headers: str) -> httpx.Response:
+        r = self.w.http.get(f"{self.env.live.url}{path}", params=params, headers=self.w.headers(urid, **headers))
+        return self.check(label, r, *expected)
+
+    def send(self, label: str, method: str, path: str, urid: str, body: Any, *expected: int,
+             content_type: str = "application/fhir+json", **headers: str) -> httpx.Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        r = self.w.http.request(method, f"{self.env.live.url}{path}", content=raw, headers=self.w.headers(
+            urid, **{"Content-Type": content_type, **headers}))
+        return self.check(label, r, *expected)
+
+
+@pytest.fixture
+def trap(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record at DEBUG and above, the server's own (uvicorn does not propagate to the root) included."""
+    caplog.set_level(logging.DEBUG)
+    server = logging.getLogger("uvicorn")
+    server.addHandler(caplog.handler)
+    yield caplog
+    server.removeHandler(caplog.handler)
+
+
+@pytest.fixture(scope="module")
+def watch(env: Env) -> Watch:
+    store, live = env.live.store, env.live
+    for chunk in generate_patients(300, seed=7):  # what the seed holds for the patients the server was given
+        seed_scr.seed_rows(store, chunk, 7)
+        seed_flags.seed_rows(store, chunk, 7)
+        seed_cpis.seed_rows(store, chunk, 7)
+    names = seeded_practice_names()
+    w = ScrWorld(live, env.http)
+    store.add_user("leaky", "Lee Kage")
+    for urid, acts in LEAK_ROLES.items():
+        store.add_role_profile(RoleProfile(urid, "leaky", LEAK_ORG, "Training Hospital", "S8000:G8000:R8000",
+                                           "Clinical", acts))
+        w.users[urid] = "leaky"
+    store.add_user("practice", "Practice Clinician")
+    # PDS also has "very restricted" (V), treated as R; the seed makes only R, so one of its patients becomes V
+    very = next(p for p in reversed(env.patients) if p.nhs != "9000000025")
+    row = store.get_patient(very.nhs)
+    relabelled = dict(row.resource, meta={**row.resource["meta"], "security": [security_label("V")]})
+    store.update_patient(very.nhs, row.version, to_row(relabelled, row.version + 1))
+    assert store.get_patient(very.nhs).restricted
+    today = datetime.now(UTC).date()
+    codes = load_codes()
+    forbidden: set[str] = set()
+    practice_urid, practice_name = {}, {}
+    for p in env.patients:
+        assert p.gp not in (LEAK_ORG, "A81001"), f"{p.nhs} is registered at a test role's organisation"
+        row = store.get_patient(p.nhs)
+        name = names.get(p.gp, f"Practice {p.gp}")
+        forbidden |= p.secrets | p.canaries | {p.gp, name}
+        # every restricted patient gets an SCR, a flag and a CP-IS plan as the seed would make them, so that every
+        # route has a success path to check
+        if store.scr_record(p.nhs) is None or store.scr_record(p.nhs).latest is None:
+            store.put_scr_seed([(p.nhs, "Ask")], [document_for(row, 7)], now=datetime.now(UTC))
+        if not store.flags_for_patient(p.nhs, statuses=(ACTIVE,)):
+            store.put_flags([flag_for(row, 7, codes)])
+        if not store.cpis_plans(p.nhs, ended_on_or_after=today):
+            store.put_cpis_plans([CpisPlan(f"leak-{p.nhs}", p.nhs, "CPP", "TLA01", today - timedelta(days=30))])
+        assert p.gp in json.dumps(store.scr_record(p.nhs).latest.bundle)  # the practice wrote it: not vacuous
+        assert p.gp in json.dumps(store.flags_for_patient(p.nhs, statuses=(ACTIVE,))[0].resource)
+        # the patient's own practice acts: a CP-IS access (so the history and a notification name it) and a
+        # consent preference (so the audit trail does)
+        urid = practice_urid[p.nhs] = f"lk-practice-{p.nhs}"
+        practice_name[p.nhs] = name
+        store.add_role_profile(RoleProfile(urid, "practice", p.gp, name, "S8000:G8000:R8000", "Clinical",
+                                           PRACTICE_ACTIVITIES))
+        w.users[urid] = "practice"
+        r = env.http.get(f"{live.url}{CPIS_BASE}/CareTeam", params={"patient:identifier": f"{NHS_SYSTEM}|{p.nhs}"},
+                         headers=w.headers(urid, IsUnscheduledAccessEvent="true"))
+        assert r.status_code == 200 and r.json()["total"] >= 1, r.text
+        assert w.permission(urid, p.nhs, "Ask", name="setPermissions").status_code == 201
+    return Watch(env, w, forbidden, withheld_pattern(forbidden), practice_urid, practice_name)
+
+
+def upload_body(w: ScrWorld, nhs: str) -> dict[str, Any]:
+    """A well-formed new version of the patient's SCR, written at LEAK_ORG, replacing the latest."""
+    row = w.store.get_patient(nhs)
+    bundle = document_for(replace(row, gp_ods=LEAK_ORG), 4321).bundle
+    bundle["entry"][0]["resource"]["relatesTo"] = [{"code": "replaces",
+                                                    "targetIdentifier": {"value": w.latest(nhs)}}]
+    return bundle
+
+
+def test_scr_never_carries_withheld_fields(watch: Watch, trap: pytest.LogCaptureFixture) -> None:
+    w = watch.w
+    for p in watch.env.patients:
+        n = p.nhs
+
+        def c(label: str, r: httpx.Response, *expected: int, n: str = n) -> httpx.Response:
+            return watch.check(f"{n} SCR {label}", r, *expected)
+
+        assert c("index", w.index("lk-view", n), 200).json()["total"] == 1
+        c("index without B0370", w.index("lk-trace", n), 403)
+        c("index, no role activities", w.index("lk-none", n), 403)
+        c("index, bad parameter", w.http.get(f"{w.base}/DocumentReference", params={"patient": f"x|{n}"},
+                                             headers=w.headers("lk-view")), 400)
+        c("read, no relationship", w.read("lk-view", n), 403)
+        c("read, bad query", w.http.get(f"{w.base}/Bundle", params={"composition.identifier": "x"},
+                                        headers=w.headers("lk-view")), 400)
+        c("consent without B0020", w.permission("lk-view", n, "Ask", name="setPermissions"), 403)
+        c("consent, no relationship", w.permission("lk-consent", n, "No", name="setPermissions"), 403)
+        c("self-claim to record consent", w.alert("lk-consent", n, 1, 6, None), 201)
+        c("consent under the self-claim", w.permission("lk-consent", n, "Ask", name="setPermissions"), 201)
+        c("$setPermission, bad body", w.post("lk-view", "/$setPermission", {"resourceType": "Parameters"}), 400)
+        c("access alert without a relationship", w.alert("lk-emergency", n, 2, 5), 403)
+        c("alert 1/5 (not permitted)", w.alert("lk-emergency", n, 1, 5), 400)
+        c("emergency without a reason", w.alert("lk-emergency", n, 1, 4, None), 400)
+        c("emergency without B0168", w.alert("lk-view", n, 1, 4), 403)
+        c("self-claim", w.alert("lk-view", n, 1, 6, None), 201)
+        c("permission refused", w.permission("lk-view", n, "No"), 201)
+        c("read, permission refused", w.read("lk-view", n), 403)
+        rid = str(uuid.uuid4())
+        c("permission given", w.permission("lk-view", n, "Yes", request_id=rid), 201)
+        c("permission given, replayed", w.permission("lk-view", n, "Yes", request_id=rid), 201)
+        assert c("read with permission", w.read("lk-view", n), 200).json()["total"] > 0
+        assert c("read, out-of-date id", w.read("lk-view", n, scr_id=str(uuid.uuid4()).upper()), 200).json()[
+            "total"] == 0
+        c("emergency self-claim", w.alert("lk-emergency", n, 1, 4), 201)
+        assert c("read in an emergency", w.read("lk-emergency", n), 200).json()["total"] > 0
+        c("legal override", w.alert("lk-legal", n, 1, 3, "Court order 2026/17"), 201)
+        assert c("read under a legal override", w.read("lk-legal", n), 200).json()["total"] > 0
+        body = upload_body(w, n)
+        c("upload for another practice", w.post("lk-upload", "/Bundle", body), 403)
+        c("upload, wrong media type", w.post("lk-upload", "/Bundle", body, content_type="application/json"), 415)
+        c("upload, not a Bundle", w.post("lk-upload", "/Bundle", {"resourceType": "Bundle"}), 400)
+        c("upload without B0360", w.post("lk-view", "/Bundle", body), 403)
+    # the privacy officers' queue, which now holds the alerts raised above
+    queue = watch.get("SCR alert queue", f"{SCR_BASE}/alerts", "lk-po", 200, params={"status": "all"}).json()
+    assert queue["total"] >= 3 * len(watch.env.patients)
+    watch.get("SCR self-claim queue", f"{SCR_BASE}/alerts", "lk-po16", 200)
+    watch.get("SCR alert queue, bad status", f"{SCR_BASE}/alerts", "lk-po", 400, params={"status": "x"})
+    first = queue["entry"][0]["resource"]["id"]
+    for label, alert_id, expected in (("acknowledge", first, 200), ("acknowledge again", first, 409),
+                                      ("acknowledge unknown", str(uuid.uuid4()), 404)):
+        watch.send(f"SCR {label}", "POST", f"{SCR_BASE}/alerts/{alert_id}/$acknowledge", "lk-po", {
+            "resourceType": "Parameters", "parameter": [{"name": "note", "valueString": "Seen"}]}, expected)
+    watch.verdict(trap)
+
+
+def test_cpis_never_carries_withheld_fields(watch: Watch, trap: pytest.LogCaptureFixture) -> None:
+    store = watch.env.live.store
+    for p in watch.env.patients:
+        n = p.nhs
+        params = {"patient:identifier": f"{NHS_SYSTEM}|{n}"}
+        team = f"{CPIS_BASE}/CareTeam"
+        found = watch.get(f"{n} CP-IS unscheduled", team, "lk-cpis-u", 200, params=params).json()
+        assert found["total"] >= 1
+        watch.get(f"{n} CP-IS not notified", team, "lk-cpis-s", 200, params=params, IsUnscheduledAccessEvent="true")
+        watch.get(f"{n} CP-IS scheduled", team, "lk-cpis-s", 200, params=params, IsUnscheduledAccessEvent="false")
+        watch.get(f"{n} CP-IS bad header", team, "lk-cpis-u", 400, params=params, IsUnscheduledAccessEvent="perhaps")
+        watch.get(f"{n} CP-IS bad parameter", team, "lk-cpis-u", 400, params={"patient": n})
+        watch.get(f"{n} CP-IS without an activity", team, "lk-view", 403, params=params)
+        history = watch.get(f"{n} CP-IS history", f"{CPIS_BASE}/AuditEvent", "lk-cpis-s", 200, params=params).json()
+        assert history["total"] >= 2  # the practice's access and LEAK_ORG's
+        watch.get(f"{n} CP-IS history, bad number", f"{CPIS_BASE}/AuditEvent", "lk-cpis-s", 400,
+                  params={"patient:identifier": "123"})
+        # the notification of the practice's access, as the deliverer sends it to the local authority's inbox
+        # (sent here rather than waited for: no timing)
+        plan = store.cpis_plans(n, ended_on_or_after=datetime.now(UTC).date())[0][0]
+        la = store.local_authority(plan.la_code)
+        key = str(uuid.uuid4())
+        who = {"userId": "practice", "userName": "Practice Clinician", "roleCode": "S8000:G8000:R8000",
+               "roleName": "Clinical", "organisationCode": p.gp, "organisationName": watch.practice_name[n]}
+        payload = json.dumps(cpis_rules.notification_payload(key, la.code, n, datetime.now(UTC), who, [plan.id]))
+        inbox = INBOX_PATH.replace("{code}", la.code)
+        r = watch.w.http.post(f"{watch.env.live.url}{inbox}", content=payload.encode(), headers={
+            "Content-Type": "application/json", "Idempotency-Key": key,
+            "X-CPIS-Signature": cpis_rules.sign(la.secret, key, payload.encode())})
+        watch.check(f"{n} CP-IS notification received", r, 201)
+        r = watch.w.http.post(f"{watch.env.live.url}{inbox}", content=payload.encode(), headers={
+            "Content-Type": "application/json", "Idempotency-Key": key, "X-CPIS-Signature": "sha256=00"})
+        watch.check(f"{n} CP-IS notification, bad signature", r, 401)
+        listed = watch.get(f"{n} CP-IS inbox", inbox, "lk-po", 200).json()
+        assert key in [i["id"] for i in listed["notifications"]]
+        watch.get(f"{n} CP-IS inbox, bad count", inbox, "lk-po", 400, params={"_count": "0"})
+        watch.get(f"{n} CP-IS inbox without B0015", inbox, "lk-view", 403)
+    watch.verdict(trap)
+
+
+def test_flags_never_carry_withheld_fields(watch: Watch, trap: pytest.LogCaptureFixture) -> None:
+    store = watch.env.live.store
+    for p in watch.env.patients:
+        n = p.nhs
+        flag = store.flags_for_patient(n, statuses=(ACTIVE,))[0]
+        one = f"{FLAGS_BASE}/Flag/{flag.id}"
+
+        def c(label: str, method: str, path: str, urid: str, body: Any, *expected: int, n: str = n,
+              **headers: str) -> httpx.Response:
+            return watch.send(f"{n} flags {label}", method, path, urid, body, *expected, **headers)
+
+        for urid in ("lk-trace", "lk-flags"):  # without and with the content
+            found = watch.get(f"{n} flags search as {urid}", f"{FLAGS_BASE}/Flag", urid, 200,
+                              params={"patient": f"{NHS_SYSTEM}|{n}"}).json()
+            assert flag.id in [e["resource"]["id"] for e in found["entry"]]
+            watch.get(f"{n} flag read as {urid}", one, urid, 200)
+            watch.get(f"{n} flag history as {urid}", f"{one}/_history", urid, 200)
+            watch.get(f"{n} flag version 1 as {urid}", f"{one}/_history/1", urid, 200)
+            watch.get(f"{n} flag version 99 as {urid}", f"{one}/_history/99", urid, 404)
+        watch.get(f"{n} flags search, bad parameter", f"{FLAGS_BASE}/Flag", "lk-trace", 400,
+                  params={"patient": n, "colour": "red"})
+        watch.get(f"{n} flags search without an activity", f"{FLAGS_BASE}/Flag", "lk-none", 403,
+                  params={"patient": n})
+        c("create, one is active", "POST", f"{FLAGS_BASE}/Flag", "lk-flags", flag_body(n), 409)
+        c("create, not JSON", "POST", f"{FLAGS_BASE}/Flag", "lk-flags", b"{", 400)
+        c("create, wrong media type", "POST", f"{FLAGS_BASE}/Flag", "lk-flags", flag_body(n), 415,
+          content_type="text/plain")
+        c("create without B0360", "POST", f"{FLAGS_BASE}/Flag", "lk-trace", flag_body(n), 403)
+        body = dict(flag_body(n), id=flag.id)
+        c("update, no If-Match", "PUT", one, "lk-flags", body, 412)
+        c("update, stale", "PUT", one, "lk-flags", body, 409, **{"If-Match": f'W/"{flag.version + 5}"'})
+        c("update, invalid", "PUT", one, "lk-flags", dict(body, status="maybe"), 400,
+          **{"If-Match": f'W/"{flag.version}"'})
+        c("update", "PUT", one, "lk-flags", body, 200, **{"If-Match": f'W/"{flag.version}"'})
+        c("remove, stale", "POST", f"{FLAGS_BASE}/$removerarecord", "lk-flags", removal(n), 409,
+          **{"If-Match": f'W/"{flag.version}"'})
+        c("remove", "POST", f"{FLAGS_BASE}/$removerarecord", "lk-flags", removal(n), 200,
+          **{"If-Match": f'W/"{flag.version + 1}"'})
+        watch.get(f"{n} flag history after removal", f"{one}/_history", "lk-trace", 200)
+    watch.verdict(trap)
+
+
+def test_audit_query_never_carries_withheld_fields(watch: Watch, trap: pytest.LogCaptureFixture) -> None:
+    """Runs after the services above: the trail holds their accesses, the practices' own included."""
+    for p in watch.env.patients:
+        for urid in ("lk-po", "lk-po16"):
+            found = watch.get(f"{p.nhs} audit query as {urid}", "/audit/records", urid, 200,
+                              params={"patient": p.nhs, "_count": "1000"}).json()["records"]
+            assert {r["nhs_number"] for r in found} == {p.nhs}
+            assert watch.practice_urid[p.nhs] in {r["role_profile"] for r in found}  # the practice is in it
+    watch.get("whole audit trail", "/audit/records", "lk-po", 200, params={"_count": "1000"})
+    watch.get("audit query, bad parameter", "/audit/records", "lk-po", 400, params={"patient": "123"})
+    watch.get("audit query without an activity", "/audit/records", "lk-view", 403)
+    assert watch.env.live.store.verify_audit().ok
+    watch.verdict(trap)
 
 
 def test_zz_no_collected_response_carries_a_canary(env: Env) -> None:

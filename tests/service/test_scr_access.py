@@ -13,6 +13,7 @@ from app.service.domain.scr_access import (
     AlertClaim,
     Episode,
     check_alert_allowed,
+    decide_consent,
     decide_view,
     effective_consent,
     officer_alert_types,
@@ -65,6 +66,26 @@ def test_view_decision_table(consent, gp, grants, expected):
         assert exc.status == 403 and exc.reason == expected, exc.text
         return
     assert access.basis == expected
+
+
+@pytest.mark.parametrize(("gp", "grants", "expected"), [
+    ("A1", [], "registered-practice"), ("a1", [], "registered-practice"),
+    ("B2", [g("lr")], "self-claimed"), (None, [g("lr")], "self-claimed"),
+    ("B2", [], "no-relationship"), (None, [], "no-relationship"),
+    ("B2", [g("ptv"), g("emergency"), g("legal")], "no-relationship"),  # permission or overrides: no relationship
+])
+def test_consent_decision_needs_the_relationship_the_viewing_rules_use(gp, grants, expected):
+    try:
+        assert decide_consent(role_org="A1", gp_ods=gp, episode=Episode.of(grants)) == expected
+    except ScrError as exc:
+        assert (exc.status, exc.reason) == (403, expected), exc.text
+        assert "(A1)" in exc.text and (gp is None or gp not in exc.text)  # never names the patient's practice
+
+
+def test_an_episode_remembers_the_alert_its_self_claim_raised():
+    claimed = ScrGrant("u", "r", "9000000009", "lr", True, "", "q", NOW, NOW, alert_id="ALERT-1")
+    assert Episode.of([claimed, g("ptv")]).claim_alert == "ALERT-1"
+    assert Episode.of([g("ptv")]).claim_alert is None
 
 
 @pytest.mark.parametrize(("alert_type", "subtype"), [(1, 5), (2, 4), (2, 6)])

@@ -9,6 +9,9 @@
    expired) x emergency access (none / with a reason / without a reason) x consent (Ask / opted out "No").
    Each cell checks the emergency request's status and that it raised exactly one alert or none, the read's
    status, that a denial carries no clinical content, and that the read is audited exactly once.
+4. Recording the consent preference (setPermissions), on a fresh patient per cell: activities (B0020 or not) x
+   relationship (registered practice / self-claimed / none) x consent before (Ask / opted out): allowed only with
+   B0020 and a relationship; otherwise 403 with the consent unchanged; audited exactly once; no alert.
 """
 
 from __future__ import annotations
@@ -237,6 +240,50 @@ def test_viewing_rules(world: ScrWorld, cell: Cell) -> None:
         assert "Composition" not in response.text and "section" not in response.text
     records = world.audit(rid)
     assert [(r.action, r.outcome, r.nhs_number) for r in records] == [("scr.read", str(response.status_code), nhs)]
+
+
+# --- 4. recording the consent preference ---------------------------------------------------------------------
+
+
+CONSENT_CELLS = list(itertools.product(("consent", "view-only"), ("registered", "self-claimed", "none"),
+                                       ("Ask", "No")))
+
+
+@pytest.mark.parametrize(("activities", "relationship", "before"), CONSENT_CELLS,
+                         ids=["-".join(c) for c in CONSENT_CELLS])
+def test_consent_rules(world: ScrWorld, activities: str, relationship: str, before: str) -> None:
+    """setPermissions (opting out, or back in) needs B0020 and a legitimate relationship — the registered practice
+    or one self-claimed in the episode; otherwise 403 and the consent is unchanged. Audited once either way; the
+    change itself raises no alert (a self-claim alerted when it was made)."""
+    nhs, gp = _patient(world, before)
+    user, urid = f"c-{nhs}", f"c-{nhs}-r"
+    world.store.add_user(user, "Consent")
+    acts = ("B0370", "B0020") if activities == "consent" else ("B0370",)
+    world.store.add_role_profile(RoleProfile(urid, user, gp if relationship == "registered" else "RXX01", "Org",
+                                             "S8000:G8000:R8000", "Clinical", acts))
+    world.users[urid] = user
+    if relationship == "self-claimed":
+        now = datetime.now(UTC)
+        world.store.put_scr_grants([ScrGrant(user, urid, nhs, "lr", True, "", "setup", now, now + timedelta(hours=1),
+                                             alert_id="A-SETUP")])
+    code = "Ask" if before == "No" else "No"
+    rid = str(uuid.uuid4())
+    response = world.permission(urid, nhs, code, name="setPermissions", request_id=rid)
+    allowed = activities == "consent" and relationship != "none"
+    assert response.status_code == (201 if allowed else 403), response.text
+    assert world.store.scr_record(nhs).consent == (code if allowed else before)
+    (record,) = world.audit(rid)
+    assert (record.action, record.outcome, record.nhs_number) == ("scr.permission", str(response.status_code), nhs)
+    if allowed:
+        expected = {"registered": "registered-practice", "self-claimed": "self-claimed"}[relationship]
+        assert record.details["relationship"] == expected
+        assert record.details.get("alert_id") == ("A-SETUP" if relationship == "self-claimed" else None)
+    else:
+        assert_denied(response, 403)
+        assert record.details["denied"] == ("activity" if activities == "view-only" else "no-relationship")
+    raised = world.store.scr_alerts(org="RXX01", types=(1, 2), limit=100_000) + \
+        world.store.scr_alerts(org=gp, types=(1, 2), limit=100_000)
+    assert [a for a in raised if a.nhs_number == nhs] == []
 
 
 def test_zz_audit_chain_verifies_after_the_matrix(world: ScrWorld) -> None:

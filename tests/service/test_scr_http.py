@@ -14,10 +14,10 @@ import pytest
 from app.service.api.scr import EPISODE_ENV, episode_hours
 from app.service.domain.nhs_number import synthetic
 from app.service.seed.scr import document_for
-from app.service.store import SearchFilter, Store
+from app.service.store import RoleProfile, SearchFilter, Store
 from app.service.store.base_scr import ScrGrant
 
-from .scr_world import FULL, OPTED_OUT, ScrWorld, alert_body, scr_world
+from .scr_world import ED_ORG, FULL, OPTED_OUT, ScrWorld, alert_body, scr_world
 
 _next = count()
 
@@ -147,6 +147,76 @@ def test_consent_preference_and_yes_is_ask(world: ScrWorld) -> None:
     assert world.index("scr-gp", nhs).json()["entry"][0]["resource"]["securityLabel"][0]["coding"][0]["code"] == "No"
     assert world.read("scr-gp", nhs).status_code == 403
     assert world.permission("scr-gp", nhs, "Ask", name="setPermissions").status_code == 201
+
+
+def consent_role(world: ScrWorld) -> str:
+    """A clinician who may record consent (B0020) at the emergency department, no patient's practice here."""
+    urid = "scr-ed-consent"
+    if world.store.get_role_profile(urid) is None:
+        world.store.add_role_profile(RoleProfile(urid, "doc", ED_ORG, f"Org {ED_ORG}", "S8000:G8000:R8000",
+                                                 "Clinical", ("B0370", "B0020")))
+    world.users[urid] = "doc"
+    return urid
+
+
+def consent_of(world: ScrWorld, nhs: str) -> str | None:
+    record = world.store.scr_record(nhs)
+    return record.consent if record else None
+
+
+def test_an_unrelated_organisation_cannot_opt_a_patient_out_or_back_in(world: ScrWorld) -> None:
+    """The attack: a clinician at an organisation with no relationship to the patient opted 9000000009 out and
+    back in. Each change is refused, the consent stays as it was, each refusal is audited, nothing is alerted."""
+    urid, nhs = consent_role(world), FULL
+    before = consent_of(world, nhs)
+    for code in ("No", "Yes", "Ask"):
+        rid = str(uuid.uuid4())
+        refused = world.permission(urid, nhs, code, name="setPermissions", request_id=rid)
+        assert refused.status_code == 403, refused.text
+        assert "legitimate relationship" in refused.json()["issue"][0]["details"]["text"]
+        assert consent_of(world, nhs) == before
+        records = world.audit(rid)
+        assert [(r.action, r.outcome, r.nhs_number, r.user_id, r.org) for r in records] == [
+            ("scr.permission", "403", nhs, "doc", ED_ORG)]
+        assert records[0].details["denied"] == "no-relationship" and records[0].details["code"] == code
+    assert alerts(world, nhs) == []
+    assert world.read(urid, nhs).status_code == 403
+
+
+def test_the_registered_practice_records_consent_and_each_change_is_audited(world: ScrWorld) -> None:
+    nhs = fresh(world)
+    row = world.store.get_patient(nhs)
+    urid = f"gp-{row.gp_ods}"
+    if world.store.get_role_profile(urid) is None:
+        world.store.add_role_profile(RoleProfile(urid, "gp", row.gp_ods, "Practice", "S8000:G8000:R8000",
+                                                 "Clinical", ("B0370", "B0020")))
+    world.users[urid] = "gp"
+    for code in ("No", "Ask"):
+        rid = str(uuid.uuid4())
+        assert world.permission(urid, nhs, code, name="setPermissions", request_id=rid).status_code == 201
+        assert consent_of(world, nhs) == code
+        (record,) = world.audit(rid)
+        assert (record.action, record.outcome, record.org) == ("scr.permission", "201", row.gp_ods)
+        assert (record.details["code"], record.details["relationship"]) == (code, "registered-practice")
+
+
+def test_consent_under_a_self_claimed_relationship_is_alerted_and_audited(world: ScrWorld) -> None:
+    """The override route reads use: a self-claimed relationship (POST /AuditEvent type 1) alerts the privacy
+    officer; a consent change under it is allowed and its audit record names that alert."""
+    urid, nhs = consent_role(world), fresh(world)
+    assert world.permission(urid, nhs, "No", name="setPermissions").status_code == 403
+    claim = world.alert(urid, nhs, 1, 6, "Patient asked to opt out while in the department")
+    assert claim.status_code == 201, claim.text
+    (alert,) = alerts(world, nhs)
+    assert (alert.id, alert.alert_type, alert.user_id, alert.org) == (claim.json()["id"], 1, "doc", ED_ORG)
+    rid = str(uuid.uuid4())
+    assert world.permission(urid, nhs, "No", name="setPermissions", request_id=rid).status_code == 201
+    assert consent_of(world, nhs) == "No"
+    (record,) = world.audit(rid)
+    assert (record.outcome, record.details["relationship"], record.details["alert_id"]) == (
+        "201", "self-claimed", alert.id)
+    assert len(alerts(world, nhs)) == 1  # the claim's alert; an opted-out patient cannot be claimed again
+    assert world.alert(urid, nhs, 1, 6, None).status_code == 403
 
 
 def test_yes_alone_is_not_permission_to_view(world: ScrWorld) -> None:

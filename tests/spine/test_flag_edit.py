@@ -120,14 +120,19 @@ def test_scr_consent_preference_and_legal_override_bodies():
 
     spine = Recording()
     scr = Scr(spine, Auth("t", "u"))
-    scr.set_consent_preference(NHS, "No")
-    method, path, body, _ = spine.calls[-1]
+    scr.set_consent_preference(NHS, "No", self_claim=False)
+    (method, path, body, _), = spine.calls
     assert (method, path) == ("POST", "/summary-care-record/FHIR/R4/$setPermission")
     (param,) = body["parameter"]
     assert param["name"] == "setPermissions"
     assert param["part"][1]["valueCoding"] == {"system": ACS_SYSTEM, "code": "No"}
+    spine.calls.clear()  # registered elsewhere: a self-claimed relationship (type 1, subtype 6) first
+    scr.set_consent_preference(NHS, "Ask", self_claim=True)
+    (_, claim_path, claim, _), (_, path, body, _) = spine.calls
+    assert claim_path.endswith("/AuditEvent") and (claim["type"]["code"], claim["subtype"][0]["code"]) == ("1", "6")
+    assert path.endswith("/$setPermission") and body["parameter"][0]["part"][1]["valueCoding"]["code"] == "Ask"
     with pytest.raises(ValueError):
-        scr.set_consent_preference(NHS, "Maybe")
+        scr.set_consent_preference(NHS, "Maybe", self_claim=False)
     for here, expected_type in ((True, "2"), (False, "1")):
         spine.calls.clear()
         scr.open_under_legal_override(NHS, "scr-1", 3, "Court order 123", registered_here=here)

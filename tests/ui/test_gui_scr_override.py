@@ -86,7 +86,8 @@ def test_a_refusal_is_set_aside_only_by_a_legal_override_with_a_reason(qtbot, ma
 
 
 def test_record_the_patients_consent_preference(qtbot, make_window, slot, cards, service):
-    nhs = _patient_with_scr(service.store, 7)
+    nhs = _patient_with_scr(service.store, 7)  # registered at another practice than the role's
+    before = len(_alerts(service.store))
     window = make_window()
     _login(qtbot, window, slot, cards["alex"], "Clinical Practitioner")
     tab = _find(qtbot, window, nhs)
@@ -97,6 +98,9 @@ def test_record_the_patients_consent_preference(qtbot, make_window, slot, cards,
     qtbot.keyClick(tab.preference_button, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: "opted out" in tab.intro.text(), timeout=WAIT)
     assert service.store.scr_record(nhs).consent == "No"
+    # not the patient's practice: recording it self-claimed a relationship, and the privacy officer was alerted
+    claim = _alerts(service.store)[0]
+    assert len(_alerts(service.store)) == before + 1 and (claim.nhs_number, claim.alert_type) == (nhs, 1)
     assert not tab.ask.isVisible() and not tab.body.isVisible()
     assert "consent preference is recorded" in window.messages.message
     assert tab.consent_box.isVisible() and tab.preference.currentData() == "No"

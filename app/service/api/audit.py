@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from app.service.api.context import ServiceContext
 from app.service.domain.nhs_number import is_valid
 from app.service.fhir.outcome import invalid_value
+from app.service.fhir.withheld import NOTHING, redact
 from app.service.http import Request, Response, Router
 
 AUDIT_PATH = "/audit/records"
@@ -50,10 +51,14 @@ def register(router: Router, ctx: ServiceContext) -> None:
                                       since=_time(request, "since"), until=_time(request, "until"),
                                       action=_one(request, "action"), limit=int(count))
         ctx.audit(call, "audit.query", patient, "200", {"returned": len(found)})
-        return Response.json(200, {"records": [{
+        # a record about a restricted patient names the organisation that acted — possibly their own GP practice —
+        # and its details may hold what the request carried: both go through the patient's withheld values (the
+        # hash stays that of the record as stored)
+        hidden = {nhs: ctx.withheld(nhs) for nhs in {r.nhs_number for r in found} if nhs}
+        return Response.json(200, {"records": [redact({
             "seq": r.seq, "at": r.at.isoformat(), "user": r.user_id, "role_profile": r.role_profile_id,
             "org": r.org, "action": r.action, "nhs_number": r.nhs_number, "request_id": r.request_id,
-            "outcome": r.outcome, "details": r.details, "hash": r.hash} for r in found]},
-            content_type="application/json")
+            "outcome": r.outcome, "details": r.details, "hash": r.hash}, hidden.get(r.nhs_number or "", NOTHING))
+            for r in found]}, content_type="application/json")
 
     router.add("GET", AUDIT_PATH, records)

@@ -10,6 +10,7 @@ GETs are safe and are evaluated afresh on a repeated X-Request-ID (and audited a
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from app.service.domain.auth import AuthError, AuthService, Principal
 from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
+from app.service.fhir.withheld import NOTHING, Withheld, withheld_of
 from app.service.http import Request, Response
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.service.store.cpis_writer import CpisAccessWriter
@@ -90,6 +92,12 @@ class ServiceContext:
         self.cpis_writer = cpis_writer
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
+
+    def withheld(self, nhs_number: str | None) -> Withheld:
+        """What no answer about this patient may carry: nothing unless they are restricted (R or V); see
+        ``app.service.fhir.withheld``. One look-up by primary key; only a restricted record is decoded."""
+        found = self.store.get_patient_json(nhs_number) if nhs_number else None
+        return withheld_of(json.loads(found.json)) if found is not None and found.restricted else NOTHING
 
     def request_id(self, request: Request) -> str:
         value = request.header(HEADER_REQUEST_ID)

@@ -20,6 +20,7 @@ from app.service.domain import cpis_rules as rules
 from app.service.domain.cpis_rules import INBOX_PATH
 from app.service.fhir import cpis as fhir
 from app.service.fhir.outcome import FhirError, invalid_value
+from app.service.fhir.withheld import redact
 from app.service.http import Request, Response, Router
 from app.service.store.base_cpis import AccessEvent, AccessWrite, Notification
 from app.wire import CPIS_BASE
@@ -28,6 +29,13 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 NOT_NOTIFIED = ("Your role may view CP-IS information but cannot send an Access to Service Notification: the local "
                 "authority has NOT been notified of this access and it is not in the access history. If this is "
                 "unscheduled care, contact the local authority on the numbers shown.")
+
+
+def _patient_of(payload: object) -> str | None:
+    """The NHS number a received notification is about (its ``patient.value``), if it names one."""
+    patient = payload.get("patient") if isinstance(payload, dict) else None
+    value = patient.get("value") if isinstance(patient, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def register(router: Router, ctx: ServiceContext) -> None:
@@ -84,7 +92,9 @@ def register(router: Router, ctx: ServiceContext) -> None:
             nhs = rules.parse_patient(request.query)
             events = ctx.store.cpis_access_history(nhs, limit=rules.HISTORY_LIMIT)
             details["returned"] = len(events)
-            return Response.json(200, fhir.searchset(base_url, [fhir.audit_event(e) for e in events], ctx.now()))
+            history = fhir.searchset(base_url, [fhir.audit_event(e) for e in events], ctx.now())
+            # who looked names their organisation: for a restricted patient, possibly their own GP practice
+            return Response.json(200, redact(history, ctx.withheld(nhs)) if events else history)
 
         return ctx.audited(call, "cpis.auditevent", named, work)
 
@@ -117,11 +127,15 @@ def register(router: Router, ctx: ServiceContext) -> None:
             if not count.isdigit() or not 1 <= int(count) <= 1000:
                 raise invalid_value("_count", count, where="parameter")
             items = ctx.store.cpis_inbox(code[:20], limit=int(count))
-            details.update(local_authority=code[:20], returned=[i.payload.get("patient", {}).get("value")
-                                                               for i in items])
+            patients = [_patient_of(i.payload) for i in items]
+            details.update(local_authority=code[:20], returned=patients)
+            # a notification names who looked, and their organisation: for a restricted patient, possibly their
+            # own GP practice
+            hidden = {nhs: ctx.withheld(nhs) for nhs in set(patients) if nhs}
             return Response.json(200, {"localAuthority": code, "notifications": [
-                {"id": i.id, "receivedAt": i.received_at.isoformat(), "notification": i.payload} for i in items]},
-                content_type="application/json")
+                {"id": i.id, "receivedAt": i.received_at.isoformat(),
+                 "notification": redact(i.payload, hidden[nhs]) if nhs else i.payload}
+                for i, nhs in zip(items, patients, strict=True)]}, content_type="application/json")
 
         return ctx.audited(call, "cpis.inbox", None, work)
 

@@ -26,6 +26,7 @@ from app.service.domain.pds_read import resolve_patient
 from app.service.fhir import flags as fhir
 from app.service.fhir.flags_codes import NRAF, load_codes
 from app.service.fhir.outcome import FhirError, invalid_update, operation_outcome, quote_value
+from app.service.fhir.withheld import NOTHING, Withheld, redact
 from app.service.http import Request, Response, Router
 from app.service.store import AlreadyExists, NotFound, VersionConflict
 from app.service.store.base_flags import FlagRow
@@ -74,6 +75,11 @@ def register(router: Router, ctx: ServiceContext) -> None:
     def content_allowed(call: Call) -> bool:
         return ctx.roles.allowed("flags.content", call.principal.role.activity_codes)
 
+    def shown(resource: dict[str, Any], content: bool, hidden: Withheld) -> dict[str, Any]:
+        """What the caller sees of one version: the content only with flags.content; a restricted patient's
+        withheld details never (the recorder is often their own GP practice)."""
+        return redact(fhir.view(resource, content), hidden)
+
     def recorder(call: Call, at: datetime) -> Recorder:
         user, role = call.principal.user, call.principal.role
         return Recorder(user.id, user.name, role.role_code, role.role_name, role.org_ods, role.org_name, at)
@@ -95,8 +101,9 @@ def register(router: Router, ctx: ServiceContext) -> None:
             content = content_allowed(call)
             details["returned"] = [r.id for r in rows]
             details["content"] = content
+            hidden = ctx.withheld(query.nhs_number) if rows else NOTHING
             self_url = f"{base_url}/Flag?{urlencode([(k, v) for k, vs in request.query.items() for v in vs])}"
-            return Response.json(200, fhir.searchset([(url(r.id), fhir.view(r.resource, content)) for r in rows],
+            return Response.json(200, fhir.searchset([(url(r.id), shown(r.resource, content, hidden)) for r in rows],
                                                      self_url))
 
         return ctx.audited(call, "flags.search", nhs, work)
@@ -112,7 +119,8 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 raise _not_found(flag_id)
             content = content_allowed(call)
             details["content"] = content
-            return Response.json(200, fhir.view(row.resource, content), headers=_headers(row))
+            return Response.json(200, shown(row.resource, content, ctx.withheld(row.nhs_number)),
+                                 headers=_headers(row))
 
         return ctx.audited(call, "flags.read", row.nhs_number if row else None, work)
 
@@ -127,16 +135,17 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 raise _not_found(flag_id)
             content = content_allowed(call)
             details["content"] = content
+            hidden = ctx.withheld(rows[0].nhs_number)
             if vid is None:
                 details["versions"] = len(rows)
-                return Response.json(200, fhir.history([(url(flag_id), fhir.view(r.resource, content))
+                return Response.json(200, fhir.history([(url(flag_id), shown(r.resource, content, hidden))
                                                         for r in rows]))
             found = next((r for r in rows if str(r.version) == vid), None)
             if found is None:
                 raise FhirError("RESOURCE_NOT_FOUND", f"Flag '{flag_id}' has no version '{quote_value(vid, 20)}'; "
                                 f"its versions are 1 to {rows[0].version}")
             details["version"] = found.version
-            return Response.json(200, fhir.view(found.resource, content), headers=_headers(found))
+            return Response.json(200, shown(found.resource, content, hidden), headers=_headers(found))
 
         return ctx.audited(call, "flags.read", rows[0].nhs_number if rows else None, work)
 
@@ -158,7 +167,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
                                         recorder=recorder(call, now), activity="CREATE", created=now, codes=codes)
             row = FlagRow(flag_id, nhs, NRAF, ACTIVE, 1, resource, now)
             details["flag"] = flag_id
-            response = Response.json(201, fhir.view(resource, content_allowed(call)),
+            response = Response.json(201, shown(resource, content_allowed(call), ctx.withheld(nhs)),
                                      headers=[*_headers(row), ("location", url(flag_id))])
             try:
                 ctx.store.create_flag(row, audit=details.entries("201"), answer=ctx.answer(call, response))
@@ -227,7 +236,8 @@ def register(router: Router, ctx: ServiceContext) -> None:
         row = FlagRow(current.id, current.nhs_number, NRAF, resource["status"], version, resource, now)
         details["version"] = version
         if removal is None:
-            response = Response.json(200, fhir.view(resource, content_allowed(call)), headers=_headers(row))
+            response = Response.json(200, shown(resource, content_allowed(call), ctx.withheld(current.nhs_number)),
+                                     headers=_headers(row))
         else:
             response = Response.json(200, REMOVED_OK, headers=[*_headers(row), ("content-location", url(row.id))])
         try:  # the change, its audit record and this answer commit together or not at all

@@ -8,6 +8,7 @@ stored answer in the same transaction as the change. Access rules: ``app.service
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from app.service.domain.scr_access import (
     Episode,
     alert_patient,
     check_alert_allowed,
+    decide_consent,
     decide_view,
     effective_consent,
     officer_alert_types,
@@ -51,6 +53,7 @@ from app.service.fhir.scr import (
     invalid,
     scr_bundle_json,
 )
+from app.service.fhir.withheld import redact, withheld_of
 from app.service.http import Request, Response, Router
 from app.service.store import AlreadyExists, NotFound, PatientRow
 from app.service.store.base_scr import (
@@ -149,8 +152,12 @@ def register(router: Router, ctx: ServiceContext) -> None:
                 raise
             current = view is not None and view.latest_id == scr_id
             entries = view.entries if view is not None and current else 0
-            body = scr_bundle_json(view.entries_json if view is not None and current else None, entries,
-                                   bundle_id=str(uuid.uuid4()), now=ctx.now())
+            entries_json = view.entries_json if view is not None and current else None
+            hidden = withheld_of(row.resource)
+            if hidden and entries_json:  # a restricted patient: their practice wrote it, and may be named in it
+                entries_json = json.dumps(redact(json.loads(entries_json), hidden), separators=(",", ":"),
+                                          ensure_ascii=False)
+            body = scr_bundle_json(entries_json, entries, bundle_id=str(uuid.uuid4()), now=ctx.now())
             details.update(relationship=access.relationship, basis=access.basis, current=current, returned=entries)
             return Response(200, body, [("content-type", "application/fhir+json")])
 
@@ -166,8 +173,9 @@ def register(router: Router, ctx: ServiceContext) -> None:
             row = patient(up.nhs_number)
             org = call.principal.role.org_ods
             if (row.gp_ods or "").upper() != org.upper():
-                raise forbidden(f"Only the patient's registered GP practice ({row.gp_ods or 'none recorded'}) can "
-                                f"upload their Summary Care Record; your role is at {org}.", reason="not-gp")
+                # never name the practice: for a restricted patient it is withheld (and PDS shows it otherwise)
+                raise forbidden("Only the patient's registered GP practice can upload their Summary Care Record; "
+                                f"your role is at {org}.", reason="not-gp")
             record = ctx.store.scr_record(up.nhs_number)
             current = record.latest.id if record and record.latest else None
             if current is not None and up.replaces != current:
@@ -199,14 +207,23 @@ def register(router: Router, ctx: ServiceContext) -> None:
         def work(details: AuditDetails) -> Response:
             check_content_type(request.header("content-type"))
             req = parse_permission(json_body(request.body))
-            patient(req.nhs_number)
+            row = patient(req.nhs_number)
             activities = set(call.principal.role.activity_codes)
             response = Response(201, b"")
             details.update(parameter=req.kind, code=req.code)
             if req.kind == "setPermissions":
-                if RECORD_CONSENT not in activities:
-                    raise forbidden("Your role may not record a patient's SCR consent preference (activity B0020).",
-                                    reason="activity")
+                held = episode(call, req.nhs_number)
+                try:
+                    if RECORD_CONSENT not in activities:
+                        raise forbidden("Your role may not record a patient's SCR consent preference (activity "
+                                        "B0020).", reason="activity")
+                    lr = decide_consent(role_org=call.principal.role.org_ods, gp_ods=row.gp_ods, episode=held)
+                except ScrError as exc:
+                    details["denied"] = exc.reason
+                    raise
+                details["relationship"] = lr
+                if lr == "self-claimed":  # the explicit route: audited here, alerted when it was claimed
+                    details["alert_id"] = held.claim_alert
                 ctx.store.set_scr_consent(req.nhs_number, req.code, by=call.principal.user.id, now=ctx.now(),
                                           audit=details.entries("201"), answer=ctx.answer(call, response))
                 return response

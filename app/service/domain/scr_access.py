@@ -15,6 +15,11 @@ Viewing (GET /Bundle) needs, in this order:
    alert — emergency (B0168; subtypes 4 and 5), or legal (B0082; public interest, statute, court order).
    A refusal recorded in the episode is overridden only by a legal override: emergency access is for a
    patient who cannot be asked, not for one who said no.
+
+Recording the patient's consent preference (POST /$setPermission ``setPermissions``) needs the role's activity
+B0020 and the same legitimate relationship as step 3: the registered practice, or a relationship self-claimed in
+this episode — the explicit route, audited and alerted when claimed (an opted-out patient cannot be claimed, so
+only their practice can record a new preference for them). Every change, allowed or refused, is audited.
 """
 
 from __future__ import annotations
@@ -51,13 +56,14 @@ class Episode:
     permission: bool | None = None  # True given, False refused, None not asked
     emergency: bool = False
     legal: bool = False
+    claim_alert: str | None = None  # the privacy alert the self-claimed relationship raised
 
     @classmethod
     def of(cls, grants: Iterable[ScrGrant]) -> Episode:
         kinds = {g.kind: g for g in grants}
-        ptv = kinds.get("ptv")
-        return cls(self_claimed="lr" in kinds, permission=ptv.granted if ptv else None,
-                   emergency="emergency" in kinds, legal="legal" in kinds)
+        ptv, lr = kinds.get("ptv"), kinds.get("lr")
+        return cls(self_claimed=lr is not None, permission=ptv.granted if ptv else None,
+                   emergency="emergency" in kinds, legal="legal" in kinds, claim_alert=lr.alert_id if lr else None)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,19 @@ def decide_view(*, consent: str | None, role_org: str, gp_ods: str | None, episo
                     "permissionToView). If they cannot be asked and it is an emergency, record emergency access "
                     "with a reason (POST /AuditEvent, type 2 subtype 5); your privacy officer will be alerted.",
                     reason="no-permission")
+
+
+def decide_consent(*, role_org: str, gp_ods: str | None, episode: Episode) -> str:
+    """The legitimate relationship under which the caller records the patient's consent preference (the one the
+    viewing rules use), or a ``ScrError`` 403. The caller has checked activity B0020."""
+    lr = relationship(role_org, gp_ods, episode)
+    if lr is None:
+        raise forbidden("You have no legitimate relationship with this patient, so you cannot record their consent "
+                        f"preference: they are not registered with your organisation ({role_org}). If you are "
+                        "caring for them, self-claim a relationship first (POST /AuditEvent, type 1); your privacy "
+                        "officer will be alerted. A patient who has opted out can record a new preference only with "
+                        "their registered practice.", reason="no-relationship")
+    return lr
 
 
 # --- privacy alerts (POST /AuditEvent) ------------------------------------------------------------------------
