@@ -98,4 +98,6 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0) -
     finally:
         server.should_exit = True
         thread.join(10)
+        if service.deliverer is not None:  # else it polls the store after the test has closed it
+            service.deliverer.stop()
         service.audit.close()
