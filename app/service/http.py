@@ -64,11 +64,16 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+def plain_outcome(issue_code: str, diagnostics: str) -> dict[str, Any]:
+    """The OperationOutcome for a refusal made before any route is chosen (no Spine error code applies)."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": issue_code, "diagnostics": diagnostics}]}
+
+
 def too_large(limit: int) -> Response:
     """413 and ``Connection: close``: the rest of the body is never read, so the connection cannot be reused."""
-    return Response.json(413, {"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "too-long", "diagnostics": f"request body over {limit} bytes"}]},
-        headers=[("connection", "close")])
+    return Response.json(413, plain_outcome("too-long", f"request body over {limit} bytes"),
+                         headers=[("connection", "close")])
 
 
 async def read_body(scope: Mapping[str, Any], receive: Callable[..., Any], limit: int) -> bytes | None:
