@@ -58,13 +58,14 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
     import uvicorn
 
     from app.service.runtime import ServiceConfig, build_service
-    from app.service.server import KEEP_ALIVE_SECONDS
+    from app.service.server import uvicorn_config
 
     port = free_port(host)
     url = f"http://{host}:{port}"
-    service = build_service(ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir)), store=store)
-    server = uvicorn.Server(uvicorn.Config(service.app, host=host, port=port, log_level="warning", lifespan="off",
-                                           access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS))
+    config = ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir))
+    service = build_service(config, store=store)
+    server = uvicorn.Server(uvicorn_config(service.app, config.limits, host=host, port=port, log_level="warning",
+                                           lifespan="off", access_log=False))
     thread = threading.Thread(target=server.run, name="training-service", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

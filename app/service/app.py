@@ -11,7 +11,7 @@ from typing import Any
 from app.service.api import audit, auth, cpis, flags, pds, scr
 from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
 from app.service.fhir.outcome import FhirError
-from app.service.http import Request, Response, Router, asgi_app
+from app.service.http import MAX_BODY, Request, Response, Router, asgi_app
 from app.service.openapi import document
 from app.service.store import StoreError
 
@@ -117,7 +117,8 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
     return handle
 
 
-def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None) -> Any:
+def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None,
+               max_body: int = MAX_BODY) -> Any:
     return asgi_app(make_handler(build_router(ctx, document())), audit_failed=error_response(AUDIT_FAILED),
                     retry_on=InProgress, retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING),
-                    threads=threads, on_shutdown=on_shutdown)
+                    threads=threads, on_shutdown=on_shutdown, max_body=max_body)

@@ -56,6 +56,47 @@ class Response:
 Handler = Callable[[Request], Response]
 
 
+class BodyTooLarge(Exception):
+    """The request body is, or says it will be, larger than ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes")
+        self.limit = limit
+
+
+def plain_outcome(issue_code: str, diagnostics: str) -> dict[str, Any]:
+    """The OperationOutcome for a refusal made before any route is chosen (no Spine error code applies)."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": issue_code, "diagnostics": diagnostics}]}
+
+
+def too_large(limit: int) -> Response:
+    """413 and ``Connection: close``: the rest of the body is never read, so the connection cannot be reused."""
+    return Response.json(413, plain_outcome("too-long", f"request body over {limit} bytes"),
+                         headers=[("connection", "close")])
+
+
+async def read_body(scope: Mapping[str, Any], receive: Callable[..., Any], limit: int) -> bytes | None:
+    """The whole request body, or ``None`` if the client went away first.
+
+    Raises :class:`BodyTooLarge` before reading anything when ``Content-Length`` declares more than ``limit``,
+    and as soon as the bytes received pass ``limit`` (chunked bodies declare nothing); the rest is never read.
+    """
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length" and value.strip().isdigit() and int(value) > limit:
+            raise BodyTooLarge(limit)
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+        if not message.get("more_body"):
+            return bytes(body)
+
+
 class Router:
     """Method + path pattern (``{name}`` segments) → handler. Unknown path 404, wrong method 405."""
 
@@ -81,7 +122,8 @@ class Router:
 
 def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *, audit_failed: Response,
              retry_on: type[Exception] | None = None, retry_for: float = 10.0, gave_up: Response | None = None,
-             threads: int = 0, on_shutdown: Callable[[], None] | None = None) -> Callable[..., Any]:
+             threads: int = 0, on_shutdown: Callable[[], None] | None = None,
+             max_body: int = MAX_BODY) -> Callable[..., Any]:
     """An ASGI 3 application around ``handle``, which returns a response and the audit commits it waits for.
 
     ``threads=0`` (the default) runs handlers inline on the event loop: their synchronous work is a few
@@ -89,7 +131,9 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
     threads gave a fifth of one thread's read rate). The only long wait — the audit commit — is awaited
     without holding a thread. ``threads>0`` runs handlers on a pool instead (for stores with slow round trips).
     A handler raising ``retry_on`` (another process is answering the same request) runs again after yielding
-    to the loop, for up to ``retry_for`` seconds, then ``gave_up`` is sent.
+    to the loop, for up to ``retry_for`` seconds, then ``gave_up`` is sent. A body over ``max_body`` bytes is
+    refused (413, connection closed) as soon as that is known: from ``Content-Length`` before reading any of it,
+    or from the running total of a chunked body, so no more than ``max_body`` is ever buffered.
     """
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="service") if threads else None
 
@@ -108,52 +152,49 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
                     return
         if scope["type"] != "http":
             return
-        body, too_big = bytearray(), False
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY:
-                too_big = True
-            if not message.get("more_body"):
-                break
+        try:
+            body = await read_body(scope, receive, max_body)
+        except BodyTooLarge as exc:
+            await _send(send, too_large(exc.limit))
+            return
+        if body is None:
+            return
         request = Request(
             method=scope["method"], path=scope["path"],
             query=parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
-            body=b"" if too_big else bytes(body))
-        if too_big:
-            response = Response.json(413, {"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "too-long", "diagnostics": f"request body over {MAX_BODY} bytes"}]})
-        else:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + retry_for
-            while True:
-                try:
-                    if pool is None:
-                        response, pending = handle(request)
-                    else:
-                        response, pending = await loop.run_in_executor(pool, handle, request)
-                    break
-                except Exception as exc:
-                    if retry_on is None or gave_up is None or not isinstance(exc, retry_on):
-                        raise
-                    if loop.time() > deadline:
-                        response, pending = Response(gave_up.status, gave_up.body, list(gave_up.headers)), []
-                        break
-                    await asyncio.sleep(0.02)
+            body=body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + retry_for
+        while True:
             try:
-                for future in pending:
-                    await asyncio.wrap_future(future)
-            except Exception:
-                log.exception("audit write failed; the response is withheld")
-                response = Response(audit_failed.status, audit_failed.body, list(audit_failed.headers))
-                for name in ("x-request-id", "x-correlation-id"):
-                    if request.header(name):
-                        response.headers.append((name, request.header(name) or ""))
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
-        await send({"type": "http.response.body", "body": response.body})
+                if pool is None:
+                    response, pending = handle(request)
+                else:
+                    response, pending = await loop.run_in_executor(pool, handle, request)
+                break
+            except Exception as exc:
+                if retry_on is None or gave_up is None or not isinstance(exc, retry_on):
+                    raise
+                if loop.time() > deadline:
+                    response, pending = Response(gave_up.status, gave_up.body, list(gave_up.headers)), []
+                    break
+                await asyncio.sleep(0.02)
+        try:
+            for future in pending:
+                await asyncio.wrap_future(future)
+        except Exception:
+            log.exception("audit write failed; the response is withheld")
+            response = Response(audit_failed.status, audit_failed.body, list(audit_failed.headers))
+            for name in ("x-request-id", "x-correlation-id"):
+                if request.header(name):
+                    response.headers.append((name, request.header(name) or ""))
+        await _send(send, response)
 
     return app
+
+
+async def _send(send: Callable[..., Any], response: Response) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]})
+    await send({"type": "http.response.body", "body": response.body})

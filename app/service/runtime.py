@@ -26,6 +26,7 @@ from app.service.app import build_asgi
 from app.service.cpis_delivery import Deliverer, lease_seconds
 from app.service.domain.auth import AuthService
 from app.service.domain.rbac import load_role_table
+from app.service.limits import HttpLimits
 from app.service.store import AuditWriter, Store, open_store
 from app.service.store.cpis_writer import CpisAccessWriter
 
@@ -43,6 +44,7 @@ class ServiceConfig:
     crls: tuple[str, ...] = ()
     role_table: str = str(ROLE_TABLE)
     threads: int = 0  # 0: handlers inline on the event loop (see app.service.http.asgi_app)
+    limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:
@@ -53,6 +55,7 @@ class ServiceConfig:
         doc = json.loads(os.environ[ENV])
         for key in ("anchors", "intermediates", "crls"):
             doc[key] = tuple(doc.get(key, ()))
+        doc["limits"] = HttpLimits(**doc.get("limits", {}))
         return cls(**doc)
 
 
@@ -96,7 +99,8 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
                          cpis_writer=CpisAccessWriter(store), base_url=config.base_url, clock=clock)
     holder: list[Service] = []
-    app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close())
+    app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close(),
+                     max_body=config.limits.max_body)
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()
     service = Service(store, audit, ctx, app, deliverer)
     holder.append(service)

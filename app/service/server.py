@@ -6,19 +6,23 @@ import os
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from app.service.limits import HttpLimits
+from app.service.protocol import LimitedHttpToolsProtocol
 from app.service.runtime import ENV, ServiceConfig
-
-# uvicorn's default (5 s) closes idle keep-alive connections so soon that a client reusing one races the close
-# and sees a reset (seen under 50 concurrent retrying clients); 75 s outlasts common proxy idle timeouts.
-KEEP_ALIVE_SECONDS = 75
 
 
 class _Config(uvicorn.Config):
-    """uvicorn's config with its TLS context tightened: TLS 1.2 minimum, no compression, server cipher order."""
+    """uvicorn's config with its TLS context tightened (TLS 1.2 minimum, no compression, server cipher order) and
+    carrying the request limits to the connection protocol (it is pickled into each worker process)."""
+
+    def __init__(self, app: Any, *, limits: HttpLimits, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.limits = limits
 
     def load(self) -> None:
         super().load()
@@ -37,6 +41,15 @@ class _Workers(Multiprocess):
                 os.kill(process.pid, signal.SIGHUP)
 
 
+def uvicorn_config(app: Any, limits: HttpLimits, **options: Any) -> uvicorn.Config:
+    """The one uvicorn configuration every server of the service uses (``options``: host, port, TLS, logging …).
+
+    HTTP/1.1 through httptools with the limits uvicorn lacks (``app.service.protocol``), no WebSocket support (the
+    service has none to offer), keep-alive from ``limits``."""
+    return _Config(app, limits=limits, http=LimitedHttpToolsProtocol, ws="none", timeout_keep_alive=limits.keep_alive,
+                   **options)
+
+
 @dataclass(frozen=True)
 class Listen:
     host: str = "127.0.0.1"
@@ -50,11 +63,11 @@ def serve(config: ServiceConfig, listen: Listen) -> None:
     """Run until SIGINT/SIGTERM; SIGHUP makes every worker re-read its CRLs. Workers build their own service from
     ``config`` (passed in the environment)."""
     os.environ[ENV] = config.to_env()
-    uv = _Config("app.service.runtime:create_app", factory=True, host=listen.host, port=listen.port,
-                 workers=listen.workers, loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                 ssl_certfile=listen.tls_cert, ssl_keyfile=listen.tls_key, log_level="warning",
-                 timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                 proxy_headers=False)  # nothing uses the client address; skip the per-request middleware
+    uv = uvicorn_config("app.service.runtime:create_app", config.limits, factory=True, host=listen.host,
+                        port=listen.port, workers=listen.workers, loop="uvloop", lifespan="on",
+                        access_log=False, ssl_certfile=listen.tls_cert, ssl_keyfile=listen.tls_key,
+                        log_level="warning", timeout_graceful_shutdown=10,
+                        proxy_headers=False)  # nothing uses the client address; skip the per-request middleware
     server = uvicorn.Server(uv)
     if listen.workers > 1:
         sock = uv.bind_socket()

@@ -21,7 +21,7 @@ from app.service.domain import cpis_rules as rules
 from app.service.domain.auth import token_hash
 from app.service.runtime import ServiceConfig, build_service
 from app.service.seed import cpis as seed_cpis
-from app.service.server import KEEP_ALIVE_SECONDS
+from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, SearchFilter, Store
 from app.service.store.base_cpis import CpisPlan
 from app.wire import CPIS_BASE
@@ -113,10 +113,11 @@ def serve_cpis(store: Store, ca: TrainingCA, *, patients: int = 60) -> Iterator[
     tokens = add_cpis_people(store)
     children = add_plans(store)
     port = free_port()
-    service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                          training_pki=str(ca.directory)), store=store)
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS))
+    service_config = ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
+                                   training_pki=str(ca.directory))
+    service = build_service(service_config, store=store)
+    server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

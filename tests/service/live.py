@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
+from app.service.limits import HttpLimits
 from app.service.runtime import ServiceConfig, build_service
 from app.service.seed.patients import generate_patients
-from app.service.server import KEEP_ALIVE_SECONDS
+from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, Store
 from app.wire import PDS_BASE, login_message
 
@@ -80,14 +81,17 @@ def seed(store: Store, ca: TrainingCA, patients: int = 300) -> tuple[dict, dict]
 
 
 @contextmanager
-def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0) -> Iterator[Live]:
-    """A live server over ``store``; ``threads`` > 0 runs handlers on a pool (0: the production default)."""
+def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
+          limits: HttpLimits | None = None) -> Iterator[Live]:
+    """A live server over ``store``, configured as production's; ``threads`` > 0 runs handlers on a pool (0: the
+    production default); ``limits`` replaces the production request limits."""
     keys, certs = seed(store, ca, patients)
     port = free_port()
-    service = build_service(ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                          training_pki=str(ca.directory), threads=threads), store=store)
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS))
+    service_config = ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
+                                   training_pki=str(ca.directory), threads=threads, limits=limits or HttpLimits())
+    service = build_service(service_config, store=store)
+    server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -98,4 +102,6 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0) -
     finally:
         server.should_exit = True
         thread.join(10)
+        if service.deliverer is not None:  # else it polls the store after the test has closed it
+            service.deliverer.stop()
         service.audit.close()
