@@ -213,3 +213,64 @@ def test_empty_search_is_an_empty_bundle() -> None:
     body = search_response(parse_search({"family": ["Nobody"], "birthdate": ["1900-01-01"]}), SANDBOX,
                            base_url=BASE, timestamp=NOW)
     assert (body["resourceType"], body["type"], body["total"], body["entry"]) == ("Bundle", "searchset", 0, [])
+
+
+def _very_restricted(row: PatientRow) -> PatientRow:
+    resource = {**row.resource, "meta": {**row.resource["meta"], "security": [fp.security_label("V")]}}
+    return fp.to_row(resource)
+
+
+def test_phone_and_email_never_decide_or_score_a_restricted_patient() -> None:
+    """For a restricted (R or V) patient, a right and a wrong phone or e-mail give the same answer — presence,
+    order and score — in every mode, when the other criteria match; and never return them when they do not."""
+    telecom = (fp.contact_point("email", "ann.smith@example.com"), fp.contact_point("phone", "01632 960123"))
+    restricted = person(1, "Smith", ["Ann"], "1980-01-01", restricted=True, telecom=telecom)
+    very = _very_restricted(person(2, "Smith", ["Ann", "Jo"], "1980-01-01", telecom=(
+        fp.contact_point("phone", "01632 960555"),)))
+    no_telecom = person(3, "Smyth", ["Ann"], "1980-01-01", restricted=True)
+    open_row = person(4, "Smith", ["Ann"], "1980-01-01", telecom=(fp.contact_point("phone", "01632 960777"),))
+    rows = [restricted, very, no_telecom, open_row]
+    assert very.restricted and fp.security_code(very.resource) == "V"
+    restricted_numbers = {r.nhs_number for r in rows if r.restricted}
+    modes = [{"family": ["Smith"], "birthdate": ["eq1980-01-01"]},
+             {"family": ["Sm*"], "birthdate": ["eq1980-01-01"]},  # a wildcard: the other criteria score < 1.0
+             {"family": ["Smith"], "given": ["Ann"], "birthdate": ["eq1980-01-01"], "_history": ["true"]},
+             {"family": ["Smith"], "given": ["Ann"], "birthdate": ["eq1980-01-01"], "_exact-match": ["true"]},
+             {"family": ["Smith"], "given": ["Ann"], "birthdate": ["eq1980-01-01"], "_fuzzy-match": ["true"]},
+             {"family": ["Smith"], "given": ["Anne"], "birthdate": ["eq1980-01-01"], "_fuzzy-match": ["true"]}]
+    for base in modes:
+        for name, right, wrong in (("phone", "01632960123", "01632960124"),
+                                   ("email", "ann.smith@example.com", "ann.smyth@example.com")):
+            answers = [[(n, s) for n, s in search({**base, name: [v]}, rows) if n in restricted_numbers]
+                       for v in (right, wrong, "+441632960555" if name == "phone" else "x.y@example.org")]
+            assert answers[0] and answers[0] == answers[1] == answers[2], (base, name, answers)
+            assert restricted.nhs_number in [n for n, _ in answers[0]], (base, name)
+            # a score is the same as with the other criteria alone when those match exactly, and otherwise
+            # is what a matching number would add
+            alone = dict(search(base, rows))
+            for nhs, value in answers[0]:
+                assert value >= alone[nhs], (base, name, nhs)
+            both = [(n, s) for n, s in search({**base, "phone": ["01632960124"], "email": ["a.b@example.com"]},
+                                              rows) if n in restricted_numbers]
+            assert [n for n, _ in both] == [n for n, _ in answers[0]], (base, both)
+    # the other criteria decide: a wrong birth date or name returns no restricted patient, right number or not
+    for params in ({"family": ["Smith"], "birthdate": ["eq1980-01-02"]},
+                   {"family": ["Jones"], "birthdate": ["eq1980-01-01"]}):
+        for phone in ("01632960123", "01632960124"):
+            assert search({**params, "phone": [phone]}, rows) == []
+    # still never returned to a postcode or GP practice search, whatever the phone
+    assert search({"family": ["Smith"], "birthdate": ["eq1980-01-01"], "address-postalcode": ["LS1 6AE"],
+                   "phone": ["01632960123"]}, rows) == []
+
+
+def test_phone_and_email_still_decide_for_patients_who_are_not_restricted() -> None:
+    telecom = (fp.contact_point("email", "Bo.Green@Example.com"), fp.contact_point("phone", "01632 960321"))
+    rows = [person(1, "Green", ["Bo"], "1975-05-05", telecom=telecom), person(2, "Green", ["Bo"], "1975-05-05")]
+    for base in ({"family": ["Green"], "birthdate": ["eq1975-05-05"]},
+                 {"family": ["Green"], "given": ["Bo"], "birthdate": ["eq1975-05-05"], "_fuzzy-match": ["true"]}):
+        assert search({**base, "phone": ["01632960321"]}, rows) == [(rows[0].nhs_number, 1.0)]
+        assert search({**base, "email": ["bo.green@example.com"]}, rows) == [(rows[0].nhs_number, 1.0)]
+        assert search({**base, "phone": ["01632960322"]}, rows) == []
+        assert search({**base, "email": ["bo.grey@example.com"]}, rows) == []
+    wildcard = {"family": ["Gr*"], "birthdate": ["eq1975-05-05"]}
+    assert search({**wildcard, "phone": ["01632960321"]}, rows)[0][1] > search(wildcard, rows)[0][1]

@@ -11,6 +11,11 @@ Fuzzy: names match by Soundex or Jaro-Winkler >= 0.75 (either way round, for tra
 held; date of death, GP practice and postcode (when not needed to narrow) only affect the score; birth date,
 gender, email and phone must still match.
 
+Restricted (R or V) patients: their phone numbers and e-mail addresses are withheld, so a phone or e-mail
+criterion never decides whether they are returned and never changes their score: it counts as
+``WITHHELD_CONTACT`` whatever was searched (a right and a wrong number give the same answer). They are returned,
+or not, on the other criteria alone.
+
 Always excluded: superseded and invalidated records, and restricted patients when the search used a postcode
 or GP practice (the store excludes them too; this is the second line).
 """
@@ -34,6 +39,13 @@ SOUNDEX_FLOOR = 0.9  # a Soundex-equal name scores at least this
 HISTORIC = 0.95
 TRANSPOSED = 0.95
 PHONE_SYSTEMS = frozenset({"phone", "other", "sms"})
+# What a phone or e-mail criterion scores for a restricted (R or V) patient, whose telecoms PDS withholds: the
+# same constant whatever was searched, and the value is never compared. If a right number could return the
+# patient, or score higher, than a wrong one, the search would confirm a guessed number. 1.0, as if it matched:
+# the criterion still adds to the score of a patient the other criteria matched, as it does for everyone else
+# (NHS's sandbox finds 9000000025 by name, e-mail and phone with 1.0); with 0.0 a restricted patient could never
+# be an exact match, so `_exact-match` would never find them once a phone or e-mail was given.
+WITHHELD_CONTACT = 1.0
 
 _NameEntry = tuple[str, tuple[str, ...], bool]  # family key, given keys, current?
 
@@ -152,13 +164,19 @@ def score(q: PatientSearch, row: PatientRow) -> float | None:
             return None
         parts["death"] = 1.0 if died else 0.0
     if q.email is not None:
-        if q.email not in (v.lower() for v in _telecom(resource, frozenset({"email"}))):
+        if row.restricted:  # withheld: never compared, see WITHHELD_CONTACT
+            parts["email"] = WITHHELD_CONTACT
+        elif q.email in (v.lower() for v in _telecom(resource, frozenset({"email"}))):
+            parts["email"] = 1.0
+        else:
             return None
-        parts["email"] = 1.0
     if q.phone is not None:
-        if q.phone not in (phone_key(v) for v in _telecom(resource, PHONE_SYSTEMS)):
+        if row.restricted:
+            parts["phone"] = WITHHELD_CONTACT
+        elif q.phone in (phone_key(v) for v in _telecom(resource, PHONE_SYSTEMS)):
+            parts["phone"] = 1.0
+        else:
             return None
-        parts["phone"] = 1.0
     total = sum(WEIGHTS[k] * v for k, v in parts.items()) / sum(WEIGHTS[k] for k in parts)
     return round(min(total * factor, 1.0), 4)
 

@@ -109,9 +109,9 @@ class PatientSearch:
     @property
     def excludes_restricted(self) -> bool:
         """Restricted patients are never returned to a search by postcode or registered GP practice."""
-        # Phone and e-mail searches DO match restricted patients, as NHS's PDS does (its sandbox finds
-        # 9000000025 by name + e-mail + phone); the values are never returned. That a match confirms a guessed
-        # value is an open question recorded in docs/decisions/restricted-patients.md.
+        # Phone and e-mail do not exclude them: for restricted patients those criteria are never compared and
+        # score a constant (pds_rank.WITHHELD_CONTACT), so a search cannot confirm a guessed number or e-mail;
+        # see docs/decisions/restricted-patients.md.
         return self.postcode is not None or self.general_practitioner is not None
 
 
