@@ -24,6 +24,21 @@ class ConfigError(AppError):
         self.problem = problem
 
 
+class PlainHttpRefused(AppError):
+    """Production mode, and the service would serve plain HTTP where it is not known to sit behind a TLS proxy.
+
+    ``loopback``: the address is loopback only (then naming the proxy is enough); ``proxy``: the proxy named in the
+    site configuration (None: none); ``site_config``: the site configuration file where it would be named."""
+
+    def __init__(self, host: str, port: int, *, loopback: bool, proxy: str | None, site_config: str) -> None:
+        super().__init__(f"production service without TLS on {host}:{port}")
+        self.host = host
+        self.port = port
+        self.loopback = loopback
+        self.proxy = proxy
+        self.site_config = site_config
+
+
 # --- smartcards ---------------------------------------------------------------------------------------------
 
 
@@ -292,6 +307,19 @@ def user_text(error: BaseException) -> str:
                     "unknown. Ask IT to check the Spine Desk installation.")
         case NoRoleAvailable(detail=detail):
             return f"You cannot work here yet: {detail}. Ask your registration authority to assign you a role."
+        case PlainHttpRefused(host=host, port=port, loopback=loopback, proxy=proxy, site_config=site):
+            certificate = (f"give the service its TLS certificate and key (--tls-cert FILE --tls-key FILE, or "
+                           f"[service] tls_cert and tls_key in {site})")
+            proxy_note = (f" (the proxy {proxy} named in {site} is only for a service bound to loopback)"
+                          if proxy else "")
+            if loopback:
+                return (f"The service will not serve plain HTTP on {host}:{port} in production: no TLS-terminating "
+                        f"proxy is named for it. Name the proxy in front of it in {site} as [service] tls_proxy = "
+                        f"\"https://…\", or {certificate}. Nothing was started.")
+            return (f"The service will not serve plain HTTP on {host}:{port} in production: patient data would "
+                    f"cross the network unencrypted{proxy_note}. Either {certificate}, or bind it to loopback "
+                    f"(--host 127.0.0.1) behind a TLS-terminating proxy named in {site} as [service] tls_proxy = "
+                    f"\"https://…\". Nothing was started.")
         case ConfigError(path=path, problem=problem):
             return f"The configuration file {path} is not valid: {problem}. Ask IT to correct it."
         case AppError():
