@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.config import Settings
-from app.errors import AppError, PlainHttpRefused
+from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,6 +81,19 @@ def _tls(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path] | No
     return None
 
 
+def check_tls_files(cert: Path, key: Path) -> None:
+    """Load the certificate and key as the server will, so a bad pair is a sentence, not a traceback from uvicorn.
+    An encrypted key is refused rather than prompted for: nobody is there to type its password."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:  # not PEM, encrypted, or not a pair
+        raise TlsFilesUnusable(str(cert), str(key), exc.reason or str(exc)) from exc
+    except (OSError, ValueError) as exc:  # missing or unreadable
+        raise TlsFilesUnusable(str(cert), str(key), getattr(exc, "strerror", None) or str(exc)) from exc
+
+
 def is_loopback(host: str) -> bool:
     """Only addresses in 127.0.0.0/8 and ::1; never 0.0.0.0, :: or a host name (not even localhost: what a name
     resolves to is not this configuration's to say)."""
@@ -124,6 +137,8 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
         from app.service.server import Listen, serve
 
         require_tls(args, settings)  # before anything is opened or listens
+        if tls:
+            check_tls_files(*tls)
         config = _config(args, settings)
         with open_store(config.database) as store:  # migrate once before workers start; seed if asked
             if args.seed and store.get_patient("9000000009") is None:

@@ -39,6 +39,17 @@ class PlainHttpRefused(AppError):
         self.site_config = site_config
 
 
+class TlsFilesUnusable(AppError):
+    """The service's TLS certificate and key cannot be loaded: missing, unreadable, not PEM, the key encrypted or
+    not the certificate's. ``detail`` is what the TLS library said."""
+
+    def __init__(self, cert: str, key: str, detail: str) -> None:
+        super().__init__(f"TLS certificate {cert} and key {key}: {detail}")
+        self.cert = cert
+        self.key = key
+        self.detail = detail
+
+
 # --- smartcards ---------------------------------------------------------------------------------------------
 
 
@@ -320,6 +331,10 @@ def user_text(error: BaseException) -> str:
                     f"cross the network unencrypted{proxy_note}. Either {certificate}, or bind it to loopback "
                     f"(--host 127.0.0.1) behind a TLS-terminating proxy named in {site} as [service] tls_proxy = "
                     f"\"https://…\". Nothing was started.")
+        case TlsFilesUnusable(cert=cert, key=key, detail=detail):
+            return (f"The service's TLS certificate {cert} and key {key} cannot be used ({detail}). Check that both "
+                    "files exist and this user can read them, that they are PEM, that the key is not encrypted and "
+                    "belongs to the certificate. Nothing was started.")
         case ConfigError(path=path, problem=problem):
             return f"The configuration file {path} is not valid: {problem}. Ask IT to correct it."
         case AppError():

@@ -35,6 +35,7 @@ CASES = [
      "only for a service bound to loopback"),
     (e.PlainHttpRefused("127.0.0.1", 8443, loopback=True, proxy=None, site_config="/etc/x.toml"),
      "[service] tls_proxy"),
+    (e.TlsFilesUnusable("/etc/s.pem", "/etc/s.key", "KEY_VALUES_MISMATCH"), "belongs to the certificate"),
     (e.ServiceUnreachable("https://spine.test", "connection refused"), "cannot be reached"),
     (e.ServiceRejected(401, "unknown-card", "this smartcard is not registered"), "did not accept your login"),
     (e.ServiceRejected(403, "ACCESS_DENIED", "no access"), "ask your sponsor"),

@@ -166,3 +166,17 @@ def test_behind_the_proxy_links_in_answers_point_at_the_proxy(tmp_path):
     args = argparse.Namespace(host="127.0.0.1", port=8443, database=f"sqlite:///{tmp_path}/s.db", tls_cert=None,
                               tls_key=None)
     assert _config(args, settings).base_url == PROXY
+
+
+def test_an_unusable_certificate_or_key_is_named_not_a_traceback(tmp_path):
+    """The site configuration names a certificate that is not there, or a key that is not the certificate's."""
+    cert, _ = write_self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, wrong_key = write_self_signed(other)
+    for name, (c, k) in {"missing": (tmp_path / "absent.pem", wrong_key), "mismatched": (cert, wrong_key)}.items():
+        site, port = site_file(tmp_path, f'tls_cert = "{c}"\ntls_key = "{k}"\n'), free_port()
+        done = refused(tmp_path, site, "--host", "0.0.0.0", "--port", str(port))
+        assert done.returncode == 1, (name, done.stderr)
+        assert "Traceback" not in done.stderr and not listening(port), (name, done.stderr)
+        assert f"TLS certificate {c} and key {k} cannot be used" in done.stderr, (name, done.stderr)
