@@ -18,9 +18,11 @@ from typing import TextIO
 
 from app import __version__, cli_service
 from app.config import DEFAULT_VPCD_PORT, Settings, load_settings
-from app.errors import AppError, InvalidPinFormat, user_text
+from app.errors import AppError, InvalidPinFormat, PlainHttpRefused, user_text
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+# 3 is a command's own verdict (wes check could not run, audit chain broken); 4: a service refused to start because
+# its configuration is unsafe to serve (production without TLS), nothing was started.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 4
 log = logging.getLogger("spinedesk")
 
 
@@ -185,6 +187,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if args.command == "login":
             return cli_service.run_login(args, settings, stdout, stdin)
         return _client(settings, stdout)
+    except PlainHttpRefused as exc:
+        log.warning("service refused to start: %s", exc)
+        print(user_text(exc), file=sys.stderr)
+        return EXIT_REFUSED
     except AppError as exc:
         log.info("command failed: %s", type(exc).__name__)
         print(user_text(exc), file=sys.stderr)

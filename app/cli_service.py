@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from app.config import Settings
-from app.errors import AppError
+from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,8 +20,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     svc.add_argument("--workers", type=int, default=1, help="worker processes (use PostgreSQL for more than one "
                      "machine; SQLite works for several processes on one machine)")
     svc.add_argument("--seed", type=int, metavar="N", help="seed N synthetic patients first if none are stored")
-    svc.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+) with this certificate (PEM)")
-    svc.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    svc.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+) with this certificate (PEM; default: "
+                     "the site configuration's [service] tls_cert). Production never serves plain HTTP, except on "
+                     "loopback behind the TLS proxy the site configuration names ([service] tls_proxy)")
+    svc.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM; default: [service] tls_key)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
@@ -70,12 +73,57 @@ def _database(args: argparse.Namespace, settings: Settings) -> str:
     return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
 
 
+def _tls(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with: the options', else the site configuration's, else none."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise AppError("give both --tls-cert and --tls-key, or neither")
+    if args.tls_cert:
+        return args.tls_cert, args.tls_key
+    if settings.service_tls_cert and settings.service_tls_key:
+        return settings.service_tls_cert, settings.service_tls_key
+    return None
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """Load the certificate and key as the server will, so a bad pair is a sentence, not a traceback from uvicorn.
+    An encrypted key is refused rather than prompted for: nobody is there to type its password."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:  # not PEM, encrypted, or not a pair
+        raise TlsFilesUnusable(str(cert), str(key), exc.reason or str(exc)) from exc
+    except (OSError, ValueError) as exc:  # missing or unreadable
+        raise TlsFilesUnusable(str(cert), str(key), getattr(exc, "strerror", None) or str(exc)) from exc
+
+
+def is_loopback(host: str) -> bool:
+    """Only addresses in 127.0.0.0/8 and ::1; never 0.0.0.0, :: or a host name (not even localhost: what a name
+    resolves to is not this configuration's to say)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_tls(args: argparse.Namespace, settings: Settings) -> None:
+    """Production never serves plain HTTP, except on loopback behind the TLS proxy the site configuration names."""
+    if settings.training or _tls(args, settings):
+        return
+    loopback = is_loopback(args.host)
+    if not (loopback and settings.service_tls_proxy):
+        raise PlainHttpRefused(args.host, args.port, loopback=loopback, proxy=settings.service_tls_proxy,
+                               site_config=str(settings.paths.site_config_file))
+
+
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
     from app.service.limits import HttpLimits
     from app.service.runtime import ServiceConfig
 
-    scheme = "https" if args.tls_cert else "http"
-    base = f"{scheme}://{args.host}:{args.port}"
+    tls = _tls(args, settings)
+    base = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    if not tls and not settings.training and settings.service_tls_proxy:
+        base = settings.service_tls_proxy  # links in answers point where clients reach the service: the proxy
     limits = HttpLimits().with_overrides(args.limit)
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
@@ -90,18 +138,22 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
     from app.commands import service as commands
     from app.service.store import open_store
 
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise AppError("give both --tls-cert and --tls-key, or neither")
+    tls = _tls(args, settings)
     if args.service_command is None:
         from app.service.server import Listen, serve
 
+        require_tls(args, settings)  # before anything is opened or listens
+        if tls:
+            check_tls_files(*tls)
         config = _config(args, settings)
         with open_store(config.database) as store:  # migrate once before workers start; seed if asked
             if args.seed and store.get_patient("9000000009") is None:
                 commands.seed(store, args.seed, 0, stdout)
-        print(f"Spine Desk service on {config.base_url} ({'training' if settings.training else 'production'}, "
+        where = (f"http://{args.host}:{args.port} behind the TLS proxy {settings.service_tls_proxy}"
+                 if not tls and not settings.training else config.base_url)
+        print(f"Spine Desk service on {where} ({'training' if settings.training else 'production'}, "
               f"{args.workers} worker(s)); Ctrl-C stops it.", file=stdout, flush=True)
-        cert, key = (str(args.tls_cert), str(args.tls_key)) if args.tls_cert else (None, None)
+        cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
         serve(config, Listen(args.host, args.port, args.workers, cert, key))
         return 0
     with open_store(_database(args, settings)) as store:

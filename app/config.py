@@ -7,6 +7,12 @@ off; users cannot switch it back on. Example::
     [service]
     url = "https://spine.example.nhs.uk"
     ca = "/etc/xdg/SpineDesk/service-ca.pem"      # CA that signed the service's TLS certificate
+    # Where `spinedesk service` runs: it never serves plain HTTP in production. Either its own TLS certificate and
+    # key (the --tls-cert / --tls-key options take precedence) …
+    tls_cert = "/etc/xdg/SpineDesk/service.pem"
+    tls_key = "/etc/xdg/SpineDesk/service.key"
+    # … or, for a service bound to loopback only (127.0.0.0/8, ::1), the TLS-terminating proxy in front of it:
+    # tls_proxy = "https://spine.example.nhs.uk"
 
     [trust]
     anchors = ["/etc/xdg/SpineDesk/nhs-root-g2.pem"]   # roots card certificates must chain to
@@ -83,6 +89,9 @@ class Settings:
     mode: Mode = Mode.TRAINING
     service_url: str | None = None
     service_ca: Path | None = None
+    service_tls_cert: Path | None = None  # the service's own certificate and key ([service] tls_cert, tls_key)
+    service_tls_key: Path | None = None
+    service_tls_proxy: str | None = None  # the https:// proxy that terminates TLS for a loopback-only service
     trust_anchors: tuple[Path, ...] = ()
     trust_intermediates: tuple[Path, ...] = ()
     trust_crls: tuple[Path, ...] = ()
@@ -105,8 +114,16 @@ def _paths(value: object, where: str, path: Path) -> tuple[Path, ...]:
     return tuple(Path(v) for v in value)
 
 
-_KEYS = {"service": {"url", "ca"}, "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"},
-         "wes": {"spec_version"}}
+def _path(value: object, where: str, path: Path) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(str(path), f"{where} must be a file path")
+    return Path(value)
+
+
+_KEYS = {"service": {"url", "ca", "tls_cert", "tls_key", "tls_proxy"}, "trust": {"anchors", "intermediates", "crls"},
+         "client": {"card_removal"}, "wes": {"spec_version"}}
 
 
 def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
@@ -142,11 +159,21 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         raise ConfigError(str(path), "[trust] anchors must name at least one root certificate file")
     ca = service.get("ca")
     spec = wes.get("spec_version")
+    tls_cert, tls_key = (_path(service.get(k), f"[service] {k}", path) for k in ("tls_cert", "tls_key"))
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError(str(path), "[service] tls_cert and tls_key must be set together, or neither")
+    proxy = service.get("tls_proxy")
+    if proxy is not None and (not isinstance(proxy, str) or not proxy.startswith("https://")):
+        raise ConfigError(str(path), "[service] tls_proxy must be the https:// address of the proxy that "
+                          "terminates TLS in front of the service")
     return Settings(
         paths=paths,
         mode=Mode.PRODUCTION,
         service_url=url.rstrip("/"),
         service_ca=Path(ca) if isinstance(ca, str) else None,
+        service_tls_cert=tls_cert,
+        service_tls_key=tls_key,
+        service_tls_proxy=proxy.rstrip("/") if proxy else None,
         trust_anchors=anchors,
         trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),

@@ -24,6 +24,32 @@ class ConfigError(AppError):
         self.problem = problem
 
 
+class PlainHttpRefused(AppError):
+    """Production mode, and the service would serve plain HTTP where it is not known to sit behind a TLS proxy.
+
+    ``loopback``: the address is loopback only (then naming the proxy is enough); ``proxy``: the proxy named in the
+    site configuration (None: none); ``site_config``: the site configuration file where it would be named."""
+
+    def __init__(self, host: str, port: int, *, loopback: bool, proxy: str | None, site_config: str) -> None:
+        super().__init__(f"production service without TLS on {host}:{port}")
+        self.host = host
+        self.port = port
+        self.loopback = loopback
+        self.proxy = proxy
+        self.site_config = site_config
+
+
+class TlsFilesUnusable(AppError):
+    """The service's TLS certificate and key cannot be loaded: missing, unreadable, not PEM, the key encrypted or
+    not the certificate's. ``detail`` is what the TLS library said."""
+
+    def __init__(self, cert: str, key: str, detail: str) -> None:
+        super().__init__(f"TLS certificate {cert} and key {key}: {detail}")
+        self.cert = cert
+        self.key = key
+        self.detail = detail
+
+
 # --- smartcards ---------------------------------------------------------------------------------------------
 
 
@@ -292,6 +318,23 @@ def user_text(error: BaseException) -> str:
                     "unknown. Ask IT to check the Spine Desk installation.")
         case NoRoleAvailable(detail=detail):
             return f"You cannot work here yet: {detail}. Ask your registration authority to assign you a role."
+        case PlainHttpRefused(host=host, port=port, loopback=loopback, proxy=proxy, site_config=site):
+            certificate = (f"give the service its TLS certificate and key (--tls-cert FILE --tls-key FILE, or "
+                           f"[service] tls_cert and tls_key in {site})")
+            proxy_note = (f" (the proxy {proxy} named in {site} is only for a service bound to loopback)"
+                          if proxy else "")
+            if loopback:
+                return (f"The service will not serve plain HTTP on {host}:{port} in production: no TLS-terminating "
+                        f"proxy is named for it. Name the proxy in front of it in {site} as [service] tls_proxy = "
+                        f"\"https://…\", or {certificate}. Nothing was started.")
+            return (f"The service will not serve plain HTTP on {host}:{port} in production: patient data would "
+                    f"cross the network unencrypted{proxy_note}. Either {certificate}, or bind it to loopback "
+                    f"(--host 127.0.0.1) behind a TLS-terminating proxy named in {site} as [service] tls_proxy = "
+                    f"\"https://…\". Nothing was started.")
+        case TlsFilesUnusable(cert=cert, key=key, detail=detail):
+            return (f"The service's TLS certificate {cert} and key {key} cannot be used ({detail}). Check that both "
+                    "files exist and this user can read them, that they are PEM, that the key is not encrypted and "
+                    "belongs to the certificate. Nothing was started.")
         case ConfigError(path=path, problem=problem):
             return f"The configuration file {path} is not valid: {problem}. Ask IT to correct it."
         case AppError():

@@ -47,11 +47,25 @@ def test_site_config_switches_training_off(tmp_path):
     ("[training]\nenabled = true", "unknown section"),
     ("service = 3", "must be a table"),
     ("[service]\nurl = 'https://x'\n[trust]\nanchors=['a']\ncrl=['c.pem']", "unknown key(s) crl"),
+    ("[service]\nurl = 'https://x'\ntls_proxy = 'http://proxy'\n[trust]\nanchors=['a']", "tls_proxy must be"),
+    ("[service]\nurl = 'https://x'\ntls_cert = 'c.pem'\n[trust]\nanchors=['a']", "set together"),
+    ("[service]\nurl = 'https://x'\ntls_key = 3\n[trust]\nanchors=['a']", "tls_key must be a file path"),
 ])
 def test_bad_site_config_names_the_file_and_the_field(tmp_path, text, problem):
     with pytest.raises(ConfigError) as err:
         parse_site_config(text, tmp_path / "site.toml", paths(tmp_path))
     assert problem in err.value.problem and str(tmp_path / "site.toml") == err.value.path
+
+
+def test_site_config_names_the_service_tls_or_its_proxy(tmp_path):
+    tls = parse_site_config(GOOD.replace("[trust]", "tls_cert = '/etc/s.pem'\ntls_key = '/etc/s.key'\n[trust]"),
+                            tmp_path / "site.toml", paths(tmp_path))
+    assert (tls.service_tls_cert, tls.service_tls_key, tls.service_tls_proxy) == (
+        Path("/etc/s.pem"), Path("/etc/s.key"), None)
+    proxied = parse_site_config(GOOD.replace("[trust]", "tls_proxy = 'https://spine.example.test/'\n[trust]"),
+                                tmp_path / "site.toml", paths(tmp_path))
+    assert proxied.service_tls_proxy == "https://spine.example.test" and proxied.service_tls_cert is None
+    assert parse_site_config(GOOD, tmp_path / "site.toml", paths(tmp_path)).service_tls_proxy is None
 
 
 def test_platform_paths_follow_xdg(monkeypatch, tmp_path):

@@ -28,9 +28,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def https(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tls")
+def write_self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, written to ``tmp`` as cert.pem and key.pem."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -43,6 +42,13 @@ def https(tmp_path_factory):
     (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                     serialization.NoEncryption()))
+    return tmp / "cert.pem", tmp / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tls")
+    write_self_signed(tmp)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", f"sqlite:///{tmp}/s.db",
                              "--port", str(port), "--tls-cert", str(tmp / "cert.pem"), "--tls-key",
