@@ -164,7 +164,7 @@ def test_behind_the_proxy_links_in_answers_point_at_the_proxy(tmp_path):
     site = site_file(tmp_path, f'tls_proxy = "{PROXY}/"\n')
     settings = load_settings({"SPINEDESK_SITE_CONFIG": str(site), "SPINEDESK_DATA_DIR": str(tmp_path / "data")})
     args = argparse.Namespace(host="127.0.0.1", port=8443, database=f"sqlite:///{tmp_path}/s.db", tls_cert=None,
-                              tls_key=None)
+                              tls_key=None, limit=[])
     assert _config(args, settings).base_url == PROXY
 
 
