@@ -157,7 +157,7 @@ def test_unscheduled_b0107_view_notifies_once_and_is_delivered_once(world: CpisW
 
 
 @pytest.mark.parametrize(("urid", "header", "notified", "access"), [
-    ("unsched-1", "false", False, "scheduled"),
+    ("unsched-1", "false", True, "unscheduled_by_role"),  # B0107 only: recorded and notified whatever the header
     ("sched-1", None, False, "unscheduled_denied"),
     ("sched-1", "true", False, "unscheduled_denied"),
     ("sched-1", "false", False, "scheduled"),
@@ -177,6 +177,19 @@ def test_who_notifies(world: CpisWorld, urid: str, header: str | None, notified:
         assert outcomes == []
     (record,) = records(world.store, r.request.headers["X-Request-ID"])
     assert record.details["access"] == access
+
+
+def test_unscheduled_role_cannot_opt_out_of_the_notification(world: CpisWorld) -> None:
+    """A B0107-only (unscheduled care) role that claims a scheduled view still sees the plans only with the access
+    recorded in the history and the local authority notified: the header cannot skip CP-IS's safeguard."""
+    nhs = world.children["cpp"]
+    history_before = len(world.store.cpis_access_history(nhs, limit=1000))
+    r, new = _unscheduled_view(world, "cpp", "unsched-1", "false")
+    assert r.json()["total"] == 1
+    assert [n.la_code for n in new] == ["TLA01"]
+    assert len(world.store.cpis_access_history(nhs, limit=1000)) == history_before + 1
+    (record,) = records(world.store, r.request.headers["X-Request-ID"])
+    assert record.details["access"] == "unscheduled_by_role" and record.details["notifications"] == [new[0].id]
 
 
 def test_two_local_authorities_get_one_notification_each(world: CpisWorld) -> None:
