@@ -271,5 +271,28 @@ def test_inbox_listing_needs_b0015_and_is_audited(world: CpisWorld) -> None:
     assert record.details["returned"] == [n["notification"]["patient"]["value"] for n in listed]
 
 
+def _inbox(world: CpisWorld, code: str, urid: str) -> httpx.Response:
+    return world.http.get(f"{world.url}/cpis/local-authority/{code}/notifications", headers=world.headers(urid))
+
+
+def test_inbox_listing_is_only_for_the_local_authoritys_own_roles(world: CpisWorld) -> None:
+    """A B0015 holder lists local authority X's inbox only if their role's organisation is X: another authority's
+    privacy officer and a hospital's are refused (403 ACCESS_DENIED, audited, no notification in the body)."""
+    made = world.care_team(world.children["cpp"], "unsched-1")  # a notification for TLA01
+    assert made.status_code == 200
+    assert wait_for(lambda: any(True for _ in world.store.cpis_inbox("TLA01")))
+    assert _inbox(world, "TLA01", "po-cpis-1").status_code == 200
+    assert _inbox(world, "TLA02", "po-cpis-2").status_code == 200
+    for code, urid in (("TLA01", "po-cpis-2"), ("TLA01", "po-hosp-1"), ("TLA02", "po-cpis-1"),
+                       ("NOPE", "po-cpis-1")):
+        headers = world.headers(urid)
+        r = world.http.get(f"{world.url}/cpis/local-authority/{code}/notifications", headers=headers)
+        assert r.status_code == 403 and error_code(r) == "ACCESS_DENIED", (code, urid, r.text)
+        assert world.children["cpp"] not in r.text and "notifications" not in r.json()
+        (record,) = records(world.store, headers["X-Request-ID"])
+        assert (record.action, record.outcome, record.role_profile_id) == ("cpis.inbox", "403", urid)
+        assert record.details["local_authority"] == code
+
+
 def test_the_audit_chain_is_intact(world: CpisWorld) -> None:
     assert world.store.verify_audit().ok
