@@ -111,6 +111,9 @@ def document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Bundle", **_json(BUNDLE)}, **_errors(400, 401, 403, 404)}}},
             "/audit/records": {"get": {
                 "summary": "Query the audit trail (privacy officers)", "operationId": "queryAudit",
+                "description": "Activity B0015 or B0016. Only records of accesses made under roles of the "
+                               "officer's own organisation (the role profile's ODS code) are returned, whatever "
+                               "the parameters; a role with no organisation: 403.",
                 "parameters": SESSION_HEADERS + [
                     {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                     for n in ("patient", "user", "action", "since", "until", "_count")],

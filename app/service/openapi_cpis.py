@@ -78,7 +78,9 @@ def paths() -> dict[str, Any]:
                 "summary": "List the notifications the built-in inbox received for a local authority",
                 "operationId": "cpisInboxList",
                 "description": "Activity B0015 (privacy officer: the people who review access to patient data in "
-                               "this service); audited with the NHS numbers listed. Most recent first.",
+                               "this service), in a role AT this local authority (the role profile's ODS code is "
+                               "{code}; any other organisation: 403); audited with the NHS numbers listed. Most "
+                               "recent first.",
                 "parameters": [*SESSION_HEADERS, code, count],
                 "responses": {"200": {"description": "notifications", **_json({"type": "object"},
                                                                               "application/json")},

@@ -34,7 +34,13 @@ CPIS_ROLES = {
     "unsched-1": ("una", "S8000:G8000:R8001", ("B0264", "B0107")),
     "sched-1": ("sam", "S8000:G8000:R8008", ("B0264", "B0170")),
     "both-1": ("bea", "S8000:G8000:R8000", ("B0264", "B0107", "B0170")),
-    "po-cpis-1": ("pat", "S8002:G8003:R8014", ("B0015",)),
+    "po-cpis-1": ("pat", "S8002:G8003:R8014", ("B0015",)),  # at local authority TLA01 (below)
+    "po-cpis-2": ("pia", "S8002:G8003:R8014", ("B0015",)),  # at local authority TLA02
+    "po-hosp-1": ("hal", "S8002:G8003:R8014", ("B0015",)),  # the hospital's privacy officer
+}
+ROLE_ORGS = {  # urid -> (ODS code, name) where not the hospital (RXX01)
+    "po-cpis-1": ("TLA01", "Northbridge Metropolitan Borough Council"),
+    "po-cpis-2": ("TLA02", "Eastmere County Council"),
 }
 
 
@@ -75,7 +81,8 @@ def add_cpis_people(store: Store) -> dict[str, str]:
     for urid, (user, code, acts) in CPIS_ROLES.items():
         if store.get_user(user) is None:
             store.add_user(user, user.title())
-        store.add_role_profile(RoleProfile(urid, user, "RXX01", "Training Hospital", code, code, acts))
+        org, org_name = ROLE_ORGS.get(urid, ("RXX01", "Training Hospital"))
+        store.add_role_profile(RoleProfile(urid, user, org, org_name, code, code, acts))
         tokens[urid] = session(store, user)
     for urid, user in (("clin-1", "alice"), ("clerk-1", "alice"), ("po-1", "bob"), ("none-1", "carol")):
         tokens[urid] = session(store, user)

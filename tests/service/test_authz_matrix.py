@@ -307,6 +307,79 @@ def test_urid_denials_of_an_authenticated_user_are_audited(world: World, endpoin
     assert len(records) == 1 and records[0].user_id == "bob" and records[0].outcome == "403", records
 
 
+OTHER_ORG = "B86001"  # another organisation (the seeded roles are all at A81001)
+
+
+def _other_org_people(w: World) -> dict[str, str]:
+    """A clinician and a privacy officer at OTHER_ORG: urid -> token."""
+    for user, urid, acts in (("frank", "clin-b", ("B0264", "B0825")), ("gina", "po-b", ("B0015", "B0016"))):
+        if w.store.get_user(user) is None:
+            w.store.add_user(user, user.title())
+        if w.store.get_role_profile(urid) is None:
+            w.store.add_role_profile(RoleProfile(urid, user, OTHER_ORG, "Other Trust", "S8000:G8000:R8000",
+                                                 "S8000:G8000:R8000", acts))
+    return {"clin-b": w.mint("frank"), "po-b": w.mint("gina")}
+
+
+def _audit_query(w: World, token: str, urid: str, **params: str) -> tuple[httpx.Response, str]:
+    request_id = str(uuid.uuid4())
+    r = w.http.get(f"{w.live.url}/audit/records", params=params, headers={
+        "Authorization": f"Bearer {token}", "NHSD-Session-URID": urid, "X-Request-ID": request_id})
+    return r, request_id
+
+
+def test_privacy_officer_sees_only_their_organisations_audit_trail(world: World) -> None:
+    """The audit query is scoped to the officer's organisation (the ODS code of their role profile): it returns the
+    records of accesses made under roles of that organisation and no other, filtered (200) rather than refused,
+    whatever the parameters (a patient, a user of another organisation, the whole trail). Each officer's query is
+    itself on their organisation's record."""
+    tokens = _other_org_people(world)
+    read_b = world.http.get(world.live.pds(f"/Patient/{NHS}"), headers={
+        "Authorization": f"Bearer {tokens['clin-b']}", "NHSD-Session-URID": "clin-b",
+        "X-Request-ID": (b_request := str(uuid.uuid4()))})
+    assert read_b.status_code == 200, read_b.text
+    read_a = world.http.get(world.live.pds(f"/Patient/{NHS}"), headers={
+        "Authorization": f"Bearer {world.token('alice')}", "NHSD-Session-URID": "clin-1",
+        "X-Request-ID": (a_request := str(uuid.uuid4()))})
+    assert read_a.status_code == 200, read_a.text
+    a_token = world.token("bob")
+    for params in ({"patient": NHS, "_count": "1000"}, {"_count": "1000"}, {"user": "frank", "_count": "1000"}):
+        # officer at A81001: A81001's records only
+        r, _ = _audit_query(world, a_token, "po-1", **params)
+        assert r.status_code == 200, r.text
+        found = r.json()["records"]
+        assert {x["org"] for x in found} <= {"A81001"}, (params, {x["org"] for x in found})
+        assert b_request not in {x["request_id"] for x in found}
+        assert (a_request in {x["request_id"] for x in found}) == ("user" not in params)
+        # officer at OTHER_ORG: theirs only
+        r, _ = _audit_query(world, tokens["po-b"], "po-b", **params)
+        assert r.status_code == 200, r.text
+        found = r.json()["records"]
+        assert {x["org"] for x in found} <= {OTHER_ORG}, (params, {x["org"] for x in found})
+        assert a_request not in {x["request_id"] for x in found}
+        assert b_request in {x["request_id"] for x in found}
+    _, request_id = _audit_query(world, tokens["po-b"], "po-b", patient=NHS)
+    (record,) = audit_for(world.store, request_id)
+    assert (record.action, record.org, record.outcome) == ("audit.query", OTHER_ORG, "200")
+    assert record.details["scope"] == {"org": OTHER_ORG}
+
+
+def test_privacy_officer_role_without_an_organisation_sees_nothing(world: World) -> None:
+    """Deny by default: a B0015 role with no organisation has no scope: 403, audited (not the whole trail, nor the
+    records that carry no organisation)."""
+    if world.store.get_user("hank") is None:
+        world.store.add_user("hank", "Hank")
+    if world.store.get_role_profile("po-none") is None:
+        world.store.add_role_profile(RoleProfile("po-none", "hank", "", "", "S8002:G8003:R8014", "S8002:G8003:R8014",
+                                                 ("B0015", "B0016")))
+    r, request_id = _audit_query(world, world.mint("hank"), "po-none")
+    assert r.status_code == 403 and r.json()["issue"][0]["details"]["coding"][0]["code"] == "ACCESS_DENIED", r.text
+    assert "records" not in r.json()
+    (record,) = audit_for(world.store, request_id)
+    assert (record.action, record.outcome, record.details) == ("audit.query", "403",
+                                                               {"reason": "role has no organisation"})
+
+
 def test_request_id_rules_come_after_authentication(world: World) -> None:
     """No credentials: 401 whatever else is wrong (nothing about the request is validated or echoed first)."""
     for headers in ({}, {"X-Request-ID": "not-a-uuid"}):

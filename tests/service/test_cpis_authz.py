@@ -1,5 +1,6 @@
 """Authorisation matrix for the CP-IS endpoints over real HTTP, on both stores: B0107 vs B0170 vs neither, the
-privacy officer's inbox listing, and every kind of bad credential (none, forged, expired, wrong/unknown/missing
+privacy officer's inbox listing (only the local authority's own: another authority's officer and a hospital's are
+refused), and every kind of bad credential (none, forged, expired, wrong/unknown/missing
 URID). Every cell checks the status, that a denial is an ACCESS_DENIED OperationOutcome carrying no CP-IS data,
 and the audit trail (a role denial of an authenticated user is audited; an unauthenticated request is not)."""
 
@@ -69,13 +70,16 @@ CALLERS: dict[str, tuple[Callable[[CpisWorld], tuple[str | None, str | None]], s
     "b0107+b0170": (_token("both-1"), "role"),
     "neither-b0264": (_token("clerk-1"), "role"),
     "no-activities": (_token("none-1"), "role"),
-    "privacy-officer": (_token("po-cpis-1"), "role"),
+    "privacy-officer": (_token("po-cpis-1"), "role"),  # at TLA01, whose inbox is listed
+    "privacy-officer-other-la": (_token("po-cpis-2"), "role"),  # at TLA02
+    "privacy-officer-hospital": (_token("po-hosp-1"), "role"),  # at RXX01
 }
 USERS = {"b0107": "una", "b0170": "sam", "b0107+b0170": "bea", "neither-b0264": "alice", "no-activities": "carol",
-         "privacy-officer": "pat"}
+         "privacy-officer": "pat", "privacy-officer-other-la": "pia", "privacy-officer-hospital": "hal"}
 ALLOWED = {"b0107": {"careteam", "auditevent"}, "b0170": {"careteam", "auditevent"},
            "b0107+b0170": {"careteam", "auditevent"}, "neither-b0264": set(), "no-activities": set(),
-           "privacy-officer": {"inbox"}}
+           "privacy-officer": {"inbox"}, "privacy-officer-other-la": set(), "privacy-officer-hospital": set()}
+WRONG_ORG = {("inbox", "privacy-officer-other-la"), ("inbox", "privacy-officer-hospital")}  # B0015, not TLA01
 
 
 def expected(endpoint: str, caller: str) -> int:
@@ -126,7 +130,10 @@ def test_matrix(world: CpisWorld, endpoint: str, caller: str, status: int) -> No
         record = audit[0]
         assert (record.action, record.outcome) == (ENDPOINTS[endpoint], str(status))
         assert (record.user_id, record.role_profile_id) == (USERS[caller], urid)
-        if status == 403:
+        if (endpoint, caller) in WRONG_ORG:
+            assert record.details == {"local_authority": "TLA01",
+                                      "reason": "role's organisation is not this local authority"}
+        elif status == 403:
             assert record.details == {"reason": "role lacks the activity"}
         if endpoint != "inbox":
             assert record.nhs_number == world.children["cpp"]

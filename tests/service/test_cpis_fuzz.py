@@ -93,8 +93,10 @@ def test_fuzz_cpis_operations(world: CpisWorld) -> None:
         session = auth if any(p.name == "NHSD-Session-URID" for p in op.iter_parameters()) else None
         for mode in MODES:
             run(op, mode, world.url, statuses, auth=session)
-            if "{code}" in op.path:
-                run(op, mode, world.url, statuses, auth=session, path_parameters={"code": "TLA01"})
+            if "{code}" in op.path:  # the inbox listing is for the authority's own officer (po-cpis-1 is at TLA01)
+                officer = {"Authorization": f"Bearer {world.tokens['po-cpis-1']}", "NHSD-Session-URID": "po-cpis-1"}
+                run(op, mode, world.url, statuses, auth=officer if session else None,
+                    path_parameters={"code": "TLA01"})
             else:
                 for label in ("cpp", "two-las", "ended-recently"):
                     run(op, mode, world.url, statuses, auth=session,

@@ -157,7 +157,7 @@ def test_unscheduled_b0107_view_notifies_once_and_is_delivered_once(world: CpisW
 
 
 @pytest.mark.parametrize(("urid", "header", "notified", "access"), [
-    ("unsched-1", "false", False, "scheduled"),
+    ("unsched-1", "false", True, "unscheduled_by_role"),  # B0107 only: recorded and notified whatever the header
     ("sched-1", None, False, "unscheduled_denied"),
     ("sched-1", "true", False, "unscheduled_denied"),
     ("sched-1", "false", False, "scheduled"),
@@ -177,6 +177,19 @@ def test_who_notifies(world: CpisWorld, urid: str, header: str | None, notified:
         assert outcomes == []
     (record,) = records(world.store, r.request.headers["X-Request-ID"])
     assert record.details["access"] == access
+
+
+def test_unscheduled_role_cannot_opt_out_of_the_notification(world: CpisWorld) -> None:
+    """A B0107-only (unscheduled care) role that claims a scheduled view still sees the plans only with the access
+    recorded in the history and the local authority notified: the header cannot skip CP-IS's safeguard."""
+    nhs = world.children["cpp"]
+    history_before = len(world.store.cpis_access_history(nhs, limit=1000))
+    r, new = _unscheduled_view(world, "cpp", "unsched-1", "false")
+    assert r.json()["total"] == 1
+    assert [n.la_code for n in new] == ["TLA01"]
+    assert len(world.store.cpis_access_history(nhs, limit=1000)) == history_before + 1
+    (record,) = records(world.store, r.request.headers["X-Request-ID"])
+    assert record.details["access"] == "unscheduled_by_role" and record.details["notifications"] == [new[0].id]
 
 
 def test_two_local_authorities_get_one_notification_each(world: CpisWorld) -> None:
@@ -256,6 +269,29 @@ def test_inbox_listing_needs_b0015_and_is_audited(world: CpisWorld) -> None:
     (record,) = records(world.store, headers["X-Request-ID"])
     assert record.action == "cpis.inbox" and record.details["local_authority"] == "TLA01"
     assert record.details["returned"] == [n["notification"]["patient"]["value"] for n in listed]
+
+
+def _inbox(world: CpisWorld, code: str, urid: str) -> httpx.Response:
+    return world.http.get(f"{world.url}/cpis/local-authority/{code}/notifications", headers=world.headers(urid))
+
+
+def test_inbox_listing_is_only_for_the_local_authoritys_own_roles(world: CpisWorld) -> None:
+    """A B0015 holder lists local authority X's inbox only if their role's organisation is X: another authority's
+    privacy officer and a hospital's are refused (403 ACCESS_DENIED, audited, no notification in the body)."""
+    made = world.care_team(world.children["cpp"], "unsched-1")  # a notification for TLA01
+    assert made.status_code == 200
+    assert wait_for(lambda: any(True for _ in world.store.cpis_inbox("TLA01")))
+    assert _inbox(world, "TLA01", "po-cpis-1").status_code == 200
+    assert _inbox(world, "TLA02", "po-cpis-2").status_code == 200
+    for code, urid in (("TLA01", "po-cpis-2"), ("TLA01", "po-hosp-1"), ("TLA02", "po-cpis-1"),
+                       ("NOPE", "po-cpis-1")):
+        headers = world.headers(urid)
+        r = world.http.get(f"{world.url}/cpis/local-authority/{code}/notifications", headers=headers)
+        assert r.status_code == 403 and error_code(r) == "ACCESS_DENIED", (code, urid, r.text)
+        assert world.children["cpp"] not in r.text and "notifications" not in r.json()
+        (record,) = records(world.store, headers["X-Request-ID"])
+        assert (record.action, record.outcome, record.role_profile_id) == ("cpis.inbox", "403", urid)
+        assert record.details["local_authority"] == code
 
 
 def test_the_audit_chain_is_intact(world: CpisWorld) -> None:

@@ -53,7 +53,7 @@ def test_parse_unscheduled_rejects(value: str) -> None:
 
 @pytest.mark.parametrize(("activities", "unscheduled", "notify", "reason"), [
     (("B0107",), True, True, "unscheduled"),
-    (("B0107",), False, False, "scheduled"),
+    (("B0107",), False, True, "unscheduled_by_role"),  # B0107 without B0170: the header cannot opt out
     (("B0170",), True, False, "unscheduled_denied"),
     (("B0170",), False, False, "scheduled"),
     (("B0107", "B0170"), True, True, "unscheduled"),
@@ -62,6 +62,13 @@ def test_parse_unscheduled_rejects(value: str) -> None:
 def test_decide_access(activities: tuple, unscheduled: bool, notify: bool, reason: str) -> None:
     mode = rules.decide_access(activities, unscheduled)
     assert (mode.notify, mode.reason, mode.unscheduled_requested) == (notify, reason, unscheduled)
+
+
+@pytest.mark.parametrize("activities", [("B0107",), ("B0264", "B0107"), ("B0107", "B0015")])
+def test_a_role_that_cannot_view_scheduled_always_notifies(activities: tuple) -> None:
+    """Only B0170 allows a non-notifying view: whatever the header says, B0107 without B0170 notifies."""
+    for requested in (True, False):
+        assert rules.decide_access(activities, requested).notify
 
 
 def test_window_is_12_months() -> None:

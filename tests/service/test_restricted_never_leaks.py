@@ -547,10 +547,17 @@ def test_cpis_never_carries_withheld_fields(watch: Watch, trap: pytest.LogCaptur
         r = watch.w.http.post(f"{watch.env.live.url}{inbox}", content=payload.encode(), headers={
             "Content-Type": "application/json", "Idempotency-Key": key, "X-CPIS-Signature": "sha256=00"})
         watch.check(f"{n} CP-IS notification, bad signature", r, 401)
-        listed = watch.get(f"{n} CP-IS inbox", inbox, "lk-po", 200).json()
+        # the inbox is listed by the authority's own privacy officer (a role at that authority)
+        la_po = f"lk-po-{la.code}"
+        if store.get_role_profile(la_po) is None:
+            store.add_role_profile(RoleProfile(la_po, "leaky", la.code, la.name, "S8002:G8003:R8014", "Privacy",
+                                               ("B0015",)))
+            watch.w.users[la_po] = "leaky"
+        listed = watch.get(f"{n} CP-IS inbox", inbox, la_po, 200).json()
         assert key in [i["id"] for i in listed["notifications"]]
-        watch.get(f"{n} CP-IS inbox, bad count", inbox, "lk-po", 400, params={"_count": "0"})
+        watch.get(f"{n} CP-IS inbox, bad count", inbox, la_po, 400, params={"_count": "0"})
         watch.get(f"{n} CP-IS inbox without B0015", inbox, "lk-view", 403)
+        watch.get(f"{n} CP-IS inbox of another organisation", inbox, "lk-po", 403)
     watch.verdict(trap)
 
 
@@ -603,7 +610,9 @@ def test_audit_query_never_carries_withheld_fields(watch: Watch, trap: pytest.Lo
             found = watch.get(f"{p.nhs} audit query as {urid}", "/audit/records", urid, 200,
                               params={"patient": p.nhs, "_count": "1000"}).json()["records"]
             assert {r["nhs_number"] for r in found} == {p.nhs}
-            assert watch.practice_urid[p.nhs] in {r["role_profile"] for r in found}  # the practice is in it
+            # scoped to the officer's organisation: LEAK_ORG's accesses, not the practice's
+            assert {r["org"] for r in found} == {LEAK_ORG}
+            assert watch.practice_urid[p.nhs] not in {r["role_profile"] for r in found}
     watch.get("whole audit trail", "/audit/records", "lk-po", 200, params={"_count": "1000"})
     watch.get("audit query, bad parameter", "/audit/records", "lk-po", 400, params={"patient": "123"})
     watch.get("audit query without an activity", "/audit/records", "lk-view", 403)

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -177,6 +178,17 @@ def test_query_audit_filters_newest_first(store):
     assert [r.request_id for r in store.query_audit(limit=1)] == ["req-3"]
     assert store.query_audit(limit=1)[0].details == {"i": 3, "text": "naïve £"}
     assert format_at(store.query_audit(limit=1)[0].at) == "2025-03-01T09:03:00.000000Z"
+
+
+def test_query_audit_by_organisation(store):
+    """``org`` keeps only the records made under roles of that organisation (the privacy officer's scope); the
+    empty organisation is matched only literally, never as "any"."""
+    store.append_audit_many([
+        entry(0), replace(entry(1), org="A81001"), replace(entry(2), org=""), replace(entry(3), org="A81001")])
+    assert [r.request_id for r in store.query_audit(org="A81001")] == ["req-3", "req-1"]
+    assert [r.request_id for r in store.query_audit(org="B86001", nhs_number="9000000009")] == ["req-0"]
+    assert store.query_audit(org="Z99999") == []
+    assert [r.request_id for r in store.query_audit(org="")] == ["req-2"]
 
 
 def test_group_commit_writer_batches_and_waits_for_commit(store):

@@ -1,4 +1,15 @@
-"""GET /audit/records — the audit trail for privacy officers (activities B0015/B0016). The query is audited too."""
+"""GET /audit/records — the audit trail for privacy officers (activities B0015/B0016). The query is audited too.
+
+Scope: an officer sees the records of accesses made under roles of THEIR organisation (the role profile's ODS
+code, the record's ``org``) and no other, whatever the parameters; records outside it are filtered out (200), not
+refused, so a query never says whether another organisation touched a patient. Why the acting organisation and
+not the patient's registration: a privacy officer answers for what their own organisation's staff did — that is
+what their organisation can investigate and act on — and a registration scope would show them what other
+organisations' staff did (and would give a hospital's officer, whose organisation registers nobody, nothing to
+review, not even their own staff). Records with no organisation (a user presenting a role that is not theirs) are
+in no officer's scope. A national scope would have to be explicit data (e.g. in ``resources/rbac.json`` or the
+role profile); there is none.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,7 @@ from datetime import UTC, datetime
 
 from app.service.api.context import ServiceContext
 from app.service.domain.nhs_number import is_valid
-from app.service.fhir.outcome import invalid_value
+from app.service.fhir.outcome import FhirError, invalid_value
 from app.service.fhir.withheld import NOTHING, redact
 from app.service.http import Request, Response, Router
 
@@ -47,10 +58,15 @@ def register(router: Router, ctx: ServiceContext) -> None:
         count = _one(request, "_count") or "100"
         if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 1000:  # "²".isdigit() too
             raise invalid_value("_count", count, where="parameter")
+        scope = call.principal.role.org_ods
+        if not scope:  # deny by default: a role with no organisation has no scope (and "" would match the records
+            # of users presenting a role not theirs)
+            ctx.audit(call, "audit.query", patient, "403", {"reason": "role has no organisation"})
+            raise FhirError("ACCESS_DENIED", "the role has no organisation to scope the audit trail to", status=403)
         found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
                                       since=_time(request, "since"), until=_time(request, "until"),
-                                      action=_one(request, "action"), limit=int(count))
-        ctx.audit(call, "audit.query", patient, "200", {"returned": len(found)})
+                                      action=_one(request, "action"), org=scope, limit=int(count))
+        ctx.audit(call, "audit.query", patient, "200", {"returned": len(found), "scope": {"org": scope}})
         # a record about a restricted patient names the organisation that acted — possibly their own GP practice —
         # and its details may hold what the request carried: both go through the patient's withheld values (the
         # hash stays that of the record as stored)

@@ -7,7 +7,8 @@
 * ``POST /cpis/local-authority/{code}/notifications``: the service's own local-authority inbox, the default
   webhook. Machine to machine: authenticated by the HMAC signature of the authority's secret, not a session;
   stores each Idempotency-Key once.
-* ``GET /cpis/local-authority/{code}/notifications`` (``cpis.inbox``): list what the inbox received.
+* ``GET /cpis/local-authority/{code}/notifications`` (``cpis.inbox``): list what the inbox received; only to a
+  role whose organisation (the role profile's ODS code) IS that local authority (403 otherwise, audited).
 """
 
 from __future__ import annotations
@@ -118,6 +119,12 @@ def register(router: Router, ctx: ServiceContext) -> None:
     def inbox(request: Request) -> Response:
         code = request.params["code"]
         call = ctx.authorise(request, "cpis.inbox")
+        role = call.principal.role
+        if role.org_ods != code:  # an authority's inbox is its own staff's business: no cross-organisation reading
+            ctx.audit(call, "cpis.inbox", None, "403",
+                      {"local_authority": code[:20], "reason": "role's organisation is not this local authority"})
+            raise FhirError("ACCESS_DENIED", f"the role {role.role_name} ({role.id}) is at {role.org_ods}, not at "
+                            "the local authority whose inbox this is", status=403)
 
         def work(details: AuditDetails) -> Response:
             unknown = sorted(set(request.query) - {"_count"})

@@ -8,7 +8,8 @@ care, sends an Access to Service Notification"; B0170 "View CP-IS information, s
 role holds           IsUnscheduledAccessEvent         result
 ===================  ===============================  ==========================================================
 B0107 (only)         true / omitted                   unscheduled: access history + notification to the LA(s)
-B0107 (only)         false                            scheduled: view only (the spec: SHALL NOT be recorded)
+B0107 (not B0170)    false                            STILL unscheduled: access history + notification; the
+                                                      audit record says ``unscheduled_by_role``
 B0170 (only)         false                            scheduled: view only
 B0170 (only)         true / omitted                   view only, NOT notified (the role cannot send notifications);
                                                       the response Bundle carries an information OperationOutcome
@@ -16,6 +17,10 @@ B0170 (only)         true / omitted                   view only, NOT notified (t
 B0107 and B0170      true / omitted / false           the header decides (true/omitted notifies)
 neither              any                              403 ACCESS_DENIED (RBAC, before this table)
 ===================  ===============================  ==========================================================
+
+Only B0170 allows a view without a notification: a role with B0107 but not B0170 is unscheduled care, so every
+view it makes is an unscheduled access whatever the header claims (the header is the client's word; the role is
+the organisation's). It is not refused either: refusing would keep a child's plan from the emergency clinician.
 
 A B0170-only role is not refused (most clients omit the header, and the default is true): refusing would stop
 scheduled-care staff seeing a child's plan; the user is told that the local authority was not notified.
@@ -107,7 +112,9 @@ class AccessMode:
 def decide_access(activities: Sequence[str], unscheduled_requested: bool) -> AccessMode:
     """See the module table. The caller has already checked that the role holds B0107 or B0170."""
     if not unscheduled_requested:
-        return AccessMode(False, False, "scheduled")
+        if SCHEDULED in activities:  # only B0170 may view without notifying
+            return AccessMode(False, False, "scheduled")
+        return AccessMode(False, True, "unscheduled_by_role")  # unscheduled care cannot opt out by a header
     if NOTIFY in activities:
         return AccessMode(True, True, "unscheduled")
     return AccessMode(True, False, "unscheduled_denied")

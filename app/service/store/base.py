@@ -277,8 +277,9 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
     @abstractmethod
     def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,
                     since: datetime | None = None, until: datetime | None = None, action: str | None = None,
-                    limit: int = 100) -> list[AuditRecord]:
-        """Newest first; ``since`` inclusive, ``until`` exclusive."""
+                    org: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Newest first; ``since`` inclusive, ``until`` exclusive; ``org``: only records made under roles of that
+        organisation (the record's ``org``)."""
 
     # --- housekeeping ---------------------------------------------------------------------------------------
 

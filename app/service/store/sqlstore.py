@@ -234,11 +234,11 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
 
     def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,
                     since: datetime | None = None, until: datetime | None = None, action: str | None = None,
-                    limit: int = 100) -> list[AuditRecord]:
+                    org: str | None = None, limit: int = 100) -> list[AuditRecord]:
         where, params = ["1 = 1"], []
         for condition, value in (("nhs_number = ?", nhs_number), ("user_id = ?", user_id),
                                  ("at >= ?", since and self._enc_ts(since)), ("at < ?", until and self._enc_ts(until)),
-                                 ("action = ?", action)):
+                                 ("action = ?", action), ("org = ?", org)):
             if value is not None:
                 where.append(condition)
                 params.append(value)
