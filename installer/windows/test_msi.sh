@@ -6,6 +6,12 @@ msi="$(cygpath -w "${1:?usage: test_msi.sh dist/SpineDesk-<version>-x64.msi}")"
 msiexec //i "$msi" //qn //l*v install.log || { cat install.log; exit 1; }
 exe="/c/Program Files/Spine Desk/spinedesk.exe"
 [ -f "/c/ProgramData/SpineDesk/spinedesk.toml.example" ]
+# The site configuration folder's own ACL: protected, and nobody but Administrators and SYSTEM may write (0xd0156:
+# write data, append, write EA / attributes, delete (children too), WRITE_DAC, WRITE_OWNER).
+powershell -NoProfile -Command '$a = Get-Acl "C:\ProgramData\SpineDesk"; $a.Access | Format-Table -AutoSize | Out-String | Write-Host;
+  if (-not $a.AreAccessRulesProtected) { Write-Host "ACL still inherited from ProgramData"; exit 1 }
+  $w = $a.Access | Where-Object { $_.IdentityReference -notmatch "\\(Administrators|SYSTEM)$" -and ([int]$_.FileSystemRights -band 0xd0156) }
+  if ($w) { Write-Host "others may write:"; $w | Out-String | Write-Host; exit 1 }'
 "$exe" --version
 QT_QPA_PLATFORM=offscreen "$exe" --self-test
 "$exe" wes check --format json > wes.json || [ $? -eq 1 ]   # compliant (0) or not (1): it ran

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,74 @@ def test_self_test_passes_from_the_source_tree():
                             timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "self-test passed" in result.stdout
+
+
+def _sddl_aces(sddl: str) -> tuple[str, str, list[tuple[str, ...]]]:
+    """(owner, DACL flags, ACEs as (type, flags, rights, object, inherited object, trustee)) of an SDDL string."""
+    owner = re.search(r"O:([A-Z]{2}|S-[0-9-]+)", sddl)
+    dacl = re.search(r"D:([A-Z]*)((?:\([^)]*\))*)", sddl)
+    assert owner and dacl, sddl
+    aces = [tuple(ace.split(";")) for ace in re.findall(r"\(([^)]*)\)", dacl.group(2))]
+    return owner.group(1), dacl.group(1), aces
+
+
+READ_EXECUTE = {"0x1200a9", "GRGX", "GXGR", "FRFX", "FXFR"}  # FILE_GENERIC_READ | FILE_GENERIC_EXECUTE
+
+
+def test_wix_source_locks_the_site_config_dir_to_administrators_and_system():
+    """%ProgramData%\\SpineDesk holds spinedesk.toml and wes-waivers.toml: its inherited ACL lets ordinary users
+    create files there, so the package sets its own (protected: nothing inherited from ProgramData)."""
+    package = ET.parse(INSTALLER / "windows" / "spinedesk.wxs").getroot().find(f"{WIX}Package")
+    site = [c for c in package.iter(f"{WIX}Component") if c.get("Directory") == "SITECONFIGDIR"]
+    locked = [(c, f) for c in site for f in c.iter(f"{WIX}CreateFolder") if f.find(f"{WIX}PermissionEx") is not None]
+    assert len(locked) == 1, "exactly one CreateFolder of SITECONFIGDIR carries the ACL"
+    component, folder = locked[0]
+    assert component.get("Condition") is None, "the ACL is set on every install, not only with CONFIGSOURCE"
+    assert folder.get("Directory") in (None, "SITECONFIGDIR")
+    (permission,) = folder.findall(f"{WIX}PermissionEx")
+    assert permission.get("Condition") is None
+    owner, flags, aces = _sddl_aces(permission.get("Sddl"))
+    assert owner == "BA"
+    assert "P" in flags, "inheritance from ProgramData is removed (protected DACL)"
+    assert all(ace[0] == "A" and "OI" in ace[1] and "CI" in ace[1] for ace in aces), aces
+    rights = {ace[5]: ace[2] for ace in aces}
+    assert len(rights) == len(aces) == 3 and set(rights) == {"BA", "SY", "BU"}, aces
+    assert rights["BA"] == rights["SY"] == "FA"
+    assert rights["BU"] in READ_EXECUTE, f"Users get read & execute only, not {rights['BU']}"
+    # Nothing else in the package grants anyone rights on that folder or its files.
+    others = [e for e in package.iter() if e.tag.endswith(("}Permission", "}PermissionEx")) and e is not permission]
+    assert others == []
+    # The folder has no other CreateFolder that could be processed without the lock.
+    assert sum(1 for c in site for _ in c.iter(f"{WIX}CreateFolder")) == 1
+
+
+POSTINSTALL_DIR = 'dir="/Library/Application Support/SpineDesk"'
+
+
+def test_macos_postinstall_makes_the_site_dir_and_every_file_root_owned(tmp_path):
+    """Run the postinstall against a scratch directory (chown recorded, not performed: tests do not run as root):
+    the directory and everything in it end root:wheel, directories 0755 and files 0644, whatever was left there."""
+    script = (INSTALLER / "macos" / "scripts" / "postinstall").read_text()
+    assert script.count(POSTINSTALL_DIR) == 1
+    site = tmp_path / "SpineDesk"
+    site.mkdir(mode=0o777)
+    site.chmod(0o777)
+    for name, mode in (("spinedesk.toml", 0o666), ("wes-waivers.toml", 0o600), ("nhs-root-g2.pem", 0o664)):
+        (site / name).write_text("x")
+        (site / name).chmod(mode)
+    (site / "certs").mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "chown.log"
+    (bin_dir / "chown").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\n')
+    (bin_dir / "chown").chmod(0o755)
+    copy = tmp_path / "postinstall"
+    copy.write_text(script.replace(POSTINSTALL_DIR, f'dir="{site}"'))
+    result = subprocess.run(["sh", str(copy)], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr
+    assert site.stat().st_mode & 0o7777 == 0o755
+    for name in ("spinedesk.toml", "wes-waivers.toml", "nhs-root-g2.pem"):
+        assert (site / name).stat().st_mode & 0o7777 == 0o644, name
+    assert (site / "certs").stat().st_mode & 0o7777 == 0o755
+    assert log.read_text().splitlines() == [f"-R root:wheel {site}"]  # chown -R never follows symbolic links
