@@ -21,6 +21,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     svc.add_argument("--seed", type=int, metavar="N", help="seed N synthetic patients first if none are stored")
     svc.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+) with this certificate (PEM)")
     svc.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    svc.add_argument("--tls-ca", type=Path, help="the CA (PEM) that signed --tls-cert, when not in the system trust "
+                     "store (default: the site configuration's [service] ca); the service's own CP-IS deliverer "
+                     "trusts it to reach the built-in inbox")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
@@ -77,10 +80,12 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
     scheme = "https" if args.tls_cert else "http"
     base = f"{scheme}://{args.host}:{args.port}"
     limits = HttpLimits().with_overrides(args.limit)
+    ca = getattr(args, "tls_ca", None) or settings.service_ca
+    tls_ca = str(ca) if ca and args.tls_cert else None
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits)
-    return ServiceConfig(_database(args, settings), base_url=base, limits=limits,
+                             limits=limits, tls_ca=tls_ca)
+    return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))

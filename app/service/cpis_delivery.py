@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import threading
 import uuid
 from collections.abc import Mapping
@@ -34,6 +35,15 @@ DEFAULT_LEASE_SECONDS = 30.0
 PARALLEL = 4  # POSTs in flight per process
 
 
+def delivery_trust(ca_file: str | None) -> ssl.SSLContext:
+    """What the deliverer's TLS trusts: the system store plus ``ca_file`` (the site CA that signed the service's
+    own certificate, so that the built-in inbox at the service's own HTTPS address is reachable)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 def lease_seconds(extra: Mapping[str, object]) -> float:
     """The claim lease: ``extra["cpis_lease_seconds"]``, else $SPINEDESK_CPIS_LEASE_SECONDS, else 30 s."""
     value = extra.get("cpis_lease_seconds") or os.environ.get(LEASE_ENV)
@@ -46,7 +56,7 @@ def lease_seconds(extra: Mapping[str, object]) -> float:
 
 class Deliverer:
     def __init__(self, store: Store, base_url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 poll_seconds: float = 0.25, verify: bool | str = True) -> None:
+                 poll_seconds: float = 0.25, verify: bool | ssl.SSLContext = True) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/")
         self.lease_seconds = lease_seconds
@@ -132,8 +142,8 @@ class Deliverer:
                    SIGNATURE_HEADER: sign(la.secret, item.id, body)}
         try:
             response = self._http.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}"
+        except httpx.HTTPError as exc:  # e.g. "ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED] …" (never the body)
+            return f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
         if 200 <= response.status_code < 300:
             return None
         return f"HTTP {response.status_code}"
