@@ -224,3 +224,32 @@ def test_status_fails_while_audit_records_cannot_be_written(service_at, tmp_path
     assert read().status_code == 200
     healthy = get(service.app, "/_status")
     assert healthy.status_code == 200 and healthy.json()["status"] == "pass"
+
+
+def _service_args(*argv: str):  # type: ignore[no-untyped-def]
+    import argparse
+
+    from app.cli_service import add_parsers
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["service", "--database", "sqlite:///unused.db", *argv])
+
+
+def test_the_command_line_and_site_configuration_reach_the_service_config(tmp_path: Path) -> None:
+    from app.cli_service import _config
+    from app.config import Mode, Paths, Settings
+
+    paths = Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml")
+    site = Settings(paths, Mode.PRODUCTION, "https://spine.example", service_ca=Path("/site/ca.pem"),
+                    trust_anchors=(Path("/site/root.pem"),))
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    assert _config(_service_args(*tls), site).tls_ca == "/site/ca.pem"  # the site's [service] ca
+    assert _config(_service_args(*tls, "--tls-ca", "/x/ca.pem"), site).tls_ca == "/x/ca.pem"
+    assert _config(_service_args(), site).tls_ca is None  # plain HTTP: nothing to trust
+    training = Settings(paths)
+    assert _config(_service_args(*tls, "--tls-ca", "/x/ca.pem"), training).tls_ca == "/x/ca.pem"
+    config = _config(_service_args("--cpis-alarm-attempts", "3", "--cpis-alarm-after", "60"), training)
+    assert config.cpis_alarm == DeliveryAlarm(attempts=3, after_seconds=60.0)
+    assert _config(_service_args(), training).cpis_alarm == DeliveryAlarm()
+    with pytest.raises(DeliveryAlarmError):
+        _config(_service_args("--cpis-alarm-attempts", "0"), training)
