@@ -141,22 +141,18 @@ class Deliverer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            done = 0
             try:
                 done = self.run_once()
+                if time.monotonic() >= self._next_check:  # also while nothing is due: a row may be getting old
+                    self._next_check = time.monotonic() + self.alarm_check_seconds
+                    self.check_alarm()
             except StoreError as exc:
                 if "closed" in str(exc):
                     return  # the store was closed under us (the service is going away)
                 log.warning("CP-IS deliverer: store unavailable (%s); retrying", exc)
-                done = 0
             except Exception:
                 log.exception("CP-IS deliverer: unexpected failure; retrying")
-                done = 0
-            try:
-                if time.monotonic() >= self._next_check:
-                    self._next_check = time.monotonic() + self.alarm_check_seconds
-                    self.check_alarm()
-            except Exception:
-                log.exception("CP-IS deliverer: cannot check for stuck notifications")
             if not done:
                 self._stop.wait(self.poll_seconds)
 
