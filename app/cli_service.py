@@ -24,6 +24,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                      "the site configuration's [service] tls_cert). Production never serves plain HTTP, except on "
                      "loopback behind the TLS proxy the site configuration names ([service] tls_proxy)")
     svc.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM; default: [service] tls_key)")
+    svc.add_argument("--tls-ca", type=Path, help="the CA (PEM) that signed --tls-cert, when not in the system trust "
+                     "store (default: the site configuration's [service] ca); the service's own CP-IS deliverer "
+                     "trusts it to reach the built-in inbox")
+    svc.add_argument("--cpis-alarm-attempts", type=int, default=None, metavar="N",
+                     help="CP-IS notifications whose Nth delivery attempt failed are stuck: /_status warns and the "
+                     "service logs an error (default 8)")
+    svc.add_argument("--cpis-alarm-after", type=float, default=None, metavar="SECONDS",
+                     help="... as are those still undelivered this long after the access (default 900)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
@@ -117,6 +125,7 @@ def require_tls(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    from app.service.cpis_delivery import DeliveryAlarm
     from app.service.limits import HttpLimits
     from app.service.runtime import ServiceConfig
 
@@ -125,10 +134,15 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
     if not tls and not settings.training and settings.service_tls_proxy:
         base = settings.service_tls_proxy  # links in answers point where clients reach the service: the proxy
     limits = HttpLimits().with_overrides(args.limit)
+    ca = getattr(args, "tls_ca", None) or settings.service_ca
+    tls_ca = str(ca) if ca and tls else None  # TLS from the command line or the site configuration
+    alarm = DeliveryAlarm(**{name: value for name, value in (
+        ("attempts", getattr(args, "cpis_alarm_attempts", None)),
+        ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits)
-    return ServiceConfig(_database(args, settings), base_url=base, limits=limits,
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm)
+    return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))

@@ -6,10 +6,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from app.service.api import audit, auth, cpis, flags, pds, scr
 from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
+from app.service.cpis_delivery import describe_stuck
 from app.service.fhir.outcome import FhirError
 from app.service.http import MAX_BODY, Request, Response, Router, asgi_app
 from app.service.openapi import document
@@ -33,12 +35,38 @@ def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
 
 
 def _status(ctx: ServiceContext) -> Response:
+    """``{"status": "pass" | "warn" | "fail", "schema_version": N, "checks": {name: [{"status": …, …}]}}``.
+
+    ``audit`` fails (HTTP 503) while this process's last audit commit failed — every audited request is then
+    refused — until one succeeds again. ``cpis-delivery`` warns (HTTP 200: data is still served) while
+    notifications are stuck in the outbox (``DeliveryAlarm``), naming how many and the oldest's time."""
     try:
         version = ctx.store.schema_version()
+        stuck = ctx.delivery_alarm.stuck(ctx.store, ctx.now())
     except StoreError as exc:
         log.warning("health check: store unavailable: %s", exc)
         return error_response(FhirError("SERVICE_UNAVAILABLE", "the database is unavailable", retry_after=5))
-    return Response.json(200, {"status": "pass", "schema_version": version}, content_type="application/json")
+    checks: dict[str, list[dict[str, Any]]] = {}
+    failing = ctx.audit_writer.failing or ctx.cpis_writer.failing
+    if failing is not None:
+        checks["audit"] = [{"status": "fail", "time": _iso(failing.since),
+                            "output": f"audit records cannot be written ({failing.error}); every audited request "
+                                      "is refused with 503 until a write succeeds"}]
+    else:
+        checks["audit"] = [{"status": "pass"}]
+    if stuck.count:
+        checks["cpis-delivery"] = [{"status": "warn", "observedValue": stuck.count,
+                                    "observedUnit": "notifications", "time": _iso(stuck.oldest),
+                                    "output": describe_stuck(stuck, ctx.delivery_alarm)}]
+    else:
+        checks["cpis-delivery"] = [{"status": "pass", "observedValue": 0, "observedUnit": "notifications"}]
+    worst = "fail" if failing is not None else "warn" if stuck.count else "pass"
+    return Response.json(503 if worst == "fail" else 200, {"status": worst, "schema_version": version,
+                                                           "checks": checks}, content_type="application/json")
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
 
 
 IN_PROGRESS_WAIT = 10.0  # seconds a duplicate waits for the first request's answer (claims are leased for 3 s)

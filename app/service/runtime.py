@@ -23,7 +23,7 @@ from app.pki.live_trust import LiveTrust
 from app.resources_path import resource
 from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
-from app.service.cpis_delivery import Deliverer, lease_seconds
+from app.service.cpis_delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
 from app.service.domain.auth import AuthService
 from app.service.domain.rbac import load_role_table
 from app.service.limits import HttpLimits
@@ -45,6 +45,8 @@ class ServiceConfig:
     role_table: str = str(ROLE_TABLE)
     threads: int = 0  # 0: handlers inline on the event loop (see app.service.http.asgi_app)
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
+    tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
+    cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:
@@ -56,6 +58,7 @@ class ServiceConfig:
         for key in ("anchors", "intermediates", "crls"):
             doc[key] = tuple(doc.get(key, ()))
         doc["limits"] = HttpLimits(**doc.get("limits", {}))
+        doc["cpis_alarm"] = DeliveryAlarm(**doc.get("cpis_alarm", {}))
         return cls(**doc)
 
 
@@ -94,14 +97,16 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates."""
     store = store or open_store(config.database)
-    audit = AuditWriter(store)
+    audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
-                         cpis_writer=CpisAccessWriter(store), base_url=config.base_url, clock=clock)
+                         cpis_writer=CpisAccessWriter(store, clock=clock), base_url=config.base_url, clock=clock,
+                         delivery_alarm=config.cpis_alarm)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close(),
                      max_body=config.limits.max_body)
-    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra)).start()
+    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra),
+                          verify=delivery_trust(config.tls_ca), alarm=config.cpis_alarm, clock=clock).start()
     service = Service(store, audit, ctx, app, deliverer)
     holder.append(service)
     return service

@@ -204,3 +204,27 @@ def test_group_commit_of_several_accesses(las: Store) -> None:
     finally:
         writer.close()
     assert len(las.cpis_access_history("9000000009", limit=100)) == 22 and las.verify_audit().ok
+
+
+def test_stuck_notifications_are_those_failed_too_often_or_waiting_too_long(las: Store) -> None:
+    ev = event(request_id="r-1")
+    las.record_cpis_access(ev, [note(ev)], now=NOW)
+    key = note(ev).id
+    horizon = NOW - timedelta(hours=1)  # by age, nothing is stuck
+    assert las.stuck_cpis_notifications(attempts=2, created_before=horizon).count == 0
+    for attempt in (1, 2):
+        when = NOW + timedelta(minutes=attempt)
+        assert [c.id for c in las.claim_cpis_notifications("A", lease_seconds=5, now=when)] == [key]
+        las.finish_cpis_notification(key, "A", delivered=False, error="HTTP 503", retry_at=when, now=when)
+        stuck = las.stuck_cpis_notifications(attempts=2, created_before=horizon)
+        assert stuck.count == (attempt == 2), f"after {attempt} failed attempt(s)"
+    assert (stuck.oldest, stuck.attempts) == (NOW, 2)
+    # a second, fresh notification: stuck only once older than the horizon, failed or not
+    later = event(request_id="r-2", at=NOW + timedelta(minutes=10))
+    las.record_cpis_access(later, [note(later)], now=NOW + timedelta(minutes=10))
+    assert las.stuck_cpis_notifications(attempts=99, created_before=NOW + timedelta(minutes=10)).count == 1
+    aged = las.stuck_cpis_notifications(attempts=99, created_before=NOW + timedelta(minutes=11))
+    assert (aged.count, aged.oldest) == (2, NOW)
+    # delivered is never stuck
+    las.finish_cpis_notifications("A", delivered=[key, note(later).id], now=NOW + timedelta(minutes=20))
+    assert las.stuck_cpis_notifications(attempts=1, created_before=NOW + timedelta(days=9)).count == 0

@@ -345,3 +345,15 @@ def test_removal_mode(probes, tmp_path):
     assert run_one("removal.mode", probes, tmp_path, mode="production", spec=strict, settings=settings).status is F
     spec = spec_with(**{"removal.mode": {"modes": ("production",)}})
     assert run_one("removal.mode", probes, tmp_path, spec=spec).status is NA
+
+
+def test_net_spine_warns_when_the_service_reports_a_problem(probes, tmp_path):
+    body = ('{"status":"warn","schema_version":5,"checks":{"audit":[{"status":"pass"}],"cpis-delivery":[{"status":'
+            '"warn","observedValue":3,"output":"3 CP-IS notification(s) not delivered after 8 failed attempts"}]}}')
+    probes.service_facts = dataclasses.replace(probes.service_facts, body=body)
+    warned = run_one("net.spine", probes, tmp_path)
+    assert warned.status is W and "cpis-delivery: 3 CP-IS notification(s) not delivered" in warned.evidence
+    probes.service_facts = dataclasses.replace(probes.service_facts, body=body[:60])  # cut short by the probe
+    assert run_one("net.spine", probes, tmp_path).status is W
+    probes.service_facts = dataclasses.replace(probes.service_facts, body='{"status":"pass","schema_version":5}')
+    assert run_one("net.spine", probes, tmp_path).status is P

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from wes.checks import Context, Outcome, check
 from wes.model import Status
 from wes.probes.net import host_port
@@ -62,7 +65,29 @@ def net_spine(ctx: Context) -> Outcome:
     found = f"{target} answered HTTP {facts.status_code} in {facts.latency_ms:.0f} ms"
     if facts.status_code != 200:
         return Outcome(Status.FAIL, f"{found}: {facts.body[:160] or 'no body'}.")
+    if _reported(facts.body) == "warn":  # answering, but it says something needs attention (e.g. CP-IS delivery)
+        return Outcome(Status.WARN, f"{found} and reports a problem: {_problems(facts.body)}.")
     limit = ctx.spec.thresholds.service_latency_warn_ms
     if facts.latency_ms is not None and facts.latency_ms > limit:
         return Outcome(Status.WARN, f"{found}: slower than {limit:g} ms.")
     return Outcome(Status.PASS, f"{found}.")
+
+
+_STATUS = re.compile(r'^\s*\{\s*"status"\s*:\s*"(\w+)"')
+
+
+def _reported(body: str) -> str | None:
+    """The health status the service reports (``{"status": "pass" | "warn" | "fail", …}``); read from the start
+    of the body, which the probe may have cut short."""
+    found = _STATUS.match(body or "")
+    return found.group(1) if found else None
+
+
+def _problems(body: str) -> str:
+    try:
+        checks = json.loads(body).get("checks", {})
+        lines = [f"{name}: {entry.get('output') or entry.get('status')}" for name, entries in checks.items()
+                 for entry in entries if entry.get("status") != "pass"]
+    except (ValueError, AttributeError, TypeError):
+        lines = []
+    return "; ".join(lines) or body[:200]

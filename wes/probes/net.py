@@ -66,7 +66,7 @@ def probe_service(url: str, *, cafile: Path | None, timeout: float) -> ServiceFa
         if date_header := response.getheader("Date"):
             with contextlib.suppress(TypeError, ValueError):
                 server_date = parsedate_to_datetime(date_header)
-        return ServiceFacts(url, True, response.status, latency, server_date, local, body[:300])
+        return ServiceFacts(url, True, response.status, latency, server_date, local, body[:1000])
     except (OSError, http.client.HTTPException) as exc:
         return ServiceFacts(url, False, error=_describe(exc, timeout))
     finally:

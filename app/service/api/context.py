@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.service.cpis_delivery import DeliveryAlarm
 from app.service.domain.auth import AuthError, AuthService, Principal
 from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
@@ -83,8 +84,8 @@ def access_denied(error: AuthError) -> FhirError:
 
 class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
-                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None
-                 ) -> None:
+                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
+                 delivery_alarm: DeliveryAlarm | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -92,6 +93,7 @@ class ServiceContext:
         self.cpis_writer = cpis_writer
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
+        self.delivery_alarm = delivery_alarm or DeliveryAlarm()  # when /_status reports CP-IS delivery stuck
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see

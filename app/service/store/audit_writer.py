@@ -3,7 +3,9 @@ once its record has committed; under load one commit carries the records of ever
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 
 from .audit_chain import canonical_details
 from .base import AuditEntry, Store
@@ -12,8 +14,10 @@ from .rows import AuditRecord
 
 
 class AuditWriter(GroupCommitter[AuditEntry, AuditRecord]):
-    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = LINGER_SECONDS) -> None:
-        super().__init__(store.append_audit_many, name="audit-writer", max_batch=max_batch, linger=linger)
+    def __init__(self, store: Store, *, max_batch: int = 500, linger: float = LINGER_SECONDS,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(store.append_audit_many, name="audit-writer", max_batch=max_batch, linger=linger,
+                         clock=clock)
 
     def submit(self, item: AuditEntry) -> Future[AuditRecord]:
         canonical_details(item.details)  # a record that cannot be encoded fails its own caller only

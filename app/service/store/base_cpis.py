@@ -93,6 +93,16 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class StuckNotifications:
+    """Undelivered notifications that have failed too often or waited too long: how many, the oldest's creation
+    time, and the most attempts any of them has had."""
+
+    count: int = 0
+    oldest: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class InboxItem:
     id: str
     la_code: str
@@ -161,6 +171,11 @@ class CpisStore(ABC):
             return self.finish_cpis_notifications(token, delivered=[key], now=now) == 1
         when = retry_at or now or datetime.now(UTC)
         return self.finish_cpis_notifications(token, failed=[(key, error or "", when)], now=now) == 1
+
+    @abstractmethod
+    def stuck_cpis_notifications(self, *, attempts: int, created_before: datetime) -> StuckNotifications:
+        """Undelivered notifications whose last of at least ``attempts`` attempts failed, or created before
+        ``created_before`` (a cheap read for the health check and the deliverer's alarm)."""
 
     @abstractmethod
     def cpis_notifications(self, *, nhs_number: str | None = None) -> list[OutboxItem]:

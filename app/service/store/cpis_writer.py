@@ -5,6 +5,9 @@ claims an access that was not recorded."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from .base import Store
 from .base_cpis import AccessWrite
 from .group_commit import LINGER_SECONDS, GroupCommitter
@@ -13,5 +16,7 @@ from .group_commit import LINGER_SECONDS, GroupCommitter
 class CpisAccessWriter(GroupCommitter[AccessWrite, bool]):
     """``submit(access)``'s future resolves to True for a new access (False: a retried X-Request-ID)."""
 
-    def __init__(self, store: Store, *, max_batch: int = 200, linger: float = LINGER_SECONDS) -> None:
-        super().__init__(store.record_cpis_accesses, name="cpis-access-writer", max_batch=max_batch, linger=linger)
+    def __init__(self, store: Store, *, max_batch: int = 200, linger: float = LINGER_SECONDS,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(store.record_cpis_accesses, name="cpis-access-writer", max_batch=max_batch, linger=linger,
+                         clock=clock)

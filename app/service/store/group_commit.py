@@ -7,6 +7,9 @@ previous batch was committing (up to ``max_batch``) — and, when the previous b
 locks) carries many items and throughput scales with load instead of being bounded by commit latency; when idle
 an item is written at once (no added delay). If the commit fails, every caller in that batch gets the error and
 none of the batch is stored. With several processes, each has its own writer; the store's locks order batches.
+
+``failing`` says whether the LAST commit failed (since when, and the exception's type): set by a failed commit,
+cleared by the next one that succeeds. ``GET /_status`` reports it, so a full disk is not a "pass".
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from .errors import StoreError
@@ -29,12 +34,20 @@ _STOP: Any = object()
 LINGER_SECONDS = 0.002
 
 
+@dataclass(frozen=True)
+class CommitFailure:
+    since: datetime  # the first failed commit of this run of failures
+    error: str  # the exception's type (its text may carry what was being written: logged, never reported)
+
+
 class GroupCommitter(Generic[T, R]):
     def __init__(self, commit: Callable[[list[T]], Sequence[R]], *, name: str, max_batch: int = 500,
-                 linger: float = LINGER_SECONDS) -> None:
+                 linger: float = LINGER_SECONDS, clock: Callable[[], datetime] | None = None) -> None:
         """``commit(items)`` writes ALL items in ONE transaction and returns one result per item, in order."""
         self._commit_batch = commit
         self._name = name
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.failing: CommitFailure | None = None  # the last commit failed (None: it succeeded, or none yet)
         self._max_batch = max_batch
         self._linger = linger
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -90,8 +103,11 @@ class GroupCommitter(Generic[T, R]):
         try:
             results = self._commit_batch([item for item, _ in batch])
         except BaseException as exc:  # every waiter must hear about it; the thread keeps serving
+            if self.failing is None:
+                self.failing = CommitFailure(self._clock(), type(exc).__name__)
             for _, future in batch:
                 future.set_exception(exc)
             return
+        self.failing = None
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .base_cpis import AccessEvent, AccessWrite, CpisPlan, InboxItem, LocalAuthority, OutboxItem
+from .base_cpis import AccessEvent, AccessWrite, CpisPlan, InboxItem, LocalAuthority, OutboxItem, StuckNotifications
 from .sql_effects import EffectsSql
 from .sqlbase import chunks, dumps, utcnow
 
@@ -160,6 +160,14 @@ class CpisSql(EffectsSql):
                             (self._enc_ts(when), error[:500], key, token))
                 changed += max(cur.rowcount, 0)
         return changed
+
+    def stuck_cpis_notifications(self, *, attempts: int, created_before: datetime) -> StuckNotifications:
+        with self._read() as cur:
+            cur.execute("SELECT COUNT(*), MIN(created_at), MAX(attempts) FROM cpis_outbox WHERE delivered_at IS NULL "
+                        "AND ((attempts >= ? AND last_error IS NOT NULL) OR created_at < ?)",
+                        (attempts, self._enc_ts(created_before)))
+            count, oldest, most = cur.fetchone()
+        return StuckNotifications(int(count), self._dec_ts(oldest) if oldest is not None else None, int(most or 0))
 
     def cpis_notifications(self, *, nhs_number: str | None = None) -> list[OutboxItem]:
         where, params = ("WHERE nhs_number = ?", (nhs_number,)) if nhs_number else ("", ())
