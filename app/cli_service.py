@@ -66,7 +66,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def _database(args: argparse.Namespace, settings: Settings) -> str:
     if args.database:
         return str(args.database)
-    settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    from app.private_files import private_dir
+
+    private_dir(settings.paths.data_dir)  # 0700: the database in it holds patient data
     return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
 
 
