@@ -24,6 +24,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
+    svc.add_argument("--retention", action="append", default=[], metavar="NAME=VALUE",
+                     help="change what is kept how long, e.g. idempotency_ttl=3600 (seconds; repeatable; names "
+                     "and defaults: app/service/housekeeping.py)")
     actions = svc.add_subparsers(dest="service_command", metavar="ACTION")
     seed = actions.add_parser("seed", help="load deterministic synthetic patients")
     seed.add_argument("--patients", type=int, required=True)
@@ -73,16 +76,18 @@ def _database(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+    from app.service.housekeeping import Retention
     from app.service.limits import HttpLimits
     from app.service.runtime import ServiceConfig
 
     scheme = "https" if args.tls_cert else "http"
     base = f"{scheme}://{args.host}:{args.port}"
     limits = HttpLimits().with_overrides(args.limit)
+    retention = Retention().with_overrides(getattr(args, "retention", []))
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits)
-    return ServiceConfig(_database(args, settings), base_url=base, limits=limits,
+                             limits=limits, retention=retention)
+    return ServiceConfig(_database(args, settings), base_url=base, limits=limits, retention=retention,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))

@@ -23,6 +23,7 @@ from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
 from app.service.fhir.withheld import NOTHING, Withheld, withheld_of
 from app.service.http import Request, Response
+from app.service.ratelimit import TokenBuckets
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
@@ -83,8 +84,8 @@ def access_denied(error: AuthError) -> FhirError:
 
 class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
-                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None
-                 ) -> None:
+                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
+                 login_limiter: TokenBuckets | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -92,6 +93,7 @@ class ServiceContext:
         self.cpis_writer = cpis_writer
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
+        self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see
