@@ -87,8 +87,8 @@ def test_the_purger_runs_by_itself(store):
 
 
 @contextmanager
-def built(tmp_path, config: ServiceConfig):  # type: ignore[no-untyped-def]
-    service = build_service(config, open_store(f"sqlite:///{tmp_path / 's.db'}"), clock=lambda: NOW)
+def built(tmp_path, config: ServiceConfig, clock):  # type: ignore[no-untyped-def]
+    service = build_service(config, open_store(f"sqlite:///{tmp_path / 's.db'}"), clock=clock)
     try:
         yield service
     finally:
@@ -96,12 +96,16 @@ def built(tmp_path, config: ServiceConfig):  # type: ignore[no-untyped-def]
 
 
 def test_building_the_service_starts_the_purger_and_closing_stops_it(tmp_path):
-    ca = TrainingCA.load_or_create(tmp_path / "pki")
+    ca = TrainingCA.load_or_create(tmp_path / "pki")  # real time throughout: no fixed date meets the CA here
     config = ServiceConfig("unused://", training_pki=str(ca.directory), retention=Retention(idempotency_ttl=60))
-    with built(tmp_path, config) as service:
+
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    with built(tmp_path, config, clock) as service:
         purger = service.purger
         assert purger is not None and purger.running
-        assert purger.retention.idempotency_ttl == 60 and purger.clock() == NOW
+        assert purger.retention.idempotency_ttl == 60 and purger.clock is clock  # the service's own clock
         assert purger.store is service.store
     assert not purger.running
 
@@ -115,3 +119,16 @@ def test_retention_is_a_typed_setting(monkeypatch):
     monkeypatch.setenv("SPINEDESK_SERVICE_CONFIG", ServiceConfig("sqlite:///x.db",
                                                                  retention=Retention(7200)).to_env())
     assert ServiceConfig.from_env().retention == Retention(7200)
+
+
+def test_retention_given_on_the_command_line_reaches_the_service_config(tmp_path):
+    from app.__main__ import build_parser
+    from app.cli_service import _config
+    from app.config import Paths, Settings
+
+    paths = Paths(tmp_path / "config", tmp_path / "data", tmp_path / "log", tmp_path / "site.toml")
+    args = build_parser().parse_args(["service", "--database", f"sqlite:///{tmp_path / 's.db'}",
+                                      "--retention", "idempotency_ttl=3600", "--retention", "purge_interval=30"])
+    assert _config(args, Settings(paths)).retention == Retention(idempotency_ttl=3600, purge_interval=30)
+    with pytest.raises(RetentionError):
+        _config(build_parser().parse_args(["service", "--retention", "keep=forever"]), Settings(paths))
