@@ -19,6 +19,7 @@ from typing import TextIO
 from app import __version__, cli_service
 from app.config import DEFAULT_VPCD_PORT, Settings, load_settings
 from app.errors import AppError, InvalidPinFormat, PlainHttpRefused, user_text
+from app.private_files import create_private_file, private_dir, private_umask, tighten
 
 # 3 is a command's own verdict (wes check could not run, audit chain broken); 4: a service refused to start because
 # its configuration is unsafe to serve (production without TLS), nothing was started.
@@ -65,14 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """Every log file it opens (the first and each one after a rollover) is created 0600: failure logs can name
+    patients (NHS numbers)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        create_private_file(Path(self.baseFilename))
+        return super()._open()
+
+
+LOG_BACKUPS = 3
+
+
 def _configure_logging(settings: Settings, verbose: bool) -> None:
-    """Log to a rotating file in the user log dir. Nothing logged anywhere ever contains a PIN or PUK."""
+    """Log to a rotating file in the user log dir (folder 0700, files 0600; older files are tightened). Nothing
+    logged anywhere ever contains a PIN or PUK."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     try:
-        settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = RotatingFileHandler(settings.paths.log_dir / "spinedesk.log",
-                                                       maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        log_file = private_dir(settings.paths.log_dir) / "spinedesk.log"
+        tighten(Path(f"{log_file}.{n}") for n in range(1, LOG_BACKUPS + 1))
+        handler: logging.Handler = _PrivateRotatingFileHandler(log_file, maxBytes=5_000_000,
+                                                               backupCount=LOG_BACKUPS, encoding="utf-8")
     except OSError:
         handler = logging.StreamHandler(sys.stderr)
         handler.setLevel(logging.WARNING)
@@ -177,6 +192,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         return self_test(stdout)
     try:
         settings = load_settings()
+        if args.command == "service":
+            private_umask()  # the service's database, logs and anything else it writes are its user's alone
         _configure_logging(settings, args.verbose)
         if args.command == "card":
             return _card_command(args, settings, stdout, stdin)

@@ -35,6 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
+    svc.add_argument("--retention", action="append", default=[], metavar="NAME=VALUE",
+                     help="change what is kept how long, e.g. idempotency_ttl=3600 (seconds; repeatable; names "
+                     "and defaults: app/service/housekeeping.py)")
     actions = svc.add_subparsers(dest="service_command", metavar="ACTION")
     seed = actions.add_parser("seed", help="load deterministic synthetic patients")
     seed.add_argument("--patients", type=int, required=True)
@@ -77,7 +80,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def _database(args: argparse.Namespace, settings: Settings) -> str:
     if args.database:
         return str(args.database)
-    settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    from app.private_files import private_dir
+
+    private_dir(settings.paths.data_dir)  # 0700: the database in it holds patient data
     return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
 
 
@@ -126,6 +131,7 @@ def require_tls(args: argparse.Namespace, settings: Settings) -> None:
 
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
     from app.service.cpis_delivery import DeliveryAlarm
+    from app.service.housekeeping import Retention
     from app.service.limits import HttpLimits
     from app.service.runtime import ServiceConfig
 
@@ -139,10 +145,12 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
     alarm = DeliveryAlarm(**{name: value for name, value in (
         ("attempts", getattr(args, "cpis_alarm_attempts", None)),
         ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
+    retention = Retention().with_overrides(getattr(args, "retention", []))
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm)
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention)
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
+                         retention=retention,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))

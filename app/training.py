@@ -8,6 +8,7 @@ the UI benchmarks. Nothing here imports Qt.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import sys
@@ -53,8 +54,10 @@ class RunningService:
         self.service.close()
 
 
-def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str = "127.0.0.1") -> RunningService:
-    """The real service (uvicorn, one thread of this process) on a free loopback port."""
+def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str = "127.0.0.1",
+                  limits: Any = None) -> RunningService:
+    """The real service (uvicorn, one thread of this process) on a free loopback port; ``limits`` (an
+    ``HttpLimits``) replaces the production request limits."""
     import uvicorn
 
     from app.service.runtime import ServiceConfig, build_service
@@ -63,6 +66,8 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
     port = free_port(host)
     url = f"http://{host}:{port}"
     config = ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir))
+    if limits is not None:
+        config = dataclasses.replace(config, limits=limits)
     service = build_service(config, store=store)
     server = uvicorn.Server(uvicorn_config(service.app, config.limits, host=host, port=port, log_level="warning",
                                            lifespan="off", access_log=False))

@@ -125,7 +125,7 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
                     response = error_response(FhirError("UNSUPPORTED_SERVICE", "Unsupported Service", status=404))
             else:
                 response = handler(Request(request.method, request.path, request.query, request.headers,
-                                           request.body, params))
+                                           request.body, params, request.client))
         except FhirError as exc:
             response = error_response(exc)
         except InProgress:

@@ -32,6 +32,7 @@ class Request:
     headers: Mapping[str, str]  # lower-case names
     body: bytes = b""
     params: Mapping[str, str] = field(default_factory=dict)  # from the route pattern
+    client: str = ""  # the TCP peer's address (proxy headers are not trusted)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -163,7 +164,7 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
             method=scope["method"], path=scope["path"],
             query=parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])},
-            body=body)
+            body=body, client=str((scope.get("client") or ("",))[0]))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + retry_for
         while True:

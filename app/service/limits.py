@@ -1,7 +1,8 @@
 """How much, how slowly and how many: the limits every HTTP request to the service passes before a handler runs.
 
 ``HttpLimits`` travels inside ``ServiceConfig`` to every worker process. The body limit is enforced by the ASGI
-adapter (``app.service.http``); the others by the connection protocol (``app.service.protocol``) and uvicorn.
+adapter (``app.service.http``); the login rate limit by the auth endpoints (``app.service.ratelimit``); the others by
+the connection protocol (``app.service.protocol``) and uvicorn.
 ``spinedesk service --limit NAME=VALUE`` changes one (repeat the option for several).
 """
 
@@ -30,6 +31,12 @@ class HttpLimits:
     # and sees a reset (seen under 50 concurrent retrying clients); 75 s outlasts common proxy idle timeouts.
     keep_alive: int = 75  # seconds an idle connection is kept between requests
     max_requests_per_connection: int = 1000  # the response to the last one says Connection: close
+    # Unauthenticated login endpoints (/auth/challenge, POST /auth/session), per client address and endpoint, in
+    # each worker process: a token bucket of auth_burst refilled at auth_rate_per_minute; beyond it 429 with
+    # Retry-After. At most auth_sources addresses are remembered (least recently seen forgotten first).
+    auth_rate_per_minute: float = 20.0
+    auth_burst: int = 10
+    auth_sources: int = 10_000
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -70,7 +70,7 @@ def document() -> dict[str, Any]:
                                                           "properties": {"certificate": b64}}, "application/json")},
                 "responses": {"200": {"description": "nonce", **_json(
                     {"type": "object", "required": ["nonce", "expires_at"]}, "application/json")},
-                    **_errors(400, 401, 403, 503)}}},
+                    **_errors(400, 401, 403, 429, 503)}}},
             AUTH_SESSION_PATH: {
                 "post": {"summary": "Exchange the card's signature over the challenge for a session",
                          "operationId": "authSession",
@@ -82,7 +82,7 @@ def document() -> dict[str, Any]:
                                                                    "application/json")},
                          "responses": {"201": {"description": "session", **_json(
                              {"type": "object", "required": ["token", "role_profiles"]}, "application/json")},
-                             **_errors(400, 401, 403, 503)}},
+                             **_errors(400, 401, 403, 429, 503)}},
                 "delete": {"summary": "Log out (revoke the session)", "operationId": "authLogout",
                            "parameters": [SESSION_HEADERS[0]],
                            "responses": {"204": {"description": "revoked"}, **_errors(401)}}},

@@ -26,7 +26,9 @@ from app.service.app import build_asgi
 from app.service.cpis_delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
 from app.service.domain.auth import AuthService
 from app.service.domain.rbac import load_role_table
+from app.service.housekeeping import Purger, Retention
 from app.service.limits import HttpLimits
+from app.service.ratelimit import TokenBuckets
 from app.service.store import AuditWriter, Store, open_store
 from app.service.store.cpis_writer import CpisAccessWriter
 
@@ -47,6 +49,7 @@ class ServiceConfig:
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
     tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
     cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck
+    retention: Retention = field(default_factory=Retention)  # what is kept how long, how often it is purged
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:
@@ -59,6 +62,7 @@ class ServiceConfig:
             doc[key] = tuple(doc.get(key, ()))
         doc["limits"] = HttpLimits(**doc.get("limits", {}))
         doc["cpis_alarm"] = DeliveryAlarm(**doc.get("cpis_alarm", {}))
+        doc["retention"] = Retention(**doc.get("retention", {}))
         return cls(**doc)
 
 
@@ -83,8 +87,11 @@ class Service:
     context: ServiceContext
     app: Any
     deliverer: Deliverer | None = None  # CP-IS notification outbox (a thread per process)
+    purger: Purger | None = None  # deletes expired challenges, sessions and stored answers (a thread per process)
 
     def close(self) -> None:
+        if self.purger is not None:
+            self.purger.stop()
         if self.deliverer is not None:
             self.deliverer.stop()
         self.context.cpis_writer.close()  # commits what is queued before the store goes
@@ -92,22 +99,28 @@ class Service:
         self.store.close()
 
 
+def login_limiter(limits: HttpLimits) -> TokenBuckets:
+    """This process's buckets for the unauthenticated login endpoints, per client address."""
+    return TokenBuckets(limits.auth_rate_per_minute, limits.auth_burst, max_sources=limits.auth_sources)
+
+
 def build_service(config: ServiceConfig, store: Store | None = None, *, clock: Clock = system_clock) -> Service:
     """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
-    CA's CRL dates."""
+    CA's CRL dates, and what the purge job deletes."""
     store = store or open_store(config.database)
     audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
                          cpis_writer=CpisAccessWriter(store, clock=clock), base_url=config.base_url, clock=clock,
-                         delivery_alarm=config.cpis_alarm)
+                         delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits))
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close(),
                      max_body=config.limits.max_body)
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra),
                           verify=delivery_trust(config.tls_ca), alarm=config.cpis_alarm, clock=clock).start()
-    service = Service(store, audit, ctx, app, deliverer)
+    purger = Purger(store, config.retention, clock=clock).start()
+    service = Service(store, audit, ctx, app, deliverer, purger)
     holder.append(service)
     return service
 

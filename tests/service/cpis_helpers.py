@@ -137,6 +137,8 @@ def serve_cpis(store: Store, ca: TrainingCA, *, patients: int = 60) -> Iterator[
         world.http.close()
         if service.deliverer is not None:
             service.deliverer.stop()
+        if service.purger is not None:
+            service.purger.stop()
         server.should_exit = True
         thread.join(10)
         service.audit.close()

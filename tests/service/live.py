@@ -80,6 +80,11 @@ def seed(store: Store, ca: TrainingCA, patients: int = 300) -> tuple[dict, dict]
     return keys, certs
 
 
+# Production's limits, except that the tests' many logins from one address are not throttled (the login rate
+# limit has its own tests: test_login_rate_limit.py).
+LIVE_LIMITS = HttpLimits(auth_rate_per_minute=1e6, auth_burst=1_000_000)
+
+
 @contextmanager
 def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
           limits: HttpLimits | None = None) -> Iterator[Live]:
@@ -88,7 +93,7 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
     keys, certs = seed(store, ca, patients)
     port = free_port()
     service_config = ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                   training_pki=str(ca.directory), threads=threads, limits=limits or HttpLimits())
+                                   training_pki=str(ca.directory), threads=threads, limits=limits or LIVE_LIMITS)
     service = build_service(service_config, store=store)
     server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
@@ -104,4 +109,6 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
         thread.join(10)
         if service.deliverer is not None:  # else it polls the store after the test has closed it
             service.deliverer.stop()
+        if service.purger is not None:
+            service.purger.stop()
         service.audit.close()

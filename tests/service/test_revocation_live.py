@@ -80,6 +80,8 @@ def running(config: ServiceConfig, store: Store, clock: Clock) -> Iterator[Servi
     try:
         yield service
     finally:
+        if service.purger is not None:
+            service.purger.stop()
         if service.deliverer is not None:
             service.deliverer.stop()
         service.context.cpis_writer.close()

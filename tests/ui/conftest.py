@@ -108,6 +108,7 @@ def card_templates(ui_ca, ui_data) -> dict[str, Path]:
 def service(ui_ca, ui_data, card_templates):
     """The real service (uvicorn thread, SQLite file), seeded, with both users registered."""
     from app import training
+    from app.service.limits import HttpLimits
     from app.service.store import open_store
 
     store = open_store(f"sqlite:///{ui_data / 'service.db'}")
@@ -119,7 +120,9 @@ def service(ui_ca, ui_data, card_templates):
     training.register_user(store, card_templates["noroles"], user_id="nora", roles=())
     training.register_user(store, card_templates["officer"], user_id="olivia",
                            roles=(("olivia-po", "S8002:G8003:R8014"),))
-    running = training.start_service("unused://", ui_ca.directory, store=store)
+    # the GUI tests log in many times from one address: not throttled (the login rate limit has its own tests)
+    running = training.start_service("unused://", ui_ca.directory, store=store,
+                                     limits=HttpLimits(auth_rate_per_minute=1e6, auth_burst=1_000_000))
     yield running
     running.stop()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from app.service.api.context import ServiceContext, access_denied
 from app.service.domain.auth import AuthError
 from app.service.fhir.outcome import FhirError
@@ -19,8 +21,19 @@ def _body(request: Request) -> dict[str, object]:
     return doc
 
 
+def _throttle(ctx: ServiceContext, request: Request) -> None:
+    """429 with Retry-After when this client address has used up its login requests (``HttpLimits.auth_*``)."""
+    if ctx.login_limiter is None:
+        return
+    wait = ctx.login_limiter.take((request.path, request.client))
+    if wait > 0:
+        raise FhirError("TOO_MANY_REQUESTS", "Too many login requests from this address; retry after the time in "
+                        "the Retry-After header.", retry_after=max(1, math.ceil(wait)))
+
+
 def register(router: Router, ctx: ServiceContext) -> None:
     def challenge(request: Request) -> Response:
+        _throttle(ctx, request)
         try:
             issued = ctx.auth.challenge(_body(request).get("certificate"))  # type: ignore[arg-type]
         except AuthError as exc:
@@ -29,6 +42,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
                              content_type="application/json")
 
     def session(request: Request) -> Response:
+        _throttle(ctx, request)
         body = _body(request)
         try:
             issued = ctx.auth.complete(body.get("nonce"), body.get("signature"),  # type: ignore[arg-type]

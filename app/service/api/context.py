@@ -24,6 +24,7 @@ from app.service.domain.rbac import RoleTable
 from app.service.fhir.outcome import FhirError, invalid_value, missing_value
 from app.service.fhir.withheld import NOTHING, Withheld, withheld_of
 from app.service.http import Request, Response
+from app.service.ratelimit import TokenBuckets
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
@@ -85,7 +86,8 @@ def access_denied(error: AuthError) -> FhirError:
 class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
                  cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
-                 delivery_alarm: DeliveryAlarm | None = None) -> None:
+                 delivery_alarm: DeliveryAlarm | None = None,
+                 login_limiter: TokenBuckets | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -94,6 +96,7 @@ class ServiceContext:
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
         self.delivery_alarm = delivery_alarm or DeliveryAlarm()  # when /_status reports CP-IS delivery stuck
+        self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see

@@ -284,8 +284,11 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
     # --- housekeeping ---------------------------------------------------------------------------------------
 
     @abstractmethod
-    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400) -> int:
-        """Delete expired challenges and sessions and idempotency records older than the TTL; returns rows."""
+    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400,
+                      batch: int = 500) -> int:
+        """Delete challenges and sessions expired at ``now`` and idempotency records (stored answers) created
+        more than ``idempotency_ttl_seconds`` before it, at most ``batch`` rows per transaction so no lock is held
+        long; returns how many rows went. Run periodically by ``app.service.housekeeping.Purger``."""
 
     @abstractmethod
     def schema_version(self) -> int: ...

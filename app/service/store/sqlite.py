@@ -28,6 +28,8 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from app.private_files import create_private_file, tighten
+
 from . import schema_sqlite
 from .errors import StoreError, StoreUnavailable
 from .migrations import apply_pending
@@ -116,6 +118,8 @@ class SQLiteStore(SqlStore):
         if not self._memory and not Path(path).parent.is_dir():
             raise StoreUnavailable(self.url, f"the directory {Path(path).parent} does not exist",
                                    "create it, or give --database a path in an existing directory")
+        if not self._memory:
+            self._make_private()
         # One in-memory database is one connection: share it (tests only).
         self._pool = _Pool(self._connect, 1 if self._memory else max(1, pool_size))
         self._write_lock = threading.Lock()
@@ -125,6 +129,8 @@ class SQLiteStore(SqlStore):
         except BaseException:
             self._pool.close()
             raise
+        if not self._memory:
+            self._make_private()
 
     # --- connections and transactions -----------------------------------------------------------------------
 
@@ -194,6 +200,13 @@ class SQLiteStore(SqlStore):
                 yield cur
             finally:
                 conn.execute("COMMIT")
+
+    def _make_private(self) -> None:
+        """The database holds patient data: create it 0600 (SQLite gives its -wal and -shm files the database
+        file's mode) and take group/other access off the files an older version left readable."""
+        with suppress(OSError):  # an unwritable place is reported by SQLite itself, with its hint
+            create_private_file(Path(self.path))
+        tighten(Path(f"{self.path}{suffix}") for suffix in ("-wal", "-shm", "-journal", ".writelock"))
 
     def _open_lock_file(self) -> int | None:
         """Writers of several processes queue on an OS file lock beside the database before BEGIN IMMEDIATE.

@@ -35,6 +35,7 @@ PVALUES = ", ".join("?" for _ in PATIENT_COLS)
 UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLS[1:])
 _UPDATE_SET = ", ".join(f"{c} = ?" for c in PATIENT_COLS[1:])
 VERIFY_PAGE = 5000
+PURGE_BATCH = 500  # rows deleted per transaction by purge_expired
 
 
 class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
@@ -249,16 +250,27 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
 
     # --- housekeeping ---------------------------------------------------------------------------------------
 
-    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400) -> int:
+    # (table, its key columns, which rows are past their time): expired challenges and sessions, and stored
+    # answers created before the idempotency retention's cut-off.
+    _PURGE = (("challenges", "nonce", "expires_at <= ?"),
+              ("sessions", "token_hash", "expires_at <= ?"),
+              ("idempotency", "request_id, user_id", "created_at < ?"))
+
+    def purge_expired(self, *, now: datetime | None = None, idempotency_ttl_seconds: float = 86400,
+                      batch: int = PURGE_BATCH) -> int:
         now = now or utcnow()
         removed = 0
-        with self._write() as cur:
-            for sql, when in (("DELETE FROM challenges WHERE expires_at <= ?", now),
-                              ("DELETE FROM sessions WHERE expires_at <= ?", now),
-                              ("DELETE FROM idempotency WHERE created_at < ?",
-                               now - timedelta(seconds=idempotency_ttl_seconds))):
-                cur.execute(sql, (self._enc_ts(when),))
-                removed += max(cur.rowcount, 0)
+        for table, key, condition in self._PURGE:
+            cutoff = now - timedelta(seconds=idempotency_ttl_seconds) if table == "idempotency" else now
+            while True:  # one short write transaction per batch: writers never wait long behind the purge
+                with self._write() as cur:
+                    cur.execute(f"DELETE FROM {table} WHERE ({key}) IN "
+                                f"(SELECT {key} FROM {table} WHERE {condition} LIMIT ?)",
+                                (self._enc_ts(cutoff), batch))
+                    done = max(cur.rowcount, 0)
+                removed += done
+                if done < batch:
+                    break
         return removed
 
     def schema_version(self) -> int:
