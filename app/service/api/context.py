@@ -24,6 +24,7 @@ from app.service.fhir.outcome import FhirError, invalid_value, missing_value
 from app.service.fhir.withheld import NOTHING, Withheld, withheld_of
 from app.service.http import Request, Response
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
+from app.service.store.audit_chain import safe_text
 from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 
@@ -35,6 +36,12 @@ ECHOED = (HEADER_REQUEST_ID, HEADER_CORRELATION_ID)
 # The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
 PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
                                                                                            default=None)
+
+
+def _safe_id(value: str | None) -> str | None:
+    """The id a request named, as the audit keeps it: unchanged when it is plain text of at most 64 characters,
+    else escaped and cut (see ``safe_text``): never a NUL, an unpaired surrogate or an unbounded length."""
+    return None if value is None else safe_text(value)
 
 
 class InProgress(Exception):
@@ -114,8 +121,9 @@ class ServiceContext:
         except AuthError as exc:
             if exc.user is not None:  # a known user refused (a role not theirs, a revoked card): on the record
                 future = self.audit_writer.submit(AuditEntry(
-                    user_id=exc.user.id, role_profile_id=(request.header(HEADER_URID) or "")[:64], org="",
-                    action=operation, nhs_number=nhs_number, request_id=(request.header(HEADER_REQUEST_ID) or "")[:64],
+                    user_id=exc.user.id, role_profile_id=safe_text(request.header(HEADER_URID) or ""), org="",
+                    action=operation, nhs_number=_safe_id(nhs_number),
+                    request_id=safe_text(request.header(HEADER_REQUEST_ID) or ""),
                     outcome=str(exc.status), details={"reason": exc.reason}))
                 self._await_or_defer(future)
             raise access_denied(exc) from exc
@@ -131,7 +139,7 @@ class ServiceContext:
                     details: dict[str, object] | None = None) -> AuditEntry:
         role = call.principal.role
         return AuditEntry(user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
-                          nhs_number=nhs_number, request_id=call.request_id, outcome=outcome,
+                          nhs_number=_safe_id(nhs_number), request_id=call.request_id, outcome=outcome,
                           details=dict(details or {}))
 
     def audit(self, call: Call, action: str, nhs_number: str | None, outcome: str,
