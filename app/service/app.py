@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from app.service.api import audit, auth, cpis, flags, pds, scr
 from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
-from app.service.fhir.outcome import FhirError, invalid_resource_id
+from app.service.fhir.outcome import FhirError
 from app.service.http import Request, Response, Router, asgi_app
 from app.service.openapi import document
 from app.service.store import StoreError
 
 log = logging.getLogger(__name__)
-# Every id in a route's path (NHS numbers, flag ids and versions, alert ids, local-authority codes) is a FHIR id:
-# 1-64 of A-Z a-z 0-9 - . (FHIR R4 "id" datatype). Anything else is refused with 400 INVALID_RESOURCE_ID.
-PATH_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # whole value: fullmatch (``$`` would let a final newline in)
 
 
 def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
@@ -99,10 +95,6 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
                     response.headers.append(("allow", ", ".join(methods)))
                 else:
                     response = error_response(FhirError("UNSUPPORTED_SERVICE", "Unsupported Service", status=404))
-            elif not all(PATH_ID.fullmatch(value) for value in params.values()):
-                # before authentication, the audit, the idempotency record or the store sees it: a NUL or
-                # other junk in an id must reach nothing that could refuse it for other people's requests too
-                response = error_response(invalid_resource_id())
             else:
                 response = handler(Request(request.method, request.path, request.query, request.headers,
                                            request.body, params))

@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 
 from app.service.store import AuditEntry, AuditWriter, StoreUnavailable
-from app.service.store.audit_chain import canonical_details
+from app.service.store.audit_chain import canonical_details, encode_entry
 from app.service.store.group_commit import GroupCommitter
 
 
@@ -48,7 +48,7 @@ def _submit(writer: AuditWriter, e: AuditEntry) -> Future:
     """Submit; a record refused at submission is a failed future of its own."""
     try:
         return writer.submit(e)
-    except Exception as exc:  # noqa: BLE001 - the refusal is what the test inspects
+    except Exception as exc:  # the refusal is what the test inspects
         f: Future = Future()
         f.set_exception(exc)
         return f
@@ -95,7 +95,7 @@ def test_a_record_the_database_refuses_fails_only_its_own_caller(store, store_ki
         gate.open.set()
         first.result(30)
         records = [f.result(30) for f in futures]
-        with pytest.raises(Exception, match="NUL|surrogate"):
+        with pytest.raises(Exception, match=r"NUL|surrogate"):
             poisoned.result(30)
     finally:
         writer.close()
@@ -173,3 +173,17 @@ def test_group_commit_does_not_retry_when_the_database_is_unavailable():
     finally:
         committer.close()
     assert attempts == [1, 50]
+
+
+def test_an_untrusted_id_is_audited_as_a_safe_bounded_representation():
+    from app.service.api.context import _safe_id
+
+    assert _safe_id(None) is None
+    assert _safe_id("9000000009") == "9000000009"  # plain ids are kept as they are
+    assert _safe_id("900\x000000009") == "900\\x000000009"
+    assert _safe_id("a\udc80b") == "a\\udc80b"
+    assert _safe_id("back\\slash\n") == "back\\\\slash\\x0a"  # an escape cannot be forged by sending one
+    long = _safe_id("9" * 500)
+    assert len(long) == 64 and long.endswith("…")
+    for value in ("900\x000000009", "a\udc80b", "\x00" * 300):
+        encode_entry(entry(0, nhs=_safe_id(value), user=_safe_id(value)))  # storable by every store

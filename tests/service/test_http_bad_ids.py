@@ -28,7 +28,6 @@ ROUTES = [
     ("GET", FLAGS_BASE + "/Flag/abc/_history/{bad}"),
     ("POST", SCR_BASE + "/alerts/{bad}/$acknowledge"),
     ("GET", "/cpis/local-authority/{bad}/notifications"),
-    ("POST", "/cpis/local-authority/{bad}/notifications"),
 ]
 BAD = ["900%000000009", "900%25000000009", "%00", "9000000009%0A", "a" * 65, "%C3%A9", "%ED%B2%80"]
 
@@ -60,13 +59,24 @@ def _storable(value: object) -> bool:
 
 def test_a_malformed_path_id_is_a_400_on_every_route(live, alice):
     with httpx.Client() as client:
-        for method, path in ROUTES:
-            for bad in BAD:
+        for bad in BAD:
+            for method, path in ROUTES:
                 r = client.request(method, live.url + path.format(bad=bad), headers=live.headers(alice, "clin-1"),
                                    content=b"{}")
                 assert r.status_code == 400, (method, path, bad, r.status_code, r.text)
                 assert _code(r) == "INVALID_RESOURCE_ID", (method, path, bad)
+            # the local authorities' inbox authenticates by signature, per authority: no authority has such a code
+            r = client.post(live.url + f"/cpis/local-authority/{bad}/notifications", content=b"{}")
+            assert r.status_code == 401, (bad, r.text)
+        # the audit query compares its text parameters in the database: one it cannot hold is refused
+        bob = live.login("bob")
+        for name in ("user", "action"):
+            r = client.get(live.url + f"/audit/records?{name}=a%00b", headers=live.headers(bob, "po-1"))
+            assert r.status_code == 400, (name, r.text)
     records = live.store.query_audit(limit=1000)
+    refusals = [rec for rec in records if rec.details.get("error") == "INVALID_RESOURCE_ID"]
+    assert len(refusals) >= len(ROUTES) * len(BAD)  # every refusal of a signed-in user is on the record
+    assert any(rec.details.get("path_id") == "900\\x000000009" for rec in refusals)
     for rec in records:
         assert _storable(rec.nhs_number) and _storable(rec.details) and _storable(rec.request_id), rec
         assert rec.nhs_number is None or len(rec.nhs_number) <= 64

@@ -47,6 +47,10 @@ def register(router: Router, ctx: ServiceContext) -> None:
         count = _one(request, "_count") or "100"
         if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 1000:  # "²".isdigit() too
             raise invalid_value("_count", count, where="parameter")
+        for name in ("user", "action"):  # compared in the database: a value it cannot hold is no match, refused
+            value = _one(request, name)
+            if value is not None and (len(value) > 200 or "\x00" in value):
+                raise invalid_value(name, value[:64], where="parameter")
         found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
                                       since=_time(request, "since"), until=_time(request, "until"),
                                       action=_one(request, "action"), limit=int(count))
