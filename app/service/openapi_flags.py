@@ -74,11 +74,12 @@ def paths() -> dict[str, Any]:
         f"{FLAGS_BASE}/Flag/{{flagID}}/_history": {"get": {
             "summary": "Every version of a flag, removed ones included", "operationId": "flagHistory",
             "parameters": [*SESSION_HEADERS, _FLAG_ID],
-            "responses": {"200": {"description": "history Bundle", **_json(_BUNDLE)}, **_errors(401, 403, 404)}}},
+            "responses": {"200": {"description": "history Bundle", **_json(_BUNDLE)},
+                          **_errors(400, 401, 403, 404)}}},
         f"{FLAGS_BASE}/Flag/{{flagID}}/_history/{{vid}}": {"get": {
             "summary": "One version of a flag", "operationId": "readFlagVersion",
             "parameters": [*SESSION_HEADERS, _FLAG_ID, _VID],
-            "responses": {"200": flag, **_errors(401, 403, 404)}}},
+            "responses": {"200": flag, **_errors(400, 401, 403, 404)}}},
         f"{FLAGS_BASE}/$removerarecord": {"post": {
             "summary": "Remove a patient's Reasonable Adjustment Flag with a reason (kept in its history)",
             "operationId": "removeRaRecord", "parameters": [*SESSION_HEADERS, _IF_MATCH],

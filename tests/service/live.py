@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -39,6 +40,7 @@ class Live:
     keys: dict[str, ec.EllipticCurvePrivateKey]
     certs: dict[str, bytes]
     store: Store
+    service: Any = None  # the running Service (its audit writer, context)
 
     def login(self, user: str) -> str:
         cert = base64.b64encode(self.certs[user]).decode()
@@ -103,7 +105,7 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
-        yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store)
+        yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store, service)
     finally:
         server.should_exit = True
         thread.join(10)

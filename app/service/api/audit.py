@@ -63,6 +63,10 @@ def register(router: Router, ctx: ServiceContext) -> None:
             # of users presenting a role not theirs)
             ctx.audit(call, "audit.query", patient, "403", {"reason": "role has no organisation"})
             raise FhirError("ACCESS_DENIED", "the role has no organisation to scope the audit trail to", status=403)
+        for name in ("user", "action"):  # compared in the database: a value it cannot hold is no match, refused
+            value = _one(request, name)
+            if value is not None and (len(value) > 200 or "\x00" in value):
+                raise invalid_value(name, value[:64], where="parameter")
         found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
                                       since=_time(request, "since"), until=_time(request, "until"),
                                       action=_one(request, "action"), org=scope, limit=int(count))

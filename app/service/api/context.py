@@ -1,6 +1,7 @@
 """What every route shares: authentication, header rules, RBAC, idempotency and the audit trail.
 
-Order for a patient-data request: bearer token (401) → X-Request-ID present and a UUID (400) → the caller's
+Order for a patient-data request: bearer token (401) → X-Request-ID present and a UUID (400) → every id in the
+path a FHIR id (400 INVALID_RESOURCE_ID, audited with a safe representation of the id) → the caller's
 role (``NHSD-Session-URID``) holds an activity the operation needs (403, deny by default) → replay of a
 state-changing request already answered under the same X-Request-ID → the handler → the audit record,
 committed before the response leaves (a failed audit write fails the request: no unaudited data leaves).
@@ -21,22 +22,32 @@ from datetime import UTC, datetime
 from app.service.cpis_delivery import DeliveryAlarm
 from app.service.domain.auth import AuthError, AuthService, Principal
 from app.service.domain.rbac import RoleTable
-from app.service.fhir.outcome import FhirError, invalid_value, missing_value
+from app.service.fhir.outcome import FhirError, invalid_resource_id, invalid_value, missing_value
 from app.service.fhir.withheld import NOTHING, Withheld, withheld_of
 from app.service.http import Request, Response
 from app.service.ratelimit import TokenBuckets
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
+from app.service.store.audit_chain import safe_text
 from app.service.store.cpis_writer import CpisAccessWriter
 from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 
 log = logging.getLogger(__name__)
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ECHOED = (HEADER_REQUEST_ID, HEADER_CORRELATION_ID)
+# Every id in a route's path (NHS numbers, flag ids and versions, alert ids, local-authority codes) is a FHIR id
+# (R4 "id" datatype): 1-64 of A-Z a-z 0-9 - . — the whole value (``$`` would let a final newline through).
+PATH_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 # Audit records a request has queued; the response may leave only once every one of them has committed.
 # The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
 PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
                                                                                            default=None)
+
+
+def _safe_id(value: str | None) -> str | None:
+    """The id a request named, as the audit keeps it: unchanged when it is plain text of at most 64 characters,
+    else escaped and cut (see ``safe_text``): never a NUL, an unpaired surrogate or an unbounded length."""
+    return None if value is None else safe_text(value)
 
 
 class InProgress(Exception):
@@ -119,12 +130,18 @@ class ServiceContext:
         except AuthError as exc:
             if exc.user is not None:  # a known user refused (a role not theirs, a revoked card): on the record
                 future = self.audit_writer.submit(AuditEntry(
-                    user_id=exc.user.id, role_profile_id=(request.header(HEADER_URID) or "")[:64], org="",
-                    action=operation, nhs_number=nhs_number, request_id=(request.header(HEADER_REQUEST_ID) or "")[:64],
+                    user_id=exc.user.id, role_profile_id=safe_text(request.header(HEADER_URID) or ""), org="",
+                    action=operation, nhs_number=_safe_id(nhs_number),
+                    request_id=safe_text(request.header(HEADER_REQUEST_ID) or ""),
                     outcome=str(exc.status), details={"reason": exc.reason}))
                 self._await_or_defer(future)
             raise access_denied(exc) from exc
         request_id = self.request_id(request)
+        bad = [value for value in request.params.values() if not PATH_ID.fullmatch(value)]
+        if bad:  # before the role check, the store or an idempotency record sees it; on the record, made safe
+            self.audit(Call(principal, request_id, request), operation, None, "400",
+                       {"error": "INVALID_RESOURCE_ID", "path_id": safe_text(bad[0])})
+            raise invalid_resource_id()
         if not self.roles.allowed(operation, principal.role.activity_codes):
             self.audit(Call(principal, request_id, request), operation, nhs_number, "403",
                        {"reason": "role lacks the activity"})
@@ -136,7 +153,7 @@ class ServiceContext:
                     details: dict[str, object] | None = None) -> AuditEntry:
         role = call.principal.role
         return AuditEntry(user_id=call.principal.user.id, role_profile_id=role.id, org=role.org_ods, action=action,
-                          nhs_number=nhs_number, request_id=call.request_id, outcome=outcome,
+                          nhs_number=_safe_id(nhs_number), request_id=call.request_id, outcome=outcome,
                           details=dict(details or {}))
 
     def audit(self, call: Call, action: str, nhs_number: str | None, outcome: str,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from app.service.api.context import PENDING_AUDIT, AuditDetails, Call, ServiceContext
+from app.service.api.context import PATH_ID, PENDING_AUDIT, AuditDetails, Call, ServiceContext
 from app.service.domain import cpis_rules as rules
 from app.service.domain.cpis_rules import INBOX_PATH
 from app.service.fhir import cpis as fhir
@@ -102,7 +102,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
     def receive(request: Request) -> Response:
         code = request.params["code"]
         key = request.header(rules.IDEMPOTENCY_HEADER) or ""
-        la = ctx.store.local_authority(code) if len(code) <= 20 else None
+        la = ctx.store.local_authority(code) if len(code) <= 20 and PATH_ID.fullmatch(code) else None
         if not UUID.match(key) or la is None or not rules.signature_ok(
                 la.secret, key, request.body, request.header(rules.SIGNATURE_HEADER)):
             raise FhirError("ACCESS_DENIED", f"Send a notification with an {rules.IDEMPOTENCY_HEADER} (a UUID) and "

@@ -31,6 +31,52 @@ def canonical_details(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+# the record's text columns, by field name (``details`` is JSON text: its NULs are escaped by the encoding)
+TEXT_FIELDS = ("user_id", "role_profile_id", "org", "action", "nhs_number", "request_id", "outcome")
+
+
+def _storable(value: str) -> bool:
+    """No NUL (PostgreSQL's text refuses it) and valid UTF-8 (no lone surrogate): what every store can keep."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def encode_entry(entry: AuditEntry) -> str:
+    """``canonical_details(entry.details)``, after checking that every value of the record can be stored and hashed
+    by every store; ``ValueError`` naming the field otherwise. Called before a record joins a batch or takes a lock,
+    so that one unstorable record fails its own caller only."""
+    for name in TEXT_FIELDS:
+        value = getattr(entry, name)
+        if value is not None and (not isinstance(value, str) or not _storable(value)):
+            raise ValueError(f"the audit record's {name} cannot be stored (a NUL character, an unpaired "
+                             f"surrogate or not text): {safe_text(value)!r}")
+    details = canonical_details(entry.details)
+    if not _storable(details):
+        raise ValueError(f"the audit record's details cannot be stored (an unpaired surrogate): {safe_text(details)}")
+    return details
+
+
+def safe_text(value: object, limit: int = 64) -> str:
+    """A representation of an untrusted value that every store can keep and a reader can see through: control
+    characters, unpaired surrogates and backslashes escaped as in Python (``\\x00``, ``\\udc80``), then cut to
+    ``limit`` characters (ending in ``…`` when cut). Printable text comes back unchanged."""
+    text = value if isinstance(value, str) else repr(value)
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\" or code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+            out.append("\\\\" if ch == "\\" else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    escaped = "".join(out)
+    return escaped if len(escaped) <= limit else escaped[:limit - 1] + "…"
+
+
 def compute_hash(*, seq: int, at: datetime, user_id: str, role_profile_id: str, org: str, action: str,
                  nhs_number: str | None, request_id: str, outcome: str, details: dict[str, Any],
                  prev_hash: str) -> str:

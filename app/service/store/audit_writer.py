@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 
-from .audit_chain import canonical_details
+from .audit_chain import encode_entry
 from .base import AuditEntry, Store
 from .group_commit import LINGER_SECONDS, GroupCommitter
 from .rows import AuditRecord
@@ -20,7 +20,7 @@ class AuditWriter(GroupCommitter[AuditEntry, AuditRecord]):
                          clock=clock)
 
     def submit(self, item: AuditEntry) -> Future[AuditRecord]:
-        canonical_details(item.details)  # a record that cannot be encoded fails its own caller only
+        encode_entry(item)  # a record that cannot be encoded or stored fails its own caller only
         return super().submit(item)
 
     def append(self, entry: AuditEntry, timeout: float | None = None) -> AuditRecord:

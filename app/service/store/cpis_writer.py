@@ -1,7 +1,8 @@
 """Group commit for CP-IS access writes (see ``group_commit.py``): an unscheduled view's access event, its
 notifications' outbox rows and its audit records commit together (``Store.record_cpis_accesses``), and under load
-one fsync serves many views. A failed commit fails every request in that batch and stores none of it: no response
-claims an access that was not recorded."""
+one fsync serves many views. A failed commit stores none of its batch; the batch is committed again in halves so
+that only the access(es) that cannot be written fail (an unavailable database fails them all at once): no response
+claims an access that was not recorded, and one bad access does not fail everybody else's."""
 
 from __future__ import annotations
 

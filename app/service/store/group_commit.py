@@ -5,11 +5,15 @@ Each caller ``submit``s an item and gets a future that resolves once the batch h
 previous batch was committing (up to ``max_batch``) — and, when the previous batch had more than one item
 (load), whatever arrives within ``linger`` of the first —, so under load one commit (one fsync, one round of
 locks) carries many items and throughput scales with load instead of being bounded by commit latency; when idle
-an item is written at once (no added delay). If the commit fails, every caller in that batch gets the error and
-none of the batch is stored. With several processes, each has its own writer; the store's locks order batches.
+an item is written at once (no added delay). If the commit fails, none of the batch is stored; one bad item
+(a value the database refuses) must not fail everybody else's request, so the batch is committed again in halves,
+and halves of those, until only the failing items remain: they alone get the error (for one bad item in ``n``,
+about ``2·log2(n)`` extra commits). An error that says the database itself is unavailable is not retried: every
+caller hears it at once. With several processes, each has its own writer; the store's locks order batches.
 
-``failing`` says whether the LAST commit failed (since when, and the exception's type): set by a failed commit,
-cleared by the next one that succeeds. ``GET /_status`` reports it, so a full disk is not a "pass".
+``failing`` says whether the writer cannot write (since when, and the exception's type): set when a commit fails for
+a reason other than one bad item (the database unavailable, a disk full), cleared by the next commit that succeeds.
+``GET /_status`` reports it, so a full disk is not a "pass".
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from .errors import StoreError
+from .errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +36,16 @@ _STOP: Any = object()
 # items of every request in flight. Measured (benchmarks/pds_read.py, one worker): without it audit batches
 # averaged 3 records and the audit took half the service's CPU; with it ~12 (docs/decisions/service-server.md).
 LINGER_SECONDS = 0.002
+# Errors of the database as a whole, not of one item: splitting the batch would only repeat them.
+# (By name, so that this module needs no driver: the DB-API and psycopg_pool names for a lost or refused connection.)
+UNAVAILABLE_NAMES = frozenset({"OperationalError", "InterfaceError", "PoolTimeout", "PoolClosed", "TooManyRequests"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be used at all (so retrying the items one by one is futile)."""
+    if isinstance(exc, StoreUnavailable | OSError):
+        return True
+    return any(cls.__name__ in UNAVAILABLE_NAMES for cls in type(exc).__mro__)
 
 
 @dataclass(frozen=True)
@@ -103,10 +117,17 @@ class GroupCommitter(Generic[T, R]):
         try:
             results = self._commit_batch([item for item, _ in batch])
         except BaseException as exc:  # every waiter must hear about it; the thread keeps serving
-            if self.failing is None:
-                self.failing = CommitFailure(self._clock(), type(exc).__name__)
-            for _, future in batch:
-                future.set_exception(exc)
+            if len(batch) == 1 or not isinstance(exc, Exception) or database_unavailable(exc):
+                writer_broken = len(batch) > 1 or database_unavailable(exc) or not isinstance(exc, Exception)
+                if writer_broken and self.failing is None:  # the writer cannot write (not merely one refused item)
+                    self.failing = CommitFailure(self._clock(), type(exc).__name__)
+                for _, future in batch:
+                    future.set_exception(exc)
+                return
+            # the transaction was rolled back: nothing of the batch is stored; find the item(s) that failed it
+            middle = len(batch) // 2
+            self._commit(batch[:middle])
+            self._commit(batch[middle:])
             return
         self.failing = None
         for (_, future), result in zip(batch, results, strict=True):

@@ -45,7 +45,7 @@ class EffectsSql(SqlBase):
 
     @staticmethod
     def _encode_audit(entries: Sequence[AuditEntry]) -> list[tuple[AuditEntry, str]]:
-        return [(e, audit_chain.canonical_details(e.details)) for e in entries]
+        return [(e, audit_chain.encode_entry(e)) for e in entries]  # ValueError: a value no store can keep
 
     def _chain_in(self, cur: Any, encoded: list[tuple[AuditEntry, str]]) -> list[AuditRecord]:
         """Chain and insert records inside the caller's write transaction (taking the chain-head lock)."""
