@@ -9,7 +9,6 @@ NAME=VALUE`` changes a setting.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -18,38 +17,18 @@ from datetime import datetime
 
 from app.errors import AppError
 from app.service.store import Store, StoreError
+from app.service.tunables import Tunables
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Retention:
+class Retention(Tunables):
     # Seconds a stored answer to an X-Request-ID is kept for a retry to replay it; after that a retry with the
     # same id is answered afresh. A day outlasts every client retry policy.
     idempotency_ttl: float = 24 * 3600.0
     purge_interval: float = 60.0  # seconds between purges in each process
     purge_batch: int = 500  # rows deleted per transaction
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise RetentionError(f.name, f"must be a positive number, not {value!r}")
-
-    def with_overrides(self, settings: list[str]) -> Retention:
-        """This retention with ``NAME=VALUE`` settings applied (``RetentionError`` naming a bad one)."""
-        kinds = {f.name: f.type for f in dataclasses.fields(self)}
-        changes: dict[str, int | float] = {}
-        for setting in settings:
-            name, sep, text = setting.partition("=")
-            name = name.strip().replace("-", "_")
-            if not sep or name not in kinds:
-                raise RetentionError(setting, f"expected NAME=VALUE with NAME one of {', '.join(kinds)}")
-            try:
-                changes[name] = float(text) if kinds[name] == "float" else int(text)
-            except ValueError:
-                raise RetentionError(name, f"{text!r} is not a {kinds[name]}") from None
-        return dataclasses.replace(self, **changes)
 
 
 class RetentionError(AppError):
@@ -57,6 +36,9 @@ class RetentionError(AppError):
         super().__init__(f"service retention {name}: {problem}")
         self.name = name
         self.problem = problem
+
+
+Retention.error = RetentionError
 
 
 class Purger:

@@ -8,7 +8,6 @@ the connection protocol (``app.service.protocol``) and uvicorn.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -16,10 +15,11 @@ import orjson
 
 from app.errors import AppError
 from app.service.http import FHIR_JSON, MAX_BODY, plain_outcome
+from app.service.tunables import Tunables
 
 
 @dataclass(frozen=True)
-class HttpLimits:
+class HttpLimits(Tunables):
     max_body: int = MAX_BODY  # bytes of request body (413)
     max_header_bytes: int = 64 * 1024  # request line and headers together (431)
     max_headers: int = 100  # header fields in one request (431)
@@ -38,33 +38,15 @@ class HttpLimits:
     auth_burst: int = 10
     auth_sources: int = 10_000
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise LimitError(f.name, f"must be a positive number, not {value!r}")
-
-    def with_overrides(self, settings: list[str]) -> HttpLimits:
-        """These limits with ``NAME=VALUE`` settings applied (``LimitError`` naming a bad one)."""
-        kinds = {f.name: f.type for f in dataclasses.fields(self)}
-        changes: dict[str, int | float] = {}
-        for setting in settings:
-            name, sep, text = setting.partition("=")
-            name = name.strip().replace("-", "_")
-            if not sep or name not in kinds:
-                raise LimitError(setting, f"expected NAME=VALUE with NAME one of {', '.join(kinds)}")
-            try:
-                changes[name] = float(text) if kinds[name] == "float" else int(text)
-            except ValueError:
-                raise LimitError(name, f"{text!r} is not a {kinds[name]}") from None
-        return dataclasses.replace(self, **changes)
-
 
 class LimitError(AppError):
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"service limit {name}: {problem}")
         self.name = name
         self.problem = problem
+
+
+HttpLimits.error = LimitError
 
 
 def refusal(status: int, issue_code: str, diagnostics: str, *, retry_after: int | None = None,
