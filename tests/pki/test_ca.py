@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.errors import PkiError
 from app.pki import TrainingCA, card_uuid
+from tests.clock import Clock
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 
@@ -241,14 +242,6 @@ def test_issuing_certificate_from_another_root_is_detected(ca: TrainingCA, tmp_p
         TrainingCA.load_or_create(ca.directory)
 
 
-class FixedClock:
-    """A clock a test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_every_date_comes_from_the_ca_clock(tmp_path: Path) -> None:
@@ -256,28 +249,28 @@ def test_every_date_comes_from_the_ca_clock(tmp_path: Path) -> None:
     nothing reads the system clock behind the caller's back."""
     from app.pki import validate
 
-    clock = FixedClock(datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC))
+    clock = Clock(datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC))
     ca = TrainingCA.load_or_create(tmp_path / "ca", clock=clock)
-    assert ca.root.not_valid_before_utc == clock.now - timedelta(minutes=5)
-    assert ca.issuing.not_valid_before_utc == clock.now - timedelta(minutes=5)
+    assert ca.root.not_valid_before_utc == clock.at - timedelta(minutes=5)
+    assert ca.issuing.not_valid_before_utc == clock.at - timedelta(minutes=5)
     crl = ca.crl()
-    assert crl.last_update_utc == clock.now and crl.next_update_utc == clock.now + timedelta(days=7)
+    assert crl.last_update_utc == clock.at and crl.next_update_utc == clock.at + timedelta(days=7)
     cert = ca.issue_card_certificate(ec.generate_private_key(ec.SECP256R1()).public_key(), name="Dr A",
                                      card_uuid=uuid.uuid4(), days=30)
-    assert cert.not_valid_before_utc == clock.now - timedelta(minutes=5)
-    assert validate(cert, ca.trust_store(), now=clock.now).ok
+    assert cert.not_valid_before_utc == clock.at - timedelta(minutes=5)
+    assert validate(cert, ca.trust_store(), now=clock.at).ok
 
-    clock.now += timedelta(days=6, hours=1)  # within a day of nextUpdate: republished from the clock
-    assert ca.crl().last_update_utc == clock.now
+    clock.at += timedelta(days=6, hours=1)  # within a day of nextUpdate: republished from the clock
+    assert ca.crl().last_update_utc == clock.at
     ca.revoke(cert.serial_number)
     entry = ca.crl().get_revoked_certificate_by_serial_number(cert.serial_number)
-    assert entry is not None and entry.revocation_date_utc == clock.now
-    assert not validate(cert, ca.trust_store(), now=clock.now).ok
+    assert entry is not None and entry.revocation_date_utc == clock.at
+    assert not validate(cert, ca.trust_store(), now=clock.at).ok
 
     # Loading the same folder with another clock keeps the CA and refreshes the CRL from that clock.
-    later = FixedClock(clock.now + timedelta(days=30))
+    later = Clock(clock.at + timedelta(days=30))
     again = TrainingCA.load_or_create(tmp_path / "ca", clock=later)
-    assert again.root == ca.root and again.crl().last_update_utc == later.now
+    assert again.root == ca.root and again.crl().last_update_utc == later.at
 
 
 def test_a_naive_clock_is_refused(tmp_path: Path) -> None:

@@ -18,16 +18,11 @@ from app.errors import CertificateRejected, PkiError, RevocationInfoStale
 from app.pki import TrainingCA
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef
+from tests.clock import Clock
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ from app.service.store import Store, open_store
 from app.service.store.base_cpis import AccessEvent, LocalAuthority, Notification
 from app.service.store.group_commit import GroupCommitter
 from app.wire import PDS_BASE
+from tests.clock import Clock
 
 from .cpis_helpers import Receiver, session
 from .live import seed
@@ -30,15 +31,6 @@ from .live import seed
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 def access(store: Store, la: str, request_id: str, at: datetime) -> str:

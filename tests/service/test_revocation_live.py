@@ -29,6 +29,7 @@ from app.service.domain.auth import AuthError, AuthService, token_hash
 from app.service.runtime import Service, ServiceConfig, build_service
 from app.service.store import RoleProfile, Store
 from app.wire import login_message
+from tests.clock import Clock
 
 from .live import serve
 
@@ -36,17 +37,6 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 URID = "rev-urid-1"
 
 
-class Clock:
-    """A settable clock shared by the CA and the service."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 class Card:
