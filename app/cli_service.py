@@ -215,8 +215,8 @@ def run_login(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdi
     from app.card.login_card import PivLoginCard
     from app.card.pcsc import PcscSystem
     from app.card.piv import PivSession
-    from app.spine.client import SpineClient
-    from app.spine.login import card_login, choose_role
+    from app.client.client import SpineClient
+    from app.client.login import card_login, choose_role
 
     url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
     verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)

@@ -165,7 +165,7 @@ def start_clients(settings: Settings, stack: contextlib.ExitStack, stream: TextI
     trust store and card access. Runs off the GUI thread in the client; closed with ``stack``."""
     import httpx
 
-    from app.spine.client import SpineClient
+    from app.client.client import SpineClient
     from app.ui.ports import Started
 
     quiet_http_logs()

@@ -48,13 +48,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.protocol import PDS_BASE  # noqa: E402
 from app.service.domain.auth import token_hash  # noqa: E402
 from app.service.domain.pds_rank import search_response  # noqa: E402
 from app.service.domain.pds_search import parse_search  # noqa: E402
 from app.service.fhir.patient import home_address, usual_name  # noqa: E402
 from app.service.seed.patients import generate_patients, reference_rows  # noqa: E402
 from app.service.store import PatientRow, RoleProfile, Store, open_store  # noqa: E402
-from app.wire import PDS_BASE  # noqa: E402
 
 SHAPES = ("family+birthdate", "family+given+birthdate+gender", "fuzzy", "postcode+family", "wildcard family*")
 TARGET_P95_MS = 20.0

@@ -80,11 +80,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
     from app import training
     from app.card.virtual import issue_card
+    from app.client.client import SpineClient
+    from app.client.pds_models import SearchQuery
     from app.desktop import PcscCardAccess, quiet_http_logs
     from app.pki import TrainingCA
     from app.service.store import open_store
-    from app.spine.client import SpineClient
-    from app.spine.pds_models import SearchQuery
     from app.ui.app import STYLE
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps

@@ -1,4 +1,4 @@
-"""A PIV card as the login use case's ``LoginCard`` (``app.spine.login``), over one ``PivSession``."""
+"""A PIV card as the login use case's ``LoginCard`` (``app.client.login``), over one ``PivSession``."""
 
 from __future__ import annotations
 

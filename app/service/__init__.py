@@ -1,1 +1,1 @@
-"""The bundled Spine service layer (ASGI). Never imports app.card, app.spine or app.ui."""
+"""The bundled Spine service layer (ASGI). Never imports app.card, app.client or app.ui."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from app import __version__
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, PDS_BASE
 from app.service import openapi_cpis, openapi_flags, openapi_scr
-from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, PDS_BASE
 
 NHS_NUMBER = {"type": "string", "pattern": "^[0-9]{10}$", "example": "9000000009"}
 OUTCOME = {"type": "object", "required": ["resourceType", "issue"],

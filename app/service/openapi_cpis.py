@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.protocol import CPIS_BASE
 from app.service.domain.cpis_rules import IDEMPOTENCY_HEADER, INBOX_PATH, SIGNATURE_HEADER, UNSCHEDULED_HEADER
-from app.wire import CPIS_BASE
 
 _IDENTIFIER = {"name": "patient:identifier", "in": "query", "required": True,
                "description": "https://fhir.nhs.uk/Id/nhs-number|{NHS number} (a bare NHS number is accepted); an "

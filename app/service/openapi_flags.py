@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.wire import FLAGS_BASE
+from app.protocol import FLAGS_BASE
 
 _FLAG_ID = {"name": "flagID", "in": "path", "required": True, "description": "The flag's id (from a search)",
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9.-]{1,64}$"}}

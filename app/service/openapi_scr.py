@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.wire import SCR_BASE
+from app.protocol import SCR_BASE
 
 FHIR = "application/fhir+json"
 _OUTCOME = {"type": "object", "required": ["resourceType", "issue"],

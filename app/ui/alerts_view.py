@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.spine.scr import PrivacyAlert
+from app.client.scr import PrivacyAlert
 from app.ui.dialogs import accessible
 from app.ui.format import format_date, format_nhs_number, format_time
 from app.ui.signals import emit

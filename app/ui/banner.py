@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QPainter
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from app.spine.pds_models import Address, Patient
+from app.client.pds_models import Address, Patient
 from app.ui.dialogs import accessible
 from app.ui.format import (
     NOT_RECORDED,

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 
-from app.spine.cpis import Cpis
-from app.spine.flags import Flags
-from app.spine.scr import CONSENT_PREFERENCES, LEGAL_REASONS, Scr, ScrIndex, ScrRecord
+from app.client.cpis import Cpis
+from app.client.flags import Flags
+from app.client.scr import CONSENT_PREFERENCES, LEGAL_REASONS, Scr, ScrIndex, ScrRecord
 from app.ui.flag_flow import FlagFlow
 
 if TYPE_CHECKING:

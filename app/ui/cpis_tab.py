@@ -9,7 +9,7 @@ from datetime import datetime
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from app.spine.cpis import NOTIFY, SCHEDULED, CpisResult
+from app.client.cpis import NOTIFY, SCHEDULED, CpisResult
 from app.ui.dialogs import accessible
 from app.ui.format import format_date, format_time
 from app.ui.signals import emit

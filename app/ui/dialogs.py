@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.client.models import Role
 from app.errors import user_text
-from app.spine.models import Role
 from app.ui.signals import emit
 
 

@@ -1,6 +1,6 @@
 """Recording a reasonable adjustment flag: the editor (impairment groups, adjustments, consent) and the removal dialog.
 
-Both check what the user entered (``app.spine.flag_edit.draft_problems``) before anything is sent and show the
+Both check what the user entered (``app.client.flag_edit.draft_problems``) before anything is sent and show the
 problems in words inside the dialog; the service's own refusals land there too. Everything is reachable by keyboard
 (mnemonics, tab order top to bottom) and every control has an accessible name.
 """
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.spine.flag_edit import (
+from app.client.flag_edit import (
     ATTORNEY_OR_DEPUTY,
     BESPOKE,
     BEST_INTEREST,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog
 
+from app.client.flag_edit import EditableFlag, FlagDraft, FlagEditor, load_flag_codes
 from app.errors import RecordChanged, user_text
-from app.spine.flag_edit import EditableFlag, FlagDraft, FlagEditor, load_flag_codes
 from app.ui.flag_dialog import FlagEditor as FlagEditorDialog
 from app.ui.flag_dialog import RemoveFlagDialog
 from app.ui.format import format_name

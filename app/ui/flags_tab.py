@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from app.spine.flags import RaFlag
+from app.client.flags import RaFlag
 from app.ui.dialogs import accessible
 from app.ui.format import format_date
 from app.ui.signals import emit

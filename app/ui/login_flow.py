@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from app.client.login import card_login
+from app.client.models import Auth, Login, Role
 from app.errors import InvalidPinFormat, NoRoleAvailable, PinBlocked, PinIncorrect, ServiceUnreachable, user_text
-from app.spine.login import card_login
-from app.spine.models import Auth, Login, Role
 from app.ui import ports
 from app.ui.dialogs import PinDialog, RolePicker
 from app.ui.format import format_date

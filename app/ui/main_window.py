@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.client.pds import Pds
+from app.client.pds_models import Patient, SearchQuery
 from app.errors import RecordChanged, ServiceRejected, WesCheckUnavailable, user_text
-from app.spine.pds import Pds
-from app.spine.pds_models import Patient, SearchQuery
 from app.ui import ports
 from app.ui.alerts_view import AlertsView
 from app.ui.clinical import ClinicalTabs

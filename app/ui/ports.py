@@ -1,7 +1,7 @@
 """What the desktop client is given by ``main()`` (the composition root): nothing here constructs I/O.
 
 The UI never imports pyscard, httpx, ``app.card.pcsc`` or ``app.service``: cards come through :class:`CardAccess`
-(built over ``app.card``), HTTP through an ``app.spine.api.SpineApi``, the WES checker through ``wes_gate``.
+(built over ``app.card``), HTTP through an ``app.client.api.SpineApi``, the WES checker through ``wes_gate``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.spine.api import SpineApi
+from app.client.api import SpineApi
 
 # card monitor event kinds (the values of app.card.pcsc.EventKind, translated by the composition root)
 SERVICE_UP, SERVICE_DOWN = "service_up", "service_down"

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.spine.pds_models import Patient
+from app.client.pds_models import Patient
 from app.ui.banner import PatientBanner, address_text
 from app.ui.cpis_tab import CpisTab
 from app.ui.dialogs import accessible, dialog_buttons

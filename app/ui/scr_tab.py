@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.spine.scr import (
+from app.client.scr import (
     CONSENT_PREFERENCES,
     EMERGENCY_ACCESS,
     LEGAL_OVERRIDE,

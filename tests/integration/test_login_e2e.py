@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.wire import PDS_BASE
+from app.protocol import PDS_BASE
 
 from .conftest import PIN, READER0, spinedesk, wait_card_state
 

@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 
 from app.pki import TrainingCA
+from app.protocol import CPIS_BASE
 from app.service.domain import cpis_rules as rules
 from app.service.domain.auth import token_hash
 from app.service.runtime import ServiceConfig, build_service
@@ -24,7 +25,6 @@ from app.service.seed import cpis as seed_cpis
 from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, SearchFilter, Store
 from app.service.store.base_cpis import CpisPlan
-from app.wire import CPIS_BASE
 
 from .live import free_port, seed
 

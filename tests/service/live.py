@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
+from app.protocol import PDS_BASE, login_message
 from app.service.limits import HttpLimits
 from app.service.runtime import ServiceConfig, build_service
 from app.service.seed.patients import generate_patients
 from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, Store
-from app.wire import PDS_BASE, login_message
 
 ROLES = {  # urid -> (role code, activities)
     "clin-1": ("S8000:G8000:R8000", ("B0264", "B0825", "B0370")),

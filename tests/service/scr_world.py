@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 
 from app.pki import TrainingCA
+from app.protocol import SCR_BASE
 from app.service.domain.auth import token_hash
 from app.service.seed import scr as seed_scr
 from app.service.seed.patients import generate_patients
 from app.service.store import RoleProfile, Store
-from app.wire import SCR_BASE
 
 from .live import Live, serve
 

@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import PDS_BASE
 from app.service.domain.auth import token_hash
 from app.service.store import RoleProfile, Store
-from app.wire import PDS_BASE
 
 from .live import Live, serve
 

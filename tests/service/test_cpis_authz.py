@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import CPIS_BASE
 from app.service.domain.auth import token_hash
 from app.service.store import Store
-from app.wire import CPIS_BASE
 
 from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis
 

@@ -23,13 +23,13 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import FLAGS_BASE
 from app.service.domain.auth import token_hash
 from app.service.fhir import flags as fhir
 from app.service.fhir.flags_codes import load_codes
 from app.service.seed import flags as seed_flags
 from app.service.seed.patients import generate_patients
 from app.service.store import PatientRow, RoleProfile, Store
-from app.wire import FLAGS_BASE
 
 from .flags_helpers import flag_body, removal
 from .live import Live, serve

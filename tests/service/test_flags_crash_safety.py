@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import FLAGS_BASE
 from app.service.fhir.flags_codes import load_codes
 from app.service.seed import flags as seed_flags
 from app.service.seed.patients import generate_patients
 from app.service.store import RoleProfile, open_store
-from app.wire import FLAGS_BASE
 
 from .flags_helpers import adjustment
 from .live import seed

@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import FLAGS_BASE
 from app.service.fhir import flags as fhir
 from app.service.seed.patients import generate_patients
 from app.service.store import RoleProfile, Store
-from app.wire import FLAGS_BASE
 
 from .flags_helpers import (
     BSL,

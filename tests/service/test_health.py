@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import PDS_BASE
 from app.service.cpis_delivery import Deliverer, DeliveryAlarm, DeliveryAlarmError
 from app.service.domain import cpis_rules as rules
 from app.service.runtime import Service, ServiceConfig, build_service
 from app.service.store import Store, open_store
 from app.service.store.base_cpis import AccessEvent, LocalAuthority, Notification
 from app.service.store.group_commit import GroupCommitter
-from app.wire import PDS_BASE
 from tests.clock import Clock
 
 from .cpis_helpers import Receiver, session

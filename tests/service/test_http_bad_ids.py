@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
-from app.wire import FLAGS_BASE, PDS_BASE, SCR_BASE
+from app.protocol import FLAGS_BASE, PDS_BASE, SCR_BASE
 
 from .live import serve
 

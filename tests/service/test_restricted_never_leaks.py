@@ -33,6 +33,7 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
+from app.protocol import CPIS_BASE, FLAGS_BASE, SCR_BASE
 from app.resources_path import resource
 from app.service.domain import cpis_rules
 from app.service.domain.cpis_rules import INBOX_PATH
@@ -48,7 +49,6 @@ from app.service.seed.patients import generate_patients
 from app.service.seed.scr import document_for
 from app.service.store import RoleProfile, SearchFilter, Store
 from app.service.store.base_cpis import CpisPlan
-from app.wire import CPIS_BASE, FLAGS_BASE, SCR_BASE
 
 from .flags_helpers import flag_body, removal
 from .live import Live, serve

@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
+from app.protocol import login_message
 from app.service.api.context import access_denied
 from app.service.domain.auth import AuthError, AuthService, token_hash
 from app.service.runtime import Service, ServiceConfig, build_service
 from app.service.store import RoleProfile, Store
-from app.wire import login_message
 from tests.clock import Clock
 
 from .live import serve

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
+from app.protocol import PDS_BASE, login_message
 from app.service.store import open_store
-from app.wire import PDS_BASE, login_message
 
 from .live import seed
 from .test_scale_out import ServiceProcess

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
+from app.protocol import PDS_BASE, login_message
 from app.service.domain.auth import token_hash
 from app.service.store import SearchFilter, Store, open_store
-from app.wire import PDS_BASE, login_message
 
 from .conftest import ROOT, _with_schema, child_env, free_port
 from .live import seed

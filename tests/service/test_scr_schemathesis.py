@@ -21,8 +21,8 @@ if os.environ.get("CI"):
 else:
     schemathesis = pytest.importorskip("schemathesis")
 
+from app.protocol import SCR_BASE
 from app.service.store import RoleProfile, Store
-from app.wire import SCR_BASE
 
 from .scr_world import FULL, NO_RECORD, OPTED_OUT, ScrWorld, scr_world
 from .test_schemathesis import EXAMPLES, MODES, fuzz

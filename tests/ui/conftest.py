@@ -208,8 +208,8 @@ def failing_gate(on_progress):
 @pytest.fixture
 def make_window(qtbot, service, ui_ca, tmp_path):
     """A real MainWindow against the real service and pcscd (reader 00 01 only)."""
+    from app.client.client import SpineClient
     from app.desktop import PcscCardAccess, quiet_http_logs
-    from app.spine.client import SpineClient
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from app.spine.pds_models import parse_patient
+from app.client.pds_models import parse_patient
 from app.ui.banner import banner_fields
 from app.ui.format import (
     age_text,

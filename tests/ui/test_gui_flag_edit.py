@@ -102,7 +102,7 @@ def test_record_a_flag_by_keyboard_with_checks_first(qtbot, make_window, slot, c
 
 
 def test_a_change_made_meanwhile_is_never_overwritten(qtbot, make_window, slot, cards, service):
-    from app.spine.flag_edit import FlagEditor
+    from app.client.flag_edit import FlagEditor
 
     nhs = _patients(service.store, flagged=True, skip=1)
     window = make_window()

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from app.spine.pds_models import SearchQuery
+from app.client.pds_models import SearchQuery
 from app.ui.search_view import SearchView, parse_date_input
 
 

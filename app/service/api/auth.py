@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
 from app.service.api.context import ServiceContext, access_denied
 from app.service.domain.auth import AuthError
 from app.service.fhir.outcome import FhirError
 from app.service.http import Request, Response, Router
-from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
 
 
 def _body(request: Request) -> dict[str, object]:

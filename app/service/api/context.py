@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.protocol import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 from app.service.cpis_delivery import DeliveryAlarm
 from app.service.domain.auth import AuthError, AuthService, Principal
 from app.service.domain.rbac import RoleTable
@@ -29,7 +30,6 @@ from app.service.ratelimit import TokenBuckets
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.service.store.audit_chain import safe_text
 from app.service.store.cpis_writer import CpisAccessWriter
-from app.wire import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 
 log = logging.getLogger(__name__)
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

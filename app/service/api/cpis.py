@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from app.protocol import CPIS_BASE
 from app.service.api.context import PATH_ID, PENDING_AUDIT, AuditDetails, Call, ServiceContext
 from app.service.domain import cpis_rules as rules
 from app.service.domain.cpis_rules import INBOX_PATH
@@ -24,7 +25,6 @@ from app.service.fhir.outcome import FhirError, invalid_value
 from app.service.fhir.withheld import redact
 from app.service.http import Request, Response, Router
 from app.service.store.base_cpis import AccessEvent, AccessWrite, Notification
-from app.wire import CPIS_BASE
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NOT_NOTIFIED = ("Your role may view CP-IS information but cannot send an Access to Service Notification: the local "

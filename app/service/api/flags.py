@@ -17,6 +17,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from app.protocol import FLAGS_BASE
 from app.service.api.context import AuditDetails, Call, ServiceContext
 from app.service.domain.flags_model import ACTIVE, Recorder
 from app.service.domain.flags_parse import check_content_type, parse_flag, parse_removal, parse_search, subject_nhs
@@ -30,7 +31,6 @@ from app.service.fhir.withheld import NOTHING, Withheld, redact
 from app.service.http import Request, Response, Router
 from app.service.store import AlreadyExists, NotFound, VersionConflict
 from app.service.store.base_flags import FlagRow
-from app.wire import FLAGS_BASE
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REMOVED_OK = operation_outcome({"severity": "information", "code": "informational", "details": {"text": "OK"}})

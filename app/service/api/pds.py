@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from app.protocol import PDS_BASE
 from app.service.api.context import AuditDetails, ServiceContext
 from app.service.domain.pds_patch import check_content_type, update_patient
 from app.service.domain.pds_rank import search_response
@@ -13,7 +14,6 @@ from app.service.fhir.outcome import FhirError, invalid_update
 from app.service.fhir.patient import etag, is_restricted, read_view, to_row
 from app.service.http import FHIR_JSON, Request, Response, Router
 from app.service.store import NotFound, VersionConflict
-from app.wire import PDS_BASE
 
 
 def register(router: Router, ctx: ServiceContext) -> None:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from app.protocol import SCR_BASE
 from app.service.api.context import AuditDetails, Call, ServiceContext
 from app.service.domain.nhs_number import is_valid
 from app.service.domain.scr_access import (
@@ -65,7 +66,6 @@ from app.service.store.base_scr import (
     ScrGrant,
     ScrLatestMoved,
 )
-from app.wire import SCR_BASE
 
 EPISODE_ENV = "SPINEDESK_SCR_EPISODE_HOURS"
 ALERTS_PATH = f"{SCR_BASE}/alerts"

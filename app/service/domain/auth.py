@@ -39,8 +39,8 @@ from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_
 from app.pki import Status, TrustStore, card_uuid, load_certificate, validate
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
+from app.protocol import login_message
 from app.service.store import RoleProfile, SessionPrincipal, Store, User
-from app.wire import login_message
 
 MAX_CERTIFICATE_BYTES = 8192
 log = logging.getLogger(__name__)

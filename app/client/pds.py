@@ -7,12 +7,12 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
+from app.client.api import SpineApi
+from app.client.models import Auth
+from app.client.nhs_number import check_input
+from app.client.pds_models import Address, Patient, SearchQuery, SearchResults, Telecom, parse_patient, parse_search
 from app.errors import PatientNotFound, RecordChanged, ServiceRejected
-from app.spine.api import SpineApi
-from app.spine.models import Auth
-from app.spine.nhs_number import check_input
-from app.spine.pds_models import Address, Patient, SearchQuery, SearchResults, Telecom, parse_patient, parse_search
-from app.wire import PDS_BASE
+from app.protocol import PDS_BASE
 
 _ETAG = re.compile(r'W/"([0-9]+)"')
 PHONE_USES = ("home", "work", "mobile")

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from app.client.api import SpineApi
+from app.client.models import Auth
 from app.errors import ServiceRejected
-from app.spine.api import SpineApi
-from app.spine.models import Auth
-from app.wire import SCR_BASE
+from app.protocol import SCR_BASE
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ACS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-ACSPermission"

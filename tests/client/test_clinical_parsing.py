@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from app.spine.cpis import parse_access, parse_care_team
-from app.spine.flags import parse_flag
-from app.spine.scr import parse_alert, parse_record
+from app.client.cpis import parse_access, parse_care_team
+from app.client.flags import parse_flag
+from app.client.scr import parse_alert, parse_record
 
 
 def test_scr_record():

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
+from app.client.models import Auth, Challenge, Login, Role
 from app.errors import ServiceRejected, ServiceUnreachable
-from app.spine.models import Auth, Challenge, Login, Role
-from app.wire import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
 
 
 def _b64(data: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.spine.flag_edit import (
+from app.client.flag_edit import (
     AdjustmentEntry,
     EditableFlag,
     FlagDraft,
@@ -90,8 +90,8 @@ class Recording:
 
 
 def test_change_and_removal_are_sent_against_the_version_read(codes):
+    from app.client.models import Auth
     from app.errors import RecordChanged, ServiceRejected
-    from app.spine.models import Auth
 
     flag = EditableFlag("abc-1", NHS, 3, full_draft())
     spine = Recording()
@@ -115,8 +115,8 @@ def test_change_and_removal_are_sent_against_the_version_read(codes):
 def test_scr_consent_preference_and_legal_override_bodies():
     """SCR (docs/decisions/scr.md): setPermissions carries the preference; a legal override is an alert with the
     basis (SCR-AlertReason 1-3) and the reason, type 2 with a relationship and type 1 without, then the read."""
-    from app.spine.models import Auth
-    from app.spine.scr import ACS_SYSTEM, Scr
+    from app.client.models import Auth
+    from app.client.scr import ACS_SYSTEM, Scr
 
     spine = Recording()
     scr = Scr(spine, Auth("t", "u"))

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from app.spine.pds import contact_patches
-from app.spine.pds_models import SearchQuery, parse_patient, parse_search
+from app.client.pds import contact_patches
+from app.client.pds_models import SearchQuery, parse_patient, parse_search
 
 TODAY = date(2026, 3, 1)
 

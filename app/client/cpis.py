@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from app.spine.api import SpineApi
-from app.spine.models import Auth
-from app.wire import CPIS_BASE
+from app.client.api import SpineApi
+from app.client.models import Auth
+from app.protocol import CPIS_BASE
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 UNSCHEDULED_HEADER = "IsUnscheduledAccessEvent"

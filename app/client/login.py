@@ -1,16 +1,16 @@
 """The login use case: card certificate → challenge → PIN → card signature → session → role.
 
-``app.spine`` never imports ``app.card``: the card comes in as a :class:`LoginCard`.
+``app.client`` never imports ``app.card``: the card comes in as a :class:`LoginCard`.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from app.client.api import SpineApi
+from app.client.models import Login, Role
 from app.errors import NoRoleAvailable
-from app.spine.api import SpineApi
-from app.spine.models import Login, Role
-from app.wire import login_message
+from app.protocol import login_message
 
 
 class LoginCard(Protocol):

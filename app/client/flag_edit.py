@@ -15,11 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.client.api import SpineApi
+from app.client.models import Auth
 from app.errors import RecordChanged, ServiceRejected
+from app.protocol import FLAGS_BASE
 from app.resources_path import resource
-from app.spine.api import SpineApi
-from app.spine.models import Auth
-from app.wire import FLAGS_BASE
 
 CODES_FILE = resource("flags", "codes.json")  # the service's own table (source tree or frozen build)
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"

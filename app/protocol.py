@@ -1,6 +1,6 @@
-"""What both ends of the wire agree on: the login protocol's constants and header names.
+"""What both ends of the connection agree on: the login protocol's constants, resource paths and header names.
 
-Imported by the service (``app.service``) and its client (``app.spine``) alike, so neither imports the other.
+Imported by the service (``app.service``) and its client (``app.client``) alike, so neither imports the other.
 """
 
 from __future__ import annotations

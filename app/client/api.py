@@ -1,6 +1,6 @@
 """What the use cases (login, PDS) and the UI need of the service client: a protocol with no HTTP library in it.
 
-:class:`app.spine.client.SpineClient` (httpx) implements it; the composition root constructs that and injects it,
+:class:`app.client.client.SpineClient` (httpx) implements it; the composition root constructs that and injects it,
 so ``app.ui`` never imports httpx, not even indirectly.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.spine.models import Auth, Challenge, Login
+from app.client.models import Auth, Challenge, Login
 
 
 class SpineApi(Protocol):

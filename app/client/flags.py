@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.spine.api import SpineApi
-from app.spine.models import Auth
-from app.wire import FLAGS_BASE
+from app.client.api import SpineApi
+from app.client.models import Auth
+from app.protocol import FLAGS_BASE
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.spine.nhs_number import NhsInput, check_digit, check_input, is_valid
+from app.client.nhs_number import NhsInput, check_digit, check_input, is_valid
 
 
 @pytest.mark.parametrize(("typed", "state", "digits"), [

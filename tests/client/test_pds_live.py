@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.client.client import SpineClient
+from app.client.models import Auth
+from app.client.pds import Pds
+from app.client.pds_models import SearchQuery
 from app.errors import PatientNotFound, RecordChanged, ServiceRejected
-from app.spine.client import SpineClient
-from app.spine.models import Auth
-from app.spine.pds import Pds
-from app.spine.pds_models import SearchQuery
 from tests.service.live import serve
 
 
