@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.nhs_number import display
+
 
 class AppError(Exception):
     """Base of every error Spine Desk raises on purpose."""
@@ -308,7 +310,7 @@ def user_text(error: BaseException) -> str:
             return ("This patient's record has been invalidated on the Spine (for example a duplicate that was "
                     "removed). Search again by name and date of birth to find the current record.")
         case PatientNotFound(nhs_number=nhs):
-            return (f"No patient has the NHS number {nhs[:3]} {nhs[3:6]} {nhs[6:]}. Check the number with the "
+            return (f"No patient has the NHS number {display(nhs)}. Check the number with the "
                     "patient, or search by name and date of birth.")
         case RecordChanged():
             return ("Someone else changed this patient's record after you opened it, so your change was not "

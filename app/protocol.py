@@ -13,6 +13,8 @@ SCR_BASE = "/summary-care-record/FHIR/R4"
 FLAGS_BASE = "/patient-flags/FHIR/R4"
 CPIS_BASE = "/cpis/FHIR/R4"
 
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
 HEADER_REQUEST_ID = "X-Request-ID"
 HEADER_CORRELATION_ID = "X-Correlation-ID"
 HEADER_URID = "NHSD-Session-URID"

@@ -8,9 +8,8 @@ from typing import Any
 
 from app.client.api import SpineApi
 from app.client.models import Auth
-from app.protocol import CPIS_BASE
+from app.protocol import CPIS_BASE, NHS_NUMBER_SYSTEM
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 UNSCHEDULED_HEADER = "IsUnscheduledAccessEvent"
 NOTIFY, SCHEDULED = "B0107", "B0170"  # view and notify (unscheduled care) / view without notifying
 PLAN_NAMES = {"342191000000101": "Child Protection Plan", "764841000000100": "Looked After Child",

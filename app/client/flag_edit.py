@@ -18,11 +18,10 @@ from typing import Any
 from app.client.api import SpineApi
 from app.client.models import Auth
 from app.errors import RecordChanged, ServiceRejected
-from app.protocol import FLAGS_BASE
+from app.protocol import FLAGS_BASE, NHS_NUMBER_SYSTEM
 from app.resources_path import resource
 
 CODES_FILE = resource("flags", "codes.json")  # the service's own table (source tree or frozen build)
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 _ENGLAND = "https://fhir.nhs.uk/England"
 EXT_FLAG_NOTES = f"{_ENGLAND}/StructureDefinition/Extension-FlagNotes"
 EXT_CONSENT_CREATE = f"{_ENGLAND}/StructureDefinition/Extension-ConsentCreateSummary"

@@ -8,9 +8,7 @@ from typing import Any
 
 from app.client.api import SpineApi
 from app.client.models import Auth
-from app.protocol import FLAGS_BASE
-
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+from app.protocol import FLAGS_BASE, NHS_NUMBER_SYSTEM
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from typing import Any
 
 from app.client.api import SpineApi
 from app.client.models import Auth
-from app.client.nhs_number import check_input
 from app.client.pds_models import Address, Patient, SearchQuery, SearchResults, Telecom, parse_patient, parse_search
 from app.errors import PatientNotFound, RecordChanged, ServiceRejected
+from app.nhs_number import check_input
 from app.protocol import PDS_BASE
 
 _ETAG = re.compile(r'W/"([0-9]+)"')

@@ -9,9 +9,8 @@ from typing import Any
 from app.client.api import SpineApi
 from app.client.models import Auth
 from app.errors import ServiceRejected
-from app.protocol import SCR_BASE
+from app.protocol import NHS_NUMBER_SYSTEM, SCR_BASE
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ACS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-ACSPermission"
 ALERT_TYPE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-AlertType"
 ALERT_REASON_SYSTEM = "https://fhir.nhs.uk/CodeSystem/SCR-AlertReason"

@@ -12,6 +12,8 @@ import calendar
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
+from app.nhs_number import display
+
 UNKNOWN = "Unknown"
 NOT_RECORDED = "Not recorded"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -34,12 +36,7 @@ def format_time(value: datetime) -> str:
 
 def format_nhs_number(value: str | None) -> str:
     """``943 476 5919`` (3-3-4, single spaces); anything that is not ten digits is shown as it is."""
-    if not value:
-        return UNKNOWN
-    digits = "".join(ch for ch in value if not ch.isspace())
-    if len(digits) != 10 or not digits.isdigit():
-        return value
-    return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    return display(value) if value else UNKNOWN
 
 
 def format_name(family: str | None, given: Sequence[str] = (), prefix: Sequence[str] = ()) -> str:

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.client.nhs_number import NhsInput, check_input
 from app.client.pds_models import Patient, SearchQuery, SearchResults
+from app.nhs_number import NhsInput, check_input
 from app.ui.dialogs import accessible
 from app.ui.format import age_text, format_date, format_gender, format_name, format_nhs_number
 from app.ui.signals import emit

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM, is_valid
+from app.nhs_number import NHS_NUMBER_SYSTEM, is_valid
 from app.service.fhir import flags_codes as fc
 
 CODES = fc.load_codes()

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from app.service.domain import nhs_number as nn
+from app import nhs_number as nn
 
 
 @pytest.mark.parametrize("value", ["9000000009", "9000000017", "9000000025", "9000000033", "9434765919",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.service.domain.nhs_number import synthetic
+from app.nhs_number import synthetic
 from app.service.domain.pds_rank import rank, score, search_response
 from app.service.domain.pds_search import CANDIDATE_LIMIT, parse_search
 from app.service.fhir import patient as fp

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.service.domain.nhs_number import is_valid
+from app.nhs_number import is_valid
 from app.service.domain.scr_access import (
     AlertClaim,
     Episode,

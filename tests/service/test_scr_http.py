@@ -11,8 +11,8 @@ from itertools import count
 
 import pytest
 
+from app.nhs_number import synthetic
 from app.service.api.scr import EPISODE_ENV, episode_hours
-from app.service.domain.nhs_number import synthetic
 from app.service.seed.scr import document_for
 from app.service.store import RoleProfile, SearchFilter, Store
 from app.service.store.base_scr import ScrGrant

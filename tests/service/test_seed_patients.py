@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from app.service.domain.nhs_number import is_synthetic, is_valid
+from app.nhs_number import is_synthetic, is_valid
 from app.service.domain.normalise import is_postcode
 from app.service.fhir.patient import to_row
 from app.service.seed.patients import DATA_DIR, generate_patients, load_data, reference_rows

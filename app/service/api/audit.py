@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.nhs_number import is_valid
 from app.service.api.context import ServiceContext
-from app.service.domain.nhs_number import is_valid
 from app.service.fhir.outcome import FhirError, invalid_value
 from app.service.fhir.withheld import NOTHING, redact
 from app.service.http import Request, Response, Router

@@ -17,11 +17,11 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from app.nhs_number import is_valid
 from app.protocol import FLAGS_BASE
 from app.service.api.context import AuditDetails, Call, ServiceContext
 from app.service.domain.flags_model import ACTIVE, Recorder
 from app.service.domain.flags_parse import check_content_type, parse_flag, parse_removal, parse_search, subject_nhs
-from app.service.domain.nhs_number import is_valid
 from app.service.domain.pds_patch import check_version
 from app.service.domain.pds_read import resolve_patient
 from app.service.fhir import flags as fhir

@@ -16,9 +16,9 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from app.nhs_number import is_valid
 from app.protocol import SCR_BASE
 from app.service.api.context import AuditDetails, Call, ServiceContext
-from app.service.domain.nhs_number import is_valid
 from app.service.domain.scr_access import (
     DEFAULT_EPISODE_HOURS,
     OPTED_OUT,

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM, is_valid
+from app.nhs_number import NHS_NUMBER_SYSTEM, is_valid
 from app.service.fhir.outcome import FhirError
 
 UNSCHEDULED_HEADER = "IsUnscheduledAccessEvent"

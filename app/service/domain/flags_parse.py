@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.nhs_number import NHS_NUMBER_SYSTEM, is_valid
 from app.service.domain.flags_model import (
     ACTIVE,
     BESPOKE,
@@ -26,7 +27,6 @@ from app.service.domain.flags_model import (
     RaContent,
     Removal,
 )
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM, is_valid
 from app.service.fhir.flags_codes import (
     CATEGORY_SYSTEM,
     EXT_CONSENT_CREATE,

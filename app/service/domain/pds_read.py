@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from app.service.domain.nhs_number import is_valid
+from app.nhs_number import is_valid
 from app.service.fhir.outcome import invalid_resource_id, invalidated_resource, resource_not_found
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.service.domain.nhs_number import is_valid
+from app.nhs_number import is_valid
 from app.service.fhir.scr import ACS_SYSTEM, GP_SUMMARY, NHS_NUMBER_SYSTEM, ScrError, invalid
 
 FHIR_JSON = "application/fhir+json"

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from app.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.domain.cpis_rules import PLAN_TYPES, is_open
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.store.base_cpis import AccessEvent, CpisPlan, LocalAuthority
 
 SNOMED = "http://snomed.info/sct"

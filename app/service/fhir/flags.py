@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.domain.flags_model import (
     ACTIVE,
     ENTERED_IN_ERROR,
@@ -20,7 +21,6 @@ from app.service.domain.flags_model import (
     Recorder,
     Removal,
 )
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.fhir.flags_codes import (
     CONDITION_CLINICAL,
     CONSENT_POLICY,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM
+from app.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.domain.normalise import name_key, postcode_key, soundex
 from app.service.store.rows import PatientRow
 

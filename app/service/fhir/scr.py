@@ -15,11 +15,11 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
+from app.protocol import NHS_NUMBER_SYSTEM
 from app.service.fhir.outcome import FhirError
 from app.service.store.base_scr import ScrAlert, ScrDocument
 
 SCR_ERROR_SYSTEM = "https://fhir.nhs.uk/CodeSystem/Spine-ErrorOrWarningCode"
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 SDS_USER_SYSTEM = "https://fhir.nhs.uk/Id/sds-user-id"
 SDS_ROLE_SYSTEM = "https://fhir.nhs.uk/Id/sds-role-profile-id"

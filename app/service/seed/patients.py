@@ -25,8 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.nhs_number import NHS_NUMBER_SYSTEM, synthetic_numbers
 from app.resources_path import resource
-from app.service.domain.nhs_number import NHS_NUMBER_SYSTEM, synthetic_numbers
 from app.service.domain.normalise import name_key, soundex
 from app.service.fhir.patient import (
     CONFIDENTIALITY_SYSTEM,

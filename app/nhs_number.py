@@ -1,4 +1,5 @@
-"""NHS numbers: validation, normalisation of typed input, 3-3-4 display, and synthetic numbers for test data.
+"""NHS numbers, the one module client, service and UI use: validation, judging typed input, normalisation,
+3-3-4 display, and synthetic numbers for test data.
 
 An NHS number is ten digits; the tenth is a modulus-11 check digit over the first nine (weights 10 down to 2;
 a result of 11 becomes 0 and a result of 10 means the nine digits can never form a valid number). The check
@@ -13,10 +14,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
 
 import nhs_number as _nhs
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+from app.protocol import NHS_NUMBER_SYSTEM
+
+__all__ = ["NHS_NUMBER_SYSTEM", "NhsCheck", "NhsInput", "check_digit", "check_input", "display", "format_nhs_number",
+           "is_synthetic", "is_valid", "normalise", "synthetic", "synthetic_numbers"]
 
 _TEN_DIGITS = re.compile(r"[0-9]{10}")
 # Separators people type or paste: whitespace of any kind and the hyphen/dash family.
@@ -70,6 +76,14 @@ def format_nhs_number(value: str) -> str:
     return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
 
 
+def display(value: str) -> str:
+    """For showing to people: 3-3-4 when ``value`` is ten digits (spaces ignored), otherwise ``value`` unchanged."""
+    digits = "".join(ch for ch in value if not ch.isspace())
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
+        return value
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+
+
 def synthetic(index: int) -> str:
     """The ``index``-th synthetic NHS number (0 <= index < SYNTHETIC_CAPACITY), always valid, never reissued.
 
@@ -109,3 +123,55 @@ def synthetic_numbers(start: int = 0) -> Iterator[str]:
 def is_synthetic(value: str) -> bool:
     """True for valid numbers in the block ``synthetic`` draws from."""
     return is_valid(value) and SYNTHETIC_FIRST <= int(value) <= SYNTHETIC_LAST
+
+
+class NhsInput(Enum):
+    """What a person has typed into an NHS number field so far."""
+
+    EMPTY = "empty"
+    INCOMPLETE = "incomplete"  # only digits so far, fewer than ten
+    NOT_DIGITS = "not_digits"
+    TOO_LONG = "too_long"
+    CHECK_DIGIT = "check_digit"  # ten digits failing the modulus 11 check
+    VALID = "valid"
+
+
+_MESSAGES = {
+    NhsInput.EMPTY: "",
+    NhsInput.INCOMPLETE: "An NHS number has 10 digits.",
+    NhsInput.NOT_DIGITS: "An NHS number contains only digits (spaces are allowed).",
+    NhsInput.TOO_LONG: "An NHS number has 10 digits; this has more.",
+    NhsInput.CHECK_DIGIT: "This is not a valid NHS number: its check digit is wrong. Check for a mistyped digit.",
+    NhsInput.VALID: "Valid NHS number.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NhsCheck:
+    """One verdict on typed input, with the digits typed (spaces removed)."""
+
+    state: NhsInput
+    digits: str
+
+    @property
+    def valid(self) -> bool:
+        return self.state is NhsInput.VALID
+
+    @property
+    def message(self) -> str:
+        """What to tell the person typing (empty when there is nothing to say yet)."""
+        return _MESSAGES[self.state]
+
+
+def check_input(text: str) -> NhsCheck:
+    """Judge what has been typed so far (spaces, including the 3-3-4 grouping, are ignored)."""
+    digits = "".join(ch for ch in text if not ch.isspace())
+    if not digits:
+        return NhsCheck(NhsInput.EMPTY, "")
+    if not (digits.isascii() and digits.isdigit()):
+        return NhsCheck(NhsInput.NOT_DIGITS, digits)
+    if len(digits) < 10:
+        return NhsCheck(NhsInput.INCOMPLETE, digits)
+    if len(digits) > 10:
+        return NhsCheck(NhsInput.TOO_LONG, digits)
+    return NhsCheck(NhsInput.VALID if is_valid(digits) else NhsInput.CHECK_DIGIT, digits)
