@@ -24,8 +24,10 @@ from wes.probes.facts import (
     CardCertificate,
     ClockFacts,
     DriverFacts,
+    ListeningFacts,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
     Reader,
     RemovalPolicy,
     RootStore,
@@ -81,6 +83,9 @@ class FakeProbes:
     screen_facts: object = field(default_factory=lambda: ScreenFacts(1920, 1080, "fake"))
     removal: object = field(default_factory=lambda: RemovalPolicy(None, ""))
     runtime_facts: object = field(default_factory=lambda: RuntimeFacts("0.1.0", "3.11.7", "6.12.0"))
+    listening_facts: object = field(default_factory=lambda: ListeningFacts((), "fake"))  # vpcd not listening
+    pcscd_facts: object = field(default_factory=lambda: ProcessFacts(
+        "pcscd", (("/usr/sbin/pcscd", "--foreground", "--auto-exit"),), "fake"))
     calls: list = field(default_factory=list)
 
     def _give(self, name: str, value: object) -> object:
@@ -100,6 +105,11 @@ class FakeProbes:
     def screen(self): return self._give("screen", self.screen_facts)
     def removal_policy(self): return self._give("removal_policy", self.removal)
     def runtime(self): return self._give("runtime", self.runtime_facts)
+    def listening(self): return self._give("listening", self.listening_facts)
+
+    def processes(self, name: str):
+        assert name == "pcscd"
+        return self._give("processes", self.pcscd_facts)
 
     def card_certificate(self, reader: str) -> CardCertificate:
         if self.card is None:

@@ -1,10 +1,10 @@
-"""pcsc.service, pcsc.reader, pcsc.virtual, card.present, card.series."""
+"""pcsc.service, pcsc.reader, pcsc.virtual, pcsc.apdu_logging, card.present, card.series."""
 
 from __future__ import annotations
 
 from wes.checks import Context, Outcome, check
 from wes.model import Status
-from wes.probes.facts import PcscFacts, Reader
+from wes.probes.facts import ListeningSocket, PcscFacts, Reader
 
 SERVICE_DOWN = "Not checked: the smart card service is not running (see pcsc.service)."
 
@@ -87,9 +87,101 @@ def pcsc_virtual(ctx: Context) -> Outcome:
                                    f"reader(s): {', '.join(readers)}" if readers else ""]))
     if ctx.production:
         return Outcome(Status.FAIL, f"Virtual reader present on a production workstation: {what}.")
-    return Outcome(Status.WARN, f"Virtual reader present (acceptable for training and test machines only): {what}.",
+    exposed, where = _virtual_reader_exposure(ctx)
+    if exposed:
+        return Outcome(Status.FAIL, f"Virtual reader present and {where}: anyone who can reach this machine can "
+                       f"present a card to it and read the PIN typed for that card ({what}).",
+                       remediation=ISOLATION_REMEDIATION)
+    return Outcome(Status.WARN, f"Virtual reader present (acceptable for training and test machines only): {what}; "
+                   f"{where}.",
                    remediation="Fine for training. Never install the virtual reader driver on a production "
                    "workstation: anyone who can reach its TCP port can insert a card.")
+
+
+ISOLATION_REMEDIATION = (
+    "Training machines only, and only where nobody else can reach the virtual reader's ports: remove the virtual "
+    "reader driver (Debian: apt-get purge vsmartcard-vpcd) or stop it listening beyond this machine. If the machine "
+    "is on an isolated training network (or a host firewall blocks those ports, which this check does not read), "
+    "IT records that with a waiver for pcsc.virtual in wes-waivers.toml beside the site configuration: who accepted "
+    "it, why, and until when.")
+
+
+def _address(sock: ListeningSocket) -> str:
+    return f"[{sock.address}]:{sock.port}" if ":" in sock.address else f"{sock.address}:{sock.port}"
+
+
+def _virtual_reader_exposure(ctx: Context) -> tuple[bool, str]:
+    """Whether the virtual reader's TCP ports can be reached from another machine: True when one listens on an
+    address other than loopback, or when this system cannot tell (fail closed); and what was found."""
+    ports = ctx.spec.virtual_readers.tcp_ports
+    port_list = ", ".join(str(p) for p in ports)
+    try:
+        facts = ctx.probes.listening()
+    except Exception as exc:  # cannot tell: treated as reachable
+        return True, f"whether its TCP ports ({port_list}) are reachable from the network could not tell ({exc})"
+    if facts.error:
+        return True, f"whether its TCP ports ({port_list}) are reachable from the network could not tell " \
+                     f"({facts.error})"
+    mine = [s for s in facts.sockets if s.port in ports]
+    open_ = [s for s in mine if not s.loopback_only]
+    if open_:
+        return True, f"listening beyond loopback on {', '.join(_address(s) for s in open_)} ({facts.source})"
+    if mine:
+        return False, f"its TCP ports listen on loopback only: {', '.join(_address(s) for s in mine)} ({facts.source})"
+    return False, f"nothing is listening on its TCP ports {port_list} ({facts.source})"
+
+
+# pcscd's options (pcsc-lite): those taking an argument, and the long ones getopt_long accepts by unique prefix.
+_PCSCD_SHORT_WITH_ARGUMENT = frozenset("ctrs")
+_PCSCD_LONG = ("apdu", "auto-exit", "config", "color", "critical", "debug", "disable-polkit", "error", "foreground",
+               "help", "hotplug", "info", "max-card-handle-per-reader", "max-card-handle-per-thread",
+               "max-thread", "reader-name-no-interface", "reader-name-no-serial", "version")
+
+
+def logs_apdus(argv: tuple[str, ...]) -> bool:
+    """Whether pcscd with this command line logs APDUs: ``-a``, ``--apdu`` (or an unambiguous prefix such as
+    ``--apd``), or ``a`` among combined short options (``-fa``, ``-adf``); an option argument (``-c -a``, ``-ca``)
+    is not an option."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0]
+            matches = [o for o in _PCSCD_LONG if o.startswith(name)] if name else []
+            if name == "apdu" or matches == ["apdu"]:
+                return True
+            if "=" not in arg and len(matches) == 1 and matches[0] in ("config", "max-thread",
+                                                                      "max-card-handle-per-thread",
+                                                                      "max-card-handle-per-reader"):
+                next(args, None)  # its argument
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            for i, ch in enumerate(arg[1:], start=1):
+                if ch == "a":
+                    return True
+                if ch in _PCSCD_SHORT_WITH_ARGUMENT:
+                    if i == len(arg) - 1:
+                        next(args, None)  # the argument is the next word
+                    break  # the rest of this word is the argument
+    return False
+
+
+@check("pcsc.apdu_logging")
+def pcsc_apdu_logging(ctx: Context) -> Outcome:
+    facts = ctx.probes.processes("pcscd")
+    if facts.error:
+        return Outcome(Status.WARN, f"Could not tell whether pcscd logs APDUs: {facts.error}.")
+    if not facts.commands:
+        return Outcome(Status.NOT_APPLICABLE, f"pcscd is not running ({facts.source}); its options when it starts "
+                       "are in pcscd.service.")
+    shown = "; ".join(" ".join(argv) for argv in facts.commands)
+    logging = [argv for argv in facts.commands if logs_apdus(argv)]
+    if logging:
+        return Outcome(Status.FAIL, f"pcscd runs with APDU logging ({'; '.join(' '.join(a) for a in logging)}): "
+                       f"every command sent to a card, PIN VERIFY included, is written to its log in clear "
+                       f"({facts.source}).")
+    return Outcome(Status.PASS, f"pcscd runs without APDU logging: {shown} ({facts.source}).")
 
 
 @check("card.present")

@@ -17,8 +17,10 @@ from wes.probes.facts import (
     CardCertificate,
     ClockFacts,
     DriverFacts,
+    ListeningFacts,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
     RemovalPolicy,
     RootStore,
     RuntimeFacts,
@@ -43,6 +45,8 @@ class Probes(Protocol):
     def screen(self) -> ScreenFacts | None: ...
     def removal_policy(self) -> RemovalPolicy: ...
     def runtime(self) -> RuntimeFacts: ...
+    def listening(self) -> ListeningFacts: ...
+    def processes(self, name: str) -> ProcessFacts: ...
 
 
 def platform_name(value: str | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -124,3 +125,39 @@ class RemovalPolicy:
 
     value: str | None
     source: str
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    address: str  # as listened on: "0.0.0.0", "::", "127.0.0.1", "::1", a specific interface's address
+    port: int
+
+    @property
+    def loopback_only(self) -> bool:
+        """Reachable from this machine only (127.0.0.0/8, ::1, or IPv4-mapped loopback)."""
+        try:
+            ip = ipaddress.ip_address(self.address)
+        except ValueError:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+@dataclass(frozen=True)
+class ListeningFacts:
+    """TCP sockets in the LISTEN state on this machine; ``error`` when this system cannot tell (no probe, unreadable).
+    Host firewall rules are not looked at: a socket listening beyond loopback counts as reachable."""
+
+    sockets: tuple[ListeningSocket, ...]
+    source: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """The command lines (argv) of the running processes named ``name``; ``error`` when this system cannot tell."""
+
+    name: str
+    commands: tuple[tuple[str, ...], ...]
+    source: str
+    error: str = ""

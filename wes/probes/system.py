@@ -16,8 +16,10 @@ from wes.probes.facts import (
     CardCertificate,
     ClockFacts,
     DriverFacts,
+    ListeningFacts,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
     RemovalPolicy,
     RootStore,
     RuntimeFacts,
@@ -99,3 +101,9 @@ class SystemProbes:
 
     def screen(self) -> ScreenFacts | None:
         return None
+
+    def listening(self) -> ListeningFacts:
+        return ListeningFacts((), "", error=f"no listening-socket probe for {self.platform}")
+
+    def processes(self, name: str) -> ProcessFacts:
+        return ProcessFacts(name, (), "", error=f"no process probe for {self.platform}")
