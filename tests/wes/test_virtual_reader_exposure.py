@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from wes import Status, run_checks
+from wes.errors import WaiverError
 from wes.probes import linux
 from wes.probes.facts import DriverFacts, ListeningFacts, ListeningSocket, ProcessFacts
 from wes.probes.linux import LinuxProbes
@@ -157,3 +158,19 @@ def test_linux_probe_reads_proc_cmdline(tmp_path):
     report = run_checks(settings=settings_for(tmp_path), probes=probes, platform="linux", now=NOW,
                         checks=["pcsc.apdu_logging"])
     assert report.result("pcsc.apdu_logging").status is Status.FAIL
+
+
+def test_an_isolation_waiver_can_be_limited_to_training(probes, tmp_path):
+    """The training room's waiver for vpcd must not also excuse a virtual reader if the machine is switched to
+    production: ``modes = ["training"]`` limits a waiver to that mode (without it a waiver applies in both)."""
+    probes.driver_facts, probes.listening_facts = VPCD, ANY
+    waivers = tmp_path / "wes-waivers.toml"
+    waivers.write_text(WAIVER + 'modes = ["training"]\n', encoding="utf-8")
+    training = run_one("pcsc.virtual", probes, tmp_path, waivers_path=waivers)
+    assert training.status is Status.WAIVED and training.waiver.modes == ("training",)
+    assert training.to_json()["waiver"]["modes"] == ["training"]
+    production = run_one("pcsc.virtual", probes, tmp_path, mode="production", waivers_path=waivers)
+    assert production.status is Status.FAIL and production.waiver is None
+    waivers.write_text(WAIVER + 'modes = ["staging"]\n', encoding="utf-8")
+    with pytest.raises(WaiverError, match="modes"):
+        run_one("pcsc.virtual", probes, tmp_path, waivers_path=waivers)
