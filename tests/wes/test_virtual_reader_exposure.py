@@ -174,3 +174,38 @@ def test_an_isolation_waiver_can_be_limited_to_training(probes, tmp_path):
     waivers.write_text(WAIVER + 'modes = ["staging"]\n', encoding="utf-8")
     with pytest.raises(WaiverError, match="modes"):
         run_one("pcsc.virtual", probes, tmp_path, waivers_path=waivers)
+
+
+# --- Windows and macOS: netstat, replayed ----------------------------------------------------------------------------
+
+def test_windows_netstat(tmp_path):
+    from wes.probes import windows as win
+
+    listening = win.parse_netstat(fixture_text("windows", "netstat-vpcd-any.txt"))
+    assert {ListeningSocket("0.0.0.0", 35963), ListeningSocket("::", 135), ListeningSocket("::1", 49670),
+            ListeningSocket("192.168.1.20", 139)} <= set(listening)
+    assert all(s.port not in (50714, 5353) for s in listening)  # connections and UDP are not listeners
+    assert ListeningSocket("127.0.0.1", 35963) not in listening
+    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.WARN)):
+        runner = Recorded("windows", {win.DRIVERS_QUERY: "drivers-virtual.json", win.NETSTAT: fixture,
+                                      win.SCARD_SERVICE: "sc-scardsvr-running.txt"})
+        probes = win.WindowsProbes(settings_for(tmp_path), runner=runner, pcsc_system=FakePcscSystem())
+        result = run_checks(settings=settings_for(tmp_path), probes=probes, platform="windows", now=NOW,
+                            checks=["pcsc.virtual"]).result("pcsc.virtual")
+        assert result.status is status, result.evidence
+        assert "netstat" in result.evidence
+
+
+def test_macos_netstat(tmp_path):
+    from wes.probes import macos
+
+    listening = macos.parse_netstat(fixture_text("macos", "netstat-vpcd-any.txt"))
+    assert {ListeningSocket("::", 35963), ListeningSocket("0.0.0.0", 7000), ListeningSocket("::1", 631),
+            ListeningSocket("127.0.0.1", 631)} <= set(listening)
+    assert all(s.port != 50714 for s in listening) and ListeningSocket("127.0.0.1", 35963) not in listening
+    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.WARN)):
+        runner = Recorded("macos", {macos.SMARTCARDS: "smartcards-vpcd.txt", macos.NETSTAT: fixture})
+        probes = macos.MacProbes(settings_for(tmp_path), runner=runner, pcsc_system=FakePcscSystem())
+        result = run_checks(settings=settings_for(tmp_path), probes=probes, platform="macos", now=NOW,
+                            checks=["pcsc.virtual"]).result("pcsc.virtual")
+        assert result.status is status, result.evidence

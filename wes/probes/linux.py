@@ -4,8 +4,8 @@ xrandr, listening TCP sockets (/proc/net/tcp, tcp6) and processes' command lines
 from __future__ import annotations
 
 import ctypes
-import ipaddress
 import ctypes.util
+import ipaddress
 import os
 import re
 import shlex

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from wes.probes.commands import CommandFailed
-from wes.probes.facts import ClockFacts, DriverFacts, OsInfo, RootStore, ScreenFacts
+from wes.probes.facts import ClockFacts, DriverFacts, ListeningFacts, ListeningSocket, OsInfo, RootStore, ScreenFacts
 from wes.probes.system import SystemProbes
 from wes.probes.trust import pem_certificates
 
@@ -14,6 +14,7 @@ SMARTCARDS = ("system_profiler", "SPSmartCardsDataType")
 DISPLAYS = ("system_profiler", "SPDisplaysDataType")
 KEYCHAINS = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
 NETWORK_TIME = ("systemsetup", "-getusingnetworktime")
+NETSTAT = ("netstat", "-an", "-p", "tcp")
 
 
 def parse_sw_vers(text: str) -> OsInfo:
@@ -38,6 +39,23 @@ def parse_smartcard_drivers(text: str) -> tuple[str, ...]:
 def parse_resolution(text: str) -> tuple[int, int] | None:
     sizes = [(int(w), int(h)) for w, h in re.findall(r"Resolution:\s*(\d+) x (\d+)", text)]
     return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
+
+
+def parse_netstat(text: str) -> tuple[ListeningSocket, ...]:
+    """LISTEN sockets in ``netstat -an -p tcp``: local address ``ADDRESS.PORT``, ``*`` for any (tcp4: 0.0.0.0,
+    tcp6 and tcp46: ::)."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or not fields[0].startswith("tcp") or fields[5] != "LISTEN":
+            continue
+        address, _, port = fields[3].rpartition(".")
+        if not port.isdigit():
+            continue
+        if address == "*":
+            address = "0.0.0.0" if fields[0] == "tcp4" else "::"  # noqa: S104 (what was found, not a bind)
+        found.append(ListeningSocket(address.split("%")[0], int(port)))
+    return tuple(found)
 
 
 def parse_network_time(text: str) -> ClockFacts:
@@ -70,3 +88,6 @@ class MacProbes(SystemProbes):
     def screen(self) -> ScreenFacts | None:
         size = parse_resolution(self._cmd(*DISPLAYS))
         return ScreenFacts(size[0], size[1], "system_profiler SPDisplaysDataType") if size else None
+
+    def listening(self) -> ListeningFacts:
+        return ListeningFacts(parse_netstat(self._cmd(*NETSTAT)), "netstat -an -p tcp")
