@@ -89,7 +89,7 @@ def pcsc_virtual(ctx: Context) -> Outcome:
         return Outcome(Status.FAIL, f"Virtual reader present on a production workstation: {what}.")
     exposed, where = _virtual_reader_exposure(ctx)
     if exposed:
-        return Outcome(Status.FAIL, f"Virtual reader present and {where}: anyone who can reach this machine can "
+        return Outcome(Status.FAIL, f"Virtual reader present and {where}: anyone who can reach those ports can "
                        f"present a card to it and read the PIN typed for that card ({what}).",
                        remediation=ISOLATION_REMEDIATION)
     return Outcome(Status.WARN, f"Virtual reader present (acceptable for training and test machines only): {what}; "
@@ -102,8 +102,8 @@ ISOLATION_REMEDIATION = (
     "Training machines only, and only where nobody else can reach the virtual reader's ports: remove the virtual "
     "reader driver (Debian: apt-get purge vsmartcard-vpcd) or stop it listening beyond this machine. If the machine "
     "is on an isolated training network (or a host firewall blocks those ports, which this check does not read), "
-    "IT records that with a waiver for pcsc.virtual in wes-waivers.toml beside the site configuration: who accepted "
-    "it, why, and until when.")
+    "IT records that with a waiver for pcsc.virtual, modes = [\"training\"], in wes-waivers.toml beside the site "
+    "configuration: who accepted it, why, and until when.")
 
 
 def _address(sock: ListeningSocket) -> str:
@@ -118,10 +118,11 @@ def _virtual_reader_exposure(ctx: Context) -> tuple[bool, str]:
     try:
         facts = ctx.probes.listening()
     except Exception as exc:  # cannot tell: treated as reachable
-        return True, f"whether its TCP ports ({port_list}) are reachable from the network could not tell ({exc})"
+        return True, f"this system could not tell whether its TCP ports ({port_list}) are reachable from the " \
+                     f"network ({exc})"
     if facts.error:
-        return True, f"whether its TCP ports ({port_list}) are reachable from the network could not tell " \
-                     f"({facts.error})"
+        return True, f"this system could not tell whether its TCP ports ({port_list}) are reachable from the " \
+                     f"network ({facts.error})"
     mine = [s for s in facts.sockets if s.port in ports]
     open_ = [s for s in mine if not s.loopback_only]
     if open_:
