@@ -1,5 +1,7 @@
 """pcsc.virtual in training: vpcd reachable from the network is a fail (anyone there can present a card and read
-the PIN typed for it) unless its ports listen on loopback only, or a waiver declares the machine isolated.
+the PIN typed for it) unless its ports listen on loopback only, a host firewall drops what comes from elsewhere
+(tried by connecting from each of the machine's addresses), the machine has no address but loopback, or a waiver
+declares the machine isolated.
 pcsc.apdu_logging: pcscd started with --apdu logs every APDU, PIN VERIFY included, in clear."""
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import pytest
 from wes import Status, run_checks
 from wes.errors import WaiverError
 from wes.probes import linux
-from wes.probes.facts import DriverFacts, ListeningFacts, ListeningSocket, ProcessFacts
+from wes.probes.facts import (
+    ConnectAttempt,
+    DriverFacts,
+    ListeningFacts,
+    ListeningSocket,
+    LocalAddress,
+    ProcessFacts,
+    ReachFacts,
+)
 from wes.probes.linux import LinuxProbes
 
 from .conftest import FIXTURES, NOW, fixture_text, run_one, settings_for
@@ -38,6 +48,7 @@ def test_parse_proc_net_tcp_finds_listeners_only():
     v6 = linux.parse_proc_net_tcp(fixture_text("linux", "proc-net-tcp6-vpcd-any.txt"))
     assert set(v6) == {ListeningSocket("::", 35963), ListeningSocket("::1", 35964)}
     assert [s.loopback_only for s in v6] == [False, True] or [s.loopback_only for s in v6] == [True, False]
+    assert {s.queued for s in v4 + v6} == {0}
     assert ListeningSocket("::ffff:127.0.0.1", 1).loopback_only and not ListeningSocket("::", 1).loopback_only
 
 
@@ -50,13 +61,15 @@ def test_training_vpcd_reachable_from_the_network_fails(probes, tmp_path, listen
     assert "wes-waivers.toml" in result.remediation
 
 
-def test_training_vpcd_on_loopback_only_or_not_listening_is_a_warning(probes, tmp_path):
+def test_training_vpcd_on_loopback_only_or_not_listening_passes_without_connecting(probes, tmp_path):
     probes.driver_facts = VPCD
+    probes.reach_facts = AssertionError("nothing listens beyond loopback: no need to connect")
     for listening in (LOOPBACK, ListeningFacts((), "fake")):
         probes.listening_facts = listening
         result = run_one("pcsc.virtual", probes, tmp_path)
-        assert result.status is Status.WARN, result.evidence
+        assert result.status is Status.PASS, result.evidence
         assert "loopback only" in result.evidence or "nothing is listening" in result.evidence
+        assert "reachability" not in probes.calls
 
 
 def test_a_waiver_declares_the_training_machine_isolated(probes, tmp_path):
@@ -93,7 +106,7 @@ def _root_with_proc(tmp_path, tcp: str, tcp6: str | None = None):
 
 @pytest.mark.parametrize(("tcp", "tcp6", "status"), [
     ("proc-net-tcp-vpcd-all-interfaces.txt", None, Status.FAIL),
-    ("proc-net-tcp-vpcd-loopback.txt", None, Status.WARN),
+    ("proc-net-tcp-vpcd-loopback.txt", None, Status.PASS),
     ("proc-net-tcp-vpcd-loopback.txt", "proc-net-tcp6-vpcd-any.txt", Status.FAIL),
 ])
 def test_linux_probe_reads_proc_net_tcp(tmp_path, tcp, tcp6, status):
@@ -186,7 +199,7 @@ def test_windows_netstat(tmp_path):
             ListeningSocket("192.168.1.20", 139)} <= set(listening)
     assert all(s.port not in (50714, 5353) for s in listening)  # connections and UDP are not listeners
     assert ListeningSocket("127.0.0.1", 35963) not in listening
-    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.WARN)):
+    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.PASS)):
         runner = Recorded("windows", {win.DRIVERS_QUERY: "drivers-virtual.json", win.NETSTAT: fixture,
                                       win.SCARD_SERVICE: "sc-scardsvr-running.txt"})
         probes = win.WindowsProbes(settings_for(tmp_path), runner=runner, pcsc_system=FakePcscSystem())
@@ -203,9 +216,105 @@ def test_macos_netstat(tmp_path):
     assert {ListeningSocket("::", 35963), ListeningSocket("0.0.0.0", 7000), ListeningSocket("::1", 631),
             ListeningSocket("127.0.0.1", 631)} <= set(listening)
     assert all(s.port != 50714 for s in listening) and ListeningSocket("127.0.0.1", 35963) not in listening
-    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.WARN)):
+    for fixture, status in (("netstat-vpcd-any.txt", Status.FAIL), ("netstat-vpcd-loopback.txt", Status.PASS)):
         runner = Recorded("macos", {macos.SMARTCARDS: "smartcards-vpcd.txt", macos.NETSTAT: fixture})
         probes = macos.MacProbes(settings_for(tmp_path), runner=runner, pcsc_system=FakePcscSystem())
         result = run_checks(settings=settings_for(tmp_path), probes=probes, platform="macos", now=NOW,
                             checks=["pcsc.virtual"]).result("pcsc.virtual")
         assert result.status is status, result.evidence
+
+
+# --- the host firewall guard, tried by connecting (fake probe results) -----------------------------------------------
+
+ADDRESSES = ("192.0.2.20", "fe80::1%eth0")
+
+
+def _reach(results: dict[str, str], addresses: tuple[str, ...] = ADDRESSES, error: str = "") -> ReachFacts:
+    """Every port tried from every address with the result given per address."""
+    attempts = tuple(ConnectAttempt(a, p, results[a], "no answer within 0.3 s" if results[a] == "timeout" else "")
+                     for a in addresses for p in (35963, 35964)) if not error else ()
+    return ReachFacts((35963, 35964), addresses, attempts, "/proc/net/fib_trie, /proc/net/if_inet6", 0.3, error=error)
+
+
+# vpcd on 0.0.0.0 as /proc/net/tcp shows it: nothing waiting in its accept queue, or one connection waiting (vpcd
+# listens with a backlog of 0 and accepts no other while it serves a card): then any further one goes unanswered
+ROOM = ListeningFacts((ListeningSocket("0.0.0.0", 35963, 0), ListeningSocket("0.0.0.0", 35964, 0)), "fake")
+FULL = ListeningFacts((ListeningSocket("0.0.0.0", 35963, 1), ListeningSocket("0.0.0.0", 35964, 0)), "fake")
+
+
+def test_training_vpcd_that_answers_a_connection_from_an_address_fails(probes, tmp_path):
+    probes.driver_facts, probes.listening_facts = VPCD, ANY
+    probes.reach_facts = _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "connected"})
+    result = run_one("pcsc.virtual", probes, tmp_path)
+    assert result.status is Status.FAIL, result.evidence
+    assert "connected to [fe80::1%eth0]:35963, [fe80::1%eth0]:35964" in result.evidence
+    assert "scripts/setup.sh" in result.remediation and "wes-waivers.toml" in result.remediation
+
+
+def test_training_vpcd_guarded_by_the_host_firewall_passes_naming_what_was_tried(probes, tmp_path):
+    probes.driver_facts, probes.listening_facts = VPCD, ROOM
+    probes.reach_facts = _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"})
+    result = run_one("pcsc.virtual", probes, tmp_path)
+    assert result.status is Status.PASS, result.evidence
+    assert "guarded" in result.evidence and "0.0.0.0:35963" in result.evidence
+    assert "tried 192.0.2.20, fe80::1%eth0" in result.evidence and "dropped" in result.evidence
+    assert "192.0.2.20:35964" in result.evidence and "nothing waiting in the accept queue" in result.evidence
+    probes.reach_facts = _reach({"192.0.2.20": "refused", "fe80::1%eth0": "timeout"})  # vpcd on IPv4 only
+    assert run_one("pcsc.virtual", probes, tmp_path).status is Status.PASS
+    probes.listening_facts = UNKNOWN  # sockets not listed: refused everywhere still proves nothing gets through
+    probes.reach_facts = _reach({"192.0.2.20": "refused", "fe80::1%eth0": "refused"})
+    result = run_one("pcsc.virtual", probes, tmp_path)
+    assert result.status is Status.PASS and "could not list listening sockets" in result.evidence
+
+
+def test_a_machine_with_no_address_but_loopback_is_isolated(probes, tmp_path):
+    probes.driver_facts, probes.listening_facts = VPCD, ROOM
+    probes.reach_facts = _reach({}, addresses=())
+    result = run_one("pcsc.virtual", probes, tmp_path)
+    assert result.status is Status.PASS, result.evidence
+    assert "no address other than loopback" in result.evidence and "isolated" in result.evidence
+
+
+@pytest.mark.parametrize(("listening", "reach", "why"), [
+    (ROOM, _reach({}, error="/proc/net/fib_trie is not readable"), "fib_trie is not readable"),
+    (ROOM, _reach({"192.0.2.20": "error", "fe80::1%eth0": "timeout"}), "could not try 192.0.2.20:35963"),
+    (ROOM, RuntimeError("socket() failed"), "socket() failed"),
+    # unanswered while vpcd's accept queue is full (it serves a card and a connection waits): proves nothing
+    (FULL, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "already waiting to be accepted"),
+    # unanswered where the queue cannot be seen (netstat, or the sockets not listed): proves nothing either
+    (ANY, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "does not show whether connections"),
+    (UNKNOWN, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "does not show whether"),
+], ids=["no-addresses", "bind-failed", "probe-raised", "queue-full", "queue-unknown", "not-listed"])
+def test_training_fails_closed_when_the_attempts_prove_nothing(probes, tmp_path, listening, reach, why):
+    probes.driver_facts, probes.listening_facts, probes.reach_facts = VPCD, listening, reach
+    result = run_one("pcsc.virtual", probes, tmp_path)
+    assert result.status is Status.FAIL, result.evidence
+    assert "could not tell" in result.evidence and why in result.evidence
+
+
+def test_production_fails_even_when_guarded_or_isolated(probes, tmp_path):
+    probes.driver_facts, probes.listening_facts = VPCD, ROOM
+    for reach in (_reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), _reach({}, addresses=())):
+        probes.reach_facts = reach
+        assert run_one("pcsc.virtual", probes, tmp_path, mode="production").status is Status.FAIL
+
+
+# --- this machine's addresses, per platform --------------------------------------------------------------------------
+
+def test_linux_addresses_from_proc():
+    assert linux.parse_fib_trie(fixture_text("linux", "proc-net-fib_trie.txt")) == (LocalAddress("192.0.2.2"),)
+    assert linux.parse_if_inet6(fixture_text("linux", "proc-net-if_inet6.txt")) == (
+        LocalAddress("fd00::2"), LocalAddress("fe80::fc:ff:fe00:1", 4, "eth0"))
+    tentative = "fd000000000000000000000000000009 04 40 00 c0     eth0\n"  # IFA_F_TENTATIVE: not usable yet
+    assert linux.parse_if_inet6(tentative) == ()
+
+
+def test_windows_and_macos_addresses_replayed():
+    from wes.probes import macos, windows
+
+    assert windows.parse_addresses(fixture_text("windows", "netipaddress.json")) == (
+        LocalAddress("fe80::5d2a:8c1e:4b7f:9a3c", 12, "Ethernet"), LocalAddress("192.168.1.20"))
+    assert macos.parse_ifconfig(fixture_text("macos", "ifconfig.txt")) == (
+        LocalAddress("fe80::1c2b:3d4e:5f60:7182", 6, "en0"), LocalAddress("192.168.1.20"),
+        LocalAddress("fd12:3456:789a::20"))
+    assert str(LocalAddress("fe80::1", 6, "en0")) == "fe80::1%en0"

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from wes.checks import Context, Outcome, check
 from wes.model import Status
-from wes.probes.facts import ListeningSocket, PcscFacts, Reader
+from wes.probes.facts import (
+    CONNECTED,
+    FAILED,
+    REFUSED,
+    TIMEOUT,
+    ConnectAttempt,
+    ListeningSocket,
+    PcscFacts,
+    ReachFacts,
+    Reader,
+)
 
 SERVICE_DOWN = "Not checked: the smart card service is not running (see pcsc.service)."
 
@@ -92,17 +102,17 @@ def pcsc_virtual(ctx: Context) -> Outcome:
         return Outcome(Status.FAIL, f"Virtual reader present and {where}: anyone who can reach those ports can "
                        f"present a card to it and read the PIN typed for that card ({what}).",
                        remediation=ISOLATION_REMEDIATION)
-    return Outcome(Status.WARN, f"Virtual reader present (acceptable for training and test machines only): {what}; "
-                   f"{where}.",
+    return Outcome(Status.PASS, f"Virtual reader present (training and test machines only): {what}; {where}.",
                    remediation="Fine for training. Never install the virtual reader driver on a production "
                    "workstation: anyone who can reach its TCP port can insert a card.")
 
 
 ISOLATION_REMEDIATION = (
-    "Training machines only, and only where nobody else can reach the virtual reader's ports: remove the virtual "
-    "reader driver (Debian: apt-get purge vsmartcard-vpcd) or stop it listening beyond this machine. If the machine "
-    "is on an isolated training network (or a host firewall blocks those ports, which this check does not read), "
-    "IT records that with a waiver for pcsc.virtual, modes = [\"training\"], in wes-waivers.toml beside the site "
+    "Training and test machines only, and only where nobody else can reach the virtual reader's ports. On Linux, "
+    "run scripts/setup.sh as root: it loads a host firewall table (scripts/vpcd-guard.nft) that drops connections "
+    "to those ports from any address but loopback, and reloads it whenever pcscd starts; or remove the virtual "
+    "reader driver (Debian: apt-get purge vsmartcard-vpcd). If the machine is on an isolated training network, IT "
+    "records that with a waiver for pcsc.virtual, modes = [\"training\"], in wes-waivers.toml beside the site "
     "configuration: who accepted it, why, and until when.")
 
 
@@ -110,26 +120,82 @@ def _address(sock: ListeningSocket) -> str:
     return f"[{sock.address}]:{sock.port}" if ":" in sock.address else f"{sock.address}:{sock.port}"
 
 
+def _target(attempt: ConnectAttempt) -> str:
+    return f"[{attempt.address}]:{attempt.port}" if ":" in attempt.address else f"{attempt.address}:{attempt.port}"
+
+
 def _virtual_reader_exposure(ctx: Context) -> tuple[bool, str]:
-    """Whether the virtual reader's TCP ports can be reached from another machine: True when one listens on an
-    address other than loopback, or when this system cannot tell (fail closed); and what was found."""
+    """Whether the virtual reader's TCP ports can be reached from another machine, and what shows it. Its ports
+    listening on loopback only (or not at all) are safe. Otherwise each port is tried from each of this machine's
+    addresses but loopback (:func:`_reachable`). When the system cannot tell, they count as reachable (fail
+    closed)."""
     ports = ctx.spec.virtual_readers.tcp_ports
     port_list = ", ".join(str(p) for p in ports)
+    cannot_tell = f"this system could not tell whether its TCP ports ({port_list}) are reachable from the network"
+    beyond: list[ListeningSocket] = []
     try:
         facts = ctx.probes.listening()
-    except Exception as exc:  # cannot tell: treated as reachable
-        return True, f"this system could not tell whether its TCP ports ({port_list}) are reachable from the " \
-                     f"network ({exc})"
-    if facts.error:
-        return True, f"this system could not tell whether its TCP ports ({port_list}) are reachable from the " \
-                     f"network ({facts.error})"
-    mine = [s for s in facts.sockets if s.port in ports]
-    open_ = [s for s in mine if not s.loopback_only]
-    if open_:
-        return True, f"listening beyond loopback on {', '.join(_address(s) for s in open_)} ({facts.source})"
-    if mine:
-        return False, f"its TCP ports listen on loopback only: {', '.join(_address(s) for s in mine)} ({facts.source})"
-    return False, f"nothing is listening on its TCP ports {port_list} ({facts.source})"
+        listed = f"could not list listening sockets ({facts.error})" if facts.error else ""
+    except Exception as exc:  # tried below by connecting instead
+        facts, listed = None, f"could not list listening sockets ({exc})"
+    if facts is not None and not facts.error:
+        mine = [s for s in facts.sockets if s.port in ports]
+        beyond = [s for s in mine if not s.loopback_only]
+        if not beyond:
+            if mine:
+                return False, (f"its TCP ports listen on loopback only: {', '.join(_address(s) for s in mine)} "
+                               f"({facts.source})")
+            return False, f"nothing is listening on its TCP ports {port_list} ({facts.source})"
+        listed = f"listening beyond loopback on {', '.join(_address(s) for s in beyond)} ({facts.source})"
+    try:
+        reach = ctx.probes.reachability(tuple(ports))
+    except Exception as exc:
+        return True, f"{cannot_tell} ({listed}; connecting: {exc})"
+    if reach.error:
+        return True, f"{cannot_tell} ({listed}; this machine's addresses: {reach.error})"
+    return _reachable(reach, beyond, listed, cannot_tell)
+
+
+def _reachable(reach: ReachFacts, listeners: list[ListeningSocket], listed: str, cannot_tell: str
+               ) -> tuple[bool, str]:
+    """The verdict from connect attempts. Any connection made from an address other than loopback: reachable.
+    Every attempt refused or unanswered: guarded (a host firewall drops what is not from loopback), provided an
+    unanswered attempt can only mean that: no connection was waiting in the port's accept queue (vpcd listens with
+    a backlog of 0, so one connection it has not accepted fills it and leaves any other unanswered; a queue the
+    system does not show proves nothing either). An attempt that could not be made
+    leaves it unknown (reachable)."""
+    if not reach.addresses:
+        return False, (f"{listed}, but this machine has no address other than loopback ({reach.source}): isolated, "
+                       "nothing else can reach it")
+    tried = f"tried {', '.join(reach.addresses)} (from {reach.source}) on ports " \
+            f"{', '.join(str(p) for p in reach.ports)}, each from a socket bound to that address"
+    connected = [a for a in reach.attempts if a.result == CONNECTED]
+    if connected:
+        return True, f"{listed}; it answers connections from the network: {tried}: connected to " \
+                     f"{', '.join(_target(a) for a in connected)}"
+    failed = [a for a in reach.attempts if a.result == FAILED]
+    if failed:
+        return True, f"{cannot_tell} ({listed}; {tried}; could not try " \
+                     f"{', '.join(f'{_target(a)} ({a.detail})' for a in failed)})"
+    unanswered = sorted({a.port for a in reach.attempts if a.result == TIMEOUT})
+    for port in unanswered:
+        waiting = [s.queued for s in listeners if s.port == port]
+        if not waiting or None in waiting:
+            return True, f"{cannot_tell} ({listed}; {tried}; port {port} did not answer within {reach.timeout:g} s " \
+                         "and this system does not show whether connections were already waiting to be accepted " \
+                         "there, so a host firewall cannot be told from a busy port)"
+        if any(waiting):
+            return True, f"{cannot_tell} ({listed}; {tried}; port {port} did not answer within {reach.timeout:g} s " \
+                         "but a connection was already waiting to be accepted there (the virtual reader takes one " \
+                         "at a time: its queue may be full), so that proves nothing; try again once it has been " \
+                         "accepted)"
+    dropped = sorted({_target(a) for a in reach.attempts if a.result == TIMEOUT})
+    refused = sorted({_target(a) for a in reach.attempts if a.result == REFUSED})
+    seen = "; ".join(filter(None, [
+        f"dropped (no answer within {reach.timeout:g} s, nothing waiting in the accept queue): {', '.join(dropped)}"
+        if dropped else "",
+        f"refused: {', '.join(refused)}" if refused else ""]))
+    return False, f"{listed}, but guarded: nothing from the network gets through ({tried}: {seen})"
 
 
 # pcscd's options (pcsc-lite): those taking an argument, and the long ones getopt_long accepts by unique prefix.

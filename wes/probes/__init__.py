@@ -18,9 +18,11 @@ from wes.probes.facts import (
     ClockFacts,
     DriverFacts,
     ListeningFacts,
+    LocalAddresses,
     OsInfo,
     PcscFacts,
     ProcessFacts,
+    ReachFacts,
     RemovalPolicy,
     RootStore,
     RuntimeFacts,
@@ -47,6 +49,8 @@ class Probes(Protocol):
     def runtime(self) -> RuntimeFacts: ...
     def listening(self) -> ListeningFacts: ...
     def processes(self, name: str) -> ProcessFacts: ...
+    def local_addresses(self) -> LocalAddresses: ...
+    def reachability(self, ports: tuple[int, ...]) -> ReachFacts: ...
 
 
 def platform_name(value: str | None = None) -> str:

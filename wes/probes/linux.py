@@ -1,5 +1,6 @@
 """Linux probes: /etc/os-release, pcsc-lite driver folders, the CA bundle, timedatectl / the kernel's NTP state,
-xrandr, listening TCP sockets (/proc/net/tcp, tcp6) and processes' command lines (/proc/PID/cmdline)."""
+xrandr, listening TCP sockets (/proc/net/tcp, tcp6), this machine's addresses (/proc/net/fib_trie, if_inet6) and
+processes' command lines (/proc/PID/cmdline)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from wes.probes.facts import (
     DriverFacts,
     ListeningFacts,
     ListeningSocket,
+    LocalAddress,
+    LocalAddresses,
     OsInfo,
     ProcessFacts,
     RootStore,
@@ -31,6 +34,10 @@ DRIVER_DIRS = ("usr/lib/pcsc/drivers", "usr/lib64/pcsc/drivers", "usr/local/lib/
 READER_CONF = "etc/reader.conf.d"
 PROC_NET_TCP = ("proc/net/tcp", "proc/net/tcp6")
 _TCP_LISTEN = "0A"
+FIB_TRIE = "proc/net/fib_trie"
+IF_INET6 = "proc/net/if_inet6"
+_IFA_F_UNUSABLE = 0x40 | 0x08  # IFA_F_TENTATIVE, IFA_F_DADFAILED: not usable as a source address
+_IPV6_LINK_SCOPE = 0x20
 _STA_UNSYNC = 0x0040
 _TIME_ERROR = 5
 
@@ -63,14 +70,45 @@ def _proc_address(hex_addr: str) -> str:
 
 
 def parse_proc_net_tcp(text: str) -> tuple[ListeningSocket, ...]:
-    """The LISTEN sockets in a /proc/net/tcp or /proc/net/tcp6 table."""
+    """The LISTEN sockets in a /proc/net/tcp or /proc/net/tcp6 table, with their accept queues."""
     found = []
     for line in text.splitlines()[1:]:
         fields = line.split()
         if len(fields) < 4 or fields[3] != _TCP_LISTEN:
             continue
         addr, _, port = fields[1].partition(":")
-        found.append(ListeningSocket(_proc_address(addr), int(port, 16)))
+        queued = fields[4].partition(":")[2]  # a listener's rx_queue: connections waiting to be accepted
+        found.append(ListeningSocket(_proc_address(addr), int(port, 16), int(queued, 16)))
+    return tuple(found)
+
+
+def parse_fib_trie(text: str) -> tuple[LocalAddress, ...]:
+    """This machine's IPv4 addresses other than loopback: the leaves of /proc/net/fib_trie marked ``/32 host
+    LOCAL`` (each appears in the Main and the Local table; kept once, in order)."""
+    found: dict[str, None] = {}
+    leaf = None
+    for line in text.splitlines():
+        word = line.strip()
+        if word.startswith(("|--", "+--")):
+            leaf = word[3:].split()[0] if word.startswith("|--") else None
+        elif leaf and word.startswith("/32 host LOCAL") and not ipaddress.ip_address(leaf).is_loopback:
+            found[leaf] = None
+    return tuple(LocalAddress(a) for a in found)
+
+
+def parse_if_inet6(text: str) -> tuple[LocalAddress, ...]:
+    """This machine's IPv6 addresses other than loopback from /proc/net/if_inet6 (address, interface index,
+    prefix length, scope, flags, interface name); link-local ones carry their interface index as scope id."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or len(fields[0]) != 32:
+            continue
+        ip = ipaddress.IPv6Address(bytes.fromhex(fields[0]))
+        if ip.is_loopback or int(fields[4], 16) & _IFA_F_UNUSABLE:
+            continue
+        scope = int(fields[1], 16) if int(fields[3], 16) == _IPV6_LINK_SCOPE else 0
+        found.append(LocalAddress(str(ip), scope, fields[5] if scope else ""))
     return tuple(found)
 
 
@@ -168,6 +206,17 @@ class LinuxProbes(SystemProbes):
         if not read:
             return ListeningFacts((), "", error="neither /proc/net/tcp nor /proc/net/tcp6 is readable")
         return ListeningFacts(tuple(sockets), ", ".join(read))
+
+    def local_addresses(self) -> LocalAddresses:
+        trie, inet6 = self.root / FIB_TRIE, self.root / IF_INET6
+        if not trie.exists():
+            return LocalAddresses((), "", error=f"/{FIB_TRIE} is not readable")
+        found = parse_fib_trie(trie.read_text(encoding="ascii", errors="replace"))
+        source = f"/{FIB_TRIE}"
+        if inet6.exists():  # absent when IPv6 is disabled
+            found += parse_if_inet6(inet6.read_text(encoding="ascii", errors="replace"))
+            source += f", /{IF_INET6}"
+        return LocalAddresses(found, source)
 
     def processes(self, name: str) -> ProcessFacts:
         """Every process whose executable's base name is ``name``, from /proc/PID/cmdline (NUL-separated argv)."""

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from wes.probes.commands import CommandFailed
-from wes.probes.facts import ClockFacts, DriverFacts, ListeningFacts, ListeningSocket, OsInfo, RootStore, ScreenFacts
+from wes.probes.facts import (
+    ClockFacts,
+    DriverFacts,
+    ListeningFacts,
+    ListeningSocket,
+    LocalAddress,
+    LocalAddresses,
+    OsInfo,
+    RootStore,
+    ScreenFacts,
+)
 from wes.probes.system import SystemProbes
 from wes.probes.trust import pem_certificates
 
@@ -15,6 +26,7 @@ DISPLAYS = ("system_profiler", "SPDisplaysDataType")
 KEYCHAINS = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
 NETWORK_TIME = ("systemsetup", "-getusingnetworktime")
 NETSTAT = ("netstat", "-an", "-p", "tcp")
+IFCONFIG = ("ifconfig",)
 
 
 def parse_sw_vers(text: str) -> OsInfo:
@@ -58,6 +70,32 @@ def parse_netstat(text: str) -> tuple[ListeningSocket, ...]:
     return tuple(found)
 
 
+def parse_ifconfig(text: str) -> tuple[LocalAddress, ...]:
+    """This machine's addresses but loopback from ``ifconfig``: ``inet`` and ``inet6`` lines of interfaces not
+    flagged LOOPBACK; a link-local IPv6 address (``fe80::…%en0 … scopeid 0x6``) keeps its interface index."""
+    found = []
+    loopback = False
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            loopback = "LOOPBACK" in line.split(">", 1)[0]
+            continue
+        fields = line.split()
+        if loopback or len(fields) < 2 or fields[0] not in ("inet", "inet6"):
+            continue
+        address, _, interface = fields[1].partition("%")
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if ip.is_loopback:
+            continue
+        scope = 0
+        if "scopeid" in fields and interface:
+            scope = int(fields[fields.index("scopeid") + 1], 16)
+        found.append(LocalAddress(address, scope, interface if scope else ""))
+    return tuple(found)
+
+
 def parse_network_time(text: str) -> ClockFacts:
     match = re.search(r"Network Time:\s*(On|Off)", text, re.I)
     synced = None if not match else match.group(1).lower() == "on"
@@ -91,3 +129,6 @@ class MacProbes(SystemProbes):
 
     def listening(self) -> ListeningFacts:
         return ListeningFacts(parse_netstat(self._cmd(*NETSTAT)), "netstat -an -p tcp")
+
+    def local_addresses(self) -> LocalAddresses:
+        return LocalAddresses(parse_ifconfig(self._cmd(*IFCONFIG)), "ifconfig")

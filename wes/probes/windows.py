@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from dataclasses import replace
@@ -18,6 +19,8 @@ from wes.probes.facts import (
     DriverFacts,
     ListeningFacts,
     ListeningSocket,
+    LocalAddress,
+    LocalAddresses,
     OsInfo,
     PcscFacts,
     RemovalPolicy,
@@ -41,6 +44,8 @@ REMOVAL = ("reg.exe", "query", r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersi
 REMOVAL_MEANING = {"0": "no action", "1": "lock workstation", "2": "force logoff",
                    "3": "disconnect if a Remote Desktop session"}
 NETSTAT = ("netstat.exe", "-an")
+ADDRESSES_QUERY = powershell("Get-NetIPAddress -AddressState Preferred | Select-Object IPAddress,InterfaceIndex,"
+                             "InterfaceAlias | ConvertTo-Json -Compress")
 EDITIONS = ("Enterprise", "Education", "Pro", "Home", "IoT", "SE")
 
 
@@ -119,6 +124,24 @@ def parse_netstat(text: str) -> tuple[ListeningSocket, ...]:
     return tuple(found)
 
 
+def parse_addresses(text: str) -> tuple[LocalAddress, ...]:
+    """This machine's addresses but loopback from Get-NetIPAddress (a link-local IPv6 address comes as
+    ``fe80::…%INDEX``: its interface index is its scope id)."""
+    found = []
+    for d in _json_list(text):
+        address = str(d.get("IPAddress") or "").split("%")[0]
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if ip.is_loopback:
+            continue
+        link = isinstance(ip, ipaddress.IPv6Address) and ip.is_link_local
+        found.append(LocalAddress(address, int(d.get("InterfaceIndex") or 0) if link else 0,
+                                  str(d.get("InterfaceAlias") or "") if link else ""))
+    return tuple(found)
+
+
 def parse_screen(text: str) -> tuple[int, int] | None:
     best = None
     for d in _json_list(text):
@@ -170,3 +193,6 @@ class WindowsProbes(SystemProbes):
 
     def listening(self) -> ListeningFacts:
         return ListeningFacts(parse_netstat(self._cmd(*NETSTAT)), "netstat.exe -an")
+
+    def local_addresses(self) -> LocalAddresses:
+        return LocalAddresses(parse_addresses(self._cmd(*ADDRESSES_QUERY)), "Get-NetIPAddress")
