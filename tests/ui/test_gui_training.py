@@ -23,11 +23,14 @@ pytestmark = pytest.mark.pcsc
 
 
 @pytest.fixture
-def training_settings(tmp_path):
+def training_settings(tmp_path, monkeypatch):
     # The real WES gate runs here: on a machine where scripts/setup.sh could not load the host firewall guard for
     # vpcd (a CI container without CAP_NET_ADMIN), pcsc.virtual fails in training because vpcd answers on 0.0.0.0.
     # The test machine declares itself isolated with the training-only waiver, beside the (absent) site
-    # configuration where the gate looks for it, as an isolated training room would.
+    # configuration where the gate looks for it, as an isolated training room would. The gate reads the settings
+    # from the environment, so the environment names the same site configuration and data folder.
+    monkeypatch.setenv("SPINEDESK_SITE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SPINEDESK_DATA_DIR", str(tmp_path / "data"))
     until = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
     (tmp_path / "wes-waivers.toml").write_text(
         '[[waiver]]\ncheck = "pcsc.virtual"\nreason = "Test machine: isolated, or its vpcd guarded"\n'
