@@ -279,8 +279,9 @@ def test_a_machine_with_no_address_but_loopback_is_isolated(probes, tmp_path):
     (ROOM, _reach({}, error="/proc/net/fib_trie is not readable"), "fib_trie is not readable"),
     (ROOM, _reach({"192.0.2.20": "error", "fe80::1%eth0": "timeout"}), "could not try 192.0.2.20:35963"),
     (ROOM, RuntimeError("socket() failed"), "socket() failed"),
-    # unanswered while vpcd's accept queue is full (it serves a card and a connection waits): proves nothing
-    (FULL, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "already waiting to be accepted"),
+    # a connection already waiting in vpcd's accept queue (it serves a card): any other would go unanswered, so
+    # nothing is tried (the probe must not be asked) and nothing is proven
+    (FULL, AssertionError("must not connect"), "already waiting to be accepted on 0.0.0.0:35963"),
     # unanswered where the queue cannot be seen (netstat, or the sockets not listed): proves nothing either
     (ANY, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "does not show whether connections"),
     (UNKNOWN, _reach({"192.0.2.20": "timeout", "fe80::1%eth0": "timeout"}), "does not show whether"),

@@ -147,6 +147,11 @@ def _virtual_reader_exposure(ctx: Context) -> tuple[bool, str]:
                                f"({facts.source})")
             return False, f"nothing is listening on its TCP ports {port_list} ({facts.source})"
         listed = f"listening beyond loopback on {', '.join(_address(s) for s in beyond)} ({facts.source})"
+        waiting = [s for s in beyond if s.queued]
+        if waiting:  # vpcd takes one connection at a time: another would go unanswered, firewall or not
+            return True, f"{cannot_tell} ({listed}; a connection is already waiting to be accepted on " \
+                         f"{', '.join(_address(s) for s in waiting)}, so one from the network could not be told " \
+                         "from one held back: not tried; run the check again once the virtual reader has accepted it)"
     try:
         reach = ctx.probes.reachability(tuple(ports))
     except Exception as exc:
@@ -160,9 +165,9 @@ def _reachable(reach: ReachFacts, listeners: list[ListeningSocket], listed: str,
                ) -> tuple[bool, str]:
     """The verdict from connect attempts. Any connection made from an address other than loopback: reachable.
     Every attempt refused or unanswered: guarded (a host firewall drops what is not from loopback), provided an
-    unanswered attempt can only mean that: no connection was waiting in the port's accept queue (vpcd listens with
-    a backlog of 0, so one connection it has not accepted fills it and leaves any other unanswered; a queue the
-    system does not show proves nothing either). An attempt that could not be made
+    unanswered attempt can only mean that: the port's accept queue was seen empty (vpcd listens with a backlog of 0,
+    so one connection it has not accepted fills it and leaves any other unanswered; a queue the system does not
+    show proves nothing). An attempt that could not be made
     leaves it unknown (reachable)."""
     if not reach.addresses:
         return False, (f"{listed}, but this machine has no address other than loopback ({reach.source}): isolated, "
@@ -184,11 +189,6 @@ def _reachable(reach: ReachFacts, listeners: list[ListeningSocket], listed: str,
             return True, f"{cannot_tell} ({listed}; {tried}; port {port} did not answer within {reach.timeout:g} s " \
                          "and this system does not show whether connections were already waiting to be accepted " \
                          "there, so a host firewall cannot be told from a busy port)"
-        if any(waiting):
-            return True, f"{cannot_tell} ({listed}; {tried}; port {port} did not answer within {reach.timeout:g} s " \
-                         "but a connection was already waiting to be accepted there (the virtual reader takes one " \
-                         "at a time: its queue may be full), so that proves nothing; try again once it has been " \
-                         "accepted)"
     dropped = sorted({_target(a) for a in reach.attempts if a.result == TIMEOUT})
     refused = sorted({_target(a) for a in reach.attempts if a.result == REFUSED})
     seen = "; ".join(filter(None, [
