@@ -272,7 +272,8 @@ class MainWindow(QMainWindow):
         if report is None:
             self.messages.show_notice("The workstation check has not finished yet.")
             return
-        view = WesReportView(None, report, export_dir=self.deps.export_dir, write_pdf=self.deps.write_pdf)
+        view = WesReportView(None, report, export_dir=self.deps.export_dir, write_pdf=self.deps.write_pdf,
+                             render_html=self.deps.wes_html)
         view.setWindowTitle("WES report — Spine Desk")
         view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         view.closed.connect(view.close)
