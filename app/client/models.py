@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# National RBAC activity codes that decide what the client offers a role (the service decides what it allows).
+SEARCH_PATIENTS = "B0264"
+UPDATE_DEMOGRAPHICS = "B0825"
+VIEW_SCR = "B0370"
+RECORD_FLAGS = "B0360"  # reasonable adjustment flags: record, change, remove
+PRIVACY_OFFICER_ACTIVITIES = ("B0015", "B0016")
+
 
 @dataclass(frozen=True, slots=True)
 class Role:
@@ -14,6 +21,31 @@ class Role:
     role_code: str
     role_name: str
     activities: tuple[str, ...]
+
+    @property
+    def can_search(self) -> bool:
+        return SEARCH_PATIENTS in self.activities
+
+    @property
+    def can_edit_demographics(self) -> bool:
+        return UPDATE_DEMOGRAPHICS in self.activities
+
+    @property
+    def can_view_scr(self) -> bool:
+        return VIEW_SCR in self.activities
+
+    @property
+    def can_record_flags(self) -> bool:
+        return RECORD_FLAGS in self.activities
+
+    @property
+    def privacy_officer(self) -> bool:
+        return any(a in self.activities for a in PRIVACY_OFFICER_ACTIVITIES)
+
+    @property
+    def clinical(self) -> bool:
+        """Roles that may see clinical content (SCR viewing or flag recording rights stand for it)."""
+        return self.can_view_scr or self.can_record_flags
 
 
 @dataclass(frozen=True, slots=True)

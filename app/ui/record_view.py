@@ -197,15 +197,15 @@ class RecordView(QWidget):
         layout.addWidget(self.back_button)
         self.setTabOrder(self.banner.toggle, self.tabs)
 
-    def show_patient(self, patient: Patient, *, clinical: bool, can_edit: bool, activities: tuple[str, ...] = ()
-                     ) -> None:
+    def show_patient(self, patient: Patient, *, clinical: bool, can_edit: bool, can_record_flags: bool = False,
+                     activities: tuple[str, ...] = ()) -> None:
         same = self.patient is not None and self.patient.nhs_number == patient.nhs_number
         self.patient = patient
         self.banner.show_patient(patient, self._today(), clinical=clinical)
         self.demographics.show_patient(patient, can_edit=can_edit)
         if not same:  # a reload of the same record keeps what the user already chose to view
             self.cpis.prepare(activities)
-            self.flags.prepare(can_write="B0360" in activities)  # flags.create / update / remove
+            self.flags.prepare(can_write=can_record_flags)  # flags.create / update / remove
 
     def clear(self) -> None:
         self.patient = None
