@@ -9,6 +9,11 @@ from datetime import datetime
 SEARCH_PATIENTS = "B0264"
 UPDATE_DEMOGRAPHICS = "B0825"
 VIEW_SCR = "B0370"
+SCR_EMERGENCY_ACCESS = "B0168"
+SCR_LEGAL_OVERRIDE = "B0082"
+RECORD_CONSENT = "B0020"  # the patient's consent preference for their SCR
+CPIS_NOTIFY = "B0107"  # view child protection information and notify (unscheduled care)
+CPIS_SCHEDULED = "B0170"  # view it without notifying (scheduled care)
 RECORD_FLAGS = "B0360"  # reasonable adjustment flags: record, change, remove
 PRIVACY_OFFICER_ACTIVITIES = ("B0015", "B0016")
 
@@ -33,6 +38,26 @@ class Role:
     @property
     def can_view_scr(self) -> bool:
         return VIEW_SCR in self.activities
+
+    @property
+    def can_open_scr_in_emergency(self) -> bool:
+        return SCR_EMERGENCY_ACCESS in self.activities
+
+    @property
+    def can_override_scr_legally(self) -> bool:
+        return SCR_LEGAL_OVERRIDE in self.activities and self.can_view_scr
+
+    @property
+    def can_record_consent(self) -> bool:
+        return RECORD_CONSENT in self.activities
+
+    @property
+    def can_view_cpis_notifying(self) -> bool:
+        return CPIS_NOTIFY in self.activities
+
+    @property
+    def can_view_cpis_scheduled(self) -> bool:
+        return CPIS_SCHEDULED in self.activities
 
     @property
     def can_record_flags(self) -> bool:

@@ -46,7 +46,7 @@ class ClinicalController(QObject):
             return
         self.scr_index = None
         role = session.role
-        self.scope.record.scr.prepare(role.activities, registered_here=self.registered_here(), org=role.org_ods)
+        self.scope.record.scr.prepare(role, registered_here=self.registered_here(), org=role.org_ods)
         self.load_flags()
 
     def registered_here(self) -> bool:
@@ -135,7 +135,7 @@ class ClinicalController(QObject):
             session = self.scope.session()
             if session is not None:  # look the record up again, under the new preference
                 self.scr_index = None
-                self.scope.record.scr.prepare(session.role.activities, registered_here=self.registered_here(),
+                self.scope.record.scr.prepare(session.role, registered_here=self.registered_here(),
                                               org=session.role.org_ods)
                 self.find_scr()
 

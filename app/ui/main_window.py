@@ -404,9 +404,7 @@ class MainWindow(QMainWindow):
             return
         opened = self.record.patient is None or self.record.patient.nhs_number != patient.nhs_number
         self.cache[patient.nhs_number] = patient
-        role = self.session.role
-        self.record.show_patient(patient, clinical=role.clinical, can_edit=role.can_edit_demographics,
-                                 can_record_flags=role.can_record_flags, activities=role.activities)
+        self.record.show_patient(patient, self.session.role)
         self.stack.setCurrentWidget(self.record)
         QTimer.singleShot(0, self.record.banner.name.setFocus)
         if opened:
