@@ -97,6 +97,22 @@ def wes_gate(settings: Settings, service_url: str | None) -> Callable[[Callable[
     return gate
 
 
+def wes_html() -> Callable[[Any], str] | None:
+    """The WES report's printable HTML (``wes.report.html.render_html``), or None when the checker is not in this
+    build; imported when first used, like the gate."""
+    import importlib.util
+
+    if importlib.util.find_spec("wes") is None:
+        return None
+
+    def render(report: Any) -> str:
+        from wes.report.html import render_html
+
+        return render_html(report)
+
+    return render
+
+
 def pdf_writer() -> Callable[[str, Path], None] | None:
     try:
         from app.ui.pdf import html_to_pdf
@@ -197,7 +213,7 @@ def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO,
                       wes_gate=wes_gate(settings, None if settings.training else settings.service_url),
                       training=settings.training, removal=settings.card_removal.value,
                       service_label="" if settings.training else (settings.service_url or ""),
-                      export_dir=Path.home(), write_pdf=pdf_writer(), startup=startup,
+                      export_dir=Path.home(), write_pdf=pdf_writer(), wes_html=wes_html(), startup=startup,
                       training_pin=TRAINING_PIN if settings.training else None)
 
 

@@ -72,12 +72,15 @@ def check(run: Callable[[], Report], *, fmt: str, out: Path | None, silent: bool
 
 def _emit(report: Report, fmt: str, out: Path | None, silent: bool, stdout: TextIO,
           pdf_writer: Callable[[], PdfWriter] | None) -> None:
+    from wes.report.html import render_html
+    from wes.report.text import render_text
+
     if fmt == "pdf":
         if pdf_writer is None or out is None:
             raise OSError("PDF output needs an output file and Qt")
-        pdf_writer()(report.to_html(), out, f"WES compliance report — {report.hostname}")
+        pdf_writer()(render_html(report), out, f"WES compliance report — {report.hostname}")
     else:
-        body = {"text": report.to_text, "html": report.to_html,
+        body = {"text": lambda: render_text(report), "html": lambda: render_html(report),
                 "json": lambda: json.dumps(report.to_json(), indent=2) + "\n"}[fmt]()
         if out is None:
             if not silent:

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
 from app import selftest
 from app.config import Mode, Paths, RemovalMode, parse_site_config
@@ -116,7 +117,6 @@ def test_pyinstaller_spec_and_entry_compile():
 
 
 def test_github_workflow_runs_every_installer():
-    yaml = pytest.importorskip("yaml")
     jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "installers.yml").read_text())["jobs"]
     steps = {name: " ".join(str(s.get("run", "")) for s in job["steps"]) for name, job in jobs.items()}
     assert "tests/installer" in steps["debian"]

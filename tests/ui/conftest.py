@@ -177,9 +177,11 @@ class FakeReport:
     def compliant(self) -> bool:
         return not self.failures
 
-    def to_html(self) -> str:
-        return "<html><body><h1>WES report</h1>" + "".join(
-            f"<p>{r.id} {r.status}: {r.remediation}</p>" for r in self.results) + "</body></html>"
+
+def fake_report_html(report) -> str:
+    """The printable report at the renderer's seam (the real one is ``wes.report.html.render_html``)."""
+    return "<html><body><h1>WES report</h1>" + "".join(
+        f"<p>{r.id} {r.status}: {r.remediation}</p>" for r in report.results) + "</body></html>"
 
 
 class FakeResult:
@@ -221,7 +223,7 @@ def make_window(qtbot, service, ui_ca, tmp_path):
         access = PcscCardAccess(ui_ca.trust_store(), only_reader=READER1, **({"now": now} if now else {}))
         deps = ClientDeps(spine=SpineClient(service.url, http), cards=access,
                           wes_gate=gate, training=True, removal=removal, service_label=service.url,
-                          training_card=training_card, export_dir=tmp_path)
+                          training_card=training_card, export_dir=tmp_path, wes_html=fake_report_html)
         window = MainWindow(deps)
         qtbot.addWidget(window)
         window.resize(1100, 760)
