@@ -9,6 +9,7 @@ failed, 1 otherwise. Nothing is written outside a temporary directory; no networ
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app import __version__
+from app.config import Settings
 from app.resources_path import bundle_root, resource
 
 
@@ -147,7 +149,17 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
 )
 
 
-def run(stdout: TextIO | None = None) -> int:
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Nothing to add: the self-test is the top-level ``--self-test`` option (``app.cli.build_parser``)."""
+
+
+def run(args: argparse.Namespace, settings: Settings | None, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    """Runs before the site configuration is read (``settings`` is None): reading it is one of the checks."""
+    return run_checks(stdout)
+
+
+def run_checks(stdout: TextIO | None = None) -> int:
     """Run every check, print one line each, return the exit status (0: nothing failed)."""
     out = stdout or sys.stdout
     failed = []
