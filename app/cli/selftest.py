@@ -10,7 +10,6 @@ failed, 1 otherwise. Nothing is written outside a temporary directory; no networ
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -76,6 +75,8 @@ async def _asgi_get(app: Any, path: str) -> tuple[int, bytes]:
 
 
 def check_service() -> str:
+    import asyncio
+
     from app.service.runtime import ServiceConfig, build_service
 
     with tempfile.TemporaryDirectory(prefix="spinedesk-selftest-") as tmp:
