@@ -22,7 +22,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
         stdin: TextIO | None = None) -> int:
-    stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
     import httpx
 
     from app.card.login_card import PivLoginCard
@@ -31,6 +30,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     from app.client.client import SpineClient
     from app.client.login import card_login, choose_role
 
+    stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
     url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
     verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
     pin = stdin.readline().rstrip("\r\n")
