@@ -252,7 +252,7 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         trust_anchors=anchors,
         trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),
-        card_removal=RemovalMode(removal),
+        card_removal=RemovalMode(str(removal)),
         wes_spec_version=spec if isinstance(spec, str) else None,
     )
 

@@ -1,7 +1,9 @@
-"""The project's layering, enforced by import-linter (contracts live in pyproject.toml)."""
+"""The project's structure, checked: layering (import-linter; contracts in pyproject.toml), module size, lint, types."""
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +27,33 @@ def test_ruff_is_clean():
     result = subprocess.run([str(ruff), "check", "app", "wes", "tests", "benchmarks"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _mypy_files() -> list[Path]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
+    out: list[Path] = []
+    for entry in config["files"]:
+        path = ROOT / entry
+        out += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return out
+
+
+def test_type_checker_passes():
+    """mypy over the packages listed in pyproject's [tool.mypy] files (the list only grows)."""
+    mypy = Path(sys.executable).with_name("mypy")
+    result = subprocess.run([str(mypy), "--no-incremental"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+IGNORE = re.compile(r"#\s*type:\s*ignore(\[[^\]]*\])?(?P<rest>.*)$")
+
+
+def test_every_type_ignore_says_why():
+    """A ``# type: ignore[code]`` in type-checked code names its error code and gives a reason on the same line."""
+    bad = []
+    for path in _mypy_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = IGNORE.search(line)
+            if match and (not match.group(1) or "#" not in match.group("rest")):
+                bad.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert bad == [], "give each ignore an error code and '# reason':\n" + "\n".join(bad)

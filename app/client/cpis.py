@@ -72,7 +72,8 @@ def parse_care_team(resource: dict[str, Any]) -> CpisPlan:
 
 
 def parse_access(resource: dict[str, Any]) -> CpisAccess:
-    role = next((c for c in resource.get("contained") or () if c.get("resourceType") == "PractitionerRole"), {})
+    contained = resource.get("contained") or ()
+    role: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "PractitionerRole"), {})
     try:
         at = datetime.fromisoformat(str(resource.get("recorded")))
     except ValueError:

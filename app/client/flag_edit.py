@@ -194,7 +194,7 @@ def _annotation(extensions: Any, url: str) -> str:
 def draft_from_resource(resource: dict[str, Any], codes: FlagCodes) -> FlagDraft:
     """What a stored flag says, as a draft to edit (clinical roles' full view)."""
     contained = resource.get("contained") or []
-    consent = next((c for c in contained if c.get("resourceType") == "Consent"), {})
+    consent: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "Consent"), {})
     impairments = tuple(ImpairmentEntry(_code(c.get("code"), codes.impairment.system),
                                         " ".join(n.get("text", "") for n in c.get("note") or ()))
                         for c in contained if c.get("resourceType") == "Condition")
