@@ -262,17 +262,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     process's environment) is read once."""
     environment = read_environment(env)
     paths = Paths.from_platform(environment)
-    overrides = {"training_vpcd_port": environment.training_vpcd_port,
-                 "training_reader": environment.training_reader, "startup_marks": environment.startup_marks,
-                 "scr_episode_hours": environment.scr_episode_hours,
-                 "cpis_lease_seconds": environment.cpis_lease_seconds}
     try:
         text = paths.site_config_file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Settings(paths=paths, **overrides)  # type: ignore[arg-type]
+        return _with_environment(Settings(paths=paths), environment)
     except OSError as exc:
         raise ConfigError(str(paths.site_config_file), f"cannot be read ({exc.strerror})") from exc
-    return replace(parse_site_config(text, paths.site_config_file, paths), **overrides)  # type: ignore[arg-type]
+    return _with_environment(parse_site_config(text, paths.site_config_file, paths), environment)
+
+
+def _with_environment(settings: Settings, environment: Environment) -> Settings:
+    return replace(settings, training_vpcd_port=environment.training_vpcd_port,
+                   training_reader=environment.training_reader, startup_marks=environment.startup_marks,
+                   scr_episode_hours=environment.scr_episode_hours,
+                   cpis_lease_seconds=environment.cpis_lease_seconds)
 
 
 def service_config_json(env: Mapping[str, str] | None = None) -> str:
