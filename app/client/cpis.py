@@ -11,7 +11,6 @@ from app.client.models import Auth
 from app.protocol import CPIS_BASE, NHS_NUMBER_SYSTEM
 
 UNSCHEDULED_HEADER = "IsUnscheduledAccessEvent"
-NOTIFY, SCHEDULED = "B0107", "B0170"  # view and notify (unscheduled care) / view without notifying
 PLAN_NAMES = {"342191000000101": "Child Protection Plan", "764841000000100": "Looked After Child",
               "818901000000100": "Unborn Child Protection Plan"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from wes.checks import Context, Outcome, check
+from wes.checks.base import Context, Outcome, check
 from wes.model import Status
 from wes.probes.net import host_port
 

@@ -12,7 +12,7 @@ from app.errors import NotPiv, RevocationInfoStale, user_text
 from app.pki import Status as Verdict
 from app.pki import TrustStore, validate
 from app.pki.revocation_view import CertRef, RevocationView, build_view
-from wes.checks import Context, Outcome, check
+from wes.checks.base import Context, Outcome, check
 from wes.checks.smartcard import card_reader, no_card
 from wes.model import Status
 from wes.probes.facts import AppTrust

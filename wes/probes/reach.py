@@ -57,7 +57,7 @@ def connect_attempts(targets: Iterable[tuple[LocalAddress, int]], *, timeout: fl
                 continue
             if code in _IN_PROGRESS:
                 pending[sock] = i
-                selector.register(sock, selectors.EVENT_WRITE)
+                selector.register(sock, selectors.EVENT_WRITE, data=sock)
                 continue
             results[i] = ConnectAttempt(str(local), port, *_result(code))
             sock.close()
@@ -67,8 +67,7 @@ def connect_attempts(targets: Iterable[tuple[LocalAddress, int]], *, timeout: fl
             if left <= 0:
                 break
             for key, _ in selector.select(left):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                sock = key.data
                 i = pending.pop(sock)
                 selector.unregister(sock)
                 local, port = targets[i]
