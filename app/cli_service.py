@@ -34,10 +34,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                      help="... as are those still undelivered this long after the access (default 900)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
-                     "names and defaults: app/service/limits.py)")
+                     "names and defaults: app/service/core/limits.py)")
     svc.add_argument("--retention", action="append", default=[], metavar="NAME=VALUE",
                      help="change what is kept how long, e.g. idempotency_ttl=3600 (seconds; repeatable; names "
-                     "and defaults: app/service/housekeeping.py)")
+                     "and defaults: app/service/core/housekeeping.py)")
     actions = svc.add_subparsers(dest="service_command", metavar="ACTION")
     seed = actions.add_parser("seed", help="load deterministic synthetic patients")
     seed.add_argument("--patients", type=int, required=True)
@@ -130,9 +130,9 @@ def require_tls(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
-    from app.service.cpis_delivery import DeliveryAlarm
-    from app.service.housekeeping import Retention
-    from app.service.limits import HttpLimits
+    from app.service.core.housekeeping import Retention
+    from app.service.core.limits import HttpLimits
+    from app.service.cpis.delivery import DeliveryAlarm
     from app.service.runtime import ServiceConfig
 
     tls = _tls(args, settings)
@@ -192,7 +192,7 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
 
 def _users(args: argparse.Namespace, store, stdout: TextIO) -> int:  # type: ignore[no-untyped-def]
     from app.commands import service as commands
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     if args.users_command == "add":

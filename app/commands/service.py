@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives import hashes
 
 from app.errors import AppError, user_text
 from app.pki.live_trust import LiveTrust
-from app.service.domain.rbac import RoleTable
-from app.service.seed import cpis as seed_cpis
-from app.service.seed import flags as seed_flags
-from app.service.seed import scr as seed_scr
-from app.service.seed.patients import generate_patients
+from app.service.core.rbac import RoleTable
+from app.service.cpis import seed as seed_cpis
+from app.service.flags import seed as seed_flags
+from app.service.pds.seed import generate_patients
+from app.service.scr import seed as seed_scr
 from app.service.store import RoleProfile, Store
 
 
@@ -127,7 +127,7 @@ def audit_verify(store: Store, stream: TextIO) -> int:
 def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
     """Read the CRLs as the service would, end the sessions of certificates they revoke, and say what was read.
     Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
-    from app.service.domain.auth import AuthService
+    from app.service.core.auth import AuthService
 
     result = AuthService(store, trust).reload_revocation()
     for f in trust.crl_files:

@@ -9,12 +9,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.service.api import audit, auth, cpis, flags, pds, scr
-from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
-from app.service.cpis_delivery import describe_stuck
-from app.service.fhir.outcome import FhirError
-from app.service.http import MAX_BODY, Request, Response, Router, asgi_app
-from app.service.openapi import document
+from app.service.core import audit_routes as audit
+from app.service.core import auth_routes as auth
+from app.service.core.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
+from app.service.core.http import MAX_BODY, Request, Response, Router, asgi_app
+from app.service.core.openapi import document
+from app.service.core.outcome import FhirError
+from app.service.cpis import routes as cpis
+from app.service.cpis.delivery import describe_stuck
+from app.service.flags import routes as flags
+from app.service.pds import routes as pds
+from app.service.scr import routes as scr
 from app.service.store import StoreError
 
 log = logging.getLogger(__name__)

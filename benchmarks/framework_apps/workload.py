@@ -6,7 +6,7 @@ and version from SQLite (WAL, 100k rows, random NHS numbers, one read connection
 audit record to a SHA-256 hash chain; only after the record is COMMITted return the JSON with ``ETag: W/"n"``
 and the echoed ``X-Request-ID``.
 
-The audit table, its indexes and the chain head mirror ``app/service/store/schema_sqlite.py``; the record hash
+The audit table, its indexes and the chain head mirror ``app/service/storage/schema_sqlite.py``; the record hash
 mirrors ``app/service/store/audit_chain.compute_hash`` (canonical JSON, sorted keys, SHA-256, ``seq`` and
 ``prev_hash`` inside). Every write is ``BEGIN IMMEDIATE`` → read the chain head → insert → move the head →
 ``COMMIT``, so several worker processes keep one consistent chain.

@@ -23,7 +23,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.store import RoleProfile, Store
 
 from .live import Live, serve
@@ -397,7 +397,7 @@ def test_zz_audit_chain_verifies_after_the_matrix(world: World) -> None:
 def test_matrix_covers_every_protected_operation() -> None:
     """A new PDS or audit route or rbac operation must be added to this matrix (SCR, CP-IS and flags operations
     have matrices of their own: test_scr_*, test_cpis_*, test_flags_authz_matrix.py)."""
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith(("pds.", "audit."))}
@@ -407,6 +407,6 @@ def test_matrix_covers_every_protected_operation() -> None:
 
 
 def _openapi_paths() -> list[str]:
-    from app.service.openapi import document
+    from app.service.core.openapi import document
 
     return list(document()["paths"])

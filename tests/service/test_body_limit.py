@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from app.pki import TrainingCA
-from app.service.http import MAX_BODY
+from app.service.core.http import MAX_BODY
 from app.service.store import open_store
 
 from .live import serve

@@ -16,7 +16,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.store import Store
 
 from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis

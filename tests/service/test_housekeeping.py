@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.pki import TrainingCA
-from app.service.housekeeping import Purger, Retention, RetentionError
+from app.service.core.housekeeping import Purger, Retention, RetentionError
 from app.service.runtime import ServiceConfig, build_service
 from app.service.store import open_store
 

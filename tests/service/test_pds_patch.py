@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.service.domain.pds_patch import (
+from app.service.core import patient as fp
+from app.service.core.outcome import FhirError
+from app.service.pds.patch import (
     apply_patches,
     check_content_type,
     check_version,
@@ -17,9 +19,7 @@ from app.service.domain.pds_patch import (
     parse_patches,
     update_patient,
 )
-from app.service.fhir import patient as fp
-from app.service.fhir.outcome import FhirError
-from app.service.seed.patients import reference_resources
+from app.service.pds.seed import reference_resources
 from tests.service.test_fhir_spec import SPEC_DIR, assert_valid
 
 TODAY = date(2026, 3, 1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.pki import TrainingCA
-from app.service.limits import HttpLimits, LimitError
+from app.service.core.limits import HttpLimits, LimitError
 from app.service.runtime import ENV, ServiceConfig
 from app.service.store import open_store
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from app.errors import user_text
+from app.service.storage import schema_postgres, schema_sqlite
 from app.service.store import (
     SchemaError,
     StoreUnavailable,
     StoreUrlError,
     open_store,
-    schema_postgres,
-    schema_sqlite,
     sqlite_path,
 )
 from app.service.store.migrations import Migration

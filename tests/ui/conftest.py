@@ -108,7 +108,7 @@ def card_templates(ui_ca, ui_data) -> dict[str, Path]:
 def service(ui_ca, ui_data, card_templates):
     """The real service (uvicorn thread, SQLite file), seeded, with both users registered."""
     from app import training
-    from app.service.limits import HttpLimits
+    from app.service.core.limits import HttpLimits
     from app.service.store import open_store
 
     store = open_store(f"sqlite:///{ui_data / 'service.db'}")

@@ -63,12 +63,12 @@ def open_store(url: str, *, pool_size: int | None = None) -> Store:
         raise StoreUrlError(url, "it has no scheme (sqlite:// or postgresql://)")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
-        from .sqlite import SQLiteStore
+        from app.service.storage.sqlite import SQLiteStore
 
         return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8)
     if scheme in ("postgresql", "postgres"):
         try:
-            from .postgres import PostgresStore
+            from app.service.storage.postgres import PostgresStore
         except ImportError as exc:  # pragma: no cover - psycopg is a dependency
             raise StoreUnavailable(url, f"the PostgreSQL driver is not installed ({exc})",
                                    "reinstall Spine Desk with its dependencies") from exc

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .base_cpis import CpisStore
-from .base_flags import FlagStore
-from .base_scr import ScrStore
+from app.service.cpis.store import CpisStore
+from app.service.flags.store import FlagStore
+from app.service.scr.store import ScrStore
+
 from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
 
 
@@ -288,7 +289,7 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
                       batch: int = 500) -> int:
         """Delete challenges and sessions expired at ``now`` and idempotency records (stored answers) created
         more than ``idempotency_ttl_seconds`` before it, at most ``batch`` rows per transaction so no lock is held
-        long; returns how many rows went. Run periodically by ``app.service.housekeeping.Purger``."""
+        long; returns how many rows went. Run periodically by ``app.service.core.housekeeping.Purger``."""
 
     @abstractmethod
     def schema_version(self) -> int: ...
