@@ -50,7 +50,7 @@ def get(app: object, path: str, headers: dict[str, str] | None = None) -> httpx.
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.endswith("cpis_delivery")]
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.endswith("cpis.delivery")]
 
 
 # --- the deliverer's alarm ------------------------------------------------------------------------------------
