@@ -158,7 +158,7 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
 
 def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
     from app.commands import service as commands
-    from app.service.store import open_store
+    from app.service.storage import open_store
 
     tls = _tls(args, settings)
     if args.service_command is None:

@@ -130,7 +130,7 @@ def build_training(settings: Settings, stack: contextlib.ExitStack, stream: Text
     except Exception as exc:  # e.g. already inserted by 'spinedesk card insert': that card stays in
         log.warning("the training card was not inserted by the client: %s", type(exc).__name__)
     on_step("Opening the training database…")
-    from app.service.store import open_store
+    from app.service.storage import open_store
 
     store = open_store(f"sqlite:///{paths.data_dir / 'training-service.db'}")
     return _finish_training(settings, stack, stream, store, card_path, slot, patients, on_step)

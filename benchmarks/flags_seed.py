@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.service.flags import seed as seed_flags  # noqa: E402
 from app.service.pds.seed import generate_patients  # noqa: E402
-from app.service.store import open_store  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
 
 
 def main() -> int:

@@ -54,7 +54,8 @@ from app.service.core.patient import home_address, usual_name  # noqa: E402
 from app.service.pds.rank import search_response  # noqa: E402
 from app.service.pds.search import parse_search  # noqa: E402
 from app.service.pds.seed import generate_patients, reference_rows  # noqa: E402
-from app.service.store import PatientRow, RoleProfile, Store, open_store  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import PatientRow, RoleProfile, Store  # noqa: E402
 
 SHAPES = ("family+birthdate", "family+given+birthdate+gender", "fuzzy", "postcode+family", "wildcard family*")
 TARGET_P95_MS = 20.0

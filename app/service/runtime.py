@@ -30,7 +30,8 @@ from app.service.core.ratelimit import TokenBuckets
 from app.service.core.rbac import load_role_table
 from app.service.cpis.delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
 from app.service.cpis.writer import CpisAccessWriter
-from app.service.store import AuditWriter, Store, open_store
+from app.service.storage import open_store
+from app.service.store import AuditWriter, Store
 
 ENV = "SPINEDESK_SERVICE_CONFIG"
 ROLE_TABLE = resource("rbac.json")

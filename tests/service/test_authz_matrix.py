@@ -407,6 +407,6 @@ def test_matrix_covers_every_protected_operation() -> None:
 
 
 def _openapi_paths() -> list[str]:
-    from app.service.core.openapi import document
+    from app.service.app import openapi_document as document
 
     return list(document()["paths"])

@@ -11,7 +11,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.service.core.http import MAX_BODY
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .live import serve
 from .raw_http import Streamer, closed_by_server, connect, read_answer

@@ -19,7 +19,7 @@ from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
 from app.service.cpis import rules
 from app.service.cpis.store import LocalAuthority
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .cpis_helpers import NHS_SYSTEM, Receiver, add_cpis_people, add_plans, wait_for
 from .live import seed

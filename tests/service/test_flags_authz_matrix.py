@@ -247,7 +247,7 @@ def test_matrix(world: World, endpoint: str, caller: str, status: int) -> None:
 
 
 def test_matrix_covers_every_flags_operation() -> None:
-    from app.service.core.openapi import document
+    from app.service.app import openapi_document as document
     from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 

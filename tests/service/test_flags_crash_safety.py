@@ -27,7 +27,8 @@ from app.protocol import FLAGS_BASE
 from app.service.flags import seed as seed_flags
 from app.service.flags.codes import load_codes
 from app.service.pds.seed import generate_patients
-from app.service.store import RoleProfile, open_store
+from app.service.storage import open_store
+from app.service.store import RoleProfile
 
 from .flags_helpers import adjustment
 from .live import seed

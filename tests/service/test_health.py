@@ -21,7 +21,8 @@ from app.service.cpis import rules
 from app.service.cpis.delivery import Deliverer, DeliveryAlarm, DeliveryAlarmError
 from app.service.cpis.store import AccessEvent, LocalAuthority, Notification
 from app.service.runtime import Service, ServiceConfig, build_service
-from app.service.store import Store, open_store
+from app.service.storage import open_store
+from app.service.store import Store
 from app.service.store.group_commit import GroupCommitter
 from tests.clock import Clock
 

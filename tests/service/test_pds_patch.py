@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from app.service.core import patient as fp
+from app.service.core.etag import check_version, parse_if_match
 from app.service.core.outcome import FhirError
 from app.service.pds.patch import (
     apply_patches,
     check_content_type,
-    check_version,
-    parse_if_match,
     parse_patches,
     update_patient,
 )

@@ -19,7 +19,7 @@ from app.__main__ import main
 from app.pki import TrainingCA
 from app.service.core.auth import token_hash
 from app.service.runtime import ServiceConfig
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .test_revocation_live import Card, publish, running
 

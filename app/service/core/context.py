@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from app.protocol import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 from app.service.core.auth import AuthError, AuthService, Principal
@@ -26,10 +27,9 @@ from app.service.core.outcome import FhirError, invalid_resource_id, invalid_val
 from app.service.core.ratelimit import TokenBuckets
 from app.service.core.rbac import RoleTable
 from app.service.core.withheld import NOTHING, Withheld, withheld_of
-from app.service.cpis.delivery import DeliveryAlarm
-from app.service.cpis.writer import CpisAccessWriter
 from app.service.store import Answer, AuditEntry, AuditWriter, Store
 from app.service.store.audit_chain import safe_text
+from app.service.store.group_commit import GroupCommitter
 
 log = logging.getLogger(__name__)
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -96,8 +96,8 @@ def access_denied(error: AuthError) -> FhirError:
 
 class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
-                 cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
-                 delivery_alarm: DeliveryAlarm | None = None,
+                 cpis_writer: GroupCommitter[Any, bool], base_url: str = "",
+                 clock: Callable[[], datetime] | None = None, delivery_alarm: Any = None,
                  login_limiter: TokenBuckets | None = None) -> None:
         self.store = store
         self.auth = auth
@@ -106,7 +106,7 @@ class ServiceContext:
         self.cpis_writer = cpis_writer
         self.base_url = base_url.rstrip("/")
         self.now = clock or (lambda: datetime.now(UTC))
-        self.delivery_alarm = delivery_alarm or DeliveryAlarm()  # when /_status reports CP-IS delivery stuck
+        self.delivery_alarm = delivery_alarm  # CP-IS's DeliveryAlarm: when /_status reports delivery stuck
         self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
 
     def withheld(self, nhs_number: str | None) -> Withheld:

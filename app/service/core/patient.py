@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from app.nhs_number import NHS_NUMBER_SYSTEM
+from app.service.core.etag import etag as etag  # a Patient's ETag (meta.versionId)
 from app.service.core.normalise import name_key, postcode_key, soundex
 from app.service.store.rows import PatientRow
 
@@ -224,10 +225,6 @@ def search_view(resource: Mapping[str, Any], version: int | None = None) -> dict
         else:
             del view["extension"]
     return _without_restricted(view) if is_restricted(view) else view
-
-
-def etag(version: int) -> str:
-    return f'W/"{int(version)}"'
 
 
 def search_bundle(matches: Iterable[tuple[Mapping[str, Any], float]], *, base_url: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from app.service.cpis.store import (
@@ -17,9 +17,11 @@ from app.service.cpis.store import (
     CpisPlan,
     InboxItem,
     LocalAuthority,
+    Notification,
     OutboxItem,
     StuckNotifications,
 )
+from app.service.store.rows import Answer, AuditEntry
 from app.service.store.sql_effects import EffectsSql
 from app.service.store.sqlbase import chunks, dumps, utcnow
 
@@ -151,6 +153,19 @@ class CpisSql(EffectsSql):
             cur.execute(f"SELECT {_OUTBOX_COLS} FROM cpis_outbox WHERE claim_token = ? AND delivered_at IS NULL "
                         "ORDER BY created_at", (token,))
             return [self._outbox(t) for t in cur.fetchall() if t[0] in ids]
+
+    def record_cpis_access(self, event: AccessEvent, notifications: Sequence[Notification], *,
+                           audit: Sequence[AuditEntry] = (), answer: Answer | None = None,
+                           now: datetime | None = None) -> bool:
+        return self.record_cpis_accesses([AccessWrite(event, tuple(notifications), tuple(audit), answer)],
+                                         now=now)[0]
+
+    def finish_cpis_notification(self, key: str, token: str, *, delivered: bool, error: str | None = None,
+                                 retry_at: datetime | None = None, now: datetime | None = None) -> bool:
+        if delivered:
+            return self.finish_cpis_notifications(token, delivered=[key], now=now) == 1
+        when = retry_at or now or datetime.now(UTC)
+        return self.finish_cpis_notifications(token, failed=[(key, error or "", when)], now=now) == 1
 
     def finish_cpis_notifications(self, token: str, *, delivered: Sequence[str] = (),
                                   failed: Sequence[tuple[str, str, datetime]] = (), now: datetime | None = None

@@ -1,17 +1,17 @@
 """The storage interface for CP-IS: child protection plans, access events and the durable notification outbox.
 
-Part of :class:`app.service.store.Store` (which inherits this class); the common rules in ``base.py`` apply.
+A ``typing.Protocol``: what CP-IS needs of the store
+(``app.service.storage`` implements it); the common rules in ``app/service/store/base.py`` apply.
 Methods that change data take ``audit`` entries (and an ``answer`` where the request is idempotent) and commit
 them in the same transaction as the change.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
 from app.service.store.rows import Answer, AuditEntry
 
@@ -110,27 +110,22 @@ class InboxItem:
     payload: dict[str, Any]
 
 
-class CpisStore(ABC):
+class CpisStore(Protocol):
     # --- reference data and plans ---------------------------------------------------------------------------
 
-    @abstractmethod
     def put_local_authorities(self, items: Iterable[LocalAuthority]) -> int:
         """Insert or update; an empty ``secret`` keeps the stored one (a new authority gets a random one)."""
 
-    @abstractmethod
     def local_authority(self, code: str) -> LocalAuthority | None: ...
 
-    @abstractmethod
     def put_cpis_plans(self, plans: Iterable[CpisPlan]) -> int:
         """Insert or replace plans in bulk (seeding); returns how many were written."""
 
-    @abstractmethod
     def cpis_plans(self, nhs_number: str, *, ended_on_or_after: date) -> list[tuple[CpisPlan, LocalAuthority]]:
         """The patient's plans that are open or ended on/after the date, with their authority; newest first."""
 
     # --- access events and the outbox -----------------------------------------------------------------------
 
-    @abstractmethod
     def record_cpis_accesses(self, items: Sequence[AccessWrite], *, now: datetime | None = None) -> list[bool]:
         """ONE transaction for all ``items`` (group commit): each access event and its notifications' outbox rows,
         then every item's audit records LAST. An event id already stored (a retried request) adds no event and no
@@ -140,24 +135,18 @@ class CpisStore(ABC):
                            audit: Sequence[AuditEntry] = (), answer: Answer | None = None,
                            now: datetime | None = None) -> bool:
         """One access: its event, outbox rows and audit records (and ``answer``) in one transaction."""
-        return self.record_cpis_accesses([AccessWrite(event, tuple(notifications), tuple(audit), answer)],
-                                         now=now)[0]
 
-    @abstractmethod
     def cpis_access_history(self, nhs_number: str, *, limit: int = 25) -> list[AccessEvent]:
         """Most recent first."""
 
-    @abstractmethod
     def cpis_outbox_due(self, *, now: datetime | None = None) -> bool:
         """Cheap read: is any undelivered notification due (so a deliverer need not take the write lock)?"""
 
-    @abstractmethod
     def claim_cpis_notifications(self, token: str, *, lease_seconds: float, limit: int = 10,
                                  now: datetime | None = None) -> list[OutboxItem]:
         """Claim due undelivered notifications for ``lease_seconds`` (other claimers skip them meanwhile; a
         claimer that dies leaves them due again when the lease runs out). Counts the attempt."""
 
-    @abstractmethod
     def finish_cpis_notifications(self, token: str, *, delivered: Sequence[str] = (),
                                   failed: Sequence[tuple[str, str, datetime]] = (), now: datetime | None = None
                                   ) -> int:
@@ -167,27 +156,19 @@ class CpisStore(ABC):
     def finish_cpis_notification(self, key: str, token: str, *, delivered: bool, error: str | None = None,
                                  retry_at: datetime | None = None, now: datetime | None = None) -> bool:
         """One notification: delivered, or (still holding the claim ``token``) retried at ``retry_at``."""
-        if delivered:
-            return self.finish_cpis_notifications(token, delivered=[key], now=now) == 1
-        when = retry_at or now or datetime.now(UTC)
-        return self.finish_cpis_notifications(token, failed=[(key, error or "", when)], now=now) == 1
 
-    @abstractmethod
     def stuck_cpis_notifications(self, *, attempts: int, created_before: datetime) -> StuckNotifications:
         """Undelivered notifications whose last of at least ``attempts`` attempts failed, or created before
         ``created_before`` (a cheap read for the health check and the deliverer's alarm)."""
 
-    @abstractmethod
     def cpis_notifications(self, *, nhs_number: str | None = None) -> list[OutboxItem]:
         """Outbox rows (operations and tests), oldest first."""
 
     # --- the service's own local-authority inbox ------------------------------------------------------------
 
-    @abstractmethod
     def receive_cpis_notification(self, key: str, la_code: str, payload: dict[str, Any], *,
                                   now: datetime | None = None) -> bool:
         """Store a received notification once per key: True if new, False for a duplicate."""
 
-    @abstractmethod
     def cpis_inbox(self, la_code: str, *, limit: int = 100) -> list[InboxItem]:
         """Most recent first."""

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from app.nhs_number import NHS_NUMBER_SYSTEM
+from app.service.core.etag import etag
 from app.service.flags.codes import (
     CONDITION_CLINICAL,
     CONSENT_POLICY,
@@ -206,6 +207,6 @@ def history(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         method = "POST" if version == "1" else "PUT"
         out.append({"fullUrl": url, "resource": res,
                     "request": {"method": method, "url": "Flag" if method == "POST" else f"Flag/{res['id']}"},
-                    "response": {"status": "201" if method == "POST" else "200", "etag": f'W/"{version}"',
+                    "response": {"status": "201" if method == "POST" else "200", "etag": etag(version),
                                  "lastModified": res["meta"]["lastUpdated"]}})
     return {"resourceType": "Bundle", "type": "history", "total": len(out), "entry": out}

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from app.nhs_number import is_valid
 from app.protocol import FLAGS_BASE
 from app.service.core.context import AuditDetails, Call, ServiceContext
+from app.service.core.etag import check_version, etag
 from app.service.core.http import Request, Response, Router
 from app.service.core.outcome import FhirError, invalid_update, operation_outcome, quote_value
 from app.service.core.patient_read import resolve_patient
@@ -29,7 +30,6 @@ from app.service.flags.codes import NRAF, load_codes
 from app.service.flags.model import ACTIVE, Recorder
 from app.service.flags.parse import check_content_type, parse_flag, parse_removal, parse_search, subject_nhs
 from app.service.flags.store import FlagRow
-from app.service.pds.patch import check_version
 from app.service.store import AlreadyExists, NotFound, VersionConflict
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -45,7 +45,7 @@ def _body(request: Request) -> tuple[Any, FhirError | None]:
 
 
 def _headers(row: FlagRow) -> list[tuple[str, str]]:
-    return [("etag", f'W/"{row.version}"'), ("last-modified", format_datetime(row.updated_at, usegmt=True))]
+    return [("etag", etag(row.version)), ("last-modified", format_datetime(row.updated_at, usegmt=True))]
 
 
 def _not_found(flag_id: str) -> FhirError:

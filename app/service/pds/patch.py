@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from app.service.core.etag import check_version
 from app.service.core.outcome import FhirError, invalid_update, invalid_value, quote_value
 from app.service.core.patient import RESTRICTED_FIELDS, is_restricted
 from app.service.pds.rules import check_update
@@ -38,7 +39,6 @@ PERIODIC = frozenset({"name", "address", "telecom", "contact"})  # items whose p
 CONTENT_TYPES = ("application/json-patch+json", "application/json")
 MAX_PATCHES = 100
 MAX_VALUE_DEPTH = 16  # a Patient's deepest element (extension in extension in a list) is well inside this
-_IF_MATCH = re.compile(r'W/"([0-9]{1,9})"')
 _INDEX = re.compile(r"0|[1-9][0-9]{0,5}")
 _MISSING = object()
 
@@ -63,24 +63,6 @@ def check_content_type(value: str | None) -> None:
     media = (value or "").split(";", 1)[0].strip().lower()
     if media not in CONTENT_TYPES:
         raise invalid_value("Content-Type", value or "", where="header")
-
-
-def parse_if_match(value: str | None) -> int:
-    match = _IF_MATCH.fullmatch((value or "").strip())
-    if match is None:
-        raise FhirError("PRECONDITION_FAILED",
-                        "Invalid update with error - If-Match header must be supplied to update this resource")
-    return int(match.group(1))
-
-
-def check_version(if_match: str | None, current_version: int) -> int:
-    """The version the client read; raises 412 (missing/malformed) or 409 (stale)."""
-    version = parse_if_match(if_match)
-    if version != current_version:
-        raise FhirError("RESOURCE_VERSION_MISMATCH",
-                        "Invalid update with error - This resource has changed since you last read. "
-                        "Please re-read and try again with the new version number.")
-    return version
 
 
 def _pointer(text: object) -> tuple[str, ...]:

@@ -1,17 +1,17 @@
 """The storage interface for the Summary Care Record: documents, consent, permissions to view, alerts.
 
-Part of :class:`app.service.store.Store` (which inherits this class); the common rules in ``base.py`` apply.
+A ``typing.Protocol``: what the Summary Care Record needs of the store
+(``app.service.storage`` implements it); the common rules in ``app/service/store/base.py`` apply.
 Methods that change data take ``audit`` entries (and an ``answer`` where the request is idempotent) and commit
 them in the same transaction as the change.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.service.store.rows import Answer, AuditEntry
 
@@ -109,16 +109,13 @@ class AlertAcknowledged(Exception):
         self.alert = alert
 
 
-class ScrStore(ABC):
-    @abstractmethod
+class ScrStore(Protocol):
     def scr_record(self, nhs_number: str) -> ScrRecord | None:
         """Consent and latest document (one round trip); ``None`` when nothing is stored for the patient."""
 
-    @abstractmethod
     def scr_view(self, nhs_number: str) -> ScrView | None:
         """Like ``scr_record`` but the latest document's entries stay JSON text (the read path splices them)."""
 
-    @abstractmethod
     def put_scr_document(self, doc: ScrDocument, *, expected_latest: str | None,
                          audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> None:
         """Store a new version iff the latest is ``expected_latest`` (``None``: the patient has none yet).
@@ -126,17 +123,14 @@ class ScrStore(ABC):
         Raises ``ScrLatestMoved`` (latest moved), ``AlreadyExists`` (the id is used), ``ScrConsentRefused``
         (consent "No"); then nothing is written. The head row is locked for the compare-and-swap."""
 
-    @abstractmethod
     def set_scr_consent(self, nhs_number: str, consent: str, *, by: str, now: datetime,
                         audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> None:
         """Record the patient's consent preference (Yes / No / Ask)."""
 
-    @abstractmethod
     def scr_grants(self, user_id: str, role_profile_id: str, nhs_number: str, *, now: datetime
                    ) -> list[ScrGrant]:
         """The episode's grants that have not expired at ``now``."""
 
-    @abstractmethod
     def put_scr_grants(self, grants: Sequence[ScrGrant], *, alert: ScrAlert | None = None,
                        refuse_opted_out: str | None = None,
                        audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> ScrAlert | None:
@@ -146,21 +140,17 @@ class ScrStore(ABC):
         for the same request if there was one). With ``refuse_opted_out`` (an NHS number) the patient's consent
         is checked in the same transaction and ``ScrConsentRefused`` raised when it is "No"."""
 
-    @abstractmethod
     def scr_alerts(self, *, org: str, types: Sequence[int], acknowledged: bool | None = None,
                    limit: int = 100) -> list[ScrAlert]:
         """Alerts raised at ``org`` of the given types, newest first; ``acknowledged`` filters when not None."""
 
-    @abstractmethod
     def get_scr_alert(self, alert_id: str) -> ScrAlert | None: ...
 
-    @abstractmethod
     def acknowledge_scr_alert(self, alert_id: str, *, by: str, role: str, note: str | None, now: datetime,
                               audit: Sequence[AuditEntry] = (), answer: Answer | None = None) -> ScrAlert:
         """Mark acknowledged (who, in which role, when, optional note); ``NotFound``; ``AlertAcknowledged``
         if someone acknowledged it first (nothing written)."""
 
-    @abstractmethod
     def put_scr_seed(self, consents: Sequence[tuple[str, str]], docs: Sequence[ScrDocument], *,
                      now: datetime) -> int:
         """Bulk-load seeded content: ``(nhs_number, consent)`` rows and documents (each becomes its patient's

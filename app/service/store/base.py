@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from app.service.cpis.store import CpisStore
-from app.service.flags.store import FlagStore
-from app.service.scr.store import ScrStore
-
 from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
 
 
@@ -96,7 +92,7 @@ class AuditVerification(NamedTuple):
     reason: str
 
 
-class Store(ScrStore, CpisStore, FlagStore, ABC):
+class Store(ABC):
     """Storage for the Spine service layer. See the module docstring for the common rules."""
 
     # --- patients -------------------------------------------------------------------------------------------
