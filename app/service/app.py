@@ -18,6 +18,7 @@ from app.service.core import auth_routes as auth
 from app.service.core.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
 from app.service.core.http import MAX_BODY, Request, Response, Router, asgi_app
 from app.service.core.outcome import FhirError
+from app.service.core.routes import register
 from app.service.cpis import routes as cpis
 from app.service.cpis.delivery import describe_stuck
 from app.service.flags import routes as flags
@@ -28,6 +29,7 @@ from app.service.store import StoreError
 log = logging.getLogger(__name__)
 
 
+FEATURE_ROUTES = (pds.ROUTES, scr.ROUTES, cpis.ROUTES, flags.ROUTES, audit.ROUTES)
 OPENAPI_FILES = ("core", "pds", "scr", "cpis", "flags")  # resources/openapi/<name>.json
 
 
@@ -45,13 +47,12 @@ def openapi_document() -> dict[str, Any]:
 
 
 def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
+    """Every route the service serves: the sign-in routes, then each feature's ``ROUTES`` table, the audit query,
+    the OpenAPI document and the health check."""
     router = Router()
     auth.register(router, ctx)
-    pds.register(router, ctx)
-    scr.register(router, ctx)
-    cpis.register(router, ctx)
-    flags.register(router, ctx)
-    audit.register(router, ctx)
+    for table in FEATURE_ROUTES:
+        register(router, ctx, table)
     body = json.dumps(openapi).encode()
     router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))
     router.add("GET", "/_status", lambda r: _status(ctx))

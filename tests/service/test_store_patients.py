@@ -177,7 +177,7 @@ def synthetic(n: int) -> list[PatientRow]:
 
 @pytest.mark.parametrize("path", ["bulk", "batched"])
 def test_bulk_load_twenty_thousand_rows_and_search_uses_indexes(store, store_kind, monkeypatch, path):
-    module = importlib.import_module(f"app.service.store.{'sqlite' if store_kind == 'sqlite' else 'postgres'}")
+    module = importlib.import_module(f"app.service.storage.{'sqlite' if store_kind == 'sqlite' else 'postgres'}")
     monkeypatch.setattr(module, "PUT_BATCH", 5_000)  # several batches, so a repeat crosses batches
     store.bulk_threshold = 5_000 if path == "bulk" else 10**9
     rows = synthetic(20_000)

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 
 from app.nhs_number import is_valid
 from app.service.core.context import ServiceContext
-from app.service.core.http import Request, Response, Router
+from app.service.core.http import Request, Response
 from app.service.core.outcome import FhirError, invalid_value
+from app.service.core.routes import Route
 from app.service.core.withheld import NOTHING, redact
 
 AUDIT_PATH = "/audit/records"
@@ -46,39 +47,41 @@ def _time(request: Request, name: str) -> datetime | None:
         raise invalid_value(name, value, where="parameter") from exc
 
 
-def register(router: Router, ctx: ServiceContext) -> None:
-    def records(request: Request) -> Response:
-        call = ctx.authorise(request, "audit.query")
-        unknown = sorted(set(request.query) - ALLOWED)
-        if unknown:
-            raise invalid_value(unknown[0], "", where="parameter")
-        patient = _one(request, "patient")
-        if patient is not None and not is_valid(patient):
-            raise invalid_value("patient", patient, where="parameter")
-        count = _one(request, "_count") or "100"
-        if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 1000:  # "²".isdigit() too
-            raise invalid_value("_count", count, where="parameter")
-        scope = call.principal.role.org_ods
-        if not scope:  # deny by default: a role with no organisation has no scope (and "" would match the records
-            # of users presenting a role not theirs)
-            ctx.audit(call, "audit.query", patient, "403", {"reason": "role has no organisation"})
-            raise FhirError("ACCESS_DENIED", "the role has no organisation to scope the audit trail to", status=403)
-        for name in ("user", "action"):  # compared in the database: a value it cannot hold is no match, refused
-            value = _one(request, name)
-            if value is not None and (len(value) > 200 or "\x00" in value):
-                raise invalid_value(name, value[:64], where="parameter")
-        found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
-                                      since=_time(request, "since"), until=_time(request, "until"),
-                                      action=_one(request, "action"), org=scope, limit=int(count))
-        ctx.audit(call, "audit.query", patient, "200", {"returned": len(found), "scope": {"org": scope}})
-        # a record about a restricted patient names the organisation that acted — possibly their own GP practice —
-        # and its details may hold what the request carried: both go through the patient's withheld values (the
-        # hash stays that of the record as stored)
-        hidden = {nhs: ctx.withheld(nhs) for nhs in {r.nhs_number for r in found} if nhs}
-        return Response.json(200, {"records": [redact({
-            "seq": r.seq, "at": r.at.isoformat(), "user": r.user_id, "role_profile": r.role_profile_id,
-            "org": r.org, "action": r.action, "nhs_number": r.nhs_number, "request_id": r.request_id,
-            "outcome": r.outcome, "details": r.details, "hash": r.hash}, hidden.get(r.nhs_number or "", NOTHING))
-            for r in found]}, content_type="application/json")
+def records(ctx: ServiceContext, request: Request) -> Response:
+    call = ctx.authorise(request, "audit.query")
+    unknown = sorted(set(request.query) - ALLOWED)
+    if unknown:
+        raise invalid_value(unknown[0], "", where="parameter")
+    patient = _one(request, "patient")
+    if patient is not None and not is_valid(patient):
+        raise invalid_value("patient", patient, where="parameter")
+    count = _one(request, "_count") or "100"
+    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 1000:  # "²".isdigit() too
+        raise invalid_value("_count", count, where="parameter")
+    scope = call.principal.role.org_ods
+    if not scope:  # deny by default: a role with no organisation has no scope (and "" would match the records
+        # of users presenting a role not theirs)
+        ctx.audit(call, "audit.query", patient, "403", {"reason": "role has no organisation"})
+        raise FhirError("ACCESS_DENIED", "the role has no organisation to scope the audit trail to", status=403)
+    for name in ("user", "action"):  # compared in the database: a value it cannot hold is no match, refused
+        value = _one(request, name)
+        if value is not None and (len(value) > 200 or "\x00" in value):
+            raise invalid_value(name, value[:64], where="parameter")
+    found = ctx.store.query_audit(nhs_number=patient, user_id=_one(request, "user"),
+                                  since=_time(request, "since"), until=_time(request, "until"),
+                                  action=_one(request, "action"), org=scope, limit=int(count))
+    ctx.audit(call, "audit.query", patient, "200", {"returned": len(found), "scope": {"org": scope}})
+    # a record about a restricted patient names the organisation that acted — possibly their own GP practice —
+    # and its details may hold what the request carried: both go through the patient's withheld values (the
+    # hash stays that of the record as stored)
+    hidden = {nhs: ctx.withheld(nhs) for nhs in {r.nhs_number for r in found} if nhs}
+    return Response.json(200, {"records": [redact({
+        "seq": r.seq, "at": r.at.isoformat(), "user": r.user_id, "role_profile": r.role_profile_id,
+        "org": r.org, "action": r.action, "nhs_number": r.nhs_number, "request_id": r.request_id,
+        "outcome": r.outcome, "details": r.details, "hash": r.hash}, hidden.get(r.nhs_number or "", NOTHING))
+        for r in found]}, content_type="application/json")
 
-    router.add("GET", AUDIT_PATH, records)
+
+ROUTES: tuple[Route, ...] = (
+    ("GET", AUDIT_PATH, records),
+)
