@@ -35,8 +35,8 @@ import httpx
 
 from app.errors import AppError
 from app.service.cpis.rules import IDEMPOTENCY_HEADER, INBOX_PATH, SIGNATURE_HEADER, retry_at, sign
-from app.service.cpis.store import LocalAuthority, OutboxItem, StuckNotifications
-from app.service.store import Store, StoreError
+from app.service.cpis.store import CpisStore, LocalAuthority, OutboxItem, StuckNotifications
+from app.service.store import StoreError
 
 log = logging.getLogger(__name__)
 LEASE_ENV = "SPINEDESK_CPIS_LEASE_SECONDS"
@@ -65,7 +65,7 @@ class DeliveryAlarm:
             if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
                 raise DeliveryAlarmError(f.name, f"must be a positive {f.type}, not {value!r}")
 
-    def stuck(self, store: Store, now: datetime) -> StuckNotifications:
+    def stuck(self, store: CpisStore, now: datetime) -> StuckNotifications:
         return store.stuck_cpis_notifications(attempts=self.attempts,
                                               created_before=now - timedelta(seconds=self.after_seconds))
 
@@ -101,7 +101,7 @@ def lease_seconds(extra: Mapping[str, object]) -> float:
 
 
 class Deliverer:
-    def __init__(self, store: Store, base_url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    def __init__(self, store: CpisStore, base_url: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  poll_seconds: float = 0.25, verify: bool | ssl.SSLContext = True,
                  alarm: DeliveryAlarm | None = None, clock: Clock = system_now,
                  alarm_check_seconds: float = 10.0) -> None:

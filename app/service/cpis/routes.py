@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import cast
 
 from app.protocol import CPIS_BASE
 from app.service.core.context import PATH_ID, PENDING_AUDIT, AuditDetails, Call, ServiceContext
@@ -24,12 +25,18 @@ from app.service.core.routes import Route
 from app.service.core.withheld import redact
 from app.service.cpis import fhir, rules
 from app.service.cpis.rules import INBOX_PATH
-from app.service.cpis.store import AccessEvent, AccessWrite, Notification
+from app.service.cpis.store import AccessEvent, AccessWrite, CpisStore, Notification
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NOT_NOTIFIED = ("Your role may view CP-IS information but cannot send an Access to Service Notification: the local "
                 "authority has NOT been notified of this access and it is not in the access history. If this is "
                 "unscheduled care, contact the local authority on the numbers shown.")
+
+
+def _store(ctx: ServiceContext) -> CpisStore:
+    """The store as CPIS sees it: its own protocol (the composed store implements every feature's)."""
+    return cast(CpisStore, ctx.store)
+
 
 
 def _patient_of(payload: object) -> str | None:
@@ -50,7 +57,7 @@ def care_team(ctx: ServiceContext, request: Request) -> Response:
                                    rules.parse_unscheduled(request.header(rules.UNSCHEDULED_HEADER)))
         now = ctx.now()
         today = now.date()
-        found = ctx.store.cpis_plans(nhs, ended_on_or_after=rules.window_start(today))
+        found = _store(ctx).cpis_plans(nhs, ended_on_or_after=rules.window_start(today))
         details.update(access=mode.reason, plans=[p.id for p, _ in found])
         note = fhir.information(NOT_NOTIFIED) if found and mode.reason == "unscheduled_denied" else None
         response = Response.json(200, fhir.searchset(base_url, [fhir.care_team(p, la, today) for p, la in found],
@@ -93,7 +100,7 @@ def audit_events(ctx: ServiceContext, request: Request) -> Response:
 
     def work(details: AuditDetails) -> Response:
         nhs = rules.parse_patient(request.query)
-        events = ctx.store.cpis_access_history(nhs, limit=rules.HISTORY_LIMIT)
+        events = _store(ctx).cpis_access_history(nhs, limit=rules.HISTORY_LIMIT)
         details["returned"] = len(events)
         history = fhir.searchset(base_url, [fhir.audit_event(e) for e in events], ctx.now())
         # who looked names their organisation: for a restricted patient, possibly their own GP practice
@@ -105,7 +112,7 @@ def audit_events(ctx: ServiceContext, request: Request) -> Response:
 def receive(ctx: ServiceContext, request: Request) -> Response:
     code = request.params["code"]
     key = request.header(rules.IDEMPOTENCY_HEADER) or ""
-    la = ctx.store.local_authority(code) if len(code) <= 20 and PATH_ID.fullmatch(code) else None
+    la = _store(ctx).local_authority(code) if len(code) <= 20 and PATH_ID.fullmatch(code) else None
     if not UUID.match(key) or la is None or not rules.signature_ok(
             la.secret, key, request.body, request.header(rules.SIGNATURE_HEADER)):
         raise FhirError("ACCESS_DENIED", f"Send a notification with an {rules.IDEMPOTENCY_HEADER} (a UUID) and "
@@ -116,7 +123,7 @@ def receive(ctx: ServiceContext, request: Request) -> Response:
         raise invalid_value("body", "not JSON", where="request") from exc
     if not isinstance(payload, dict) or payload.get("id") != key or payload.get("localAuthority") != code:
         raise invalid_value("body", "id/localAuthority", where="request")
-    new = ctx.store.receive_cpis_notification(key, code, payload, now=ctx.now())
+    new = _store(ctx).receive_cpis_notification(key, code, payload, now=ctx.now())
     return Response.json(201 if new else 200, {"id": key, "duplicate": not new}, content_type="application/json")
 
 
@@ -137,7 +144,7 @@ def inbox(ctx: ServiceContext, request: Request) -> Response:
         count = (request.query.get("_count") or ["100"])[-1]
         if not count.isdigit() or not 1 <= int(count) <= 1000:
             raise invalid_value("_count", count, where="parameter")
-        items = ctx.store.cpis_inbox(code[:20], limit=int(count))
+        items = _store(ctx).cpis_inbox(code[:20], limit=int(count))
         patients = [_patient_of(i.payload) for i in items]
         details.update(local_authority=code[:20], returned=patients)
         # a notification names who looked, and their organisation: for a restricted patient, possibly their

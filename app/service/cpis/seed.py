@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from app.resources_path import resource
-from app.service.cpis.store import CpisPlan, LocalAuthority
-from app.service.store import PatientRow, Store
+from app.service.cpis.store import CpisPlan, CpisStore, LocalAuthority
+from app.service.store import PatientRow
 
 DATA = resource("cpis", "local_authorities.json")
 CHILD_RATE, MOTHER_RATE = 30, 10  # per 1,000
@@ -75,13 +75,13 @@ def plans_for(rows: Sequence[PatientRow], seed: int, today: date, codes: Sequenc
     return plans
 
 
-def seed_local_authorities(store: Store) -> tuple[LocalAuthority, ...]:
+def seed_local_authorities(store: CpisStore) -> tuple[LocalAuthority, ...]:
     authorities = local_authorities()
     store.put_local_authorities(authorities)
     return authorities
 
 
-def seed_rows(store: Store, rows: Sequence[PatientRow], seed: int) -> int:
+def seed_rows(store: CpisStore, rows: Sequence[PatientRow], seed: int) -> int:
     """Write content for some of ``rows`` (one chunk of seeded patients); returns how many records were written."""
     codes = [a.code for a in seed_local_authorities(store)]
     return store.put_cpis_plans(plans_for(rows, seed, date.today(), codes))

@@ -14,7 +14,7 @@ import re
 import uuid
 from datetime import datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from app.nhs_number import is_valid
@@ -30,11 +30,17 @@ from app.service.flags import fhir
 from app.service.flags.codes import NRAF, load_codes
 from app.service.flags.model import ACTIVE, Recorder
 from app.service.flags.parse import check_content_type, parse_flag, parse_removal, parse_search, subject_nhs
-from app.service.flags.store import FlagRow
+from app.service.flags.store import FlagRow, FlagStore
 from app.service.store import AlreadyExists, NotFound, VersionConflict
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 REMOVED_OK = operation_outcome({"severity": "information", "code": "informational", "details": {"text": "OK"}})
+
+
+def _store(ctx: ServiceContext) -> FlagStore:
+    """The store as flags sees it: its own protocol (the composed store implements every feature's)."""
+    return cast(FlagStore, ctx.store)
+
 
 
 def _body(request: Request) -> tuple[Any, FhirError | None]:
@@ -90,7 +96,7 @@ def url(ctx: ServiceContext, flag_id: str) -> str:
 
 
 def lookup(ctx: ServiceContext, flag_id: str) -> FlagRow | None:
-    return ctx.store.get_flag(flag_id) if FHIR_ID.match(flag_id) else None
+    return _store(ctx).get_flag(flag_id) if FHIR_ID.match(flag_id) else None
 
 
 def search(ctx: ServiceContext, request: Request) -> Response:
@@ -102,7 +108,7 @@ def search(ctx: ServiceContext, request: Request) -> Response:
 
     def work(details: AuditDetails) -> Response:
         query = parse_search(request.query, codes)
-        rows = ctx.store.flags_for_patient(query.nhs_number, statuses=query.statuses) if query.nraf else []
+        rows = _store(ctx).flags_for_patient(query.nhs_number, statuses=query.statuses) if query.nraf else []
         content = content_allowed(ctx, call)
         details["returned"] = [r.id for r in rows]
         details["content"] = content
@@ -134,7 +140,7 @@ def read(ctx: ServiceContext, request: Request) -> Response:
 def history(ctx: ServiceContext, request: Request) -> Response:
     flag_id, vid = request.params["flagID"], request.params.get("vid")
     call = ctx.authorise(request, "flags.read")
-    rows = ctx.store.flag_history(flag_id) if FHIR_ID.match(flag_id) else []
+    rows = _store(ctx).flag_history(flag_id) if FHIR_ID.match(flag_id) else []
 
     def work(details: AuditDetails) -> Response:
         details["flag"] = flag_id[:64]
@@ -179,9 +185,9 @@ def create(ctx: ServiceContext, request: Request) -> Response:
         response = Response.json(201, shown(resource, content_allowed(ctx, call), ctx.withheld(nhs)),
                                  headers=[*_headers(row), ("location", url(ctx, flag_id))])
         try:
-            ctx.store.create_flag(row, audit=details.entries("201"), answer=ctx.answer(call, response))
+            _store(ctx).create_flag(row, audit=details.entries("201"), answer=ctx.answer(call, response))
         except AlreadyExists as exc:
-            existing = ctx.store.flags_for_patient(nhs, statuses=(ACTIVE,))
+            existing = _store(ctx).flags_for_patient(nhs, statuses=(ACTIVE,))
             raise FhirError("INVALID_UPDATE", f"Invalid update with error - patient {nhs} already has an active "
                             f"Reasonable Adjustment Flag ({existing[0].id if existing else 'just created'}); "
                             "change it with PUT /Flag/{id} instead", status=409, issue_code="duplicate") from exc
@@ -226,7 +232,7 @@ def remove(ctx: ServiceContext, request: Request) -> Response:
         if body_error is not None:
             raise body_error
         nhs, removal = parse_removal(body, codes)
-        active = ctx.store.flags_for_patient(nhs, statuses=(ACTIVE,))
+        active = _store(ctx).flags_for_patient(nhs, statuses=(ACTIVE,))
         if not active:
             raise FhirError("RESOURCE_NOT_FOUND", f"Patient '{nhs}' has no active Reasonable Adjustment Flag "
                             "to remove")
@@ -257,7 +263,7 @@ def save(ctx: ServiceContext, call: Call, details: AuditDetails, current: FlagRo
     else:
         response = Response.json(200, REMOVED_OK, headers=[*_headers(row), ("content-location", url(ctx, row.id))])
     try:  # the change, its audit record and this answer commit together or not at all
-        ctx.store.update_flag(current.id, current.version, row, audit=details.entries(),
+        _store(ctx).update_flag(current.id, current.version, row, audit=details.entries(),
                               answer=ctx.answer(call, response))
     except VersionConflict as exc:
         raise FhirError("RESOURCE_VERSION_MISMATCH", "Invalid update with error - This flag has changed since "

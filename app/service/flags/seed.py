@@ -5,7 +5,7 @@ the seed and the NHS number, so the same seed always flags the same patients wit
 chunking. NHS's full reference patient 9000000009 always has one. Content hangs together: adjustments are drawn
 from the RA-FlagCode value set by what suits the impairments (Braille for vision, a BSL interpreter for hearing,
 Easyread for learning, ...), consent is mostly the patient's own, sometimes a best-interest decision (with its
-summary) or an attorney. Flags are written in bulk (``Store.put_flags``); re-seeding skips what is there.
+summary) or an attorney. Flags are written in bulk (``FlagStore.put_flags``); re-seeding skips what is there.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from app.service.flags.model import (
     RaContent,
     Recorder,
 )
-from app.service.flags.store import FlagRow
-from app.service.store import PatientRow, Store
+from app.service.flags.store import FlagRow, FlagStore
+from app.service.store import PatientRow
 
 RATE_PER_MILLE = 20
 ALWAYS = frozenset({"9000000009"})  # NHS's full reference record
@@ -135,7 +135,7 @@ def chosen(patient: PatientRow, seed: int) -> bool:
     return (mixed >> 32) % 1000 < RATE_PER_MILLE
 
 
-def seed_rows(store: Store, rows: Sequence[PatientRow], seed: int) -> int:
+def seed_rows(store: FlagStore, rows: Sequence[PatientRow], seed: int) -> int:
     """Write content for some of ``rows`` (one chunk of seeded patients); returns how many records were written."""
     codes = load_codes()
     with _gc_paused():  # the resources are acyclic; collections over the chunk's many dicts would dominate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from app.protocol import PDS_BASE
 from app.service.core.context import AuditDetails, ServiceContext
@@ -14,7 +15,14 @@ from app.service.core.routes import Route
 from app.service.pds.patch import check_content_type, update_patient
 from app.service.pds.rank import search_response
 from app.service.pds.search import parse_search
+from app.service.pds.store import PdsStore
 from app.service.store import NotFound, VersionConflict
+
+
+def _store(ctx: ServiceContext) -> PdsStore:
+    """The store as PDS sees it: its own protocol (the composed store implements every feature's)."""
+    return cast(PdsStore, ctx.store)
+
 
 
 def read(ctx: ServiceContext, request: Request) -> Response:
@@ -40,7 +48,7 @@ def search(ctx: ServiceContext, request: Request) -> Response:
 
     def work(details: AuditDetails) -> Response:
         query = parse_search(request.query)
-        body = search_response(query, ctx.store.search(query.filter), base_url=ctx.base_url + PDS_BASE,
+        body = search_response(query, _store(ctx).search(query.filter), base_url=ctx.base_url + PDS_BASE,
                                timestamp=ctx.now())
         # who was shown: the audit names every patient a search returned
         details["returned"] = [e["resource"]["id"] for e in body.get("entry", [])]
@@ -70,7 +78,7 @@ def patch(ctx: ServiceContext, request: Request) -> Response:
         response = Response.json(200, read_view(result.resource, result.version),
                                  headers=[("etag", etag(result.version))])
         try:  # the change, its audit record and this answer commit together or not at all
-            ctx.store.update_patient(nhs, row.version, to_row(result.resource, result.version),
+            _store(ctx).update_patient(nhs, row.version, to_row(result.resource, result.version),
                                      audit=details.entries(), answer=ctx.answer(call, response))
         except VersionConflict as exc:
             raise FhirError("RESOURCE_VERSION_MISMATCH", "Invalid update with error - This resource has "
@@ -90,7 +98,7 @@ def related(ctx: ServiceContext, request: Request) -> Response:
     def work(details: AuditDetails) -> Response:
         row = resolve_patient(nhs, ctx.store.get_patient)
         # a restricted patient's contacts are withheld like their address
-        people = [] if is_restricted(row.resource) else ctx.store.related_persons(row.nhs_number)
+        people = [] if is_restricted(row.resource) else _store(ctx).related_persons(row.nhs_number)
         base_url = ctx.base_url + PDS_BASE
         details["returned"] = len(people)
         return Response.json(200, {"resourceType": "Bundle", "type": "searchset", "total": len(people),

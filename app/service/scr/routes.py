@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from app.nhs_number import is_valid
 from app.protocol import SCR_BASE
@@ -65,11 +65,18 @@ from app.service.scr.store import (
     ScrDocument,
     ScrGrant,
     ScrLatestMoved,
+    ScrStore,
 )
 from app.service.store import AlreadyExists, NotFound, PatientRow
 
 EPISODE_ENV = "SPINEDESK_SCR_EPISODE_HOURS"
 ALERTS_PATH = f"{SCR_BASE}/alerts"
+
+
+def _store(ctx: ServiceContext) -> ScrStore:
+    """The store as SCR sees it: its own protocol (the composed store implements every feature's)."""
+    return cast(ScrStore, ctx.store)
+
 
 
 def episode_hours() -> float:
@@ -108,7 +115,7 @@ def patient(ctx: ServiceContext, nhs: str) -> PatientRow:
 
 def episode(ctx: ServiceContext, call: Call, nhs: str) -> Episode:
     role = call.principal.role
-    return Episode.of(ctx.store.scr_grants(call.principal.user.id, role.id, nhs, now=ctx.now()))
+    return Episode.of(_store(ctx).scr_grants(call.principal.user.id, role.id, nhs, now=ctx.now()))
 
 
 def grant(ctx: ServiceContext, call: Call, nhs: str, kind: str, *, granted: bool = True,
@@ -126,7 +133,7 @@ def index(ctx: ServiceContext, request: Request) -> Response:
     def work(details: AuditDetails) -> Response:
         number = parse_document_reference(request.query)
         patient(ctx, number)
-        record = ctx.store.scr_record(number)
+        record = _store(ctx).scr_record(number)
         consent = record.consent if record else DEFAULT_CONSENT
         doc = record.latest if record else None
         details.update(consent=consent, scr_id=doc.id if doc else None)
@@ -146,7 +153,7 @@ def read(ctx: ServiceContext, request: Request) -> Response:
     def work(details: AuditDetails) -> Response:
         scr_id, number = parse_bundle_query(request.query)
         row = patient(ctx, number)
-        view = ctx.store.scr_view(number)
+        view = _store(ctx).scr_view(number)
         details["scr_id"] = scr_id
         try:
             access = decide_view(consent=view.consent if view else None, role_org=call.principal.role.org_ods,
@@ -182,7 +189,7 @@ def upload(ctx: ServiceContext, request: Request) -> Response:
             # never name the practice: for a restricted patient it is withheld (and PDS shows it otherwise)
             raise forbidden("Only the patient's registered GP practice can upload their Summary Care Record; "
                             f"your role is at {org}.", reason="not-gp")
-        record = ctx.store.scr_record(up.nhs_number)
+        record = _store(ctx).scr_record(up.nhs_number)
         current = record.latest.id if record and record.latest else None
         if current is not None and up.replaces != current:
             raise invalid(f"This upload does not replace the latest SCR ({current}). Get the latest id with GET "
@@ -191,7 +198,7 @@ def upload(ctx: ServiceContext, request: Request) -> Response:
         response = Response(201, b"", [("location", bundle_url(base_url, up.scr_id, up.nhs_number))])
         doc = ScrDocument(up.scr_id, up.nhs_number, ctx.now(), up.bundle, call.principal.user.id, org, current)
         try:
-            ctx.store.put_scr_document(doc, expected_latest=current, audit=details.entries("201"),
+            _store(ctx).put_scr_document(doc, expected_latest=current, audit=details.entries("201"),
                                        answer=ctx.answer(call, response))
         except ScrConsentRefused as exc:
             raise forbidden("There's no patient's consent to store SCR: the patient has opted out "
@@ -231,7 +238,7 @@ def set_permission(ctx: ServiceContext, request: Request) -> Response:
             details["relationship"] = lr
             if lr == "self-claimed":  # the explicit route: audited here, alerted when it was claimed
                 details["alert_id"] = held.claim_alert
-            ctx.store.set_scr_consent(req.nhs_number, req.code, by=call.principal.user.id, now=ctx.now(),
+            _store(ctx).set_scr_consent(req.nhs_number, req.code, by=call.principal.user.id, now=ctx.now(),
                                       audit=details.entries("201"), answer=ctx.answer(call, response))
             return response
         if VIEW not in activities:
@@ -240,7 +247,7 @@ def set_permission(ctx: ServiceContext, request: Request) -> Response:
                       reason="permission given" if req.code == "Yes" else "permission refused")
         details["expires_at"] = given.expires_at.isoformat()
         try:
-            ctx.store.put_scr_grants([given], refuse_opted_out=req.nhs_number, audit=details.entries("201"),
+            _store(ctx).put_scr_grants([given], refuse_opted_out=req.nhs_number, audit=details.entries("201"),
                                      answer=ctx.answer(call, response))
         except ScrConsentRefused as exc:
             raise forbidden(OPTED_OUT_TEXT, reason="opted-out") from exc
@@ -259,7 +266,7 @@ def alert(ctx: ServiceContext, request: Request) -> Response:
         check_content_type(request.header("content-type"))
         claim = parse_alert(json_body(request.body), is_valid)
         row = patient(ctx, claim.nhs_number)
-        record = ctx.store.scr_record(claim.nhs_number)
+        record = _store(ctx).scr_record(claim.nhs_number)
         role, user = call.principal.role, call.principal.user
         details.update(alert_type=claim.alert_type, alert_subtype=claim.subtype, grants=list(claim.grants))
         try:
@@ -276,7 +283,7 @@ def alert(ctx: ServiceContext, request: Request) -> Response:
                                  headers=[("location", f"{base_url}/alerts/{new.id}")])
         grants = [grant(ctx, call, claim.nhs_number, k, reason=claim.reason) for k in claim.grants]
         try:
-            ctx.store.put_scr_grants(grants, alert=new, refuse_opted_out=claim.nhs_number,
+            _store(ctx).put_scr_grants(grants, alert=new, refuse_opted_out=claim.nhs_number,
                                      audit=details.entries("201"), answer=ctx.answer(call, response))
         except ScrConsentRefused as exc:
             raise forbidden(OPTED_OUT_TEXT, reason="opted-out") from exc
@@ -332,7 +339,7 @@ def listing(ctx: ServiceContext, request: Request) -> Response:
         if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= 500:
             raise invalid("_count must be a number from 1 to 500.")
         role = call.principal.role
-        found = ctx.store.scr_alerts(org=role.org_ods, types=officer_alert_types(role.activity_codes),
+        found = _store(ctx).scr_alerts(org=role.org_ods, types=officer_alert_types(role.activity_codes),
                                      acknowledged={"open": False, "acknowledged": True}.get(status),
                                      limit=int(count))
         details.update(status=status, returned=[a.id for a in found])
@@ -349,7 +356,7 @@ def acknowledge(ctx: ServiceContext, request: Request) -> Response:
     def work(details: AuditDetails) -> Response:
         note = _ack_note(request)
         role = call.principal.role
-        found = ctx.store.get_scr_alert(alert_id) if UUID_RE.match(alert_id) else None
+        found = _store(ctx).get_scr_alert(alert_id) if UUID_RE.match(alert_id) else None
         if found is None or found.org != role.org_ods or \
                 found.alert_type not in officer_alert_types(role.activity_codes):
             raise ScrError(404, f"There is no alert {alert_id[:40]} in your organisation's queue.",
@@ -360,7 +367,7 @@ def acknowledge(ctx: ServiceContext, request: Request) -> Response:
                        acknowledged_role=role.id, acknowledgement_note=note)
         response = Response.json(200, alert_resource(done, base_url=base_url))
         try:
-            ctx.store.acknowledge_scr_alert(found.id, by=call.principal.user.id, role=role.id, note=note, now=now,
+            _store(ctx).acknowledge_scr_alert(found.id, by=call.principal.user.id, role=role.id, note=note, now=now,
                                             audit=details.entries(), answer=ctx.answer(call, response))
         except AlertAcknowledged as exc:
             first = exc.alert

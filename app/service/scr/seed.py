@@ -30,8 +30,8 @@ from app.service.scr.document import (
     MedicationItem,
     build_document,
 )
-from app.service.scr.store import ScrDocument
-from app.service.store import PatientRow, Store
+from app.service.scr.store import ScrDocument, ScrStore
+from app.service.store import PatientRow
 
 REFERENCE_SET = resource("scr", "reference_set.json")
 SCR_PER_10000, OPTED_OUT_PER_10000 = 200, 50
@@ -141,7 +141,7 @@ def document_for(row: PatientRow, seed: int, ref: dict[str, Any] | None = None) 
     return ScrDocument(scr_id, row.nhs_number, created, bundle, author.user_id, ods)
 
 
-def seed_rows(store: Store, rows: Sequence[PatientRow], seed: int) -> int:
+def seed_rows(store: ScrStore, rows: Sequence[PatientRow], seed: int) -> int:
     """Write content for some of ``rows`` (one chunk of seeded patients); returns how many records were written."""
     ref = reference_set()
     docs: list[ScrDocument] = []

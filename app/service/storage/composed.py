@@ -15,9 +15,9 @@ from app.service.cpis.sql import CpisSql
 from app.service.flags.sql import FlagSql
 from app.service.scr.sql import ScrSql
 from app.service.store import audit_chain
-from app.service.store.base import Answer, AuditEntry, AuditVerification, StoredResponse
+from app.service.store.base import AuditVerification, StoredResponse
 from app.service.store.errors import NotFound, VersionConflict
-from app.service.store.rows import AuditRecord, PatientJson, PatientRow, SearchFilter
+from app.service.store.rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
 from app.service.store.sql_effects import _RESPONSE_COLS, AUDIT_COLS, EffectsSql
 from app.service.store.sql_identity import IdentitySql
 from app.service.store.sqlbase import chunks, utcnow

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from .audit_writer import AuditWriter
 from .base import (
-    Answer,
-    AuditEntry,
     AuditVerification,
     Challenge,
     RoleProfile,
@@ -18,7 +16,7 @@ from .base import (
     User,
 )
 from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnavailable, StoreUrlError, VersionConflict
-from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
+from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
 
 __all__ = [
     "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
