@@ -2,7 +2,7 @@
 
 * ``GET /cpis/FHIR/R4/CareTeam?patient:identifier=…`` (operation ``cpis.careteam``): the plans. An unscheduled
   access by a B0107 role records the access event and the Access to Service Notification(s) in the SAME
-  transaction as the request's audit record (see ``domain/cpis_rules.py`` for who notifies).
+  transaction as the request's audit record (see ``cpis/rules.py`` for who notifies).
 * ``GET /cpis/FHIR/R4/AuditEvent?patient:identifier=…`` (``cpis.auditevent``): the last 25 unscheduled accesses.
 * ``POST /cpis/local-authority/{code}/notifications``: the service's own local-authority inbox, the default
   webhook. Machine to machine: authenticated by the HMAC signature of the authority's secret, not a session;
