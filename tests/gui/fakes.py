@@ -30,9 +30,8 @@ from app.client.client import SpineClient
 from app.errors import CardRemoved, CertificateRejected, NoCard, ServiceUnreachable
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, login_message
 from app.ui.ports import CARD_INSERTED, CARD_REMOVED, READER_ADDED, ReaderEvent
-from tests.gui.recording import holder_name, key_text, load_all, request_key
+from tests.gui.recording import BASE_URL, holder_name, key_text, load_all, request_key
 
-BASE_URL = "http://spine.test"
 READER = "Virtual PCD 00 00"
 
 

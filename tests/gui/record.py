@@ -5,8 +5,10 @@ throwaway SQLite database seeded with the 2,000 training patients, the users of 
 real HTTP client (``app.client.client.SpineClient``) makes exactly the calls the client window makes in the tests —
 card login (challenge + session) for each test user, PDS read and search, SCR DocumentReference + Bundle and the
 permission / emergency calls, CP-IS, reasonable adjustment flags, logout — through a transport that saves each
-request's key and the service's answer (status, ETag, JSON body) verbatim, one file per exchange. The card
-signatures come from the in-process virtual PIV applet, so the login answers are the service's real ones.
+request's key and the service's answer (status, ETag, JSON body) verbatim, one file per exchange. Only the
+service's loopback address is written as ``http://spine.test``, so that re-recording changes no more than tokens,
+ids and times. The card signatures come from the in-process virtual PIV applet, so the login answers are the
+service's real ones.
 
 Re-record (after a change to the service's answers, the seed, or the calls the window makes), from the repository
 root, with the project's virtualenv::
@@ -32,8 +34,8 @@ from typing import Any
 
 import httpx
 
+from tests.gui.recording import BASE_URL, RECORDED, file_name, key_text, request_key
 from tests.gui.recording import CARD_PIN as PIN
-from tests.gui.recording import RECORDED, file_name, key_text, request_key
 
 ORG = "A81001"
 EMERGENCY_REASON = "Unconscious in the emergency department"
@@ -49,8 +51,9 @@ USERS: dict[str, tuple[str, tuple[tuple[str, str], ...] | None]] = {
 class RecordingTransport(httpx.BaseTransport):
     """Passes every request to the real service and keeps (key, answer); the first answer to a key is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_url: str) -> None:
         self._inner = httpx.HTTPTransport()
+        self._service_url = service_url
         self.exchanges: dict[str, dict[str, Any]] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -61,7 +64,7 @@ class RecordingTransport(httpx.BaseTransport):
                           {k.lower(): v for k, v in request.headers.items()}, body)
         self.exchanges.setdefault(key_text(key), {
             "key": key, "status": response.status_code, "etag": response.headers.get("etag"),
-            "body": json.loads(content) if content else None})
+            "body": json.loads(content.decode("utf-8").replace(self._service_url, BASE_URL)) if content else None})
         return httpx.Response(response.status_code, headers=response.headers, content=content)
 
     def close(self) -> None:
@@ -196,7 +199,7 @@ def record(out: Path = RECORDED) -> int:
         patients = find_patients(store)
         running = training.start_service("unused://", ca.directory, store=store,
                                          limits=HttpLimits(auth_rate_per_minute=1e6, auth_burst=1_000_000))
-        transport = RecordingTransport()
+        transport = RecordingTransport(running.url)
         try:
             with httpx.Client(transport=transport, timeout=30) as http:
                 scenario(SpineClient(running.url, http), cards, patients)

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_URID
 
 RECORDED = Path(__file__).resolve().parent / "recorded"
+BASE_URL = "http://spine.test"  # the recorded service's loopback address, written as this in the files
 LOGIN_PATHS = (AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH)
 ANSWER_HEADERS = ("isunscheduledaccessevent", "if-match")  # request headers that change the service's answer
 VOLATILE_BODY = ("recorded",)  # an AuditEvent's clock time
