@@ -24,6 +24,7 @@ MANIFEST = json.loads((RECORDED / "manifest.json").read_text(encoding="utf-8"))
 PATIENTS: dict[str, str] = MANIFEST["patients"]
 TODAY = date.fromisoformat(MANIFEST["recorded_on"])  # the day the answers were recorded: ages and dates fit it
 ALEX, BLAKE, NORA, OLIVIA = MANIFEST["users"]
+EXPIRING = "Dr Erin Expiring"  # a card only: the service never sees it in these tests
 
 
 @pytest.fixture(scope="package")
@@ -70,14 +71,16 @@ def test_ca(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def card_files(test_ca, tmp_path_factory) -> dict[str, dict[str, Any]]:
-    """One card per recorded user (same holder names, this run's keys), plus a card from a CA nobody trusts."""
+    """One card per recorded user (same holder names, this run's keys), a card from a CA nobody trusts, and a
+    card whose certificate expires in 30 days."""
     from app.card.virtual import issue_card
     from app.pki import TrainingCA
 
     foreign = TrainingCA.load_or_create(tmp_path_factory.mktemp("foreign-pki"))
     files = {}
-    for name, ca in [(n, test_ca) for n in (ALEX, BLAKE, NORA, OLIVIA)] + [("Dr Fay Foreign", foreign)]:
-        card, _ = issue_card(ca, name=name, algorithm="p256", pin=PIN, puk="12345678")
+    for name, ca, days in [(n, test_ca, 365) for n in (ALEX, BLAKE, NORA, OLIVIA)] + [
+            ("Dr Fay Foreign", foreign, 365), (EXPIRING, test_ca, 30)]:
+        card, _ = issue_card(ca, name=name, algorithm="p256", pin=PIN, puk="12345678", days=days)
         files[name] = card.to_json()
     return files
 

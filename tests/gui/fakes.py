@@ -48,6 +48,7 @@ class FakeSpine:
         self.requests: list[dict[str, Any]] = []
         self.unexpected: list[dict[str, Any]] = []
         self.dead = False
+        self._held: list[tuple[str, threading.Event]] = []
         self._lock = threading.Lock()
         self._client = SpineClient(BASE_URL, httpx.Client(transport=httpx.MockTransport(self._replay)))
 
@@ -77,7 +78,18 @@ class FakeSpine:
         with self._lock:
             return [k for k in self.requests if k["method"] == method and path_part in k["path"]]
 
+    def hold(self, path_part: str) -> threading.Event:
+        """Answers to requests whose path contains ``path_part`` wait until the returned event is set (a slow
+        service, for ordering tests); ``close`` releases whatever is still held."""
+        event = threading.Event()
+        with self._lock:
+            self._held.append((path_part, event))
+        return event
+
     def close(self) -> None:
+        with self._lock:
+            for _, event in self._held:
+                event.set()
         self._client._http.close()
 
     # --- replay -------------------------------------------------------------------------------------------
@@ -92,6 +104,11 @@ class FakeSpine:
                           {k.lower(): v for k, v in request.headers.items()}, body)
         with self._lock:
             self.requests.append(key)
+        with self._lock:
+            waits = [event for part, event in self._held if part in key["path"]]
+        for event in waits:
+            if not event.wait(60):
+                raise UnexpectedRequest(f"held and never released: {key_text(key)}")
         found = self.exchanges.get(key_text(key))
         if found is None:
             with self._lock:

@@ -168,6 +168,7 @@ def scenario(spine: Any, cards: dict[str, Any], patients: dict[str, str]) -> Non
     attempt(lambda: scr.open_with_permission(patients["scr"], index.scr_id, registered_here=False))
     attempt(lambda: scr.open_in_emergency(patients["scr"], index.scr_id, EMERGENCY_REASON, registered_here=False))
     attempt(lambda: Cpis(spine, auth(clinical)).view(patients["cpis"], unscheduled=True))
+    attempt(lambda: Scr(spine, auth("olivia-po")).alerts("open"))  # the privacy officer's queue, alerts above in it
     for login in logins.values():
         spine.logout(login.token)
 

@@ -103,6 +103,24 @@ def test_child_protection_for_a_role_without_rights(qtbot, make_window, cards, c
     assert spine.made("GET", "/cpis/") == []
 
 
+def test_an_answer_about_one_patient_never_lands_under_another(qtbot, make_window, cards, card, spine):
+    """Ask for patient A's child protection data, open patient B before it arrives: B's tab stays empty."""
+    window = make_window()
+    logged_in(qtbot, window, cards, card)
+    open_by_nhs(qtbot, window, PATIENTS["cpis"])
+    slow = spine.hold("/CareTeam")
+    window.record.cpis.unscheduled.click()
+    qtbot.waitUntil(lambda: len(spine.made("GET", "/CareTeam")) == 1, timeout=WAIT)
+    window.open_patient("9000000009")
+    qtbot.waitUntil(lambda: window.record.patient is not None and window.record.patient.nhs_number == "9000000009",
+                    timeout=WAIT)
+    slow.set()
+    qtbot.waitUntil(lambda: len(spine.made("GET", "/cpis/FHIR/R4/AuditEvent")) == 1, timeout=WAIT)
+    qtbot.waitUntil(lambda: not window.net.busy, timeout=WAIT)
+    assert window.record.cpis.body.toPlainText() == "" and not window.record.cpis.body.isVisible()
+    assert window.messages.message == ""
+
+
 @pytest.mark.parametrize(("role", "content"), [("Clinical Practitioner", True), ("Clerical", False)])
 def test_reasonable_adjustment_flag_follows_the_role(qtbot, make_window, cards, card, role, content):
     window = make_window()

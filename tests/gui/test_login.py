@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.conftest import ALEX, BLAKE, NORA, PIN
+from tests.gui.conftest import ALEX, BLAKE, EXPIRING, NORA, OLIVIA, PATIENTS, PIN
 from tests.ui.conftest import failing_gate
 from tests.ui.helpers import WAIT, login, type_pin, wait_pin_dialog
 
@@ -116,3 +116,23 @@ def test_a_non_compliant_workstation_keeps_clinical_use_closed(qtbot, make_windo
     assert "disabled" in window.card_status.text()
     assert window.flow.pin_dialog is None and window.session is None
     window.wes_view.close()
+
+
+def test_a_card_near_expiry_shows_a_renewal_reminder_with_the_pin(qtbot, make_window, cards, card):
+    window = ready(qtbot, make_window())
+    cards.insert(card(EXPIRING))
+    dialog = wait_pin_dialog(qtbot, window)
+    assert dialog.reminder.text().startswith("Your smartcard certificate expires in ")
+    assert "registration authority" in dialog.reminder.text()
+
+
+def test_a_privacy_officer_lands_on_the_alerts_queue(qtbot, make_window, cards, card):
+    window = ready(qtbot, make_window())
+    cards.insert(card(OLIVIA))
+    session = login(qtbot, window, PIN, role_index=None)
+    assert session.privacy_officer and not session.can_search
+    assert window.stack.currentWidget() is window.alerts
+    qtbot.waitUntil(lambda: window.alerts.table.rowCount() > 0 or bool(window.messages.message), timeout=WAIT)
+    assert window.messages.message == ""
+    assert any(a.nhs_number == PATIENTS["scr"] for a in window.alerts.alerts)  # the self-claim recorded before
+    assert not window.search_action.isEnabled() and window.alerts_action.isEnabled()
