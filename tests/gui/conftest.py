@@ -1,6 +1,6 @@
 """Fast GUI tier: the real client window with fake ports, Qt offscreen. No X server, no pcscd, no service.
 
-The window is built from the same ``ClientDeps`` the composition root (``app.desktop``) fills, with
+The window is built from the same ``ClientDeps`` the composition root (``app.cli.desktop``) fills, with
 ``FakeSpine`` (recorded service answers), ``FakeCards`` (the in-process virtual PIV applet), and a WES gate that
 returns a fake report. Every test module here sets ``pytestmark = pytest.mark.gui_fast``.
 """

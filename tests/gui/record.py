@@ -1,6 +1,6 @@
 """Record the service answers the fast GUI tests replay (``tests/gui/recorded/``).
 
-The real service runs in-process (``app.training.start_service``: uvicorn in a thread on a loopback port, a
+The real service runs in-process (``app.cli.training.start_service``: uvicorn in a thread on a loopback port, a
 throwaway SQLite database seeded with the 2,000 training patients, the users of the GUI tests registered), and the
 real HTTP client (``app.client.client.SpineClient``) makes exactly the calls the client window makes in the tests —
 card login (challenge + session) for each test user, PDS read and search, SCR DocumentReference + Bundle and the
@@ -174,8 +174,8 @@ def scenario(spine: Any, cards: dict[str, Any], patients: dict[str, str]) -> Non
 
 
 def record(out: Path = RECORDED) -> int:
-    from app import training
     from app.card.virtual import PivApplet, issue_card
+    from app.cli import training
     from app.client.client import SpineClient
     from app.pki import TrainingCA
     from app.service.limits import HttpLimits
