@@ -5,7 +5,7 @@ and audited in the hash chain (committed before the response leaves). The servic
 in its own process(es); wrk runs beside it on the same 2-core machine.
 
 Usage: python benchmarks/pds_read.py [--patients 100000] [--workers 1 2] [--connections 32 64] [--duration 15]
-       [--database postgresql://…] [--markdown docs/benchmarks/pds_read.md]
+       [--threads 2] [--database postgresql://…] [--markdown docs/benchmarks/pds_read.md]
 Needs wrk (apt-get install wrk).
 """
 
@@ -70,10 +70,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, data_dir: Path) -> dict:
+def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, data_dir: Path,
+            threads: int | None = None) -> dict:
     port = free_port()
+    extra = ["--threads", str(threads)] if threads is not None else []
     proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", url, "--port", str(port),
-                             "--workers", str(workers)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             "--workers", str(workers), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, "SPINEDESK_DATA_DIR": str(data_dir)})
     try:
         deadline = time.monotonic() + 30
@@ -110,6 +112,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--database", help="default: a fresh SQLite file")
+    parser.add_argument("--threads", type=int, help="the service's database threads per worker (default: its own)")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -119,7 +122,8 @@ def main() -> int:
         ids = prepare(url, args.patients)
         lua = Path(tmp) / "read.lua"
         lua.write_text(LUA % (",".join(f'"{i}"' for i in ids), TOKEN, URID))
-        results = [run_one(url, w, c, args.duration, lua, Path(tmp)) for w in args.workers for c in args.connections]
+        results = [run_one(url, w, c, args.duration, lua, Path(tmp), args.threads)
+                   for w in args.workers for c in args.connections]
         with open_store(url) as store:
             chain = store.verify_audit()
     kind = url.split(":", 1)[0]

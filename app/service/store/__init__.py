@@ -25,14 +25,24 @@ from .base import (
     StoredResponse,
     User,
 )
-from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnavailable, StoreUrlError, VersionConflict
+from .errors import (
+    AlreadyExists,
+    NotFound,
+    SchemaError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    StoreUrlError,
+    VersionConflict,
+)
 from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
+from .sqlbase import DB_WAIT_SECONDS
 
 __all__ = [
-    "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
-    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store",
-    "StoreError", "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_store",
-    "sqlite_path",
+    "DB_WAIT_SECONDS", "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter",
+    "Challenge", "NotFound", "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session",
+    "SessionPrincipal", "Store", "StoreError", "StoreTimeout", "StoreUnavailable", "StoreUrlError", "StoredResponse",
+    "User", "VersionConflict", "open_store", "sqlite_path",
 ]
 
 
@@ -54,8 +64,9 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_store(url: str, *, pool_size: int | None = None) -> Store:
-    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable."""
+def open_store(url: str, *, pool_size: int | None = None, timeout: float = DB_WAIT_SECONDS) -> Store:
+    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable.
+    ``timeout``: the longest any one database wait may take (``StoreTimeout`` beyond it)."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError(str(url or ""), "it is empty")
     url = url.strip()
@@ -65,12 +76,12 @@ def open_store(url: str, *, pool_size: int | None = None) -> Store:
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8)
+        return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8, timeout=timeout)
     if scheme in ("postgresql", "postgres"):
         try:
             from .postgres import PostgresStore
         except ImportError as exc:  # pragma: no cover - psycopg is a dependency
             raise StoreUnavailable(url, f"the PostgreSQL driver is not installed ({exc})",
                                    "reinstall Spine Desk with its dependencies") from exc
-        return PostgresStore(url, pool_size=pool_size or 10)
+        return PostgresStore(url, pool_size=pool_size or 10, timeout=timeout)
     raise StoreUrlError(url, f"unknown scheme {scheme!r}")

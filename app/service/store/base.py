@@ -98,6 +98,11 @@ class AuditVerification(NamedTuple):
 class Store(ScrStore, CpisStore, FlagStore, ABC):
     """Storage for the Spine service layer. See the module docstring for the common rules."""
 
+    def stalled(self) -> float | None:
+        """Seconds the oldest database call still in progress has been waiting, once that is past half of the
+        store's bound on one wait (``None``: nothing is stuck). ``GET /_status`` reports it."""
+        return None
+
     # --- patients -------------------------------------------------------------------------------------------
 
     @abstractmethod
