@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-import time
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -134,10 +134,10 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
 
     * paths in ``inline`` touch no database (the OpenAPI document) and are answered on the loop;
     * every other request runs on a pool of ``threads`` threads (few: many threads doing sub-millisecond,
-      GIL-releasing database calls thrash — 32 gave a fifth of one thread's read rate). One that waited more than
-      ``wait`` seconds for a thread is answered ``unavailable`` without running (the threads are stuck on the
-      database); ``threads=0`` runs them on the loop instead (for measurements only: a database wait then blocks
-      every connection of the process);
+      GIL-releasing database calls thrash — 32 gave a fifth of one thread's read rate). One that no thread took up
+      within ``wait`` seconds is answered ``unavailable`` and never runs (the threads are stuck on the database);
+      ``threads=0`` runs them on the loop instead (for measurements only: a database wait then blocks every
+      connection of the process);
     * paths in ``probes`` (the health check) run on a thread of their own, and are answered ``unavailable`` when
       they take longer than ``wait`` or while the previous one is still running;
     * the audit commits a response waits for are awaited without holding a thread, for at most ``wait`` seconds:
@@ -152,9 +152,11 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
     probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="service-probe")
     probing: list[asyncio.Future[Any]] = []  # the health probe in progress, if any
 
-    def queued(request: Request, since: float) -> tuple[Response, list[Future[Any]]]:
-        if time.monotonic() - since > wait:  # every thread was stuck on the database: refuse, do not pile on
-            return _refusal(unavailable, request), []
+    def queued(request: Request, job: _Job) -> tuple[Response, list[Future[Any]]]:
+        with job.lock:
+            if job.abandoned:  # its caller was already refused: never run it late
+                return _refusal(unavailable, request), []
+            job.started = True
         return handle(request)
 
     async def run(request: Request) -> tuple[Response, list[Future[Any]]]:
@@ -171,7 +173,15 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
                 return _refusal(unavailable, request), []
         if pool is None:
             return handle(request)
-        return await loop.run_in_executor(pool, queued, request, time.monotonic())
+        job = _Job()
+        future = loop.run_in_executor(pool, queued, request, job)
+        done, _ = await asyncio.wait({future}, timeout=wait)
+        if not done:
+            with job.lock:
+                if not job.started:  # every thread is stuck on the database: refuse, do not pile on
+                    job.abandoned = True
+                    return _refusal(unavailable, request), []
+        return await future  # running: its own database waits are bounded by the store
 
     async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "lifespan":
@@ -228,6 +238,17 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
         await _send(send, response)
 
     return app
+
+
+class _Job:
+    """One request handed to the database threads: refused if no thread took it up in time, never both."""
+
+    __slots__ = ("abandoned", "lock", "started")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = False
+        self.abandoned = False
 
 
 def _refusal(template: Response, request: Request) -> Response:

@@ -15,6 +15,7 @@ import base64
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,3 +177,60 @@ def test_the_database_wait_is_a_typed_limit_that_reaches_the_store(tmp_path: Pat
         assert service.store.timeout == 1.5  # type: ignore[attr-defined]
     finally:
         service.close()
+
+
+# --- the HTTP adapter's own bounds, with handlers that block until told (real uvicorn on loopback) --------------
+
+def test_the_adapter_bounds_the_wait_for_a_thread_for_the_health_probe_and_for_the_audit() -> None:
+    import uvicorn
+
+    from app.service.http import Request, Response, asgi_app
+    from app.service.server import uvicorn_config
+
+    from .live import free_port
+
+    release = threading.Event()
+    ran: list[str] = []
+    never: Future[object] = Future()  # an audit commit that never completes
+
+    def handle(request: Request) -> tuple[Response, list[Future[object]]]:
+        ran.append(request.path)
+        if request.path in ("/stuck", "/_status"):
+            release.wait(60)
+        if request.path == "/data":
+            return Response(200, b"patient data"), [never]
+        return Response(200, b"ok"), []
+
+    app = asgi_app(handle, audit_failed=Response(503, b"not audited", [("retry-after", "5")]),
+                   unavailable=Response(503, b"unavailable", [("retry-after", "5")]), threads=1, wait=0.5,
+                   inline=frozenset({"/openapi.json"}), probes=frozenset({"/_status"}))
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, LIVE_LIMITS, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:
+            threading.Event().wait(0.02)
+        stuck = Pending(lambda c: c.get(f"{url}/stuck"))  # holds the only database thread
+        while "/stuck" not in ran:
+            threading.Event().wait(0.02)
+        with httpx.Client(timeout=CLIENT_TIMEOUT) as c:
+            queued = c.get(f"{url}/other", headers={"X-Request-ID": "r-1"})
+            assert queued.status_code == 503 and queued.text == "unavailable"  # refused, never run
+            assert queued.headers["x-request-id"] == "r-1" and "/other" not in ran
+            assert c.get(f"{url}/openapi.json").status_code == 200  # the loop answers
+            first = c.get(f"{url}/_status")  # the probe outlives its bound: unavailable
+            again = c.get(f"{url}/_status")  # the previous probe still runs: unavailable at once
+            assert (first.status_code, again.status_code) == (503, 503) and ran.count("/_status") == 1
+            assert not stuck.done  # all of that while the stuck request was still stuck
+            release.set()
+            assert stuck.result().status_code == 200
+            data = c.get(f"{url}/data")  # its audit never commits: no data leaves
+            assert data.status_code == 503 and data.text == "not audited"
+            assert c.get(f"{url}/other").status_code == 200
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(10)
