@@ -3,7 +3,8 @@ answer (or its audit record) in time is refused with 503 + Retry-After, ``/_stat
 answering (and ``/_status`` says the database is stalled), and once the stall ends everything works again with
 nothing lost.
 
-Each test holds a real lock from another database session — SQLite: an exclusive write transaction;
+Each test holds a real lock from another database session — SQLite: an exclusive write transaction in another
+process;
 PostgreSQL: ``LOCK TABLE patients IN ACCESS EXCLUSIVE MODE`` — against a real server on a loopback port.
 No timing is asserted beyond "the answer arrived while the lock was still held" (the requests use the desktop
 client's own 15 s time-out, far above the service's database wait).
@@ -12,7 +13,8 @@ client's own 15 s time-out, far above the service's database wait).
 from __future__ import annotations
 
 import base64
-import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -26,11 +28,22 @@ from app.pki import TrainingCA
 from app.service.limits import HttpLimits
 from app.service.store import Store, open_store
 
+from .conftest import child_env
 from .live import LIVE_LIMITS, Live, serve
 
 CLIENT_TIMEOUT = 15.0  # the desktop client's (app/desktop.py)
 DB_WAIT = 2.0  # the service's database wait in these tests (its default is a few seconds)
 PATIENT = "9000000009"
+
+
+HOLD_SQLITE_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
 
 
 @pytest.fixture
@@ -41,14 +54,16 @@ def ca(tmp_path: Path) -> TrainingCA:
 @contextmanager
 def held(store_url: str) -> Iterator[None]:
     """Another session holds a lock every data request needs, until the block ends."""
-    if store_url.startswith("sqlite"):
-        conn = sqlite3.connect(store_url.removeprefix("sqlite://"), isolation_level=None, check_same_thread=False)
+    if store_url.startswith("sqlite"):  # the database's one write lock, taken by another process
+        holder = spawn(HOLD_SQLITE_LOCK, store_url.removeprefix("sqlite://"))
         try:
-            conn.execute("BEGIN EXCLUSIVE")  # the database's one write lock, from outside the service
+            assert holder.stdout is not None and holder.stdin is not None
+            assert holder.stdout.readline().strip() == "locked", holder.stderr.read() if holder.stderr else ""
             yield
         finally:
-            conn.execute("ROLLBACK")
-            conn.close()
+            if holder.stdin is not None:
+                holder.stdin.close()  # the holder rolls back and exits
+            holder.wait(30)
         return
     import psycopg
 
@@ -84,6 +99,11 @@ class Pending:
         assert self.error is None, f"no answer: {self.error!r}"
         assert self.answer is not None
         return self.answer
+
+
+def spawn(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env())
 
 
 def read(live: Live, token: str) -> Callable[[httpx.Client], httpx.Response]:
