@@ -254,3 +254,24 @@ def test_the_adapter_bounds_the_wait_for_a_thread_for_the_health_probe_and_for_t
         release.set()
         server.should_exit = True
         thread.join(10)
+
+
+def test_the_command_line_sets_the_database_threads_and_wait(tmp_path: Path) -> None:
+    import argparse
+
+    from app.cli_service import _config, add_parsers
+    from app.config import Paths, Settings
+    from app.errors import AppError
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    training = Settings(Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml"))
+
+    def config(*argv: str):  # type: ignore[no-untyped-def]
+        return _config(parser.parse_args(["service", "--database", "sqlite:///unused.db", *argv]), training)
+
+    assert config().threads == 2 and config().limits.db_timeout == HttpLimits().db_timeout
+    assert config("--threads", "0").threads == 0
+    assert config("--limit", "db_timeout=2.5").limits.db_timeout == 2.5
+    with pytest.raises(AppError):
+        config("--threads", "-1")
