@@ -63,7 +63,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     deact.add_argument("--id", required=True)
     audit = actions.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", metavar="ACTION")
     audit.required = True
-    audit.add_parser("verify", help="check the hash chain")
+    verify = audit.add_parser("verify", help="check the keyed hash chain and the checkpoints published outside the "
+                              "database; exit 3 if it was tampered with, 4 if it cannot be checked without the key")
+    verify.add_argument("--audit-key", type=Path, help="the audit key file (default: [service] audit_key in the site "
+                        "configuration, else audit.key in the service's data folder)")
+    verify.add_argument("--audit-checkpoints", type=Path, metavar="DIR", help="the folder of published checkpoints "
+                        "(default: [service] audit_checkpoints, else audit-checkpoints beside the key); copy other "
+                        "hosts' checkpoint files into it to check theirs too")
     actions.add_parser("reload-crl", help="re-read the CRLs, end the sessions of certificates they revoke, and "
                        "report their dates (running service processes re-read changed CRL files by themselves; "
                        "SIGHUP makes them re-read now)")
@@ -84,6 +90,12 @@ def _database(args: argparse.Namespace, settings: Settings) -> str:
 
     private_dir(settings.paths.data_dir)  # 0700: the database in it holds patient data
     return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
+
+
+def _audit_files(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path | None]:
+    """The audit key file and checkpoint folder: the options', else the site configuration's, else the defaults."""
+    key = getattr(args, "audit_key", None) or settings.service_audit_key or settings.paths.audit_key_file
+    return key, getattr(args, "audit_checkpoints", None) or settings.service_audit_checkpoints
 
 
 def _tls(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path] | None:
@@ -146,11 +158,13 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
         ("attempts", getattr(args, "cpis_alarm_attempts", None)),
         ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
     retention = Retention().with_overrides(getattr(args, "retention", []))
+    key, checkpoints = _audit_files(args, settings)
+    audit = {"audit_key": str(key), "audit_checkpoints": str(checkpoints) if checkpoints else None}
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention)
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **audit)
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention,
+                         retention=retention, **audit,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))
@@ -158,17 +172,20 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
 
 def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
     from app.commands import service as commands
-    from app.service.store import open_store
+    from app.service.store import AuditKeyError, open_seal, open_store
 
     tls = _tls(args, settings)
     if args.service_command is None:
+        from app.service.runtime import audit_seal
         from app.service.server import Listen, serve
 
         require_tls(args, settings)  # before anything is opened or listens
         if tls:
             check_tls_files(*tls)
         config = _config(args, settings)
-        with open_store(config.database) as store:  # migrate once before workers start; seed if asked
+        # migrate once before workers start, create the audit key (and check it fits the chain); seed if asked
+        with open_store(config.database, audit_seal=audit_seal(config)) as store:
+            store.check_audit_key()
             if args.seed and store.get_patient("9000000009") is None:
                 commands.seed(store, args.seed, 0, stdout)
         where = (f"http://{args.host}:{args.port} behind the TLS proxy {settings.service_tls_proxy}"
@@ -178,7 +195,15 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
         cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
         serve(config, Listen(args.host, args.port, args.workers, cert, key))
         return 0
-    with open_store(_database(args, settings)) as store:
+    key, checkpoints = _audit_files(args, settings)
+    if args.service_command == "audit":
+        seal = open_seal(key, checkpoints, create=False)  # never creates a key; an unusable one is an error
+    else:
+        try:  # administration writes no audit records: an unreadable key need not stop it
+            seal = open_seal(key, checkpoints, create=False)
+        except AuditKeyError:
+            seal = None
+    with open_store(_database(args, settings), audit_seal=seal) as store:
         if args.service_command == "seed":
             return commands.seed(store, args.patients, args.seed_value, stdout)
         if args.service_command == "audit":

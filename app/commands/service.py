@@ -114,14 +114,35 @@ def users_list(store: Store, stream: TextIO) -> int:
 
 
 def audit_verify(store: Store, stream: TextIO) -> int:
+    """Walk the chain with the store's audit key against the published checkpoints. Exit 0 intact, 3 tampered with,
+    4 cannot be checked (the chain is keyed and the key is missing or another)."""
+    seal = store.audit_seal
     result = store.verify_audit()
-    if result.ok:
-        print(f"Audit chain intact: {result.checked:,} records verified.", file=stream)
-        return 0
-    print(f"AUDIT CHAIN BROKEN at record {result.first_bad_seq}: {result.reason}. "
-          f"({result.checked:,} records checked.) Preserve the database and report this to your privacy officer.",
-          file=stream)
-    return 3
+    where = seal.checkpoints.directory if seal is not None and seal.checkpoints is not None else None
+    if result.needs_key:
+        key_path = seal.key_path if seal is not None else ""
+        found = (f"the key {seal.key.key_id} at {key_path} is not it" if seal is not None and seal.key is not None
+                 else f"no audit key was found{f' at {key_path}' if key_path else ''}")
+        print(f"AUDIT CHAIN NOT CHECKED: {result.reason}; {found}. Run this on the service's host as the service's "
+              "user, or give the key with --audit-key FILE (the site configuration's [service] audit_key names it). "
+              f"({result.checked:,} records checked before it.)", file=stream)
+        return 4
+    if not result.ok:
+        bad = f" at record {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+        print(f"AUDIT CHAIN BROKEN{bad}: {result.reason}. ({result.checked:,} records checked.) Preserve the "
+              "database and the checkpoint files and report this to your privacy officer.", file=stream)
+        return 3
+    print(f"Audit chain intact: {result.checked:,} records verified.", file=stream)
+    if result.checkpoint is not None:
+        seq, at, host = result.checkpoint
+        print(f"Last checkpoint matched: record {seq:,}, published {at} by {host} (in {where}).", file=stream)
+    elif seal is not None and seal.key is not None:
+        print(f"No published checkpoint was found in {where}: removal of the newest records could not be checked. "
+              "Checkpoints appear once the service has written records with this key.", file=stream)
+    else:
+        print("The records are unkeyed (written before the audit key existed) and no key was found: the service "
+              "creates its key when it next starts.", file=stream)
+    return 0
 
 
 def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:

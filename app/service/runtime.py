@@ -29,7 +29,7 @@ from app.service.domain.rbac import load_role_table
 from app.service.housekeeping import Purger, Retention
 from app.service.limits import HttpLimits
 from app.service.ratelimit import TokenBuckets
-from app.service.store import AuditWriter, Store, open_store
+from app.service.store import AuditSeal, AuditWriter, Store, open_seal, open_store
 from app.service.store.cpis_writer import CpisAccessWriter
 
 ENV = "SPINEDESK_SERVICE_CONFIG"
@@ -50,6 +50,8 @@ class ServiceConfig:
     tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
     cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck
     retention: Retention = field(default_factory=Retention)  # what is kept how long, how often it is purged
+    audit_key: str | None = None  # the audit chain's key file (created on first start); None: the chain is unkeyed
+    audit_checkpoints: str | None = None  # where checkpoints are published (None: audit-checkpoints beside the key)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:
@@ -78,6 +80,14 @@ def trust_store(config: ServiceConfig, clock: Clock = system_clock) -> LiveTrust
                          refresh=ca.crl)
     fixed = TrustStore.from_pem_files([Path(p) for p in config.anchors], [Path(p) for p in config.intermediates])
     return LiveTrust(fixed.anchors, fixed.intermediates, [Path(p) for p in config.crls], require_revocation=True)
+
+
+def audit_seal(config: ServiceConfig, clock: Clock = system_clock) -> AuditSeal | None:
+    """The audit key (created 0600 on first start) and checkpoint log the configuration names; None: unkeyed."""
+    if config.audit_key is None:
+        return None
+    checkpoints = Path(config.audit_checkpoints) if config.audit_checkpoints else None
+    return open_seal(Path(config.audit_key), checkpoints, create=True, clock=clock)
 
 
 @dataclass
@@ -109,6 +119,10 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates, and what the purge job deletes."""
     store = store or open_store(config.database)
+    seal = audit_seal(config, clock)
+    if seal is not None:
+        store.use_audit_seal(seal)
+    store.check_audit_key()  # a key that cannot continue the chain stops the service now, not at a request
     audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from .audit_seal import AuditKey, AuditKeyError, AuditSeal, open_seal
 from .audit_writer import AuditWriter
 from .base import (
     Answer,
@@ -29,10 +30,10 @@ from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnava
 from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
 
 __all__ = [
-    "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
-    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store",
-    "StoreError", "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_store",
-    "sqlite_path",
+    "AlreadyExists", "Answer", "AuditEntry", "AuditKey", "AuditKeyError", "AuditRecord", "AuditSeal",
+    "AuditVerification", "AuditWriter", "Challenge", "NotFound", "PatientJson", "PatientRow", "RoleProfile",
+    "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store", "StoreError", "StoreUnavailable",
+    "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_seal", "open_store", "sqlite_path",
 ]
 
 
@@ -54,8 +55,16 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_store(url: str, *, pool_size: int | None = None) -> Store:
-    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable."""
+def open_store(url: str, *, pool_size: int | None = None, audit_seal: AuditSeal | None = None) -> Store:
+    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable.
+    ``audit_seal``: the audit key and checkpoint log (``audit_seal.open_seal``); without it the chain is unkeyed."""
+    store = _open(url, pool_size)
+    if audit_seal is not None:
+        store.use_audit_seal(audit_seal)
+    return store
+
+
+def _open(url: str, pool_size: int | None) -> Store:
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError(str(url or ""), "it is empty")
     url = url.strip()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from .audit_seal import AuditSeal
 from .base_cpis import CpisStore
 from .base_flags import FlagStore
 from .base_scr import ScrStore
@@ -87,16 +88,22 @@ class StoredResponse:
 
 
 class AuditVerification(NamedTuple):
-    """Result of walking the audit chain; unpacks as ``ok, checked, first_bad_seq, reason``."""
+    """Result of walking the audit chain: ``ok, checked, first_bad_seq, reason``, then ``checkpoint`` (the newest
+    published checkpoint the records matched, as ``(seq, at, host)``; None when none was found) and ``needs_key``
+    (the chain is keyed and no key, or another key, was given: it could not be checked)."""
 
     ok: bool
     checked: int
     first_bad_seq: int | None
     reason: str
+    checkpoint: tuple[int, str, str] | None = None
+    needs_key: bool = False
 
 
 class Store(ScrStore, CpisStore, FlagStore, ABC):
     """Storage for the Spine service layer. See the module docstring for the common rules."""
+
+    audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (``use_audit_seal``)
 
     # --- patients -------------------------------------------------------------------------------------------
 
@@ -272,7 +279,16 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
 
     @abstractmethod
     def verify_audit(self) -> AuditVerification:
-        """Walk the chain from seq 1 to the chain head and recompute every hash."""
+        """Walk the chain from seq 1 to the chain head, recompute every hash (keyed ones with the audit key) and
+        compare the records with the checkpoints published outside the database."""
+
+    @abstractmethod
+    def use_audit_seal(self, seal: AuditSeal | None) -> None:
+        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log."""
+
+    @abstractmethod
+    def check_audit_key(self) -> None:
+        """``AuditKeyError`` if this store's key cannot continue the chain (keyed with another key, or no key)."""
 
     @abstractmethod
     def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,

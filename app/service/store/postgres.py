@@ -254,4 +254,6 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         if not self._pool.closed:
+            if self.audit_seal is not None:
+                self.audit_seal.flush()  # publish the newest record this process wrote
             self._pool.close()

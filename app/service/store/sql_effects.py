@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from . import audit_chain
+from .audit_seal import AuditKey, AuditKeyError, AuditSeal
 from .base import StoredResponse
 from .rows import Answer, AuditEntry, AuditRecord
 from .sqlbase import SqlBase, dumps, utcnow
@@ -27,6 +28,34 @@ _RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, crea
 
 
 class EffectsSql(SqlBase):
+    audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (None: unkeyed, nothing published)
+
+    def use_audit_seal(self, seal: AuditSeal | None) -> None:
+        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log."""
+        self.audit_seal = seal
+
+    def audit_key_for(self, head_hash: str) -> AuditKey | None:
+        """The key to chain the next record with, after a record whose stored hash is ``head_hash``. Refuses to
+        write unkeyed after a keyed record (that would break the chain), or with another key than the chain's."""
+        seal = self.audit_seal
+        key = seal.key if seal is not None else None
+        if audit_chain.is_keyed(head_hash):
+            if key is None:
+                where = seal.key_path if seal is not None and seal.key_path else "not configured"
+                raise AuditKeyError(where, "this process has no audit key but the audit chain is keyed",
+                                    "start the service with the audit key the chain was written with")
+            if not head_hash.startswith(key.prefix):
+                raise AuditKeyError(key.path or "given", f"it is key {key.key_id} but the audit chain is keyed "
+                                    f"with key {audit_chain.key_id_of(head_hash)}",
+                                    "give every service process and host the same key file")
+        return key
+
+    def check_audit_key(self) -> None:
+        """Fail now (at start) rather than at the first audited request if the key does not fit the chain."""
+        with self._read() as cur:
+            cur.execute("SELECT last_hash FROM audit_head WHERE id = 1")
+            self.audit_key_for(cur.fetchone()[0])
+
     def _response(self, t: Sequence[Any]) -> StoredResponse:
         return StoredResponse(request_id=t[0], user_id=t[1], method=t[2], path=t[3], status=int(t[4]),
                               headers=tuple((k, v) for k, v in json.loads(t[5])), body=bytes(t[6]),
@@ -53,7 +82,8 @@ class EffectsSql(SqlBase):
             return []
         cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1" + self._for_update)
         last_seq, last_hash = cur.fetchone()
-        chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow())
+        key = self.audit_key_for(last_hash)
+        chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow(), key)
         self._insert_audit(cur, chained)
         return [r for r, _ in chained]
 

@@ -322,6 +322,8 @@ class SQLiteStore(SqlStore):
     def close(self) -> None:
         if self._pool.closed:
             return
+        if self.audit_seal is not None:
+            self.audit_seal.flush()  # publish the newest record this process wrote
         if not self._memory:
             with self._pool.connection() as conn, suppress(sqlite3.Error):
                 conn.execute("PRAGMA optimize")

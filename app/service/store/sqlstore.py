@@ -208,7 +208,10 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
             return []
         encoded = self._encode_audit(entries)  # fails before any lock
         with self._write() as cur:
-            return self._chain_in(cur, encoded)
+            records = self._chain_in(cur, encoded)
+        if self.audit_seal is not None:  # committed: its head may be published
+            self.audit_seal.committed(records[-1].seq, records[-1].hash)
+        return records
 
     def _audit_record(self, t: Sequence[Any]) -> AuditRecord:
         return AuditRecord(seq=int(t[0]), at=self._dec_ts(t[1]), user_id=t[2], role_profile_id=t[3], org=t[4],
@@ -216,10 +219,17 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
                            hash=t[11], details=json.loads(t[9]))
 
     def verify_audit(self) -> AuditVerification:
+        """Walk the chain with this store's audit key, against the checkpoints published so far (read first)."""
+        seal = self.audit_seal
+        checkpoints, forged = seal.published() if seal is not None else ([], [])
+        if forged:
+            return AuditVerification(False, 0, None, f"checkpoint {forged[0]} is not signed with this audit key "
+                                     f"(forged or damaged; {len(forged)} such line(s))")
         with self._read() as cur:
             cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
             head_seq, head_hash = cur.fetchone()
-        return audit_chain.verify(self._audit_rows(int(head_seq)), int(head_seq), head_hash)
+        return audit_chain.verify(self._audit_rows(int(head_seq)), int(head_seq), head_hash,
+                                  key=seal.key if seal is not None else None, checkpoints=checkpoints)
 
     def _audit_rows(self, upto: int) -> Iterator[Any]:
         after = 0
