@@ -147,7 +147,8 @@ def _finish_training(settings: Settings, stack: contextlib.ExitStack, stream: Te
             print("Training data seeded (first run).", file=stream)
         training.register_user(store, card_path)
         on_step("Starting the training service…")
-        running = training.start_service("unused://", settings.paths.pki_dir, store=store)
+        running = training.start_service("unused://", settings.paths.pki_dir, store=store,
+                                         audit_key=settings.paths.audit_key_file)
     except BaseException:
         store.close()
         raise

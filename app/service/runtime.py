@@ -118,11 +118,17 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates, and what the purge job deletes."""
+    opened = store is None
     store = store or open_store(config.database)
-    seal = audit_seal(config, clock)
-    if seal is not None:
-        store.use_audit_seal(seal)
-    store.check_audit_key()  # a key that cannot continue the chain stops the service now, not at a request
+    try:
+        seal = audit_seal(config, clock)
+        if seal is not None:
+            store.use_audit_seal(seal)
+        store.check_audit_key()  # a key that cannot continue the chain stops the service now, not at a request
+    except BaseException:
+        if opened:
+            store.close()
+        raise
     audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,

@@ -4,6 +4,7 @@ chains of older databases, kill -9, group commit."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from app.__main__ import main
+from app.service.runtime import ServiceConfig, build_service
 from app.service.store import AuditEntry, AuditKey, AuditKeyError, AuditWriter, open_seal, open_store
 from app.service.store.audit_chain import GENESIS, compute_hash, format_at
 from app.service.store.sql_effects import AUDIT_COLS
@@ -68,7 +71,7 @@ def test_empty_chain_verifies(store):
 def test_the_key_and_the_checkpoints_are_private_files_outside_the_database(keyed, seal, key_file, store_url):
     keyed.append_audit_many([entry(i) for i in range(3)])
     checkpoint_file = seal.checkpoints.file
-    assert checkpoint_file.parent == key_file.parent / "audit-checkpoints"
+    assert checkpoint_file.parent == key_file.parent / "audit-checkpoints" / keyed.chain_name
     if os.name == "posix":
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert checkpoint_file.stat().st_mode & 0o777 == 0o600
@@ -92,6 +95,15 @@ def test_a_checkpoint_is_published_every_n_records_and_when_the_store_closes(sto
     with open_store(store_url, audit_seal=open_seal(key_file, create=False)) as again:
         result = again.verify_audit()
     assert result.ok and result.checkpoint[0] == 12
+
+
+def test_two_databases_with_one_key_publish_to_their_own_checkpoint_folders(keyed, key_file, tmp_path):
+    keyed.append_audit_many([entry(i) for i in range(3)])
+    with open_store(f"sqlite:///{tmp_path / 'training.db'}", audit_seal=open_seal(key_file, create=True)) as other:
+        other.append_audit_many([entry(i) for i in range(5)])
+        assert other.verify_audit()[:4] == (True, 5, None, "5 records verified")
+    result = keyed.verify_audit()
+    assert result[:4] == (True, 3, None, "3 records verified") and result.checkpoint[0] == 3
 
 
 def test_a_forged_checkpoint_line_is_reported(keyed, seal):
@@ -382,3 +394,52 @@ def test_group_commit_failure_reaches_every_waiter(store):
         with pytest.raises(RuntimeError, match="disk on fire"):
             f.result(timeout=10)
     writer.close()
+
+
+def test_the_service_creates_its_key_on_first_start_and_refuses_another_key(store_url, tmp_path):
+    key_file = tmp_path / "data" / "audit.key"
+    config = ServiceConfig(store_url, training_pki=str(tmp_path / "pki"), audit_key=str(key_file))
+    service = build_service(config)
+    try:
+        record = service.audit.append(entry(1), timeout=30)
+    finally:
+        service.close()
+    assert record.hash.startswith("hmac-sha256:")
+    if os.name == "posix":
+        assert key_file.stat().st_mode & 0o777 == 0o600
+    with open_store(store_url, audit_seal=open_seal(key_file, create=False)) as again:
+        assert [c.seq for c in again.audit_seal.published()[0]] == [1]
+        assert again.verify_audit().checkpoint[0] == 1
+    other = replace(config, audit_key=str(tmp_path / "other" / "audit.key"))
+    with pytest.raises(AuditKeyError, match="give every service process and host the same key file"):
+        build_service(other)  # at start, not at the first audited request
+
+
+def test_audit_verify_command_names_the_checkpoint_a_rewound_head_and_a_missing_key(store_url, tmp_path, raw_sql,
+                                                                                      monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("SPINEDESK_DATA_DIR", str(data))
+    monkeypatch.setenv("SPINEDESK_SITE_CONFIG", str(tmp_path / "no-site.toml"))
+    with open_store(store_url, audit_seal=open_seal(data / "audit.key", create=True)) as service_store:
+        service_store.append_audit_many([entry(i) for i in range(5)])  # as the service would, with its default key
+
+    def verify(*options: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = main(["service", "--database", store_url, "audit", "verify", *options], stdout=out)
+        return code, out.getvalue()
+
+    code, text = verify()
+    assert code == 0 and "Audit chain intact: 5 records verified." in text, text
+    assert "Last checkpoint matched: record 5, published " in text
+
+    code, text = verify("--audit-key", str(tmp_path / "elsewhere" / "audit.key"))  # e.g. on another machine
+    assert code == 4 and text.startswith("AUDIT CHAIN NOT CHECKED: record 1 is keyed"), text
+    assert "no audit key was found at" in text and "--audit-key FILE" in text
+
+    kept = raw_sql("SELECT hash FROM audit_log WHERE seq = 3")[0][0]
+    raw_sql("DELETE FROM audit_log WHERE seq >= 4")
+    raw_sql("UPDATE audit_head SET last_seq = 3, last_hash = ? WHERE id = 1", (kept,))
+    code, text = verify()
+    assert code == 3 and text.startswith("AUDIT CHAIN BROKEN at record 4: records 4-5 missing: checkpoint 5 was "
+                                         "published"), text
+    assert "(head rewound)" in text

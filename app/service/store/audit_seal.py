@@ -13,7 +13,9 @@ only needs the chain head moved back. Two things stop that:
 * **Checkpoints.** Every service process appends, after a commit, a line naming the chain head it just wrote
   (``seq``, ``hash``, time, host, process) with an HMAC over them to a 0600 append-only file per host in the
   checkpoint folder (default: ``audit-checkpoints`` beside the key), and logs it. It does so on its first commit,
-  then every ``every_records`` records or ``every_seconds`` (whichever comes first), and when it closes.
+  then every ``every_records`` records or ``every_seconds`` (whichever comes first), and when it closes. Every
+  checkpoint in a chain's folder is taken to be that chain's: the default folder has one sub-folder per database
+  (named after its file or database name); a configured folder must serve one database only.
   ``audit verify`` checks every published checkpoint against the records: a checkpoint beyond the chain head means
   the newest records were deleted and the head rewound; a record that differs from its checkpoint was rewritten.
 
@@ -149,11 +151,21 @@ def _body(seq: int, hash_: str, at: str, host: str, pid: int) -> bytes:
 class CheckpointLog:
     """The checkpoint folder: one append-only file per host, read back whole by ``audit verify``."""
 
-    def __init__(self, directory: Path, key: AuditKey, host: str | None = None) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path, key: AuditKey, host: str | None = None, *, shared: bool = False) -> None:
+        """``shared``: ``directory`` may serve several databases (the default folder beside the key): each chain
+        publishes to a sub-folder named after its database (``for_chain``). Otherwise the folder is this chain's."""
         self.key = key
         self.host = host or _host()
+        self._base, self._shared = directory, shared
+        self._at(directory)
+
+    def _at(self, directory: Path) -> None:
+        self.directory = directory
         self.file = directory / f"{self.host}{CHECKPOINT_SUFFIX}"
+
+    def for_chain(self, name: str) -> None:
+        if self._shared:
+            self._at(self._base / re.sub(r"[^A-Za-z0-9._-]", "_", name))
 
     def append(self, seq: int, hash_: str, at: datetime) -> None:
         when = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -161,7 +173,7 @@ class CheckpointLog:
         doc = json.loads(body)
         doc["mac"] = self.key.mac(body)
         line = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
-        self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # (parents: beside the key, already private)
         fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
             os.write(fd, line.encode("utf-8"))  # one write of one short line: lines of processes never interleave
@@ -270,6 +282,6 @@ def open_seal(key_path: Path, checkpoint_dir: Path | None = None, *, create: boo
             log.debug("no audit key: %s", exc)
             key = None
     directory = checkpoint_dir or key_path.parent / "audit-checkpoints"
-    log_ = CheckpointLog(directory, key) if key is not None else None
+    log_ = CheckpointLog(directory, key, shared=checkpoint_dir is None) if key is not None else None
     return AuditSeal(key, log_, every_records=every_records, every_seconds=every_seconds, clock=clock,
                      key_path=str(key_path))

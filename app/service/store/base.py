@@ -104,6 +104,7 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
     """Storage for the Spine service layer. See the module docstring for the common rules."""
 
     audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (``use_audit_seal``)
+    chain_name = "audit"  # names the audit chain's folder in a shared checkpoint folder (the database's name)
 
     # --- patients -------------------------------------------------------------------------------------------
 

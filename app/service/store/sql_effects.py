@@ -31,7 +31,10 @@ class EffectsSql(SqlBase):
     audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (None: unkeyed, nothing published)
 
     def use_audit_seal(self, seal: AuditSeal | None) -> None:
-        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log."""
+        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log (in the
+        default checkpoint folder: in a sub-folder named after this database, one per chain)."""
+        if seal is not None and seal.checkpoints is not None:
+            seal.checkpoints.for_chain(self.chain_name)
         self.audit_seal = seal
 
     def audit_key_for(self, head_hash: str) -> AuditKey | None:

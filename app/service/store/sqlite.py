@@ -112,6 +112,7 @@ class SQLiteStore(SqlStore):
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self._memory = path == ":memory:"
+        self.chain_name = "memory" if self._memory else Path(path).name  # its checkpoint folder's name
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StoreUnavailable(self.url, f"SQLite {sqlite3.sqlite_version} is too old",
                                    "Spine Desk needs SQLite 3.35 or newer; install a current Python build")
