@@ -32,7 +32,7 @@ from pds_read import run_one  # noqa: E402 - the same service process + wrk mach
 from app.service.domain.auth import token_hash  # noqa: E402
 from app.service.seed import scr as seed_scr  # noqa: E402
 from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import RoleProfile, open_store  # noqa: E402
+from app.service.store import RoleProfile, open_seal, open_store  # noqa: E402
 from app.service.store.base_scr import ScrGrant  # noqa: E402
 
 TOKEN = "benchmark-scr-token-" + "x" * 20
@@ -99,7 +99,8 @@ def main() -> int:
         lua.write_text(LUA % (",".join(f'"{p}"' for p in paths), TOKEN, URID))
         load = os.getloadavg()[0]  # the machine may be shared: other work skews the figures
         results = [run_one(url, w, args.connections, args.duration, lua, Path(tmp)) for w in args.workers]
-        with open_store(url) as store:
+        # the service's audit key is in its data folder (SPINEDESK_DATA_DIR)
+        with open_store(url, audit_seal=open_seal(Path(tmp) / "audit.key", create=False)) as store:
             chain = store.verify_audit()
             reads = len(store.query_audit(action="scr.read", limit=10_000_000))
     kind = url.split(":", 1)[0]
