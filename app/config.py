@@ -16,7 +16,7 @@ off; users cannot switch it back on. Example::
     # The key that makes the audit chain tamper-evident (created 0600 on first start; default: audit.key in the
     # service user's data folder) and the folder its checkpoints are published to (default: audit-checkpoints
     # beside the key). Keep both off the database host and back the key up (docs/decisions/audit-chain.md).
-    audit_key = "/etc/spinedesk/audit.key"
+    audit_key = "/var/lib/spinedesk/audit.key"
     audit_checkpoints = "/var/log/spinedesk/audit-checkpoints"
 
     [trust]

@@ -139,7 +139,7 @@ def audit_verify(store: Store, stream: TextIO) -> int:
     elif seal is not None and seal.key is not None:
         print(f"No published checkpoint was found in {where}: removal of the newest records could not be checked. "
               "Checkpoints appear once the service has written records with this key.", file=stream)
-    else:
+    elif result.checked:
         print("The records are unkeyed (written before the audit key existed) and no key was found: the service "
               "creates its key when it next starts.", file=stream)
     return 0

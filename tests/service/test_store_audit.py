@@ -18,7 +18,15 @@ import pytest
 
 from app.__main__ import main
 from app.service.runtime import ServiceConfig, build_service
-from app.service.store import AuditEntry, AuditKey, AuditKeyError, AuditWriter, open_seal, open_store
+from app.service.store import (
+    AuditEntry,
+    AuditKey,
+    AuditKeyError,
+    AuditWriter,
+    VersionConflict,
+    open_seal,
+    open_store,
+)
 from app.service.store.audit_chain import GENESIS, compute_hash, format_at
 from app.service.store.sql_effects import AUDIT_COLS
 
@@ -75,6 +83,7 @@ def test_the_key_and_the_checkpoints_are_private_files_outside_the_database(keye
     if os.name == "posix":
         assert key_file.stat().st_mode & 0o777 == 0o600
         assert checkpoint_file.stat().st_mode & 0o777 == 0o600
+        assert {d.stat().st_mode & 0o777 for d in (checkpoint_file.parent, checkpoint_file.parent.parent)} == {0o700}
     assert AuditKey.load(key_file).key_id == seal.key.key_id  # the same key on the next start
     assert open_seal(key_file, create=True).key.key_id == seal.key.key_id
     line = json.loads(checkpoint_file.read_text().splitlines()[0])
@@ -95,6 +104,22 @@ def test_a_checkpoint_is_published_every_n_records_and_when_the_store_closes(sto
     with open_store(store_url, audit_seal=open_seal(key_file, create=False)) as again:
         result = again.verify_audit()
     assert result.ok and result.checkpoint[0] == 12
+
+
+def test_records_committed_with_a_change_are_published_and_a_rolled_back_head_is_not(store_url, key_file):
+    from .test_store_patients import patient
+
+    seal = open_seal(key_file, create=True, every_records=1)
+    with open_store(store_url, audit_seal=seal) as store:
+        store.put_patients([patient("9000000009")])
+        store.update_patient("9000000009", 1, patient("9000000009", version=2), audit=[entry(1), entry(2)])
+        assert [c.seq for c in seal.published()[0]] == [2]  # the PATCH's transaction, not the audit writer's
+        with pytest.raises(VersionConflict):  # rolled back: its records never existed, nothing is published
+            store.update_patient("9000000009", 1, patient("9000000009", version=2), audit=[entry(3)])
+        store.append_audit(entry(4))
+        assert [c.seq for c in seal.published()[0]] == [2, 3]
+        assert store.verify_audit()[:5] == (True, 3, None, "3 records verified", (3, seal.published()[0][1].at,
+                                                                                   seal.checkpoints.host))
 
 
 def test_two_databases_with_one_key_publish_to_their_own_checkpoint_folders(keyed, key_file, tmp_path):

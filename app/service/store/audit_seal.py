@@ -48,7 +48,7 @@ log = logging.getLogger("app.service.audit")
 KEY_BYTES = 32
 KEYED_PREFIX = "hmac-sha256:"  # a keyed record's stored hash: "hmac-sha256:<key id>:<64 hex>"
 CHECKPOINT_SUFFIX = ".checkpoints"
-EVERY_RECORDS = 1000  # a process publishes the head at least every this many records of the chain …
+EVERY_RECORDS = 10_000  # a process publishes the head at least every this many records of the chain …
 EVERY_SECONDS = 60.0  # … and at least this often while it writes
 _POSIX = os.name == "posix"
 
@@ -173,7 +173,8 @@ class CheckpointLog:
         doc = json.loads(body)
         doc["mac"] = self.key.mac(body)
         line = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
-        self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # (parents: beside the key, already private)
+        self._base.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=DIR_MODE, exist_ok=True)
         fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
             os.write(fd, line.encode("utf-8"))  # one write of one short line: lines of processes never interleave

@@ -158,8 +158,13 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _write(self) -> Iterator[_Cursor]:
-        with self._connection() as conn, conn.cursor() as cur, conn.transaction():
-            yield _Cursor(cur)
+        try:
+            with self._connection() as conn, conn.cursor() as cur, conn.transaction():
+                yield _Cursor(cur)
+        except BaseException:
+            self._after_write(committed=False)
+            raise
+        self._after_write(committed=True)  # connection handed back: publishing a checkpoint holds up nobody
 
     # --- codecs ---------------------------------------------------------------------------------------------
 

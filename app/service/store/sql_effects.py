@@ -11,6 +11,7 @@ leave a change without its audit record, or an audit record for a change that di
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -29,13 +30,26 @@ _RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, crea
 
 class EffectsSql(SqlBase):
     audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (None: unkeyed, nothing published)
+    _chained: threading.local | None = None
 
     def use_audit_seal(self, seal: AuditSeal | None) -> None:
         """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log (in the
         default checkpoint folder: in a sub-folder named after this database, one per chain)."""
         if seal is not None and seal.checkpoints is not None:
             seal.checkpoints.for_chain(self.chain_name)
+        self._chained = threading.local()  # per thread: the chain head its open write transaction moved to
         self.audit_seal = seal
+
+    def _after_write(self, *, committed: bool) -> None:
+        """Called by ``_write()`` once its transaction has committed (or not): a chain head it moved to may be
+        published now that it is durable; one rolled back is forgotten."""
+        local = self._chained
+        head = getattr(local, "head", None) if local is not None else None
+        if head is None:
+            return
+        local.head = None
+        if committed and self.audit_seal is not None:
+            self.audit_seal.committed(*head)
 
     def audit_key_for(self, head_hash: str) -> AuditKey | None:
         """The key to chain the next record with, after a record whose stored hash is ``head_hash``. Refuses to
@@ -88,6 +102,8 @@ class EffectsSql(SqlBase):
         key = self.audit_key_for(last_hash)
         chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow(), key)
         self._insert_audit(cur, chained)
+        if self._chained is not None:  # published by _write() after the commit (see _after_write)
+            self._chained.head = (chained[-1][0].seq, chained[-1][0].hash)
         return [r for r, _ in chained]
 
     def commit_effects(self, cur: Any, audit: list[tuple[AuditEntry, str]], answer: Answer | None) -> None:

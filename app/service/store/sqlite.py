@@ -236,15 +236,20 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        with self._mapped(), self._write_lock, self._process_lock(), self._pool.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn.cursor()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        try:
+            with self._mapped(), self._write_lock, self._process_lock(), self._pool.connection() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn.cursor()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            self._after_write(committed=False)
+            raise
+        self._after_write(committed=True)  # locks released: publishing a checkpoint holds up no other writer
 
     def _migrate(self) -> None:
         with self._write() as cur:

@@ -208,10 +208,7 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
             return []
         encoded = self._encode_audit(entries)  # fails before any lock
         with self._write() as cur:
-            records = self._chain_in(cur, encoded)
-        if self.audit_seal is not None:  # committed: its head may be published
-            self.audit_seal.committed(records[-1].seq, records[-1].hash)
-        return records
+            return self._chain_in(cur, encoded)
 
     def _audit_record(self, t: Sequence[Any]) -> AuditRecord:
         return AuditRecord(seq=int(t[0]), at=self._dec_ts(t[1]), user_id=t[2], role_profile_id=t[3], org=t[4],
