@@ -1,4 +1,5 @@
-"""What a WES check run produces: typed results and the report, with the one compliance rule."""
+"""What a WES check run produces: typed results and the report, with the one compliance rule. Rendering it as text
+or HTML is :mod:`wes.report`'s job (``render_text``, ``render_html``), which reads this model, never the reverse."""
 
 from __future__ import annotations
 
@@ -132,13 +133,3 @@ class Report:
             "notes": list(self.notes),
             "results": [r.to_json() for r in self.results],
         }
-
-    def to_text(self) -> str:
-        from wes.report.text import render_text
-
-        return render_text(self)
-
-    def to_html(self) -> str:
-        from wes.report.html import render_html
-
-        return render_html(self)

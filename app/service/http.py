@@ -103,8 +103,14 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+        self._served: dict[tuple[str, str], None] = {}  # (method, pattern) in the order added
+
+    def routes(self) -> list[tuple[str, str]]:
+        """Every ``(method, pattern)`` this router serves, as added (``pattern`` with its ``{name}`` segments)."""
+        return list(self._served)
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self._served[(method, pattern)] = None
         regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{")
                                         .replace(r"\}", "}")) + "$")
         for existing, methods in self._routes:

@@ -33,6 +33,7 @@ from app.service.store import PatientRow, RoleProfile, Store
 
 from .flags_helpers import flag_body, removal
 from .live import Live, serve
+from .served_routes import served
 
 EXTRA = {"nurse-1": ("S8000:G8000:R8001", ("B0264", "B0360")),
          "admin-1": ("S8000:G8000:R8008", ("B0264", "B0825", "B0170"))}
@@ -121,6 +122,12 @@ ENDPOINTS = {e.name: e for e in (
     Endpoint("remove", "flags.remove", 200, True),
 )}
 READS = ("search", "read", "history", "vread")
+ROUTES = {  # endpoint -> the (method, path template) it calls
+    "search": ("GET", f"{FLAGS_BASE}/Flag"), "read": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}"),
+    "history": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}/_history"),
+    "vread": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}/_history/{{vid}}"), "create": ("POST", f"{FLAGS_BASE}/Flag"),
+    "update": ("PUT", f"{FLAGS_BASE}/Flag/{{flagID}}"), "remove": ("POST", f"{FLAGS_BASE}/$removerarecord"),
+}
 
 
 # --- callers ------------------------------------------------------------------------------------------------
@@ -253,6 +260,8 @@ def test_matrix_covers_every_flags_operation() -> None:
 
     operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith("flags.")}
     assert operations == {e.operation for e in ENDPOINTS.values()} | {"flags.content"}
+    assert set(ROUTES) == set(ENDPOINTS)
+    assert set(ROUTES.values()) == served(FLAGS_BASE), "a flags route the router serves is not in this matrix"
     paths = {p for p in document()["paths"] if p.startswith(FLAGS_BASE)}
     assert paths == {f"{FLAGS_BASE}{p}" for p in ("/Flag", "/Flag/{flagID}", "/Flag/{flagID}/_history",
                                                    "/Flag/{flagID}/_history/{vid}", "/$removerarecord")}

@@ -128,6 +128,6 @@ def test_upgrading_ends_sessions_that_recorded_no_certificate(store_url, store_k
              later.isoformat() if store_kind == "sqlite" else later))
     monkeypatch.setattr(module, "MIGRATIONS", current)
     with open_store(store_url) as upgraded:
-        assert upgraded.schema_version() == 5
+        assert upgraded.schema_version() == current[-1].version
         assert upgraded.get_session("before-upgrade", now=datetime.now(UTC)) is None
     assert raw_sql("SELECT COUNT(*) FROM sessions") == [(0,)]

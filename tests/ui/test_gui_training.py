@@ -12,8 +12,8 @@ import io
 
 import pytest
 
+from app.cli.training import TRAINING_PIN, TRAINING_USER
 from app.config import Paths, Settings
-from app.training import TRAINING_PIN, TRAINING_USER
 from tests.integration.conftest import PORT1, READER1
 from tests.ui.conftest import compliant_gate
 from tests.ui.helpers import WAIT, login, open_by_nhs
@@ -27,7 +27,7 @@ def training_settings(tmp_path):
 
 
 def test_training_mode_first_run(qtbot, pcscd, training_settings):
-    from app.desktop import build_deps
+    from app.cli.desktop import build_deps
     from app.ui.main_window import MainWindow
 
     out = io.StringIO()
@@ -63,7 +63,7 @@ def test_training_mode_first_run(qtbot, pcscd, training_settings):
 
 def test_the_real_wes_checker_gates_start_with_progress(qtbot, pcscd, training_settings):
     pytest.importorskip("wes.runner")
-    from app.desktop import build_deps
+    from app.cli.desktop import build_deps
     from app.ui.main_window import MainWindow
 
     with contextlib.ExitStack() as stack:

@@ -22,6 +22,7 @@ from app.config import Mode, Paths, Settings
 from tests.integration.conftest import PIN, PUK, READER0, issue_to, spinedesk, start_pcscd, stop_pcscd
 from wes import Status, run_checks
 from wes.probes.trust import sha256_hex
+from wes.report.text import render_text
 from wes.spec import SPEC_DIR, load_spec
 
 pytestmark = pytest.mark.pcsc
@@ -70,7 +71,7 @@ def test_training_workstation_with_a_training_card(pcscd, insert, card, training
     assert status["card.cert"] is Status.PASS, report.result("card.cert").evidence
     assert status["pki.roots"] is Status.PASS
     assert sha256_hex(ca.root.public_bytes(Encoding.DER)) in report.result("pki.roots").evidence.replace(":", "")
-    assert report.compliant, report.to_text()
+    assert report.compliant, render_text(report)
     assert PIN not in caplog.text and PIN not in json.dumps(report.to_json())  # the checker never asks for a PIN
     assert inserted.card.pin_tries_left == tries
 

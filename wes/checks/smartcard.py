@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wes.checks import Context, Outcome, check
+from wes.checks.base import Context, Outcome, check
 from wes.model import Status
 from wes.probes.facts import PcscFacts, Reader
 

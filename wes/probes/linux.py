@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from wes.probes.commands import CommandFailed
 from wes.probes.facts import ClockFacts, DriverFacts, OsInfo, RootStore, ScreenFacts
@@ -62,7 +63,7 @@ def kernel_ntp_synchronised() -> tuple[bool | None, str]:
 class LinuxProbes(SystemProbes):
     platform = "linux"
 
-    def __init__(self, *args, root: Path = Path("/"), **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, root: Path = Path("/"), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.root = root
 

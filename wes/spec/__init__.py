@@ -205,6 +205,13 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value)
 
 
+def _required_date(value: Any) -> date:
+    parsed = _date(value)
+    if parsed is None:  # the schema requires it; this is for the type checker and a hand-built document
+        raise ValueError("reviewed: a date is required")
+    return parsed
+
+
 def _build(doc: dict[str, Any], path: Path) -> Spec:
     for i, family in enumerate(doc["card_families"]):
         if not family["atr"].strip():
@@ -213,7 +220,7 @@ def _build(doc: dict[str, Any], path: Path) -> Spec:
                              tuple(c.get("platforms", ())), tuple(c.get("modes", ())))
               for cid, c in doc["checks"].items()}
     return Spec(
-        version=doc["spec_version"], title=doc["title"], source=doc["source"], reviewed=_date(doc["reviewed"]),
+        version=doc["spec_version"], title=doc["title"], source=doc["source"], reviewed=_required_date(doc["reviewed"]),
         thresholds=Thresholds(**doc["thresholds"]), timeouts=Timeouts(**doc["timeouts"]),
         tls=TlsPolicy(tuple(doc["tls"]["accepted"]), tuple(doc["tls"]["refused"]), doc["tls"]["require_aead"]),
         client=ClientPolicy(doc["client"]["min_version"], tuple(doc["client"]["python"]), doc["client"]["min_qt"],

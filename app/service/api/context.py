@@ -6,11 +6,17 @@ role (``NHSD-Session-URID``) holds an activity the operation needs (403, deny by
 state-changing request already answered under the same X-Request-ID → the handler → the audit record,
 committed before the response leaves (a failed audit write fails the request: no unaudited data leaves).
 GETs are safe and are evaluated afresh on a repeated X-Request-ID (and audited again: data was read again).
+
+A stored answer is replayed only to the SAME request: its SHA-256 fingerprint (method, path, query, body; see
+``request_fingerprint``) is kept with the answer. The id reused for a different request (another patient in the
+body, another path) is refused with 422 and audited as a reuse, never as a replay; so is a repeat of an id whose
+answer was stored before fingerprints were kept (it cannot be matched to any request).
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import logging
 import re
@@ -18,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from app.protocol import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 from app.service.cpis_delivery import DeliveryAlarm
@@ -42,6 +49,23 @@ PATH_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
 PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
                                                                                            default=None)
+
+
+REUSED = "request id reused for a different request"
+REUSED_UNMATCHED = ("request id reused; its stored answer predates request fingerprints, so it cannot be matched "
+                    "to this request")
+
+
+def request_fingerprint(request: Request) -> str:
+    """SHA-256 (hex) of what makes a state-changing request the request it is: method, path, query (keys sorted,
+    each key's values in order) and body, each part length-prefixed so no two requests share an encoding."""
+    digest = hashlib.sha256()
+    query = json.dumps(sorted((k, list(v)) for k, v in request.query.items()), ensure_ascii=True)
+    for part in (request.method.encode(), request.path.encode("utf-8", "backslashreplace"), query.encode(),
+                 request.body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
 
 
 def _safe_id(value: str | None) -> str | None:
@@ -98,7 +122,7 @@ class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
                  cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
                  delivery_alarm: DeliveryAlarm | None = None,
-                 login_limiter: TokenBuckets | None = None) -> None:
+                 login_limiter: TokenBuckets | None = None, scr_episode_hours: float | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -108,6 +132,7 @@ class ServiceContext:
         self.now = clock or (lambda: datetime.now(UTC))
         self.delivery_alarm = delivery_alarm or DeliveryAlarm()  # when /_status reports CP-IS delivery stuck
         self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
+        self.scr_episode_hours = scr_episode_hours  # how long SCR episode grants last (None: the SCR default)
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see
@@ -182,14 +207,14 @@ class ServiceContext:
     def answer(call: Call, response: Response) -> Answer:
         """The answer to store for this request's X-Request-ID in the same transaction as its change."""
         return Answer(call.request_id, call.principal.user.id, call.request.method, call.request.path,
-                      response.status, tuple(response.headers), response.body)
+                      response.status, tuple(response.headers), response.body, request_fingerprint(call.request))
 
     def idempotent(self, call: Call, action: str, nhs_number: str | None,
                    work: Callable[[AuditDetails], Response]) -> Response:
         """A state-changing request: replay a stored answer for its X-Request-ID, else run it ``audited`` and
         store its answer (errors too). Work that commits ``entries()`` and ``answer()`` with its change makes the
         change, its audit and its answer one transaction."""
-        replay = self.replay(call)
+        replay = self.replay(call, action, nhs_number)
         if replay is not None:  # the stored answer leaves again: on the record as a replay
             self.audit(call, action, nhs_number, str(replay.status), {"replay": True})
             return replay
@@ -210,22 +235,37 @@ class ServiceContext:
         else:
             pending.append(future)
 
-    def replay(self, call: Call) -> Response | None:
-        """Claim the request id; if someone already answered it, that answer. While another process is still
-        working on it, raise :class:`InProgress`: the HTTP adapter yields and runs the request again shortly
-        (never sleeping on the event loop); an abandoned claim is taken over once its lease has run out."""
-        stored = self.store.claim(call.request_id, call.principal.user.id, call.request.method, call.request.path)
+    def replay(self, call: Call, action: str, nhs_number: str | None) -> Response | None:
+        """Claim the request id; if someone already answered this same request under it, that answer. While
+        another process is still working on it, raise :class:`InProgress`: the HTTP adapter yields and runs the
+        request again shortly (never sleeping on the event loop); an abandoned claim is taken over once its lease
+        has run out. The id already used for a different request (or for one whose fingerprint was never stored):
+        audited as a reuse and refused with 422; the stored answer is neither replayed nor replaced."""
+        fingerprint = request_fingerprint(call.request)
+        stored = self.store.claim(call.request_id, call.principal.user.id, call.request.method, call.request.path,
+                                  request_hash=fingerprint)
         if stored is None:
             return None
+        if stored.request_hash and stored.request_hash != fingerprint:
+            self._refuse_reuse(call, action, nhs_number, REUSED)
         if stored.status == 0:
             raise InProgress(call.request_id)
-        if (stored.method, stored.path) != (call.request.method, call.request.path):
-            raise invalid_value(HEADER_REQUEST_ID, call.request_id, where="header")
+        if not stored.request_hash:
+            same_target = (stored.method, stored.path) == (call.request.method, call.request.path)
+            self._refuse_reuse(call, action, nhs_number, REUSED_UNMATCHED if same_target else REUSED)
         return Response(stored.status, stored.body, list(stored.headers))
+
+    def _refuse_reuse(self, call: Call, action: str, nhs_number: str | None, reason: str) -> NoReturn:
+        self.audit(call, action, nhs_number, "422", {"reason": reason})
+        raise FhirError("INVALID_VALUE", f"Invalid value - '{call.request_id}' in header '{HEADER_REQUEST_ID}': "
+                        "this X-Request-ID was already used for a different request; send a new request with a "
+                        "new X-Request-ID (repeat a request only with the same method, path, query and body)",
+                        status=422)
 
     def remember(self, call: Call, response: Response) -> Response:
         stored = self.store.remember(call.request_id, call.principal.user.id, call.request.method,
-                                     call.request.path, response.status, response.headers, response.body)
+                                     call.request.path, response.status, response.headers, response.body,
+                                     request_hash=request_fingerprint(call.request))
         return Response(stored.status, stored.body, list(stored.headers))
 
 

@@ -85,6 +85,9 @@ class StoredResponse:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     created_at: datetime
+    # SHA-256 (hex) of the request answered (method, path, query, body): a repeat of the id must be that request.
+    # Empty for an answer stored before the hash was kept (schema version 6): such a row matches no request.
+    request_hash: str = ""
 
 
 class AuditVerification(NamedTuple):
@@ -249,8 +252,8 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
 
     @abstractmethod
     def remember(self, request_id: str, user_id: str, method: str, path: str, status: int,
-                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None
-                 ) -> StoredResponse:
+                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None,
+                 request_hash: str = "") -> StoredResponse:
         """Insert-or-get: store this response unless one is already stored for ``(request_id, user_id)``, and
         return whichever is stored. When two processes race, both get the first one committed: send that."""
 
@@ -259,10 +262,11 @@ class Store(ScrStore, CpisStore, FlagStore, ABC):
 
     @abstractmethod
     def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None,
-              lease_seconds: float = 3.0) -> StoredResponse | None:
+              lease_seconds: float = 3.0, request_hash: str = "") -> StoredResponse | None:
         """Claim a request id before doing the work (insert a status-0 placeholder): ``None`` if this caller owns
         it now, else the stored response (status 0: the owner is still working). ``remember`` completes it. An
-        unanswered claim older than ``lease_seconds`` was abandoned (its process died) and is taken over."""
+        unanswered claim older than ``lease_seconds`` was abandoned (its process died) and is taken over. The
+        claim keeps ``request_hash`` (the request's fingerprint); a completed answer keeps its claim's."""
 
     @abstractmethod
     def release(self, request_id: str, user_id: str) -> None:

@@ -99,6 +99,7 @@ class Answer:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    request_hash: str = ""  # SHA-256 (hex) of the request it answers: a repeat must be that request
 
 
 @dataclass(frozen=True, slots=True)

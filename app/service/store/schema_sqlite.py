@@ -117,10 +117,18 @@ _SESSION_CERTIFICATE = (
     "DELETE FROM sessions",
 )
 
+# A stored answer remembers a SHA-256 of the request it answers (method, path, query, body), so that a repeat of
+# its X-Request-ID is replayed only for that same request. Answers stored before this version have no hash ('')
+# and match no request: a repeat of their id is refused, never replayed (they expire with the retention window).
+_REQUEST_HASH = (
+    "ALTER TABLE idempotency ADD COLUMN request_hash TEXT NOT NULL DEFAULT ''",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "summary care record", schema_scr.SQLITE),
     Migration(3, "cp-is", schema_cpis.SQLITE),
     Migration(4, "reasonable adjustment flags", schema_flags.SQLITE),
     Migration(5, "session login certificate", _SESSION_CERTIFICATE),
+    Migration(6, "idempotency request hash", _REQUEST_HASH),
 )

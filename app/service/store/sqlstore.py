@@ -160,23 +160,24 @@ class SqlStore(ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
     # --- request-id idempotency -----------------------------------------------------------------------------
 
     def remember(self, request_id: str, user_id: str, method: str, path: str, status: int,
-                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None
-                 ) -> StoredResponse:
-        answer = Answer(request_id, user_id, method, path, status, tuple(headers), bytes(body))
+                 headers: Iterable[tuple[str, str]], body: bytes, *, now: datetime | None = None,
+                 request_hash: str = "") -> StoredResponse:
+        answer = Answer(request_id, user_id, method, path, status, tuple(headers), bytes(body), request_hash)
         with self._write() as cur:
             return self._remember_in(cur, answer, now or utcnow())
 
     def claim(self, request_id: str, user_id: str, method: str, path: str, *, now: datetime | None = None,
-              lease_seconds: float = 3.0) -> StoredResponse | None:
+              lease_seconds: float = 3.0, request_hash: str = "") -> StoredResponse | None:
         """Claim ``request_id`` before doing the work: ``None`` if this caller now owns it, else what is stored
         (status 0 while the owner is still working). Exactly one of several racing processes gets ``None``. A
         claim older than ``lease_seconds`` with no answer was left by a process that died: it is taken over."""
         now = now or utcnow()
-        params = (request_id, user_id, method, path, 0, "[]", b"", self._enc_ts(now),
+        params = (request_id, user_id, method, path, 0, "[]", b"", self._enc_ts(now), request_hash,
                   self._enc_ts(now - timedelta(seconds=lease_seconds)))
-        with self._write() as cur:
-            cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (request_id, user_id) DO UPDATE SET created_at = excluded.created_at "
+        with self._write() as cur:  # a taken-over claim is the taker's request now: its method, path and hash
+            cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (request_id, user_id) DO UPDATE SET created_at = excluded.created_at, "
+                        "method = excluded.method, path = excluded.path, request_hash = excluded.request_hash "
                         "WHERE idempotency.status = 0 AND idempotency.created_at < ?", params)
             claimed = cur.rowcount == 1
             if claimed:
