@@ -26,7 +26,8 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
-from app.service.store import open_seal, open_store
+from app.service.storage import open_store
+from app.service.store import open_seal
 
 from .live import seed
 from .test_scale_out import (

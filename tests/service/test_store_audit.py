@@ -18,6 +18,7 @@ import pytest
 
 from app.__main__ import main
 from app.service.runtime import ServiceConfig, build_service
+from app.service.storage import open_store
 from app.service.store import (
     AuditEntry,
     AuditKey,
@@ -25,7 +26,6 @@ from app.service.store import (
     AuditWriter,
     VersionConflict,
     open_seal,
-    open_store,
 )
 from app.service.store.audit_chain import GENESIS, compute_hash, format_at
 from app.service.store.sql_effects import AUDIT_COLS
