@@ -78,11 +78,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
     import httpx
     from PySide6.QtWidgets import QApplication
 
-    from app import training
     from app.card.virtual import issue_card
+    from app.cli import training
+    from app.cli.desktop import PcscCardAccess, quiet_http_logs
     from app.client.client import SpineClient
     from app.client.pds_models import SearchQuery
-    from app.desktop import PcscCardAccess, quiet_http_logs
     from app.pki import TrainingCA
     from app.service.store import open_store
     from app.ui.app import STYLE

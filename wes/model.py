@@ -35,9 +35,17 @@ class Waiver:
     reason: str
     who: str
     until: date
+    modes: tuple[str, ...] = ()  # only in these modes ("training", "production"); empty: both
 
-    def to_json(self) -> dict[str, str]:
-        return {"check": self.check_id, "reason": self.reason, "who": self.who, "until": self.until.isoformat()}
+    def applies_in(self, mode: str) -> bool:
+        return not self.modes or mode in self.modes
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"check": self.check_id, "reason": self.reason, "who": self.who,
+                               "until": self.until.isoformat()}
+        if self.modes:
+            doc["modes"] = list(self.modes)
+        return doc
 
 
 @dataclass(frozen=True)

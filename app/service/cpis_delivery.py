@@ -21,12 +21,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +38,6 @@ from app.service.store import Store, StoreError
 from app.service.store.base_cpis import LocalAuthority, OutboxItem, StuckNotifications
 
 log = logging.getLogger(__name__)
-LEASE_ENV = "SPINEDESK_CPIS_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 30.0
 PARALLEL = 4  # POSTs in flight per process
 
@@ -90,14 +88,9 @@ def delivery_trust(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
-def lease_seconds(extra: Mapping[str, object]) -> float:
-    """The claim lease: ``extra["cpis_lease_seconds"]``, else $SPINEDESK_CPIS_LEASE_SECONDS, else 30 s."""
-    value = extra.get("cpis_lease_seconds") or os.environ.get(LEASE_ENV)
-    try:
-        return max(1.0, float(value)) if value is not None else DEFAULT_LEASE_SECONDS  # type: ignore[arg-type]
-    except ValueError:
-        log.warning("ignoring %s=%r (not a number of seconds)", LEASE_ENV, value)
-        return DEFAULT_LEASE_SECONDS
+def lease_seconds(setting: float | None) -> float:
+    """The claim lease: the service's setting (``ServiceConfig.cpis_lease_seconds``, at least 1 s), else 30 s."""
+    return max(1.0, setting) if setting is not None else DEFAULT_LEASE_SECONDS
 
 
 class Deliverer:

@@ -221,14 +221,14 @@ def test_status_fails_while_audit_records_cannot_be_written(service_at, tmp_path
 def _service_args(*argv: str):  # type: ignore[no-untyped-def]
     import argparse
 
-    from app.cli_service import add_parsers
+    from app.cli.service import add_parser
     parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers(dest="command"))
+    add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["service", "--database", "sqlite:///unused.db", *argv])
 
 
 def test_the_command_line_and_site_configuration_reach_the_service_config(tmp_path: Path) -> None:
-    from app.cli_service import _config
+    from app.cli.service import _config
     from app.config import Mode, Paths, Settings
 
     paths = Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml")

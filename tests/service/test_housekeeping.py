@@ -123,7 +123,7 @@ def test_retention_is_a_typed_setting(monkeypatch):
 
 def test_retention_given_on_the_command_line_reaches_the_service_config(tmp_path):
     from app.__main__ import build_parser
-    from app.cli_service import _config
+    from app.cli.service import _config
     from app.config import Paths, Settings
 
     paths = Paths(tmp_path / "config", tmp_path / "data", tmp_path / "log", tmp_path / "site.toml")

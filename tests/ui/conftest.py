@@ -107,7 +107,7 @@ def card_templates(ui_ca, ui_data) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def service(ui_ca, ui_data, card_templates):
     """The real service (uvicorn thread, SQLite file), seeded, with both users registered."""
-    from app import training
+    from app.cli import training
     from app.service.limits import HttpLimits
     from app.service.store import open_store
 
@@ -141,7 +141,7 @@ class Slot:
         self.current = None
 
     def insert(self, path: Path, timeout: float = 120) -> None:
-        from app.training import TrainingCardSlot
+        from app.cli.training import TrainingCardSlot
 
         self.pull()
         slot = TrainingCardSlot(path, pin=PIN, port=PORT1)
@@ -210,8 +210,8 @@ def failing_gate(on_progress):
 @pytest.fixture
 def make_window(qtbot, service, ui_ca, tmp_path):
     """A real MainWindow against the real service and pcscd (reader 00 01 only)."""
+    from app.cli.desktop import PcscCardAccess, quiet_http_logs
     from app.client.client import SpineClient
-    from app.desktop import PcscCardAccess, quiet_http_logs
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps
 

@@ -40,7 +40,7 @@ def test_text_report(report):
     assert "Host     test-host" in text and "Spec     2026.1" in text
     for r in report.results:
         assert r.id in text
-    assert "WARN   pcsc.virtual" in text and "ERROR  card.cert" in text and "Fix: " in text
+    assert "WARN   pki.roots" in text and "ERROR  card.cert" in text and "Fix: " in text
     assert "Summary:" in text and "Compliant means" in text
 
 

@@ -48,7 +48,8 @@ def check(check_id: str) -> Callable[[Check], Check]:
 
 
 # The report's order: the system, then the smartcard stack, trust, the network, and the client.
-ORDER = ("os.supported", "pcsc.service", "pcsc.reader", "pcsc.virtual", "card.present", "card.series", "card.cert",
+ORDER = ("os.supported", "pcsc.service", "pcsc.reader", "pcsc.virtual", "pcsc.apdu_logging",
+         "card.present", "card.series", "card.cert",
          "pki.roots", "tls", "net.spine", "time.sync", "client.version", "screen", "removal.mode")
 
 

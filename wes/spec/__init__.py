@@ -80,6 +80,7 @@ class CardFamily:
 class VirtualReaders:
     reader_names: tuple[str, ...]
     drivers: tuple[str, ...]
+    tcp_ports: tuple[int, ...] = (35963, 35964)  # where a virtual reader driver (vpcd) listens for virtual cards
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,8 @@ def _build(doc: dict[str, Any], path: Path) -> Spec:
         card_families=tuple(CardFamily(f["name"], f["atr"].upper(), f.get("training_only", False))
                             for f in doc["card_families"]),
         virtual_readers=VirtualReaders(tuple(doc["virtual_readers"]["reader_names"]),
-                                       tuple(doc["virtual_readers"]["drivers"])),
+                                       tuple(doc["virtual_readers"]["drivers"]),
+                                       tuple(doc["virtual_readers"].get("tcp_ports", VirtualReaders.tcp_ports))),
         anchors=tuple(Anchor(a["id"], a["name"], a["role"], a["status"], tuple(a["modes"]), a["sha256"],
                              a.get("subject"), a.get("sha1_published"), a.get("download")) for a in doc["anchors"]),
         checks=checks, file=path,

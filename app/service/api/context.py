@@ -122,7 +122,7 @@ class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
                  cpis_writer: CpisAccessWriter, base_url: str = "", clock: Callable[[], datetime] | None = None,
                  delivery_alarm: DeliveryAlarm | None = None,
-                 login_limiter: TokenBuckets | None = None) -> None:
+                 login_limiter: TokenBuckets | None = None, scr_episode_hours: float | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -132,6 +132,7 @@ class ServiceContext:
         self.now = clock or (lambda: datetime.now(UTC))
         self.delivery_alarm = delivery_alarm or DeliveryAlarm()  # when /_status reports CP-IS delivery stuck
         self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
+        self.scr_episode_hours = scr_episode_hours  # how long SCR episode grants last (None: the SCR default)
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see

@@ -9,7 +9,6 @@ stored answer in the same transaction as the change. Access rules: ``app.service
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -67,18 +66,13 @@ from app.service.store.base_scr import (
     ScrLatestMoved,
 )
 
-EPISODE_ENV = "SPINEDESK_SCR_EPISODE_HOURS"
 ALERTS_PATH = f"{SCR_BASE}/alerts"
 
 
-def episode_hours() -> float:
-    """How long an episode's permission, relationship or override lasts (``SPINEDESK_SCR_EPISODE_HOURS``)."""
-    value = os.environ.get(EPISODE_ENV, "")
-    try:
-        hours = float(value) if value else DEFAULT_EPISODE_HOURS
-    except ValueError:
-        hours = DEFAULT_EPISODE_HOURS
-    return hours if 0 < hours <= 24 * 7 else DEFAULT_EPISODE_HOURS
+def episode_hours(setting: float | None) -> float:
+    """How long an episode's permission, relationship or override lasts: the service's setting
+    (``ServiceConfig.scr_episode_hours``) when it is more than 0 and at most a week, else the default."""
+    return setting if setting is not None and 0 < setting <= 24 * 7 else DEFAULT_EPISODE_HOURS
 
 
 def _peek(fn: Callable[[], Any]) -> Any:
@@ -91,7 +85,7 @@ def _peek(fn: Callable[[], Any]) -> Any:
 
 def register(router: Router, ctx: ServiceContext) -> None:
     base_url = ctx.base_url + SCR_BASE
-    hours = episode_hours()
+    hours = episode_hours(ctx.scr_episode_hours)
 
     def authorise(request: Request, operation: str, nhs: str | None = None) -> Call:
         try:

@@ -9,7 +9,7 @@ import pytest
 
 from app.card.apdu import split_response
 from app.card.virtual import PivApplet, exclusive_use, issue_card
-from app.commands.card import _printable, read_status, status
+from app.cli.card import _printable, read_status, status
 from app.errors import CardFileError, CertificateRejected
 from app.pki import TrainingCA
 

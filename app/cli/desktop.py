@@ -1,4 +1,4 @@
-"""Composition of the desktop client (called from ``app.__main__``): every I/O object the UI uses is built here.
+"""``spinedesk`` with no command: the desktop client. Every I/O object the UI uses is built here.
 
 Training mode (no site configuration): the bundled service in-process on loopback with its own SQLite file in the
 user data dir (seeded on first run), the training card issued once and inserted into pcscd's virtual reader by this
@@ -8,15 +8,16 @@ anchors with revocation required. The UI gets the results through :class:`app.ui
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.cli import wiring
 from app.config import DEFAULT_VPCD_PORT, Settings
 from app.errors import CertificateRejected
 
@@ -27,11 +28,23 @@ NO_DISPLAY = ("No display found (DISPLAY and WAYLAND_DISPLAY are not set): Spine
               "use 'spinedesk login' and 'spinedesk card status'.")
 
 
-def has_display(env: dict[str, str] | None = None) -> bool:
-    env = dict(os.environ) if env is None else env
-    if not sys.platform.startswith("linux"):
-        return True
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Nothing to add: the client is what ``spinedesk`` runs when no command is given."""
+
+
+def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
+    if not wiring.has_display():
+        print(NO_DISPLAY, file=stdout)
+        return 1
+    from app.ui.app import run_client
+
+    # a training room's PC may serve its training card in another virtual slot (pcscd's vpcd: 35963, 35964, …)
+    with contextlib.ExitStack() as stack:
+        return run_client(client_deps(settings, stack, stdout, vpcd_port=settings.training_vpcd_port,
+                                      only_reader=settings.training_reader),
+                          startup_marks=settings.startup_marks)
 
 
 class PcscCardAccess:
@@ -70,15 +83,6 @@ class PcscCardAccess:
         return verdict.days_until_expiry
 
 
-def trust_store(settings: Settings) -> Any:
-    from app.pki import TrainingCA, TrustStore
-
-    if settings.training:
-        return TrainingCA.load_or_create(settings.paths.pki_dir).trust_store()
-    return TrustStore.from_pem_files(settings.trust_anchors, settings.trust_intermediates, settings.trust_crls,
-                                     require_revocation=True)
-
-
 def wes_gate(settings: Settings, service_url: str | None) -> Callable[[Callable[[Any], None]], Any] | None:
     """``wes.run_checks`` bound to this workstation's mode, or None when the checker is not in this build. The
     checker itself is imported when the gate first runs (off the GUI thread), not on the way to the first window."""
@@ -113,12 +117,10 @@ def wes_html() -> Callable[[Any], str] | None:
     return render
 
 
-def pdf_writer() -> Callable[[str, Path], None] | None:
-    try:
-        from app.ui.pdf import html_to_pdf
-    except ImportError:
-        return None
-    return lambda html, path: html_to_pdf(html, path, title="WES report")
+def _report_writer() -> Callable[[str, Path], None] | None:
+    """The WES report's PDF writer for the client's gate dialog."""
+    write = wiring.pdf_writer()
+    return None if write is None else (lambda html, path: write(html, path, "WES report"))
 
 
 def quiet_http_logs() -> None:
@@ -133,7 +135,7 @@ def build_training(settings: Settings, stack: contextlib.ExitStack, stream: Text
     """Start the in-process service and insert the training card; both stop when ``stack`` closes.
 
     The card goes in first, so pcscd's polling (every 0.4 s) overlaps the service's start rather than following it."""
-    from app import training
+    from app.cli import training
 
     paths = settings.paths
     paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,24 +148,24 @@ def build_training(settings: Settings, stack: contextlib.ExitStack, stream: Text
     except Exception as exc:  # e.g. already inserted by 'spinedesk card insert': that card stays in
         log.warning("the training card was not inserted by the client: %s", type(exc).__name__)
     on_step("Opening the training database…")
-    from app.service.store import open_store
-
-    store = open_store(f"sqlite:///{paths.data_dir / 'training-service.db'}")
+    store = wiring.open_store(wiring.training_database(settings))
     return _finish_training(settings, stack, stream, store, card_path, slot, patients, on_step)
 
 
 def _finish_training(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, store: Any, card_path: Path,
                      slot: Any, patients: int | None, on_step: Callable[[str], None]) -> tuple[str, Any]:
-    from app import training
+    from app.cli import training
 
     try:
-        if not training.is_seeded(store):
+        if not wiring.is_seeded(store):
             on_step("Creating the training patients (first run only)…")
             training.seed_if_empty(store, patients or training.TRAINING_PATIENTS, stream)
             print("Training data seeded (first run).", file=stream)
         training.register_user(store, card_path)
         on_step("Starting the training service…")
-        running = training.start_service("unused://", settings.paths.pki_dir, store=store)
+        running = training.start_service("unused://", settings.paths.pki_dir, store=store,
+                                         scr_episode_hours=settings.scr_episode_hours,
+                                         cpis_lease_seconds=settings.cpis_lease_seconds)
     except BaseException:
         store.close()
         raise
@@ -194,7 +196,7 @@ def start_clients(settings: Settings, stack: contextlib.ExitStack, stream: TextI
         verify = str(settings.service_ca) if settings.service_ca else True
     on_step("Loading the smartcard trust store…")
     http = stack.enter_context(httpx.Client(timeout=15, verify=verify))
-    cards = PcscCardAccess(trust_store(settings), only_reader=only_reader)
+    cards = PcscCardAccess(wiring.client_trust(settings), only_reader=only_reader)
     return Started(spine=SpineClient(url, http), cards=cards, service_label=url, training_card=slot)
 
 
@@ -202,7 +204,7 @@ def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO,
                 vpcd_port: int = DEFAULT_VPCD_PORT, only_reader: str | None = None,
                 patients: int | None = None) -> Any:
     """What the window needs to appear at once; the rest (``start_clients``) is its background ``startup``."""
-    from app.training import TRAINING_PIN
+    from app.cli.training import TRAINING_PIN
     from app.ui.ports import ClientDeps
 
     def startup(on_step: Callable[[str], None]) -> Any:
@@ -213,7 +215,7 @@ def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO,
                       wes_gate=wes_gate(settings, None if settings.training else settings.service_url),
                       training=settings.training, removal=settings.card_removal.value,
                       service_label="" if settings.training else (settings.service_url or ""),
-                      export_dir=Path.home(), write_pdf=pdf_writer(), wes_html=wes_html(), startup=startup,
+                      export_dir=Path.home(), write_pdf=_report_writer(), wes_html=wes_html(), startup=startup,
                       training_pin=TRAINING_PIN if settings.training else None)
 
 
@@ -225,15 +227,3 @@ def build_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, 
     deps.startup = None
     return deps
 
-
-def run_desktop(settings: Settings, stdout: TextIO) -> int:
-    if not has_display():
-        print(NO_DISPLAY, file=stdout)
-        return 1
-    from app.ui.app import run_client
-
-    # a training room's PC may serve its training card in another virtual slot (pcscd's vpcd: 35963, 35964, …)
-    port = int(os.environ.get("SPINEDESK_TRAINING_VPCD_PORT") or DEFAULT_VPCD_PORT)
-    reader = os.environ.get("SPINEDESK_TRAINING_READER") or None
-    with contextlib.ExitStack() as stack:
-        return run_client(client_deps(settings, stack, stdout, vpcd_port=port, only_reader=reader))

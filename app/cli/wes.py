@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from app.cli import wiring
+from app.config import Mode, Settings
 from app.errors import AppError, user_text
 
 if TYPE_CHECKING:  # the parser is built for every spinedesk command: the checker is imported only to run it
@@ -24,7 +26,7 @@ FORMATS = ("text", "json", "html", "pdf")
 WAIVERS_FILE = "wes-waivers.toml"  # the same name as wes.waivers.WAIVERS_FILE (kept import-free for --help)
 log = logging.getLogger(__name__)
 
-PdfWriter = Callable[[str, Path, str], None]
+PdfWriter = wiring.PdfWriter
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,6 +47,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        "configuration, if present)")
 
 
+def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
+    if problem := usage_problem(args, settings.mode is Mode.PRODUCTION):
+        print(f"spinedesk wes check: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def run_checks() -> Report:
+        from wes import run_checks
+        from wes.probes import default_probes
+        from wes.spec import load_spec
+
+        spec = load_spec(args.spec or settings.wes_spec_version)
+        return run_checks(mode=args.mode or settings.mode.value, service_url=args.service_url,
+                          waivers_path=args.waivers, settings=settings, spec=spec,
+                          probes=default_probes(settings, network_timeout=spec.timeouts.network_seconds))
+
+    return check(run_checks, fmt=args.format, out=args.out, silent=args.silent, stdout=stdout,
+                 pdf_writer=wiring.pdf_writer)
+
+
 def usage_problem(args: argparse.Namespace, production: bool) -> str | None:
     if args.format == "pdf" and args.out is None:
         return "--format pdf needs --out FILE"
@@ -54,7 +77,7 @@ def usage_problem(args: argparse.Namespace, production: bool) -> str | None:
 
 
 def check(run: Callable[[], Report], *, fmt: str, out: Path | None, silent: bool, stdout: TextIO,
-          pdf_writer: Callable[[], PdfWriter] | None = None) -> int:
+          pdf_writer: Callable[[], PdfWriter | None] | None = None) -> int:
     """Run the checks via ``run`` and emit the report; returns the exit status."""
     try:
         report = run()
@@ -71,14 +94,15 @@ def check(run: Callable[[], Report], *, fmt: str, out: Path | None, silent: bool
 
 
 def _emit(report: Report, fmt: str, out: Path | None, silent: bool, stdout: TextIO,
-          pdf_writer: Callable[[], PdfWriter] | None) -> None:
+          pdf_writer: Callable[[], PdfWriter | None] | None) -> None:
     from wes.report.html import render_html
     from wes.report.text import render_text
 
     if fmt == "pdf":
-        if pdf_writer is None or out is None:
+        write = pdf_writer() if pdf_writer is not None else None
+        if write is None or out is None:
             raise OSError("PDF output needs an output file and Qt")
-        pdf_writer()(render_html(report), out, f"WES compliance report — {report.hostname}")
+        write(render_html(report), out, f"WES compliance report — {report.hostname}")
     else:
         body = {"text": lambda: render_text(report), "html": lambda: render_html(report),
                 "json": lambda: json.dumps(report.to_json(), indent=2) + "\n"}[fmt]()

@@ -2,24 +2,97 @@
 
 from __future__ import annotations
 
+import argparse
+import getpass
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from app.card.connection import CardConnection
-from app.card.piv import PivSession, algorithm_for
-from app.card.virtual import CardFile, PivApplet, VpcdLink, exclusive_use, issue_card
-from app.errors import CardError, CertificateRejected
-from app.pki import TrainingCA, TrustStore, card_uuid, validate
+from app.cli import wiring
+from app.config import DEFAULT_VPCD_PORT, Settings
+from app.errors import CardError, CertificateRejected, InvalidPinFormat
+
+if TYPE_CHECKING:  # the parser is built for every spinedesk command: the card stack loads only to run one
+    from app.card.connection import CardConnection
+    from app.card.virtual import CardFile
+    from app.pki import TrainingCA, TrustStore
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    card = sub.add_parser("card", help="training cards and card status").add_subparsers(dest="card_command",
+                                                                                         metavar="ACTION")
+    card.required = True
+    issue = card.add_parser("issue", help="make a training card file signed by the training CA")
+    issue.add_argument("--out", required=True, type=Path, help="card file to write")
+    issue.add_argument("--name", required=True, help="card holder's name (certificate subject)")
+    issue.add_argument("--uuid", type=uuid.UUID, help="card UUID (default: random)")
+    issue.add_argument("--alg", choices=["rsa2048", "p256"], default="rsa2048", help="key algorithm")
+    pin = issue.add_mutually_exclusive_group()
+    pin.add_argument("--pin", help="the card's PIN, 6-8 digits (visible to other users: prefer --pin-stdin)")
+    pin.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
+    puk = issue.add_mutually_exclusive_group()
+    puk.add_argument("--puk", help="the PUK, 8 digits (default: random, printed once)")
+    puk.add_argument("--puk-stdin", action="store_true",
+                     help="read the PUK from stdin (the line after the PIN when --pin-stdin is also given)")
+    issue.add_argument("--days", type=int, default=365, help="certificate validity in days (default 365)")
+
+    insert = card.add_parser("insert", help="put a card file into pcscd's virtual reader until stopped")
+    insert.add_argument("file", type=Path)
+    insert.add_argument("--port", type=int, default=DEFAULT_VPCD_PORT, help="vpcd slot port (default 35963)")
+    insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd driver listens")
+
+    status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
+    status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+
+
+def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
+    if args.card_command == "issue":
+        from app.pki import TrainingCA
+
+        pin = _read_pin(args, stdin)
+        puk = stdin.readline().rstrip("\r\n") if args.puk_stdin else args.puk
+        ca = TrainingCA.load_or_create(settings.paths.pki_dir)
+        return issue(ca, args.out, name=args.name, card_uuid=args.uuid, algorithm=args.alg, pin=pin,
+                     puk=puk, days=args.days, stream=stdout)
+    if args.card_command == "insert":
+        return insert(args.file, port=args.port, host=args.host, stream=stdout)
+    if args.card_command == "status":
+        from app.card.pcsc import PcscSystem
+
+        def connect():  # type: ignore[no-untyped-def]
+            conn = PcscSystem().connect(args.reader)
+            return conn, conn.reader, conn.atr, conn.close
+
+        return status(connect, wiring.client_trust(settings), stdout)
+    raise AssertionError(args.card_command)
+
+
+def _read_pin(args: argparse.Namespace, stdin: TextIO) -> str:
+    if args.pin is not None:
+        return args.pin
+    if args.pin_stdin:
+        line = stdin.readline()
+        return line.rstrip("\r\n")
+    if stdin.isatty():
+        first = getpass.getpass("New PIN (6-8 digits): ")
+        if getpass.getpass("Repeat the PIN: ") != first:
+            raise InvalidPinFormat("the two PINs typed differ")
+        return first
+    raise InvalidPinFormat("no PIN given: use --pin-stdin (or --pin)")
 
 
 def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, algorithm: str, pin: str,
           puk: str | None, days: int, stream: TextIO) -> int:
+    from app.card.virtual import issue_card
+
     card, used_puk = issue_card(ca, name=name, card_uuid=card_uuid, algorithm=algorithm, pin=pin, puk=puk, days=days)
     card.save(out)
     cert = card.certificate
@@ -36,11 +109,15 @@ def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, 
 
 def insert(path: Path, *, port: int, host: str, stream: TextIO, install_signals: bool = True) -> int:
     """Serve the card to pcscd's virtual reader until SIGTERM/SIGINT (which pull the card)."""
+    from app.card.virtual import CardFile, exclusive_use
+
     with exclusive_use(path):
         return _serve(path, CardFile.load(path), port=port, host=host, stream=stream, install_signals=install_signals)
 
 
 def _serve(path: Path, card: CardFile, *, port: int, host: str, stream: TextIO, install_signals: bool) -> int:
+    from app.card.virtual import PivApplet, VpcdLink
+
     applet = PivApplet(card, persist=lambda c: c.save(path))
     link = VpcdLink(applet, host=host, port=port)
     stop = threading.Event()
@@ -87,6 +164,9 @@ class CardStatus:
 def read_status(connection: CardConnection, reader: str, atr: bytes, trust: TrustStore,
                 now: datetime | None = None) -> CardStatus:
     """Everything ``card status`` shows; the PIN is never presented (VERIFY without data)."""
+    from app.card.piv import PivSession, algorithm_for
+    from app.pki import card_uuid, validate
+
     session = PivSession(connection)
     app = session.select()
     chuid = session.read_chuid()
@@ -153,4 +233,4 @@ def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], 
     return 0
 
 
-__all__ = ["CardError", "CardStatus", "insert", "issue", "read_status", "status"]
+__all__ = ["CardError", "CardStatus", "add_parser", "insert", "issue", "read_status", "run", "status"]

@@ -1,18 +1,29 @@
-"""Argument parsing and wiring for ``spinedesk service …`` and ``spinedesk login`` (called from ``app.__main__``)."""
+"""``spinedesk service``: run the Spine service layer, or administer it (seed, users, audit, reload-crl)."""
 
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import sys
+import uuid as uuidlib
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from app.cli import wiring
 from app.config import Settings
-from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable
+from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable, user_text
+
+if TYPE_CHECKING:  # the parser is built for every spinedesk command: the service loads only to run one
+    from cryptography import x509
+
+    from app.pki.live_trust import LiveTrust
+    from app.service.domain.rbac import RoleTable
+    from app.service.store import Store
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     svc = sub.add_parser("service", help="run the Spine service layer, or administer it")
     svc.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     svc.add_argument("--port", type=int, default=8443, help="port (default 8443)")
@@ -68,22 +79,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                        "report their dates (running service processes re-read changed CRL files by themselves; "
                        "SIGHUP makes them re-read now)")
 
-    login = sub.add_parser("login", help="log in with the card in the reader; prints the session token")
-    login.add_argument("--service-url", help="the service (default: the site's, or https://127.0.0.1:8443 in "
-                       "training)")
-    login.add_argument("--role", help="role profile id (URID) or role code (default: the only one)")
-    login.add_argument("--pin-stdin", action="store_true", required=True, help="read the PIN from stdin")
-    login.add_argument("--reader", help="reader name or prefix")
-    login.add_argument("--ca", type=Path, help="CA certificate to trust for the service's TLS")
-
 
 def _database(args: argparse.Namespace, settings: Settings) -> str:
-    if args.database:
-        return str(args.database)
-    from app.private_files import private_dir
-
-    private_dir(settings.paths.data_dir)  # 0700: the database in it holds patient data
-    return f"sqlite:///{settings.paths.data_dir / 'service.db'}"
+    return wiring.service_database(settings, args.database)
 
 
 def _tls(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path] | None:
@@ -146,20 +144,20 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
         ("attempts", getattr(args, "cpis_alarm_attempts", None)),
         ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
     retention = Retention().with_overrides(getattr(args, "retention", []))
+    tunables = {"scr_episode_hours": settings.scr_episode_hours, "cpis_lease_seconds": settings.cpis_lease_seconds}
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention)
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **tunables)
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention,
+                         retention=retention, **tunables,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))
 
 
-def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) -> int:
-    from app.commands import service as commands
-    from app.service.store import open_store
-
+def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
     tls = _tls(args, settings)
     if args.service_command is None:
         from app.service.server import Listen, serve
@@ -168,9 +166,9 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
         if tls:
             check_tls_files(*tls)
         config = _config(args, settings)
-        with open_store(config.database) as store:  # migrate once before workers start; seed if asked
-            if args.seed and store.get_patient("9000000009") is None:
-                commands.seed(store, args.seed, 0, stdout)
+        with wiring.open_store(config.database) as store:  # migrate once before workers start; seed if asked
+            if args.seed and not wiring.is_seeded(store):
+                seed(store, args.seed, 0, stdout)
         where = (f"http://{args.host}:{args.port} behind the TLS proxy {settings.service_tls_proxy}"
                  if not tls and not settings.training else config.base_url)
         print(f"Spine Desk service on {where} ({'training' if settings.training else 'production'}, "
@@ -178,57 +176,176 @@ def run_service(args: argparse.Namespace, settings: Settings, stdout: TextIO) ->
         cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
         serve(config, Listen(args.host, args.port, args.workers, cert, key))
         return 0
-    with open_store(_database(args, settings)) as store:
+    with wiring.open_store(_database(args, settings)) as store:
         if args.service_command == "seed":
-            return commands.seed(store, args.patients, args.seed_value, stdout)
+            return seed(store, args.patients, args.seed_value, stdout)
         if args.service_command == "audit":
-            return commands.audit_verify(store, stdout)
+            return audit_verify(store, stdout)
         if args.service_command == "reload-crl":
-            from app.service.runtime import trust_store
-
-            return commands.reload_crl(store, trust_store(_config(args, settings)), stdout)
+            return reload_crl(store, wiring.service_trust(_config(args, settings)), stdout)
         return _users(args, store, stdout)
 
 
-def _users(args: argparse.Namespace, store, stdout: TextIO) -> int:  # type: ignore[no-untyped-def]
-    from app.commands import service as commands
+def _users(args: argparse.Namespace, store: Store, stdout: TextIO) -> int:
     from app.service.domain.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     if args.users_command == "add":
-        return commands.users_add(store, args.id, args.name, card_file=args.card_file, cert_file=args.cert,
+        return users_add(store, args.id, args.name, card_file=args.card_file, cert_file=args.cert,
                                   card_uuid=args.card_uuid, stream=stdout)
     if args.users_command == "add-role":
-        return commands.users_add_role(store, load_role_table(ROLE_TABLE), user_id=args.user, urid=args.urid,
+        return users_add_role(store, load_role_table(ROLE_TABLE), user_id=args.user, urid=args.urid,
                                        org=args.org, org_name=args.org_name, role_code=args.role,
                                        activities=args.activities, stream=stdout)
     if args.users_command == "deactivate":
         user = store.deactivate_user(args.id)
         print(f"User {user.id} deactivated; their sessions are revoked.", file=stdout)
         return 0
-    return commands.users_list(store, stdout)
+    return users_list(store, stdout)
 
 
-def run_login(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
-    import httpx
+def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
+    """Seed ``patients`` synthetic patients (plus NHS's sandbox reference patients) with their clinical content.
 
-    from app.card.login_card import PivLoginCard
-    from app.card.pcsc import PcscSystem
-    from app.card.piv import PivSession
-    from app.client.client import SpineClient
-    from app.client.login import card_login, choose_role
+    Progress goes to stderr as one line rewritten in place (``\\r``); that line is always ended with a newline
+    before anything else is printed, even when seeding fails part-way, so no later message runs into it.
+    """
+    from app.service.seed import cpis as seed_cpis
+    from app.service.seed import flags as seed_flags
+    from app.service.seed import scr as seed_scr
+    from app.service.seed.patients import generate_patients
 
-    url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
-    verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
-    pin = stdin.readline().rstrip("\r\n")
-    connection = PcscSystem().connect(args.reader)
+    generated = 0  # rows handed to the store: the synthetic patients plus the reference patients
+    progress_shown = False
+    started = datetime.now()
+    # The rows are acyclic (reference counting frees them); left on, the cyclic collector walks every live
+    # object of a 50,000-row chunk again and again while the chunk is encoded and inserted (a third of the time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        with httpx.Client(verify=verify, timeout=15) as http:
-            login = card_login(PivLoginCard(PivSession(connection)), SpineClient(url, http), pin)
-        role = choose_role(login, args.role)
+        for chunk in generate_patients(patients, seed=seed_value, chunk_size=50_000):
+            store.put_patients(chunk, analyze=False)
+            generated += len(chunk)
+            for clinical in (seed_scr, seed_cpis, seed_flags):  # SCR content, CP-IS plans, flags for some of them
+                clinical.seed_rows(store, chunk, seed_value)
+            print(f"\r  {generated:,} patients", end="", file=sys.stderr, flush=True)
+            progress_shown = True
+        store.analyze()  # once, not after every chunk
     finally:
-        connection.close(reset=True)  # the card forgets the PIN when the login is done
-    print(f"Logged in as {login.user_name}, {role.role_name} at {role.org_name} (URID {role.urid}); session "
-          f"expires {login.expires_at:%Y-%m-%d %H:%M} UTC.", file=sys.stderr)
-    print(login.token, file=stdout)
+        if progress_shown:
+            print(file=sys.stderr, flush=True)  # end the progress line
+        if gc_was_enabled:
+            gc.enable()
+    seconds = (datetime.now() - started).total_seconds()
+    reference = generated - patients  # generate_patients yields exactly ``patients`` synthetic rows
+    print(f"Seeded {patients:,} synthetic + {reference:,} NHS reference patients (seed {seed_value}) in "
+          f"{seconds:.1f} s.", file=stream, flush=True)
     return 0
+
+
+def _card_identity(card_file: Path | None, cert_file: Path | None, card_uuid: str | None) -> tuple[list, list]:
+    uuids, fingerprints = [], []
+    if card_uuid:
+        uuids.append(str(uuidlib.UUID(card_uuid)))
+    if card_file:
+        from app.card.virtual import CardFile  # training cards only; imported where used
+
+        uuids.append(str(CardFile.load(card_file).card_uuid))
+    if cert_file:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        data = cert_file.read_bytes()
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+        fingerprints.append(cert.fingerprint(hashes.SHA256()).hex())
+    if not uuids and not fingerprints:
+        raise AppError("name the user's card with --card-uuid, --card-file or --cert")
+    return uuids, fingerprints
+
+
+def users_add(store: Store, user_id: str, name: str, *, card_file: Path | None, cert_file: Path | None,
+              card_uuid: str | None, stream: TextIO) -> int:
+    uuids, fingerprints = _card_identity(card_file, cert_file, card_uuid)
+    existing = store.get_user(user_id)
+    if existing is None:
+        store.add_user(user_id, name, card_uuids=uuids, cert_fingerprints=fingerprints)
+        print(f"Added user {user_id} ({name}).", file=stream)
+    else:
+        store.add_credentials(user_id, card_uuids=uuids, cert_fingerprints=fingerprints)
+        print(f"Linked another card to user {user_id}.", file=stream)
+    return 0
+
+
+def users_add_role(store: Store, roles: RoleTable, *, user_id: str, urid: str | None, org: str, org_name: str,
+                   role_code: str, activities: list[str] | None, stream: TextIO) -> int:
+    from app.service.store import RoleProfile
+
+    try:
+        acts = tuple(activities) if activities else roles.default_activities(role_code)
+    except ValueError as exc:
+        raise AppError(str(exc)) from exc
+    unknown = [a for a in acts if a not in roles.activities]
+    if unknown:
+        raise AppError(f"unknown activity codes {unknown}; known: {', '.join(sorted(roles.activities))}")
+    profile = RoleProfile(urid or uuidlib.uuid4().hex[:12], user_id, org, org_name, role_code,
+                          roles.role_name(role_code), acts)
+    store.add_role_profile(profile)
+    print(f"Role profile {profile.id}: {profile.role_name} at {org_name} ({org}), activities {', '.join(acts)}.",
+          file=stream)
+    return 0
+
+
+def users_list(store: Store, stream: TextIO) -> int:
+    for user in store.list_users():
+        state = "" if user.active else "  [inactive]"
+        print(f"{user.id}  {user.name}{state}  cards: {', '.join(user.card_uuids) or '-'}", file=stream)
+        for role in user.role_profiles:
+            print(f"    {role.id}  {role.role_code} {role.role_name} at {role.org_name} ({role.org_ods})  "
+                  f"{' '.join(role.activity_codes)}", file=stream)
+    return 0
+
+
+def audit_verify(store: Store, stream: TextIO) -> int:
+    result = store.verify_audit()
+    if result.ok:
+        print(f"Audit chain intact: {result.checked:,} records verified.", file=stream)
+        return 0
+    print(f"AUDIT CHAIN BROKEN at record {result.first_bad_seq}: {result.reason}. "
+          f"({result.checked:,} records checked.) Preserve the database and report this to your privacy officer.",
+          file=stream)
+    return 3
+
+
+def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
+    """Read the CRLs as the service would, end the sessions of certificates they revoke, and say what was read.
+    Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
+    from app.service.domain.auth import AuthService
+
+    result = AuthService(store, trust).reload_revocation()
+    for f in trust.crl_files:
+        crl = f.crl
+        number = _crl_number(crl)
+        issuer = crl.issuer.rfc4514_string()
+        print(f"CRL file {f.path}: from {issuer}{f', number {number}' if number is not None else ''}, issued "
+              f"{crl.last_update_utc:%Y-%m-%d %H:%M} UTC, next update "
+              f"{f'{crl.next_update_utc:%Y-%m-%d %H:%M} UTC' if crl.next_update_utc else 'none'}, "
+              f"{len(crl)} revoked certificate(s).", file=stream)
+    if not trust.crl_files:
+        print("No CRL files are configured.", file=stream)
+    for problem in result.errors:
+        print(f"Problem: {problem}.", file=stream)
+    print(f"Ended {result.ended} session(s) opened with a certificate that is now revoked.", file=stream)
+    print("Running service processes re-read a changed CRL file at their next request; send the service SIGHUP to "
+          "make them re-read now.", file=stream)
+    for stale in result.stale:
+        print(user_text(stale), file=stream)
+    return 1 if result.stale else 0
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int | None:
+    from cryptography import x509
+
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None

@@ -9,7 +9,7 @@ failed, 1 otherwise. Nothing is written outside a temporary directory; no networ
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import json
 import sys
 import tempfile
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app import __version__
+from app.config import Settings
 from app.resources_path import bundle_root, resource
 
 
@@ -74,6 +75,8 @@ async def _asgi_get(app: Any, path: str) -> tuple[int, bytes]:
 
 
 def check_service() -> str:
+    import asyncio
+
     from app.service.runtime import ServiceConfig, build_service
 
     with tempfile.TemporaryDirectory(prefix="spinedesk-selftest-") as tmp:
@@ -147,7 +150,17 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
 )
 
 
-def run(stdout: TextIO | None = None) -> int:
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Nothing to add: the self-test is the top-level ``--self-test`` option (``app.cli.build_parser``)."""
+
+
+def run(args: argparse.Namespace, settings: Settings | None, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    """Runs before the site configuration is read (``settings`` is None): reading it is one of the checks."""
+    return run_checks(stdout)
+
+
+def run_checks(stdout: TextIO | None = None) -> int:
     """Run every check, print one line each, return the exit status (0: nothing failed)."""
     out = stdout or sys.stdout
     failed = []

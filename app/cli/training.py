@@ -1,8 +1,9 @@
 """Training mode's moving parts: the bundled service in-process on loopback, its seeded database, the training
 card (issued once, with a documented PIN) and its insertion into pcscd's virtual reader.
 
-Used by the composition root (``spinedesk`` with no site configuration), the GUI tests, the screenshot script and
-the UI benchmarks. Nothing here imports Qt.
+Used by the desktop client's composition (``app.cli.desktop``, ``spinedesk`` with no site configuration), the GUI
+tests, the screenshot script and the UI benchmarks. Nothing here imports Qt. Not a command of its own: training
+is what ``spinedesk`` runs without a site configuration.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ class RunningService:
 
 
 def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str = "127.0.0.1",
-                  limits: Any = None) -> RunningService:
+                  limits: Any = None, scr_episode_hours: float | None = None,
+                  cpis_lease_seconds: float | None = None) -> RunningService:
     """The real service (uvicorn, one thread of this process) on a free loopback port; ``limits`` (an
-    ``HttpLimits``) replaces the production request limits."""
+    ``HttpLimits``) replaces the production request limits; the SCR episode length and CP-IS lease are the
+    settings' (None: the defaults)."""
     import uvicorn
 
     from app.service.runtime import ServiceConfig, build_service
@@ -65,7 +68,8 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
 
     port = free_port(host)
     url = f"http://{host}:{port}"
-    config = ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir))
+    config = ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir),
+                           scr_episode_hours=scr_episode_hours, cpis_lease_seconds=cpis_lease_seconds)
     if limits is not None:
         config = dataclasses.replace(config, limits=limits)
     service = build_service(config, store=store)
@@ -82,17 +86,14 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
     return RunningService(url, service, server, thread)
 
 
-def is_seeded(store: Any) -> bool:
-    return store.get_patient("9000000009") is not None
-
-
 def seed_if_empty(store: Any, patients: int = TRAINING_PATIENTS, stream: TextIO | None = None) -> bool:
     """Seed synthetic patients on first run (as ``spinedesk service --seed`` does); False if already seeded."""
-    if is_seeded(store):
-        return False
-    from app.commands import service as commands  # the seeders' reference data loads only when needed
+    from app.cli import wiring
+    from app.cli.service import seed
 
-    commands.seed(store, patients, 0, stream or sys.stderr)
+    if wiring.is_seeded(store):
+        return False
+    seed(store, patients, 0, stream or sys.stderr)
     return True
 
 
