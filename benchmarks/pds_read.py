@@ -30,9 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.service.domain.auth import token_hash  # noqa: E402
-from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import RoleProfile, open_store  # noqa: E402
+from app.service.core.auth import token_hash  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import RoleProfile  # noqa: E402
 
 TOKEN = "benchmark-token-" + "x" * 24
 URID = "bench-role"

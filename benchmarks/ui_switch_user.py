@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     from app.client.client import SpineClient
     from app.client.pds_models import SearchQuery
     from app.pki import TrainingCA
-    from app.service.store import open_store
+    from app.service.storage import open_store
     from app.ui.app import STYLE
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps

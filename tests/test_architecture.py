@@ -59,13 +59,6 @@ def test_every_type_ignore_says_why():
     assert bad == [], "give each ignore an error code and '# reason':\n" + "\n".join(bad)
 
 
-# Import circles still being taken apart elsewhere, each named exactly; remove an entry when its circle is gone
-# (the test below fails on any other circle, and on this one if it grows to take in another module).
-KNOWN_CIRCLES: list[set[str]] = [
-    {"app.service.openapi", "app.service.openapi_cpis", "app.service.openapi_flags"},
-]
-
-
 def import_circles(graph) -> list[set[str]]:  # type: ignore[no-untyped-def]
     """The strongly connected components of more than one module in grimp's import graph (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -114,7 +107,7 @@ def test_no_import_circles():
     import grimp
 
     graph = grimp.build_graph("app", "wes", cache_dir=None)
-    circles = [sorted(c) for c in import_circles(graph) if c not in KNOWN_CIRCLES]
+    circles = [sorted(c) for c in import_circles(graph)]
     assert circles == []
 
 

@@ -11,9 +11,11 @@ import pytest
 
 from app import flag_rules, pds_rules
 from app.client.pds_models import SearchQuery
-from app.service.domain import flags_model, flags_parse, pds_search
-from app.service.fhir import flags_codes
-from app.service.fhir.outcome import FhirError
+from app.service.core.outcome import FhirError
+from app.service.flags import codes as flags_codes
+from app.service.flags import model as flags_model
+from app.service.flags import parse as flags_parse
+from app.service.pds import search as pds_search
 
 
 def test_the_services_flag_constants_are_the_shared_ones():

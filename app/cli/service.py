@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the parser is built for every spinedesk command: the servic
     from cryptography import x509
 
     from app.pki.live_trust import LiveTrust
-    from app.service.domain.rbac import RoleTable
+    from app.service.core.rbac import RoleTable
     from app.service.store import Store
 
 
@@ -45,10 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                      help="... as are those still undelivered this long after the access (default 900)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
-                     "names and defaults: app/service/limits.py)")
+                     "names and defaults: app/service/core/limits.py)")
     svc.add_argument("--retention", action="append", default=[], metavar="NAME=VALUE",
                      help="change what is kept how long, e.g. idempotency_ttl=3600 (seconds; repeatable; names "
-                     "and defaults: app/service/housekeeping.py)")
+                     "and defaults: app/service/core/housekeeping.py)")
     actions = svc.add_subparsers(dest="service_command", metavar="ACTION")
     seed = actions.add_parser("seed", help="load deterministic synthetic patients")
     seed.add_argument("--patients", type=int, required=True)
@@ -128,9 +128,9 @@ def require_tls(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
-    from app.service.cpis_delivery import DeliveryAlarm
-    from app.service.housekeeping import Retention
-    from app.service.limits import HttpLimits
+    from app.service.core.housekeeping import Retention
+    from app.service.core.limits import HttpLimits
+    from app.service.cpis.delivery import DeliveryAlarm
     from app.service.runtime import ServiceConfig
 
     tls = _tls(args, settings)
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
 
 
 def _users(args: argparse.Namespace, store: Store, stdout: TextIO) -> int:
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     if args.users_command == "add":
@@ -210,10 +210,10 @@ def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
     Progress goes to stderr as one line rewritten in place (``\\r``); that line is always ended with a newline
     before anything else is printed, even when seeding fails part-way, so no later message runs into it.
     """
-    from app.service.seed import cpis as seed_cpis
-    from app.service.seed import flags as seed_flags
-    from app.service.seed import scr as seed_scr
-    from app.service.seed.patients import generate_patients
+    from app.service.cpis import seed as seed_cpis
+    from app.service.flags import seed as seed_flags
+    from app.service.pds.seed import generate_patients
+    from app.service.scr import seed as seed_scr
 
     generated = 0  # rows handed to the store: the synthetic patients plus the reference patients
     progress_shown = False
@@ -319,7 +319,7 @@ def audit_verify(store: Store, stream: TextIO) -> int:
 def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
     """Read the CRLs as the service would, end the sessions of certificates they revoke, and say what was read.
     Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
-    from app.service.domain.auth import AuthService
+    from app.service.core.auth import AuthService
 
     result = AuthService(store, trust).reload_revocation()
     for f in trust.crl_files:

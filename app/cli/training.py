@@ -117,7 +117,7 @@ def register_user(store: Any, card_path: Path, *, user_id: str = TRAINING_USER,
                   roles: tuple[tuple[str, str], ...] = TRAINING_ROLES) -> None:
     """The card's user and role profiles in the service database (idempotent; a reissued card is linked too)."""
     from app.card.virtual import CardFile
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
     from app.service.store import RoleProfile
 

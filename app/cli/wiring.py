@@ -61,7 +61,7 @@ def pdf_writer() -> PdfWriter | None:
 
 def open_store(database: str) -> Any:
     """The service's store at ``database`` (``sqlite:///…`` or ``postgresql://…``), created and migrated as needed."""
-    from app.service.store import open_store as open_database
+    from app.service.storage import open_store as open_database
 
     return open_database(database)
 
@@ -85,7 +85,7 @@ def training_database(settings: Settings) -> str:
 def is_seeded(store: Any) -> bool:
     """Whether ``store`` holds seeded patients: seeding always stores NHS's sandbox reference patients first, so
     the first of them (as the seed module lists them) answers."""
-    from app.service.seed.patients import reference_rows
+    from app.service.pds.seed import reference_rows
 
     return store.get_patient(reference_rows()[0].nhs_number) is not None
 

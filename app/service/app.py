@@ -1,33 +1,58 @@
-"""Assemble the service: routes, the one error path, echoed headers, health and the OpenAPI document."""
+"""Assemble the service: routes, the one error path, echoed headers, health and the OpenAPI document.
+
+The OpenAPI document served at ``/openapi.json`` is ``resources/openapi/core.json`` with the paths of each
+feature's file (``pds.json``, ``scr.json``, ``cpis.json``, ``flags.json``) merged in."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.service.api import audit, auth, cpis, flags, pds, scr
-from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
-from app.service.cpis_delivery import describe_stuck
-from app.service.fhir.outcome import FhirError
-from app.service.http import MAX_BODY, Request, Response, Router, asgi_app
-from app.service.openapi import document
+from app import __version__
+from app.resources_path import resource
+from app.service.core import audit_routes as audit
+from app.service.core import auth_routes as auth
+from app.service.core.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
+from app.service.core.http import MAX_BODY, Request, Response, Router, asgi_app
+from app.service.core.outcome import FhirError
+from app.service.core.routes import register
+from app.service.cpis import routes as cpis
+from app.service.cpis.delivery import describe_stuck
+from app.service.flags import routes as flags
+from app.service.pds import routes as pds
+from app.service.scr import routes as scr
 from app.service.store import StoreError
 
 log = logging.getLogger(__name__)
 
 
+FEATURE_ROUTES = (pds.ROUTES, scr.ROUTES, cpis.ROUTES, flags.ROUTES, audit.ROUTES)
+OPENAPI_FILES = ("core", "pds", "scr", "cpis", "flags")  # resources/openapi/<name>.json
+
+
+def openapi_document() -> dict[str, Any]:
+    """The service's OpenAPI 3.0 document: ``core.json`` plus every feature's paths (a path in two files is an
+    error). PDS, SCR and RA Flag paths follow NHS's published specifications; CP-IS its draft FHIR API."""
+    doc: dict[str, Any] = json.loads(resource("openapi", "core.json").read_text(encoding="utf-8"))
+    doc["info"]["version"] = __version__
+    for name in OPENAPI_FILES[1:]:
+        part = json.loads(resource("openapi", f"{name}.json").read_text(encoding="utf-8"))
+        if clash := doc["paths"].keys() & part["paths"].keys():
+            raise ValueError(f"openapi/{name}.json repeats {sorted(clash)}")
+        doc["paths"].update(part["paths"])
+    return doc
+
+
 def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
+    """Every route the service serves: the sign-in routes, then each feature's ``ROUTES`` table, the audit query,
+    the OpenAPI document and the health check."""
     router = Router()
     auth.register(router, ctx)
-    pds.register(router, ctx)
-    scr.register(router, ctx)
-    cpis.register(router, ctx)
-    flags.register(router, ctx)
-    audit.register(router, ctx)
+    for table in FEATURE_ROUTES:
+        register(router, ctx, table)
     body = json.dumps(openapi).encode()
     router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))
     router.add("GET", "/_status", lambda r: _status(ctx))
@@ -76,30 +101,6 @@ AUDIT_FAILED = FhirError("SERVICE_UNAVAILABLE", "The access could not be audited
                          "with the same X-Request-ID.", retry_after=5)
 
 
-def make_dispatch(router: Router) -> Callable[[Request], Response]:
-    """``dispatch(request)``: the response, after every audit record it queued has committed."""
-    handle = make_handler(router)
-
-    def dispatch(request: Request) -> Response:
-        deadline = time.monotonic() + IN_PROGRESS_WAIT
-        while True:
-            try:
-                response, pending = handle(request)
-                break
-            except InProgress:
-                if time.monotonic() > deadline:
-                    return echo_headers(request, error_response(STILL_RUNNING))
-                time.sleep(0.02)
-        try:
-            for future in pending:
-                future.result()
-        except Exception:
-            log.exception("audit write failed; the response is withheld")
-            return echo_headers(request, error_response(AUDIT_FAILED))
-        return response
-
-    return dispatch
-
 
 def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any]]]:
     """The response and the audit commits it must wait for (the ASGI adapter awaits them off-thread)."""
@@ -147,6 +148,6 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
 
 def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None,
                max_body: int = MAX_BODY) -> Any:
-    return asgi_app(make_handler(build_router(ctx, document())), audit_failed=error_response(AUDIT_FAILED),
+    return asgi_app(make_handler(build_router(ctx, openapi_document())), audit_failed=error_response(AUDIT_FAILED),
                     retry_on=InProgress, retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING),
                     threads=threads, on_shutdown=on_shutdown, max_body=max_body)

@@ -21,16 +21,17 @@ from app.pki import TrainingCA, TrustStore
 from app.pki.ca import CRL_PEM, system_clock
 from app.pki.live_trust import LiveTrust
 from app.resources_path import resource
-from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
-from app.service.cpis_delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
-from app.service.domain.auth import AuthService
-from app.service.domain.rbac import load_role_table
-from app.service.housekeeping import Purger, Retention
-from app.service.limits import HttpLimits
-from app.service.ratelimit import TokenBuckets
-from app.service.store import AuditWriter, Store, open_store
-from app.service.store.cpis_writer import CpisAccessWriter
+from app.service.core.auth import AuthService
+from app.service.core.context import ServiceContext
+from app.service.core.housekeeping import Purger, Retention
+from app.service.core.limits import HttpLimits
+from app.service.core.ratelimit import TokenBuckets
+from app.service.core.rbac import load_role_table
+from app.service.cpis.delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
+from app.service.cpis.writer import CpisAccessWriter
+from app.service.storage import open_store
+from app.service.store import AuditWriter, Store
 
 ENV = SERVICE_CONFIG_ENV  # where server.serve puts the config for its worker processes
 ROLE_TABLE = resource("rbac.json")
@@ -45,7 +46,7 @@ class ServiceConfig:
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
     role_table: str = str(ROLE_TABLE)
-    threads: int = 0  # 0: handlers inline on the event loop (see app.service.http.asgi_app)
+    threads: int = 0  # 0: handlers inline on the event loop (see app.service.core.http.asgi_app)
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
     tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
     cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck

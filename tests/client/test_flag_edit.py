@@ -52,8 +52,8 @@ def test_problems_are_named_before_anything_is_sent(codes):
 
 
 def test_the_body_passes_the_services_own_rules_and_reads_back(codes):
-    from app.service.domain.flags_parse import parse_flag
-    from app.service.fhir.flags_codes import load_codes
+    from app.service.flags.codes import load_codes
+    from app.service.flags.parse import parse_flag
 
     body = flag_body(NHS, full_draft(), codes, flag_id="abc-1")
     nhs, content = parse_flag(body, load_codes(), flag_id="abc-1")
@@ -65,8 +65,8 @@ def test_the_body_passes_the_services_own_rules_and_reads_back(codes):
     # what the service stores, read back as the draft the editor shows
     from datetime import UTC, datetime
 
-    from app.service.domain.flags_model import Recorder
-    from app.service.fhir.flags import render_flag
+    from app.service.flags.fhir import render_flag
+    from app.service.flags.model import Recorder
 
     now = datetime.now(UTC)
     stored = render_flag(flag_id="abc-1", nhs=NHS, version=3, content=content, activity="UPDATE", created=now,

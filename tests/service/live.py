@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE, login_message
-from app.service.limits import HttpLimits
+from app.service.core.limits import HttpLimits
+from app.service.pds.seed import generate_patients
 from app.service.runtime import ServiceConfig, build_service
-from app.service.seed.patients import generate_patients
 from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, Store
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.service.app import build_router
-from app.service.openapi import document
+from app.service.app import openapi_document as document
 
 Route = tuple[str, str]
 

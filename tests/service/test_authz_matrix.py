@@ -23,7 +23,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.store import RoleProfile, Store
 
 from .live import Live, serve
@@ -404,7 +404,7 @@ def test_matrix_covers_every_protected_operation() -> None:
     """A new PDS or audit route (as the service's router serves it) or rbac operation must be added to this matrix
     (SCR, CP-IS and flags have matrices of their own; every route of every feature is probed by
     test_authz_routes.py)."""
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith(("pds.", "audit."))}

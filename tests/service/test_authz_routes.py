@@ -31,14 +31,15 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, CPIS_BASE, FLAGS_BASE, PDS_BASE, SCR_BASE
-from app.service.app import build_router, make_dispatch
-from app.service.domain.auth import token_hash
-from app.service.domain.cpis_rules import INBOX_PATH
-from app.service.domain.rbac import load_role_table
-from app.service.http import Request, Response
-from app.service.openapi import document
+from app.service.app import build_router, make_handler
+from app.service.app import openapi_document as document
+from app.service.core.auth import token_hash
+from app.service.core.http import Request, Response
+from app.service.core.rbac import load_role_table
+from app.service.cpis.rules import INBOX_PATH
 from app.service.runtime import ROLE_TABLE, ServiceConfig, build_service
-from app.service.store import RoleProfile, Store, open_store
+from app.service.storage import open_store
+from app.service.store import RoleProfile, Store
 
 from .served_routes import Route, served
 
@@ -129,6 +130,19 @@ class Probe:
 
     def audit(self, request_id: str) -> list:
         return [r for r in self.store.query_audit(limit=1_000_000) if r.request_id == request_id]
+
+
+def make_dispatch(router):  # type: ignore[no-untyped-def]  # test helper
+    """Call the router as the server does, synchronously: the response once its audit records have committed."""
+    handle = make_handler(router)
+
+    def dispatch(request: Request) -> Response:
+        response, pending = handle(request)
+        for future in pending:
+            future.result()
+        return response
+
+    return dispatch
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain.auth import token_hash
-from app.service.domain.cpis_rules import INBOX_PATH
-from app.service.domain.rbac import load_role_table
+from app.service.core.auth import token_hash
+from app.service.core.rbac import load_role_table
+from app.service.cpis.rules import INBOX_PATH
 from app.service.runtime import ROLE_TABLE
 from app.service.store import Store
 

@@ -24,11 +24,11 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.domain.auth import token_hash
-from app.service.fhir import flags as fhir
-from app.service.fhir.flags_codes import load_codes
-from app.service.seed import flags as seed_flags
-from app.service.seed.patients import generate_patients
+from app.service.core.auth import token_hash
+from app.service.flags import fhir
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.pds.seed import generate_patients
 from app.service.store import PatientRow, RoleProfile, Store
 
 from .flags_helpers import flag_body, removal
@@ -254,8 +254,8 @@ def test_matrix(world: World, endpoint: str, caller: str, status: int) -> None:
 
 
 def test_matrix_covers_every_flags_operation() -> None:
-    from app.service.domain.rbac import load_role_table
-    from app.service.openapi import document
+    from app.service.app import openapi_document as document
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith("flags.")}

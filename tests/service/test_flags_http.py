@@ -19,8 +19,8 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.fhir import flags as fhir
-from app.service.seed.patients import generate_patients
+from app.service.flags import fhir
+from app.service.pds.seed import generate_patients
 from app.service.store import RoleProfile, Store
 
 from .flags_helpers import (

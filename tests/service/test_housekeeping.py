@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.pki import TrainingCA
-from app.service.housekeeping import Purger, Retention, RetentionError
+from app.service.core.housekeeping import Purger, Retention, RetentionError
 from app.service.runtime import ServiceConfig, build_service
-from app.service.store import open_store
+from app.service.storage import open_store
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 FP = "ab" * 32

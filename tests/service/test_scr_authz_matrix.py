@@ -29,12 +29,12 @@ import httpx
 import pytest
 
 from app.protocol import SCR_BASE
-from app.service.domain.auth import token_hash
-from app.service.domain.rbac import load_role_table
+from app.service.core.auth import token_hash
+from app.service.core.rbac import load_role_table
 from app.service.runtime import ROLE_TABLE
-from app.service.seed.scr import document_for
+from app.service.scr.seed import document_for
+from app.service.scr.store import ScrGrant
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_scr import ScrGrant
 
 from .scr_world import FHIR, FULL, ROLES, ScrWorld, alert_body, permission_body, scr_world
 from .served_routes import served

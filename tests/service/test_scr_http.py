@@ -14,10 +14,10 @@ import pytest
 
 from app.config import load_settings
 from app.nhs_number import synthetic
-from app.service.api.scr import episode_hours
-from app.service.seed.scr import document_for
+from app.service.scr.routes import episode_hours
+from app.service.scr.seed import document_for
+from app.service.scr.store import ScrGrant
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_scr import ScrGrant
 
 from .scr_world import ED_ORG, FULL, OPTED_OUT, ScrWorld, alert_body, scr_world
 

@@ -104,7 +104,7 @@ def test_answers_stored_before_request_hashes_migrate_with_an_empty_hash(store_u
                                                                          monkeypatch):
     """Migration 6 adds the hash to the stored answers already there as '' (no request matches it: see
     ServiceContext.replay)."""
-    from app.service.store import open_store, schema_postgres, schema_sqlite
+    from app.service.storage import open_store, schema_postgres, schema_sqlite
 
     module = schema_sqlite if store_kind == "sqlite" else schema_postgres
     current = module.MIGRATIONS

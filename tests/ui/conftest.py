@@ -108,8 +108,8 @@ def card_templates(ui_ca, ui_data) -> dict[str, Path]:
 def service(ui_ca, ui_data, card_templates):
     """The real service (uvicorn thread, SQLite file), seeded, with both users registered."""
     from app.cli import training
-    from app.service.limits import HttpLimits
-    from app.service.store import open_store
+    from app.service.core.limits import HttpLimits
+    from app.service.storage import open_store
 
     store = open_store(f"sqlite:///{ui_data / 'service.db'}")
     training.seed_if_empty(store, 2000)  # enough for CP-IS plans and flags to occur

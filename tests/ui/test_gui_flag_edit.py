@@ -17,7 +17,7 @@ pytestmark = pytest.mark.pcsc
 
 def _patients(store, *, flagged: bool, skip: int) -> str:
     """A current seeded patient with (or without) an active flag; ``skip`` keeps each test to its own patient."""
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     found = 0
     for chunk in generate_patients(2000, seed=0):

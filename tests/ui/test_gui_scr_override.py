@@ -18,7 +18,7 @@ def legal_card(ui_ca, service, tmp_path):
     """Dr Lee Legal: one Clinical Practitioner role that also holds B0082 (no default role does)."""
     from app.card.virtual import issue_card
     from app.cli import training
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
     from app.service.store import RoleProfile
 

@@ -7,16 +7,14 @@ PostgreSQL: row locks taken by the statements themselves, e.g. ``SELECT … FOR 
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import orjson
-
-from .base import Store
 
 T = TypeVar("T")
 
@@ -55,7 +53,7 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
-class SqlBase(Store):
+class SqlBase(ABC):
     """Dialect hooks. Implemented by ``SQLiteStore`` and ``PostgresStore``."""
 
     url: str
@@ -90,3 +88,13 @@ class SqlBase(Store):
 
     @abstractmethod
     def _dec_json(self, value: Any) -> Any: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection (and stop the store's background work)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
