@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     svc.add_argument("--database", help="sqlite:///path (default: a file in the user data dir) or postgresql://…")
     svc.add_argument("--workers", type=int, default=1, help="worker processes (use PostgreSQL for more than one "
                      "machine; SQLite works for several processes on one machine)")
+    svc.add_argument("--threads", type=int, default=2, metavar="N",
+                     help="threads per worker for requests that touch the database (default 2; 0 runs them on the "
+                     "event loop, where a database wait blocks every connection: for measurements only)")
     svc.add_argument("--seed", type=int, metavar="N", help="seed N synthetic patients first if none are stored")
     svc.add_argument("--tls-cert", type=Path, help="serve HTTPS (TLS 1.2+) with this certificate (PEM; default: "
                      "the site configuration's [service] tls_cert). Production never serves plain HTTP, except on "
@@ -127,6 +130,13 @@ def require_tls(args: argparse.Namespace, settings: Settings) -> None:
                                site_config=str(settings.paths.site_config_file))
 
 
+def _threads(args: argparse.Namespace) -> int:
+    threads = getattr(args, "threads", 2)
+    if not isinstance(threads, int) or threads < 0:
+        raise AppError(f"--threads must be 0 or more, not {threads}")
+    return threads
+
+
 def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
     from app.service.core.housekeeping import Retention
     from app.service.core.limits import HttpLimits
@@ -147,9 +157,10 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
     tunables = {"scr_episode_hours": settings.scr_episode_hours, "cpis_lease_seconds": settings.cpis_lease_seconds}
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **tunables)
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **tunables,
+                             threads=_threads(args))
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention, **tunables,
+                         retention=retention, threads=_threads(args), **tunables,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))

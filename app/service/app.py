@@ -24,7 +24,7 @@ from app.service.cpis.delivery import describe_stuck
 from app.service.flags import routes as flags
 from app.service.pds import routes as pds
 from app.service.scr import routes as scr
-from app.service.store import StoreError
+from app.service.store import DB_WAIT_SECONDS, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,12 @@ def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
 def _status(ctx: ServiceContext) -> Response:
     """``{"status": "pass" | "warn" | "fail", "schema_version": N, "checks": {name: [{"status": …, …}]}}``.
 
-    ``audit`` fails (HTTP 503) while this process's last audit commit failed — every audited request is then
-    refused — until one succeeds again. ``cpis-delivery`` warns (HTTP 200: data is still served) while
-    notifications are stuck in the outbox (``DeliveryAlarm``), naming how many and the oldest's time."""
+    ``database`` fails (HTTP 503) while a database call has been waiting for more than half the service's bound on
+    one wait (a lock held elsewhere, a server restarting); this check itself never waits longer than that bound
+    (the HTTP adapter answers 503 "the database is unavailable" when it does). ``audit`` fails (HTTP 503) while
+    this process's last audit commit failed — every audited request is then refused — until one succeeds again.
+    ``cpis-delivery`` warns (HTTP 200: data is still served) while notifications are stuck in the outbox
+    (``DeliveryAlarm``), naming how many and the oldest's time."""
     try:
         version = ctx.store.schema_version()
         stuck = ctx.delivery_alarm.stuck(ctx.store, ctx.now())
@@ -72,6 +75,13 @@ def _status(ctx: ServiceContext) -> Response:
         log.warning("health check: store unavailable: %s", exc)
         return error_response(FhirError("SERVICE_UNAVAILABLE", "the database is unavailable", retry_after=5))
     checks: dict[str, list[dict[str, Any]]] = {}
+    stalled = ctx.store.stalled()
+    if stalled is not None:
+        checks["database"] = [{"status": "fail", "observedValue": round(stalled, 1), "observedUnit": "s",
+                               "output": "a database call has been waiting this long (a lock held elsewhere, or "
+                                         "the server restarting); requests that need it are refused with 503"}]
+    else:
+        checks["database"] = [{"status": "pass"}]
     failing = ctx.audit_writer.failing or ctx.cpis_writer.failing
     if failing is not None:
         checks["audit"] = [{"status": "fail", "time": _iso(failing.since),
@@ -85,7 +95,7 @@ def _status(ctx: ServiceContext) -> Response:
                                     "output": describe_stuck(stuck, ctx.delivery_alarm)}]
     else:
         checks["cpis-delivery"] = [{"status": "pass", "observedValue": 0, "observedUnit": "notifications"}]
-    worst = "fail" if failing is not None else "warn" if stuck.count else "pass"
+    worst = "fail" if failing is not None or stalled is not None else "warn" if stuck.count else "pass"
     return Response.json(503 if worst == "fail" else 200, {"status": worst, "schema_version": version,
                                                            "checks": checks}, content_type="application/json")
 
@@ -97,6 +107,8 @@ def _iso(when: datetime | None) -> str | None:
 IN_PROGRESS_WAIT = 10.0  # seconds a duplicate waits for the first request's answer (claims are leased for 3 s)
 STILL_RUNNING = FhirError("SERVICE_UNAVAILABLE", "A request with this X-Request-ID is still being processed; retry "
                           "it with the same X-Request-ID.", retry_after=2)
+DATABASE_UNAVAILABLE = FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; retry with the "
+                                 "same X-Request-ID.", retry_after=5)
 AUDIT_FAILED = FhirError("SERVICE_UNAVAILABLE", "The access could not be audited, so no data was returned; retry "
                          "with the same X-Request-ID.", retry_after=5)
 
@@ -133,8 +145,7 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
             raise
         except StoreError as exc:
             log.error("store failure on %s %s: %s", request.method, request.path, exc)
-            response = error_response(FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; "
-                                                "retry with the same X-Request-ID.", retry_after=5))
+            response = error_response(DATABASE_UNAVAILABLE)
         except Exception:
             log.exception("unexpected failure on %s %s", request.method, request.path)
             response = Response.json(500, {"resourceType": "OperationOutcome", "issue": [{
@@ -146,8 +157,17 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
     return handle
 
 
-def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None,
-               max_body: int = MAX_BODY) -> Any:
+# Answered on the event loop: no database behind them. The health check runs on a thread of its own.
+STATIC_PATHS = frozenset({"/openapi.json"})
+HEALTH_PATHS = frozenset({"/_status"})
+
+
+def build_asgi(ctx: ServiceContext, *, threads: int = 2, db_timeout: float = DB_WAIT_SECONDS,
+               on_shutdown: Callable[[], None] | None = None, max_body: int = MAX_BODY) -> Any:
+    """``threads``: the pool that runs requests touching the database; ``db_timeout``: the longest a request
+    waits for a thread, or for its audit records to commit (see ``app.service.core.http.asgi_app``)."""
     return asgi_app(make_handler(build_router(ctx, openapi_document())), audit_failed=error_response(AUDIT_FAILED),
-                    retry_on=InProgress, retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING),
-                    threads=threads, on_shutdown=on_shutdown, max_body=max_body)
+                    unavailable=error_response(DATABASE_UNAVAILABLE), retry_on=InProgress,
+                    retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING), threads=threads,
+                    wait=db_timeout, inline=STATIC_PATHS, probes=HEALTH_PATHS, on_shutdown=on_shutdown,
+                    max_body=max_body)

@@ -46,7 +46,7 @@ class ServiceConfig:
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
     role_table: str = str(ROLE_TABLE)
-    threads: int = 0  # 0: handlers inline on the event loop (see app.service.core.http.asgi_app)
+    threads: int = 2  # threads for requests that touch the database (0: on the event loop; see core.http.asgi_app)
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
     tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
     cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck
@@ -116,7 +116,7 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates, and what the purge job deletes."""
-    store = store or open_store(config.database)
+    store = store or open_store(config.database, timeout=config.limits.db_timeout)
     audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
@@ -124,8 +124,8 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
                          delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits),
                          scr_episode_hours=config.scr_episode_hours)
     holder: list[Service] = []
-    app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close(),
-                     max_body=config.limits.max_body)
+    app = build_asgi(ctx, threads=config.threads, db_timeout=config.limits.db_timeout,
+                     on_shutdown=lambda: holder[0].close(), max_body=config.limits.max_body)
     deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.cpis_lease_seconds),
                           verify=delivery_trust(config.tls_ca), alarm=config.cpis_alarm, clock=clock).start()
     purger = Purger(store, config.retention, clock=clock).start()

@@ -88,7 +88,7 @@ class AppletLink:
 
 def find_patients(store: Any) -> dict[str, str]:
     """The seeded patients the tests open, chosen as the end-to-end GUI tests choose theirs."""
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     since = date.today() - timedelta(days=365)
     found: dict[str, str] = {}
@@ -178,8 +178,8 @@ def record(out: Path = RECORDED) -> int:
     from app.cli import training
     from app.client.client import SpineClient
     from app.pki import TrainingCA
-    from app.service.limits import HttpLimits
-    from app.service.store import open_store
+    from app.service.core.limits import HttpLimits
+    from app.service.storage import open_store
 
     with tempfile.TemporaryDirectory(prefix="spinedesk-record-") as tmp:
         folder = Path(tmp)

@@ -398,7 +398,7 @@ def concurrent_puts(world: World, nhs: str, workers: int = 20) -> None:
 
 
 def test_twenty_concurrent_puts_lose_no_update(world: World) -> None:
-    """The default server (handlers inline on the event loop: a race shows as a stale If-Match)."""
+    """The default server (handlers on its small database thread pool)."""
     concurrent_puts(world, world.patient())
 
 

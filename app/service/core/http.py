@@ -1,7 +1,8 @@
 """The service's HTTP core: plain request/response values, a small router and the one ASGI adapter.
 
 Handlers are ordinary synchronous functions ``(Request) -> Response`` (the store is synchronous); the ASGI
-adapter runs them on a bounded thread pool so the event loop never blocks. Nothing else here knows about ASGI.
+adapter runs those that touch the database on a small thread pool, with every wait bounded, so the event loop
+never waits for the database. Nothing else here knows about ASGI.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -128,21 +130,64 @@ class Router:
 
 
 def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *, audit_failed: Response,
-             retry_on: type[Exception] | None = None, retry_for: float = 10.0, gave_up: Response | None = None,
-             threads: int = 0, on_shutdown: Callable[[], None] | None = None,
-             max_body: int = MAX_BODY) -> Callable[..., Any]:
+             unavailable: Response, retry_on: type[Exception] | None = None, retry_for: float = 10.0,
+             gave_up: Response | None = None, threads: int = 2, wait: float = 4.0,
+             inline: frozenset[str] = frozenset(), probes: frozenset[str] = frozenset(),
+             on_shutdown: Callable[[], None] | None = None, max_body: int = MAX_BODY) -> Callable[..., Any]:
     """An ASGI 3 application around ``handle``, which returns a response and the audit commits it waits for.
 
-    ``threads=0`` (the default) runs handlers inline on the event loop: their synchronous work is a few
-    sub-millisecond database reads, and many threads doing such GIL-releasing calls thrash (measured: 32
-    threads gave a fifth of one thread's read rate). The only long wait — the audit commit — is awaited
-    without holding a thread. ``threads>0`` runs handlers on a pool instead (for stores with slow round trips).
-    A handler raising ``retry_on`` (another process is answering the same request) runs again after yielding
-    to the loop, for up to ``retry_for`` seconds, then ``gave_up`` is sent. A body over ``max_body`` bytes is
-    refused (413, connection closed) as soon as that is known: from ``Content-Length`` before reading any of it,
-    or from the running total of a chunked body, so no more than ``max_body`` is ever buffered.
+    The event loop never waits for the database, so a stalled database cannot freeze the service:
+
+    * paths in ``inline`` touch no database (the OpenAPI document) and are answered on the loop;
+    * every other request runs on a pool of ``threads`` threads (few: many threads doing sub-millisecond,
+      GIL-releasing database calls thrash — 32 gave a fifth of one thread's read rate). One that no thread took up
+      within ``wait`` seconds is answered ``unavailable`` and never runs (the threads are stuck on the database);
+      ``threads=0`` runs them on the loop instead (for measurements only: a database wait then blocks every
+      connection of the process);
+    * paths in ``probes`` (the health check) run on a thread of their own, and are answered ``unavailable`` when
+      they take longer than ``wait`` or while the previous one is still running;
+    * the audit commits a response waits for are awaited without holding a thread, for at most ``wait`` seconds:
+      beyond it ``audit_failed`` is sent instead (the data never leaves without its record).
+
+    A handler raising ``retry_on`` (another process is answering the same request) runs again after yielding to
+    the loop, for up to ``retry_for`` seconds, then ``gave_up`` is sent. A body over ``max_body`` bytes is refused
+    (413, connection closed) as soon as that is known: from ``Content-Length`` before reading any of it, or from
+    the running total of a chunked body, so no more than ``max_body`` is ever buffered.
     """
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="service") if threads else None
+    probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="service-probe")
+    probing: list[asyncio.Future[Any]] = []  # the health probe in progress, if any
+
+    def queued(request: Request, job: _Job) -> tuple[Response, list[Future[Any]]]:
+        with job.lock:
+            if job.abandoned:  # its caller was already refused: never run it late
+                return _refusal(unavailable, request), []
+            job.started = True
+        return handle(request)
+
+    async def run(request: Request) -> tuple[Response, list[Future[Any]]]:
+        loop = asyncio.get_running_loop()
+        if request.path in inline:
+            return handle(request)
+        if request.path in probes:
+            if probing and not probing[0].done():
+                return _refusal(unavailable, request), []
+            probing[:] = [loop.run_in_executor(probe_pool, handle, request)]
+            try:
+                return await asyncio.wait_for(asyncio.shield(probing[0]), wait)
+            except TimeoutError:
+                return _refusal(unavailable, request), []
+        if pool is None:
+            return handle(request)
+        job = _Job()
+        future = loop.run_in_executor(pool, queued, request, job)
+        done, _ = await asyncio.wait({future}, timeout=wait)
+        if not done:
+            with job.lock:
+                if not job.started:  # every thread is stuck on the database: refuse, do not pile on
+                    job.abandoned = True
+                    return _refusal(unavailable, request), []
+        return await future  # running: its own database waits are bounded by the store
 
     async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "lifespan":
@@ -155,6 +200,7 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
                         await asyncio.get_running_loop().run_in_executor(None, on_shutdown)
                     if pool is not None:
                         pool.shutdown(wait=False)
+                    probe_pool.shutdown(wait=False)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -175,10 +221,7 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
         deadline = loop.time() + retry_for
         while True:
             try:
-                if pool is None:
-                    response, pending = handle(request)
-                else:
-                    response, pending = await loop.run_in_executor(pool, handle, request)
+                response, pending = await run(request)
                 break
             except Exception as exc:
                 if retry_on is None or gave_up is None or not isinstance(exc, retry_on):
@@ -187,18 +230,40 @@ def asgi_app(handle: Callable[[Request], tuple[Response, list[Future[Any]]]], *,
                     response, pending = Response(gave_up.status, gave_up.body, list(gave_up.headers)), []
                     break
                 await asyncio.sleep(0.02)
-        try:
-            for future in pending:
-                await asyncio.wrap_future(future)
-        except Exception:
-            log.exception("audit write failed; the response is withheld")
-            response = Response(audit_failed.status, audit_failed.body, list(audit_failed.headers))
-            for name in ("x-request-id", "x-correlation-id"):
-                if request.header(name):
-                    response.headers.append((name, request.header(name) or ""))
+        if pending:
+            try:
+                async with asyncio.timeout(wait):
+                    for future in pending:
+                        await asyncio.shield(asyncio.wrap_future(future))  # a time-out must not cancel it
+            except TimeoutError:
+                log.error("audit write took longer than %s s; the response is withheld", wait)
+                response = _refusal(audit_failed, request)
+            except Exception:
+                log.exception("audit write failed; the response is withheld")
+                response = _refusal(audit_failed, request)
         await _send(send, response)
 
     return app
+
+
+class _Job:
+    """One request handed to the database threads: refused if no thread took it up in time, never both."""
+
+    __slots__ = ("abandoned", "lock", "started")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = False
+        self.abandoned = False
+
+
+def _refusal(template: Response, request: Request) -> Response:
+    """A copy of ``template`` carrying the request's X-Request-ID and X-Correlation-ID back."""
+    response = Response(template.status, template.body, list(template.headers))
+    for name in ("x-request-id", "x-correlation-id"):
+        if request.header(name):
+            response.headers.append((name, request.header(name) or ""))
+    return response
 
 
 async def _send(send: Callable[..., Any], response: Response) -> None:

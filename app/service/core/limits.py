@@ -17,6 +17,7 @@ import orjson
 from app.errors import AppError
 from app.service.core.http import FHIR_JSON, MAX_BODY, plain_outcome
 from app.service.core.tunables import Tunables
+from app.service.store import DB_WAIT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class HttpLimits(Tunables):
     auth_rate_per_minute: float = 20.0
     auth_burst: int = 10
     auth_sources: int = 10_000
+    # The longest a request waits for the database on any one wait (a lock, a pooled connection, a statement, its
+    # audit record's commit, its turn for a database thread): beyond it 503 + Retry-After. Well below the desktop
+    # client's 15 s time-out, so that a stalled database gives a prompt refusal, not a client-side time-out.
+    db_timeout: float = DB_WAIT_SECONDS
 
 
 class LimitError(AppError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from app.service.store import Store, StoreUnavailable, StoreUrlError
+from app.service.store import DB_WAIT_SECONDS, Store, StoreUnavailable, StoreUrlError
 
 __all__ = ["open_store", "sqlite_path"]
 
@@ -36,8 +36,9 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_store(url: str, *, pool_size: int | None = None) -> Store:
-    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable."""
+def open_store(url: str, *, pool_size: int | None = None, timeout: float = DB_WAIT_SECONDS) -> Store:
+    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable.
+    ``timeout``: the longest any one database wait may take (``StoreTimeout`` beyond it)."""
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError(str(url or ""), "it is empty")
     url = url.strip()
@@ -47,12 +48,12 @@ def open_store(url: str, *, pool_size: int | None = None) -> Store:
     if scheme == "sqlite":
         from app.service.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8)
+        return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8, timeout=timeout)
     if scheme in ("postgresql", "postgres"):
         try:
             from app.service.storage.postgres import PostgresStore
         except ImportError as exc:  # pragma: no cover - psycopg is a dependency
             raise StoreUnavailable(url, f"the PostgreSQL driver is not installed ({exc})",
                                    "reinstall Spine Desk with its dependencies") from exc
-        return PostgresStore(url, pool_size=pool_size or 10)
+        return PostgresStore(url, pool_size=pool_size or 10, timeout=timeout)
     raise StoreUrlError(url, f"unknown scheme {scheme!r}")

@@ -9,6 +9,11 @@ transaction-level advisory lock. Bulk loads use ``COPY`` into a temporary table 
 
 The pool does not ping a connection before lending it (that doubled the latency of a lookup): after a database
 restart each stale pooled connection fails one call with ``StoreUnavailable`` (answer 503) and is replaced.
+
+Every wait is bounded by ``timeout`` (seconds): for a pooled connection (the pool's checkout time-out, which also
+covers a server that is restarting) and, on the server, ``lock_timeout`` and ``statement_timeout`` set once per
+connection in its start-up options (no extra round trip). Past it the call raises ``StoreTimeout``. Bulk loads and
+schema migrations are exempt (they run before serving, and legitimately take longer).
 """
 
 # SQL text here is assembled only from this package's constants; every value is a bound parameter.
@@ -32,10 +37,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.service.storage import schema_postgres
 from app.service.storage.composed import AUDIT_COLS, PCOLS, UPSERT_SET, SqlStore
-from app.service.store.errors import StoreError, StoreUnavailable, StoreUrlError, mask_url
+from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable, StoreUrlError, mask_url
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import AuditRecord, PatientRow
-from app.service.store.sqlbase import aware, chunks, dumps
+from app.service.store.sqlbase import DB_WAIT_SECONDS, Waits, aware, chunks, dumps
 
 PUT_BATCH = 100_000
 # One statement, one round trip: insert a batch of chained records from column arrays and move the chain head.
@@ -44,6 +49,8 @@ _AUDIT_INSERT = (
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::text[])) UPDATE audit_head SET last_seq = %s, last_hash = %s WHERE id = 1")
 CONNECT_TIMEOUT_S = 10
+# Bulk loads and ANALYZE take as long as they take (they run before serving): no statement or lock time-out.
+_UNBOUNDED = "SET LOCAL statement_timeout = 0"
 # The patients table's secondary indexes, exactly as the migrations created them (dropped and rebuilt by bulk loads).
 _SEARCH_INDEXES = ("SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
                    "WHERE x.indrelid = 'patients'::regclass AND NOT x.indisprimary ORDER BY c.relname")
@@ -103,8 +110,10 @@ class PostgresStore(SqlStore):
     _for_update = " FOR UPDATE"
     _integrity_errors = (psycopg.IntegrityError,)
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = DB_WAIT_SECONDS) -> None:
         self.url = mask_url(url)
+        self.timeout = timeout
+        self._waits = Waits()
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
@@ -114,9 +123,11 @@ class PostgresStore(SqlStore):
         extra = {} if "connect_timeout" in params else {"connect_timeout": CONNECT_TIMEOUT_S}
         self._conninfo = make_conninfo(url, **extra)
         self._migrate()
-        self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=max(1, pool_size),
-                                    kwargs={"autocommit": True},
-                                    name="spinedesk-store", timeout=30, open=False)
+        ms = max(1, round(timeout * 1000))
+        bounded = f"{params.get('options') or ''} -c lock_timeout={ms} -c statement_timeout={ms}".strip()
+        self._pool = ConnectionPool(make_conninfo(self._conninfo, options=bounded), min_size=1,
+                                    max_size=max(1, pool_size), kwargs={"autocommit": True},
+                                    name="spinedesk-store", timeout=timeout, open=False)
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S + 5)
         except PoolTimeout as exc:
@@ -137,11 +148,18 @@ class PostgresStore(SqlStore):
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._pool.closed:
             raise StoreError("the store has been closed; open it again")
+        key = self._waits.begin()
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise StoreTimeout(self.url, "waiting for a database connection", self.timeout) from exc
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            raise StoreTimeout(self.url, f"a database statement ({_oneline(exc)})", self.timeout) from exc
+        except psycopg.OperationalError as exc:
             raise StoreUnavailable(self.url, _oneline(exc)) from exc
+        finally:
+            self._waits.end(key)
 
     @contextmanager
     def _read(self, *, tx: bool = False) -> Iterator[_Cursor]:
@@ -205,6 +223,7 @@ class PostgresStore(SqlStore):
             for batch in batches:
                 unique = _last_wins(batch)
                 with self._write() as cur:
+                    cur.execute(_UNBOUNDED)
                     try:  # new numbers (seeding): COPY straight in; any number already stored: upsert instead
                         with cur.raw.connection.transaction():
                             _copy(cur.raw, "patients", unique)
@@ -223,6 +242,7 @@ class PostgresStore(SqlStore):
         total = 0
         with self._write() as cur:
             raw = cur.raw
+            raw.execute(_UNBOUNDED)
             raw.execute("SET LOCAL maintenance_work_mem = '256MB'")
             indexes = raw.execute(_SEARCH_INDEXES).fetchall()
             for name, _ in indexes:
@@ -249,7 +269,8 @@ class PostgresStore(SqlStore):
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (after a bulk load; autovacuum would do it later)."""
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
+            conn.execute(_UNBOUNDED)
             conn.execute("ANALYZE patients")
 
     def close(self) -> None:

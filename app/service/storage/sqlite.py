@@ -5,6 +5,9 @@ Connections come from a small pool (one thread uses a connection at a time). Eve
 processes are serialised (the audit chain relies on it) and never fail half-way with a stale snapshot; inside
 one process writers also queue on a lock so they wait in turn rather than in SQLite's sleep-and-retry busy
 handler. ``synchronous=FULL``: a commit is on disk when it returns (an audit record survives power loss).
+
+Every wait is bounded by ``timeout`` (seconds): for a pooled connection, for this process's writer lock, and in
+SQLite's busy handler for a lock another connection or process holds. Past it the call raises ``StoreTimeout``.
 """
 
 from __future__ import annotations
@@ -31,16 +34,14 @@ except ImportError:  # Windows
 from app.private_files import create_private_file, tighten
 from app.service.storage import schema_sqlite
 from app.service.storage.composed import PCOLS, PVALUES, UPSERT_SET, SqlStore
-from app.service.store.errors import StoreError, StoreUnavailable
+from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import PatientRow
-from app.service.store.sqlbase import aware, chunks, dumps, loads
+from app.service.store.sqlbase import DB_WAIT_SECONDS, Waits, aware, chunks, dumps, loads
 
-BUSY_TIMEOUT_S = 30
 PUT_BATCH = 50_000
 CACHE_PRAGMA = "PRAGMA cache_size = -65536"  # 64 MiB page cache per connection
 _PRAGMAS = (
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}",
     "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA temp_store = MEMORY",
@@ -64,8 +65,10 @@ class _Pool:
     A connection is closed only while no thread uses it: :meth:`close` closes the idle ones and every one in use is
     closed by its thread when it hands it back (closing one under a running statement crashes the process)."""
 
-    def __init__(self, connect: Any, size: int) -> None:
+    def __init__(self, connect: Any, size: int, timeout: float, expired: Any) -> None:
         self._connect = connect
+        self._timeout = timeout
+        self._expired = expired  # () -> the StoreTimeout to raise when no connection frees up in time
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()  # guards ``closed`` against the hand-back of a connection
@@ -73,7 +76,9 @@ class _Pool:
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        with self._slots:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise self._expired()
+        try:
             with self._lock:
                 if self.closed:
                     raise StoreError("the store has been closed; open it again")
@@ -91,6 +96,8 @@ class _Pool:
                         conn.close()
                     else:
                         self._idle.put(conn)
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         with self._lock:
@@ -107,8 +114,11 @@ class SQLiteStore(SqlStore):
     _integrity_errors = (sqlite3.IntegrityError,)
     _explain_prefix = "EXPLAIN QUERY PLAN "
 
-    def __init__(self, path: str, *, url: str | None = None, pool_size: int = 8) -> None:
+    def __init__(self, path: str, *, url: str | None = None, pool_size: int = 8,
+                 timeout: float = DB_WAIT_SECONDS) -> None:
         self.path = path
+        self.timeout = timeout
+        self._waits = Waits()
         self.url = url or f"sqlite:///{path}"
         self._memory = path == ":memory:"
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -120,7 +130,8 @@ class SQLiteStore(SqlStore):
         if not self._memory:
             self._make_private()
         # One in-memory database is one connection: share it (tests only).
-        self._pool = _Pool(self._connect, 1 if self._memory else max(1, pool_size))
+        self._pool = _Pool(self._connect, 1 if self._memory else max(1, pool_size), timeout,
+                           lambda: StoreTimeout(self.url, "waiting for a free database connection", self.timeout))
         self._write_lock = threading.Lock()
         self._lock_fd = self._open_lock_file()
         try:
@@ -135,11 +146,12 @@ class SQLiteStore(SqlStore):
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         try:
+            conn.execute(f"PRAGMA busy_timeout = {round(self.timeout * 1000)}")
             for pragma in _PRAGMAS:
                 conn.execute(pragma)
             if not self._memory:
@@ -155,11 +167,10 @@ class SQLiteStore(SqlStore):
             raise
         return conn
 
-    @staticmethod
-    def _set_wal(conn: sqlite3.Connection) -> str:
+    def _set_wal(self, conn: sqlite3.Connection) -> str:
         """Switch to WAL. The first switch needs an exclusive lock, and SQLite answers "locked" at once (without
         waiting in the busy handler) when two processes create the file together: retry until the timeout."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self.timeout
         while True:
             try:
                 return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
@@ -173,7 +184,7 @@ class SQLiteStore(SqlStore):
         if "not a database" in text or "malformed" in text:
             hint = "the file is not a usable Spine Desk database; restore it from a backup or choose a new file"
         elif "locked" in text or "busy" in text:
-            hint = "another program is holding the database; try again in a moment"
+            return StoreTimeout(self.url, f"waiting for a database lock ({text})", self.timeout)
         else:
             hint = "check that the directory exists, that this user may write to it and that the disk has space"
         return StoreUnavailable(self.url, text, hint)
@@ -189,16 +200,20 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def _read(self, *, tx: bool = False) -> Iterator[sqlite3.Cursor]:
-        with self._mapped(), self._pool.connection() as conn:
-            cur = conn.cursor()
-            if not tx:
-                yield cur
-                return
-            conn.execute("BEGIN")
-            try:
-                yield cur
-            finally:
-                conn.execute("COMMIT")
+        key = self._waits.begin()
+        try:
+            with self._mapped(), self._pool.connection() as conn:
+                cur = conn.cursor()
+                if not tx:
+                    yield cur
+                    return
+                conn.execute("BEGIN")
+                try:
+                    yield cur
+                finally:
+                    conn.execute("COMMIT")
+        finally:
+            self._waits.end(key)
 
     def _make_private(self) -> None:
         """The database holds patient data: create it 0600 (SQLite gives its -wal and -shm files the database
@@ -234,15 +249,23 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Cursor]:
-        with self._mapped(), self._write_lock, self._process_lock(), self._pool.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn.cursor()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        key = self._waits.begin()
+        if not self._write_lock.acquire(timeout=self.timeout):
+            self._waits.end(key)
+            raise StoreTimeout(self.url, "waiting for this process's other database writers", self.timeout)
+        try:
+            with self._mapped(), self._process_lock(), self._pool.connection() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn.cursor()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self._write_lock.release()
+            self._waits.end(key)
 
     def _migrate(self) -> None:
         with self._write() as cur:

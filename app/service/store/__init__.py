@@ -15,11 +15,22 @@ from .base import (
     StoredResponse,
     User,
 )
-from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnavailable, StoreUrlError, VersionConflict
+from .errors import (
+    AlreadyExists,
+    NotFound,
+    SchemaError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    StoreUrlError,
+    VersionConflict,
+)
 from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
+from .sqlbase import DB_WAIT_SECONDS
 
 __all__ = [
-    "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
-    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store",
-    "StoreError", "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict",
+    "DB_WAIT_SECONDS", "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter",
+    "Challenge", "NotFound", "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session",
+    "SessionPrincipal", "Store", "StoreError", "StoreTimeout", "StoreUnavailable", "StoreUrlError", "StoredResponse",
+    "User", "VersionConflict",
 ]

@@ -99,6 +99,11 @@ class Store(Protocol):
     """What the core of the service layer needs of storage (each feature's own needs are its protocol, e.g.
     ``app.service.scr.store.ScrStore``). See the module docstring for the common rules."""
 
+    def stalled(self) -> float | None:
+        """Seconds the oldest database call still in progress has been waiting, once that is past half of the
+        store's bound on one wait (``None``: nothing is stuck). ``GET /_status`` reports it."""
+        return None
+
     # --- patients -------------------------------------------------------------------------------------------
 
     def get_patient(self, nhs_number: str) -> PatientRow | None:
