@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the parser is built for every spinedesk command: the card s
     from app.pki import TrainingCA, TrustStore
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     card = sub.add_parser("card", help="training cards and card status").add_subparsers(dest="card_command",
                                                                                          metavar="ACTION")
     card.required = True
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     if args.card_command == "status":
         from app.card.pcsc import PcscSystem
 
-        def connect():  # type: ignore[no-untyped-def]
+        def connect() -> tuple[CardConnection, str, bytes, Callable[[], None]]:
             conn = PcscSystem().connect(args.reader)
             return conn, conn.reader, conn.atr, conn.close
 
@@ -228,7 +228,7 @@ def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], 
     print(f"PIN           {pin}", file=stream)
     for note in st.notes:
         print(f"Warning       {show(note)}", file=stream)
-    if st.verdict not in (None, "trusted"):
+    if st.verdict is not None and st.verdict != "trusted":
         raise CertificateRejected(st.verdict, st.verdict_detail)
     return 0
 

@@ -28,7 +28,7 @@ NO_DISPLAY = ("No display found (DISPLAY and WAYLAND_DISPLAY are not set): Spine
               "use 'spinedesk login' and 'spinedesk card status'.")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Nothing to add: the client is what ``spinedesk`` runs when no command is given."""
 
 

@@ -10,7 +10,7 @@ from typing import TextIO
 from app.config import Settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     login = sub.add_parser("login", help="log in with the card in the reader; prints the session token")
     login.add_argument("--service-url", help="the service (default: the site's, or https://127.0.0.1:8443 in "
                        "training)")

@@ -151,7 +151,7 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Nothing to add: the self-test is the top-level ``--self-test`` option (``app.cli.build_parser``)."""
 
 

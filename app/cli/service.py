@@ -9,7 +9,7 @@ import sys
 import uuid as uuidlib
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from app.cli import wiring
 from app.config import Settings
@@ -20,10 +20,18 @@ if TYPE_CHECKING:  # the parser is built for every spinedesk command: the servic
 
     from app.pki.live_trust import LiveTrust
     from app.service.core.rbac import RoleTable
+    from app.service.cpis.store import CpisStore
+    from app.service.flags.store import FlagStore
+    from app.service.pds.store import PdsStore
+    from app.service.runtime import ServiceConfig
+    from app.service.scr.store import ScrStore
     from app.service.store import Store
 
+    class SeedTarget(PdsStore, ScrStore, CpisStore, FlagStore, Protocol):
+        """What seeding writes to: the composed store (every feature's storage over one database)."""
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     svc = sub.add_parser("service", help="run the Spine service layer, or administer it")
     svc.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     svc.add_argument("--port", type=int, default=8443, help="port (default 8443)")
@@ -149,7 +157,7 @@ def _threads(args: argparse.Namespace) -> int:
     return threads
 
 
-def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-untyped-def]
+def _config(args: argparse.Namespace, settings: Settings) -> ServiceConfig:
     from app.service.core.housekeeping import Retention
     from app.service.core.limits import HttpLimits
     from app.service.cpis.delivery import DeliveryAlarm
@@ -166,18 +174,17 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
         ("attempts", getattr(args, "cpis_alarm_attempts", None)),
         ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
     retention = Retention().with_overrides(getattr(args, "retention", []))
-    tunables = {"scr_episode_hours": settings.scr_episode_hours, "cpis_lease_seconds": settings.cpis_lease_seconds}
     key, checkpoints = _audit_files(args, settings)
-    tunables |= {"audit_key": str(key), "audit_checkpoints": str(checkpoints) if checkpoints else None}
-    if settings.training:
-        return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **tunables,
-                             threads=_threads(args))
+    training = settings.training
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention, threads=_threads(args), **tunables,
-                         anchors=tuple(map(str, settings.trust_anchors)),
-                         intermediates=tuple(map(str, settings.trust_intermediates)),
-                         crls=tuple(map(str, settings.trust_crls)))
+                         retention=retention, threads=_threads(args), scr_episode_hours=settings.scr_episode_hours,
+                         cpis_lease_seconds=settings.cpis_lease_seconds, audit_key=str(key),
+                         audit_checkpoints=str(checkpoints) if checkpoints else None,
+                         # training: the training CA; production: the site's anchors (revocation required)
+                         training_pki=str(settings.paths.pki_dir) if training else None,
+                         anchors=() if training else tuple(map(str, settings.trust_anchors)),
+                         intermediates=() if training else tuple(map(str, settings.trust_intermediates)),
+                         crls=() if training else tuple(map(str, settings.trust_crls)))
 
 
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
@@ -200,8 +207,8 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
                  if not tls and not settings.training else config.base_url)
         print(f"Spine Desk service on {where} ({'training' if settings.training else 'production'}, "
               f"{args.workers} worker(s)); Ctrl-C stops it.", file=stdout, flush=True)
-        cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
-        serve(config, Listen(args.host, args.port, args.workers, cert, key))
+        cert_file, key_file = (str(tls[0]), str(tls[1])) if tls else (None, None)
+        serve(config, Listen(args.host, args.port, args.workers, cert_file, key_file))
         return 0
     key, checkpoints = _audit_files(args, settings)
     if args.service_command == "audit":
@@ -239,7 +246,7 @@ def _users(args: argparse.Namespace, store: Store, stdout: TextIO) -> int:
     return users_list(store, stdout)
 
 
-def seed(store: Store, patients: int, seed_value: int, stream: TextIO) -> int:
+def seed(store: SeedTarget, patients: int, seed_value: int, stream: TextIO) -> int:
     """Seed ``patients`` synthetic patients (plus NHS's sandbox reference patients) with their clinical content.
 
     Progress goes to stderr as one line rewritten in place (``\\r``); that line is always ended with a newline

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PdfWriter = wiring.PdfWriter
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wes = sub.add_parser("wes", help="Warrantied Environment Specification checks").add_subparsers(
         dest="wes_command", metavar="ACTION")
     wes.required = True

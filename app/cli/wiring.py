@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ class _PrivateRotatingFileHandler(RotatingFileHandler):
     """Every log file it opens (the first and each one after a rollover) is created 0600: failure logs can name
     patients (NHS numbers)."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> TextIOWrapper:
         create_private_file(Path(self.baseFilename))
         return super()._open()
 

@@ -30,7 +30,7 @@ def run_client(deps: ClientDeps, argv: list[str] | None = None, *, startup_marks
     """Show the client and run Qt's loop; ``startup_marks`` (``SPINEDESK_STARTUP_MARKS``) writes the cold-start
     benchmark's marks on stderr."""
     protect_singletons()  # before any Qt call: see app/ui/signals.py
-    app = QApplication.instance() or QApplication(argv or ["spinedesk"])
+    app = _application(argv or ["spinedesk"])
     app.setApplicationName("Spine Desk")
     app.setStyleSheet(STYLE)
     window = MainWindow(deps)
@@ -44,6 +44,16 @@ def run_client(deps: ClientDeps, argv: list[str] | None = None, *, startup_marks
         return app.exec()
     finally:
         window.shutdown()  # the card, the session and the workers, however the loop ended
+
+
+def _application(argv: list[str]) -> QApplication:
+    """The running QApplication, else a new one (a non-GUI QCoreApplication in this process is an error)."""
+    existing = QApplication.instance()
+    if existing is None:
+        return QApplication(argv)
+    if not isinstance(existing, QApplication):
+        raise RuntimeError("the desktop client needs a QApplication, but a QCoreApplication is already running")
+    return existing
 
 
 def _quit_on_signals(app: QApplication) -> None:

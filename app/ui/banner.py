@@ -10,7 +10,7 @@ import html
 from datetime import date
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QPainter
+from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from app.client.pds_models import Address, Patient
@@ -219,7 +219,7 @@ class PatientBanner(QFrame):
         metrics = self.address_line.fontMetrics()
         self.address_line.setText(metrics.elidedText(self._address, Qt.TextElideMode.ElideRight, width))
 
-    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if self._address:
             self._elide_address()
@@ -238,7 +238,7 @@ class PatientBanner(QFrame):
         """Everything the banner currently shows (tests: nothing left after the card is pulled)."""
         return [w.text() for w in self.findChildren(QLabel) if w.text() and w.objectName().startswith("banner")]
 
-    def paintEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.deceased:  # a hatch as well as a colour: deceased is never shown by colour alone
             painter = QPainter(self)

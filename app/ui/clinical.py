@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject
 
 from app.client.cpis import Cpis
 from app.client.flags import Flags
-from app.client.scr import CONSENT_PREFERENCES, LEGAL_REASONS, Scr, ScrIndex, ScrRecord
+from app.client.scr import CONSENT_PREFERENCES, LEGAL_REASONS, PrivacyAlert, Scr, ScrIndex, ScrRecord
 from app.ui.alerts_view import AlertsView
 from app.ui.flag_flow import FlagFlow
 from app.ui.record_scope import RecordScope
@@ -42,7 +42,7 @@ class ClinicalController(QObject):
     def opened(self) -> None:
         """A new patient's record is open: prepare the tabs; load what everyone with access may see."""
         patient, session = self.scope.current()
-        if patient is None:
+        if patient is None or session is None:
             return
         self.scr_index = None
         role = session.role
@@ -61,7 +61,7 @@ class ClinicalController(QObject):
 
     def view_cpis(self, unscheduled: bool) -> None:
         patient, session = self.scope.current()
-        if patient is None:
+        if patient is None or session is None:
             return
         cpis = Cpis(self.scope.spine(), session.auth)
         self._about(patient.nhs_number, lambda: cpis.view(patient.nhs_number, unscheduled=unscheduled),
@@ -71,7 +71,7 @@ class ClinicalController(QObject):
 
     def load_flags(self) -> None:
         patient, session = self.scope.current()
-        if patient is None:
+        if patient is None or session is None:
             return
         flags = Flags(self.scope.spine(), session.auth)
         self._about(patient.nhs_number, lambda: flags.reasonable_adjustments(patient.nhs_number),
@@ -159,8 +159,12 @@ class ClinicalController(QObject):
         if scr is None:
             return
         status = self.alerts.status.currentData()
-        self.scope.net.run(lambda: (scr.acknowledge(alert_id, note), scr.alerts(status))[1], self.alerts.show_alerts,
-                           self.scope.report_error)
+
+        def acknowledge() -> tuple[PrivacyAlert, ...]:  # then the queue again, as it now stands
+            scr.acknowledge(alert_id, note)
+            return scr.alerts(status)
+
+        self.scope.net.run(acknowledge, self.alerts.show_alerts, self.scope.report_error)
 
     def _session_scr(self) -> Scr | None:
         session = self.scope.session()

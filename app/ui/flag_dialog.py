@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -165,11 +166,12 @@ class FlagEditDialog(QDialog):
         self.what.addItem("", "")
         for code, name in sorted(self.codes.adjustment.codes.items(), key=lambda kv: kv[1].lower()):
             self.what.addItem(name, code)
-        completer = self.what.completer()
+        completer, line = self.what.completer(), self.what.lineEdit()
+        assert completer is not None and line is not None  # an editable combo box has both
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
         what_label = buddy("Ad&justment", self.what, "Adjustment", "Type to filter the list of adjustments")
-        accessible(self.what.lineEdit(), "Adjustment", "Type to filter the list of adjustments")
+        accessible(line, "Adjustment", "Type to filter the list of adjustments")
         self.what_text = QLineEdit(box)
         text_label = buddy("&Describe (bespoke adjustments)", self.what_text, "Describe the adjustment",
                            "For a bespoke adjustment not in the list")
@@ -243,7 +245,7 @@ class FlagEditDialog(QDialog):
         if row >= 0:
             self.adjustment_list.takeItem(row)
 
-    def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Delete and self.adjustment_list.hasFocus():
             self._remove_adjustment()
             return
@@ -255,8 +257,8 @@ class FlagEditDialog(QDialog):
             check.setChecked(entry is not None)
             note.setText(entry.note if entry else "")
         self.adjustment_list.clear()
-        for entry in draft.adjustments:
-            self._entry_item(entry)
+        for adjustment in draft.adjustments:
+            self._entry_item(adjustment)
         if draft.consent in self.consents:
             self.consents[draft.consent].setChecked(True)
         self.summary.setText(draft.consent_summary)

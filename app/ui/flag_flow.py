@@ -40,7 +40,7 @@ class FlagFlow(QObject):
 
     def _editor(self) -> tuple[Any, FlagEditClient | None]:
         patient, session = self.scope.current()
-        if patient is None:
+        if patient is None or session is None:
             return None, None
         return patient, FlagEditClient(self.scope.spine(), session.auth, load_codes())
 

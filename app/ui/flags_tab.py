@@ -62,21 +62,21 @@ class FlagsTab(QWidget):
         accessible(self.body, "Reasonable adjustments")
         layout.addWidget(self.body, 1)
         buttons = QHBoxLayout()
-        self.create = QPushButton("Record a reasonable adjustment &flag…", self)
-        accessible(self.create, "Record a reasonable adjustment flag")
-        self.create.clicked.connect(lambda *_: emit(self.create_requested))
+        self.record_flag = QPushButton("Record a reasonable adjustment &flag…", self)
+        accessible(self.record_flag, "Record a reasonable adjustment flag")
+        self.record_flag.clicked.connect(lambda *_: emit(self.create_requested))
         self.edit = QPushButton("Chan&ge the flag…", self)
         accessible(self.edit, "Change the reasonable adjustment flag")
         self.edit.clicked.connect(lambda *_: emit(self.edit_requested, self._active_id))
         self.remove = QPushButton("Remo&ve the flag…", self)
         accessible(self.remove, "Remove the reasonable adjustment flag, with a reason")
         self.remove.clicked.connect(lambda *_: emit(self.remove_requested, self._active_id))
-        for button in (self.create, self.edit, self.remove):
+        for button in (self.record_flag, self.edit, self.remove):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
         self.can_write = False
-        self._active_id = ""
+        self._active_id: str = ""
         self.clear()
 
     def prepare(self, can_write: bool) -> None:
@@ -93,7 +93,7 @@ class FlagsTab(QWidget):
 
     def _buttons(self, *, loaded: bool) -> None:
         writable = loaded and self.can_write
-        self.create.setVisible(writable and not self._active_id)
+        self.record_flag.setVisible(writable and not self._active_id)
         self.edit.setVisible(writable and bool(self._active_id))
         self.remove.setVisible(writable and bool(self._active_id))
 

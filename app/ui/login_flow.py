@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -97,7 +98,7 @@ class LoginFlow(QObject):
         self._deps, self._window = deps, window
         self.card_worker = Background(self, threads=1, name="card")
         self._event.connect(self._on_event)
-        self._stop_monitor = None
+        self._stop_monitor: Callable[[], None] | None = None
         self.service_up: bool | None = None
         self.readers: set[str] = set()
         self.cards: set[str] = set()
@@ -177,8 +178,9 @@ class LoginFlow(QObject):
             emit(self.error, PinBlocked())
             self._update_status()
             return
-        resuming = self.locked is not None and self.locked[0] == ready.fingerprint
-        if self.locked is not None and not resuming:
+        locked = self.locked
+        resuming = locked is not None and locked[0] == ready.fingerprint
+        if locked is not None and not resuming:
             log.info("a different card was inserted: the locked session is discarded")
             self.locked = None
         reminder = ""
@@ -186,8 +188,8 @@ class LoginFlow(QObject):
             expiry = self._deps.now() + timedelta(days=ready.days_left)
             reminder = (f"Your smartcard certificate expires in {ready.days_left} days ({format_date(expiry)}). "
                         "Ask your registration authority to renew it before then.")
-        if resuming:
-            title, intro = "Unlock Spine Desk", f"Spine Desk is locked for {self.locked[1]}. Enter your PIN to resume."
+        if locked is not None and resuming:
+            title, intro = "Unlock Spine Desk", f"Spine Desk is locked for {locked[1]}. Enter your PIN to resume."
         else:
             title, intro = "Log in to Spine Desk", "Enter your smartcard PIN to log in."
         dialog = PinDialog(self._window, title=title, intro=intro, reminder=reminder)

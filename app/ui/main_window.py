@@ -122,8 +122,8 @@ class MainWindow(QMainWindow):
         self.login_page = LoginPage(self.stack, pin if self.deps.training else None)
         self.login_page.login_button.clicked.connect(lambda: self.flow.begin_login())
         self.search = SearchView(self.deps.today, self.stack)
-        self.record = RecordView(self.deps.today, self.stack)
-        self.alerts = AlertsView(self.stack)
+        self.record: RecordView = RecordView(self.deps.today, self.stack)
+        self.alerts: AlertsView = AlertsView(self.stack)
         for page in (self.progress_page, self.login_page, self.search, self.record, self.alerts):
             self.stack.addWidget(page)
         layout.addWidget(self.stack, 1)

@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, QSizeF
-from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
+from PySide6.QtGui import (
+    QGuiApplication,
+    QImage,
+    QImageWriter,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+    QTextDocument,
+)
 from PySide6.QtWidgets import QApplication
 
 _A4_MM = (210.0, 297.0)
@@ -69,5 +78,6 @@ def html_to_png(html: str, out: Path, *, dpi: int = 110) -> None:
         doc.drawContents(painter, QRectF(0, 0, page_w - 2 * margin, page_h - 2 * margin))
     finally:
         painter.end()
-    if not image.save(str(out), "PNG"):
-        raise OSError(f"could not write {out}")
+    writer = QImageWriter(str(out), b"PNG")
+    if not writer.write(image):
+        raise OSError(f"could not write {out}: {writer.errorString()}")

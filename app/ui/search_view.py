@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.client.pds_models import Patient, SearchQuery, SearchResults
-from app.nhs_number import NhsInput, check_input
+from app.nhs_number import NhsCheck, NhsInput, check_input
 from app.pds_rules import meets_minimum
 from app.ui.dialogs import accessible, buddy, row_table
 from app.ui.format import age_text, format_date, format_gender, format_name, format_nhs_number
@@ -72,7 +72,7 @@ class NhsNumberEdit(QLineEdit):
                 self.setText(grouped)
 
     @property
-    def check(self):  # type: ignore[no-untyped-def]
+    def check(self) -> NhsCheck:
         return check_input(self.text())
 
 
@@ -204,7 +204,7 @@ class SearchView(QWidget):
         self.table.activated.connect(self._open_row)
         layout.addWidget(self.table, 1)
 
-    def _nhs_verdict(self, check) -> None:  # type: ignore[no-untyped-def]
+    def _nhs_verdict(self, check: NhsCheck) -> None:
         self.nhs_button.setEnabled(check.valid)
         shown = check.state not in (NhsInput.EMPTY, NhsInput.INCOMPLETE) or len(check.digits) >= 10
         self.nhs_message.setText(check.message if shown else "")

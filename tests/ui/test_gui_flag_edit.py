@@ -62,9 +62,9 @@ def test_record_a_flag_by_keyboard_with_checks_first(qtbot, make_window, slot, c
     _login_clinical(qtbot, window, slot, cards["alex"])
     tab = _open_flags(qtbot, window, nhs)
     assert "No reasonable adjustment flag" in tab.body.toPlainText()
-    assert tab.create.isVisible() and not tab.edit.isVisible() and not tab.remove.isVisible()
-    tab.create.setFocus()
-    qtbot.keyClick(tab.create, Qt.Key.Key_Space)
+    assert tab.record_flag.isVisible() and not tab.edit.isVisible() and not tab.remove.isVisible()
+    tab.record_flag.setFocus()
+    qtbot.keyClick(tab.record_flag, Qt.Key.Key_Space)
     dialog = _dialog(qtbot, window)
     assert dialog.windowTitle() == "Record a reasonable adjustment flag"
     for widget in [*dialog.findChildren(type(dialog.notes)), dialog.what, dialog.category, dialog.save_button]:
@@ -96,7 +96,7 @@ def test_record_a_flag_by_keyboard_with_checks_first(qtbot, make_window, slot, c
     text = tab.body.toPlainText()
     assert "Hearing" in text and "Profound, both ears" in text and "Best interest" in text
     assert window.messages.message == "Reasonable adjustment flag recorded."
-    assert tab.edit.isVisible() and tab.remove.isVisible() and not tab.create.isVisible()
+    assert tab.edit.isVisible() and tab.remove.isVisible() and not tab.record_flag.isVisible()
     (row,) = service.store.flags_for_patient(nhs, statuses=("active",))
     assert row.version == 1
 
@@ -154,7 +154,7 @@ def test_remove_needs_a_reason_and_a_comment(qtbot, make_window, slot, cards, se
     qtbot.keyClick(dialog.reasons["DoesntApply"], Qt.Key.Key_Space)
     qtbot.keyClicks(dialog.comment, "Patient asked for it to be removed")
     qtbot.keyClick(dialog.comment, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: tab.create.isVisible(), timeout=WAIT)
+    qtbot.waitUntil(lambda: tab.record_flag.isVisible(), timeout=WAIT)
     assert service.store.flags_for_patient(nhs, statuses=("active",)) == []
     assert service.store.get_flag(row.id).status == "inactive"
     assert "removed" in window.messages.message
@@ -180,4 +180,4 @@ def test_clerical_role_sees_existence_and_no_write_buttons(qtbot, make_window, s
     _login_clinical(qtbot, window, slot, cards["alex"], role="Clerical")
     tab = _open_flags(qtbot, window, nhs)
     assert "Details withheld" in tab.body.toPlainText()
-    assert not (tab.create.isVisible() or tab.edit.isVisible() or tab.remove.isVisible())
+    assert not (tab.record_flag.isVisible() or tab.edit.isVisible() or tab.remove.isVisible())
