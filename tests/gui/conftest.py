@@ -18,7 +18,7 @@ import pytest
 from tests.gui.fakes import FakeCards, FakeSpine, FakeTrainingCard
 from tests.gui.recording import CARD_PIN as PIN
 from tests.gui.recording import RECORDED, load_all
-from tests.ui.conftest import compliant_gate, fake_report_html
+from tests.support.ui.fixtures import compliant_gate, fake_report_html
 
 MANIFEST = json.loads((RECORDED / "manifest.json").read_text(encoding="utf-8"))
 PATIENTS: dict[str, str] = MANIFEST["patients"]
