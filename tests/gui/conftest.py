@@ -8,7 +8,6 @@ returns a fake report. Every test module here sets ``pytestmark = pytest.mark.gu
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -18,43 +17,14 @@ import pytest
 from tests.gui.fakes import FakeCards, FakeSpine, FakeTrainingCard
 from tests.gui.recording import CARD_PIN as PIN
 from tests.gui.recording import RECORDED, load_all
-from tests.ui.conftest import compliant_gate, fake_report_html
+from tests.support.qt import qapp  # noqa: F401  (fixture re-export)
+from tests.support.ui.fixtures import compliant_gate, fake_report_html
 
 MANIFEST = json.loads((RECORDED / "manifest.json").read_text(encoding="utf-8"))
 PATIENTS: dict[str, str] = MANIFEST["patients"]
 TODAY = date.fromisoformat(MANIFEST["recorded_on"])  # the day the answers were recorded: ages and dates fit it
 ALEX, BLAKE, NORA, OLIVIA = MANIFEST["users"]
 EXPIRING = "Dr Erin Expiring"  # a card only: the service never sees it in these tests
-
-
-@pytest.fixture(scope="package")
-def qapp():
-    """An offscreen QApplication for this package only: shut down when its last test has run, so that the
-    end-to-end tier, in the same pytest process (as CI runs the whole suite), can start its own on Xvfb. An
-    application that is already running (the end-to-end tier ran first) is used as it is and left running."""
-    from PySide6.QtWidgets import QApplication
-
-    from app.ui.app import STYLE
-    from app.ui.signals import protect_singletons
-
-    protect_singletons()  # as run_client does
-    existing = QApplication.instance()
-    if existing is None:
-        saved = os.environ.get("QT_QPA_PLATFORM")
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no X server needed
-        app = QApplication(["spinedesk-fast-gui-tests"])
-        if saved is None:
-            del os.environ["QT_QPA_PLATFORM"]
-        else:
-            os.environ["QT_QPA_PLATFORM"] = saved
-    else:
-        app = existing
-    app.setStyleSheet(STYLE)
-    yield app
-    app.closeAllWindows()
-    app.processEvents()
-    if existing is None:
-        app.shutdown()
 
 
 @pytest.fixture(scope="session")

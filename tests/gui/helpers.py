@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.gui.conftest import ALEX, PIN
-from tests.ui.helpers import WAIT, type_pin, wait_pin_dialog
+from tests.support.ui.helpers import WAIT, type_pin, wait_pin_dialog
 
 
 def logged_in(qtbot, window, cards, card, *, name: str = ALEX, role: str | None = "Clinical Practitioner",

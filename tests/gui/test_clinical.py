@@ -6,7 +6,7 @@ import pytest
 
 from tests.gui.conftest import MANIFEST, PATIENTS
 from tests.gui.helpers import logged_in
-from tests.ui.helpers import WAIT, open_by_nhs
+from tests.support.ui.helpers import WAIT, open_by_nhs
 
 pytestmark = pytest.mark.gui_fast
 

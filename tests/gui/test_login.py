@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.gui.conftest import ALEX, BLAKE, EXPIRING, NORA, OLIVIA, PATIENTS, PIN
-from tests.ui.conftest import failing_gate
-from tests.ui.helpers import WAIT, login, type_pin, wait_pin_dialog
+from tests.support.ui.fixtures import failing_gate
+from tests.support.ui.helpers import WAIT, login, type_pin, wait_pin_dialog
 
 pytestmark = pytest.mark.gui_fast
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from tests.gui.conftest import BLAKE, PATIENTS
 from tests.gui.helpers import logged_in
-from tests.ui.helpers import WAIT, open_by_nhs
+from tests.support.ui.helpers import WAIT, open_by_nhs
 
 pytestmark = pytest.mark.gui_fast
 

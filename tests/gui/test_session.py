@@ -6,7 +6,7 @@ import pytest
 
 from tests.gui.conftest import ALEX, BLAKE, PATIENTS, PIN
 from tests.gui.helpers import logged_in
-from tests.ui.helpers import WAIT, login, open_by_nhs, type_pin, wait_pin_dialog
+from tests.support.ui.helpers import WAIT, login, open_by_nhs, type_pin, wait_pin_dialog
 
 pytestmark = pytest.mark.gui_fast
 

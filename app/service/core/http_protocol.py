@@ -14,7 +14,7 @@ arriving (only for an idle keep-alive connection), accepts connections that neve
 
 Every refusal is an OperationOutcome and closes the connection. The request body limit is the ASGI adapter's.
 This leans on the internals of uvicorn's ``HttpToolsProtocol`` (uvicorn is pinned); upgrading uvicorn means
-running ``tests/service/test_request_limits.py`` again.
+running ``tests/integration/service/test_request_limits.py`` again.
 """
 
 from __future__ import annotations
