@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 
 from app.pki import TrainingCA
@@ -52,22 +53,17 @@ def test_memory_is_bounded_least_recently_used_forgotten_first():
     assert len(buckets) == 3
 
 
-def call(app, path: str, client: str) -> tuple[int, dict[str, str], bytes]:  # type: ignore[no-untyped-def]
-    """One request through the service's ASGI app from ``client`` (the TCP peer uvicorn reports)."""
-    sent: list[dict] = []
+def call(app, path: str, client: str) -> tuple[int, httpx.Headers, bytes]:  # type: ignore[no-untyped-def]  # app: ASGI
+    """One request through the service's ASGI app from ``client`` (the TCP peer the server reports)."""
 
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"{}", "more_body": False}
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as http:
+            return await http.post(path, content=b"{}", headers={"content-type": "application/json",
+                                                                 "x-forwarded-for": "192.0.2.99"})
 
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"",
-             "headers": [(b"content-type", b"application/json"), (b"x-forwarded-for", b"192.0.2.99")],
-             "client": (client, 40000)}
-    asyncio.run(app(scope, receive, send))
-    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], headers, sent[1]["body"]
+    response = asyncio.run(post())
+    return response.status_code, response.headers, response.content
 
 
 @pytest.fixture
