@@ -35,11 +35,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.service.pds.sql import PCOLS, UPSERT_SET
 from app.service.storage import schema_postgres
-from app.service.storage.composed import AUDIT_COLS, PCOLS, UPSERT_SET, SqlStore
+from app.service.storage.composed import SqlStore
 from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable, StoreUrlError, mask_url
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import AuditRecord, PatientRow
+from app.service.store.sql_effects import AUDIT_COLS
 from app.service.store.sqlbase import DB_WAIT_SECONDS, Waits, aware, chunks, dumps
 
 PUT_BATCH = 100_000

@@ -32,8 +32,9 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from app.private_files import create_private_file, tighten
+from app.service.pds.sql import PCOLS, PVALUES, UPSERT_SET
 from app.service.storage import schema_sqlite
-from app.service.storage.composed import PCOLS, PVALUES, UPSERT_SET, SqlStore
+from app.service.storage.composed import SqlStore
 from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import PatientRow
