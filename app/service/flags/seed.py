@@ -19,16 +19,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from app.service.flags.codes import NRAF, FlagCodes, load_codes
-from app.service.flags.fhir import render_flag
-from app.service.flags.model import (
-    ACTIVE,
+from app.flag_rules import (
     ATTORNEY_OR_DEPUTY,
     BESPOKE,
     BEST_INTEREST,
+    NRAF,
     OTHER_IMPAIRMENT,
     PATIENT_CONSENT,
     PREFER_NOT_TO_SAY,
+    FlagCodes,
+    load_codes,
+)
+from app.service.flags.fhir import render_flag
+from app.service.flags.model import (
+    ACTIVE,
     Adjustment,
     Consent,
     Impairment,

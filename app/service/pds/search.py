@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from app.pds_rules import GENDERS, meets_minimum
 from app.service.core.normalise import name_key, postcode_key, soundex
 from app.service.core.outcome import (
     FhirError,
@@ -37,7 +38,6 @@ PARAMETERS = ("family", "given", "gender", "birthdate", "death-date", "address-p
 MAX_VALUES = {"given": 5, "birthdate": 2, "death-date": 2}  # everything else may appear once
 MAX_LENGTH = {"family": 35, "given": 35, "address-postalcode": 10, "address-postcode": 10,
               "general-practitioner": 10, "email": 90, "phone": 20}
-GENDERS = ("male", "female", "other", "unknown")
 MAX_RESULTS_LIMIT = 50
 CANDIDATE_LIMIT = 200  # the store is asked for one more, so a full answer means "too many to rank"
 MISSING_BIRTHDATE = "birth_date/birth_date_range_start/birth_date_range_end"
@@ -254,9 +254,8 @@ def parse_search(params: Mapping[str, str | Sequence[str]], *, application_restr
 
     if birthdate is None:
         raise missing_value(MISSING_BIRTHDATE, issue_code="structure")
-    # fuzzy: given+family+birthdate, or family or given with birthdate+gender+postcode
-    fuzzy_enough = bool(given and family) or bool(gender and postcode and (family or given))
-    if not (fuzzy_enough if fuzzy else family is not None):
+    if not meets_minimum(fuzzy=fuzzy, family=family is not None, given=bool(given), gender=gender is not None,
+                         postcode=postcode is not None):
         raise invalid_search_data(TOO_FEW)
 
     query_filter = _store_filter(family, given, gender, birthdate, postcode, gp, fuzzy)
