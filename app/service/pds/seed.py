@@ -15,11 +15,9 @@ Resources are built as dicts (no JSON encoding here: the store serialises them) 
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +36,7 @@ from app.service.core.patient import (
     VERIFICATION_URL,
     to_row,
 )
+from app.service.core.seeding import gc_paused
 from app.service.store.rows import PatientRow
 
 DATA_DIR = resource("seed")
@@ -188,7 +187,7 @@ def generate_patients(n: int, seed: int = 0, *, chunk_size: int = 10_000, refere
     numbers = synthetic_numbers()
     done = 0
     while done < n:
-        with _gc_paused():
+        with gc_paused():
             for i in range(done, min(n, done + chunk_size - len(chunk))):
                 duplicate_of = last_live if last_live is not None and rng.random() < SUPERSEDED_RATE else None
                 row = _patient(i, next(numbers), rng, tables, duplicate_of)
@@ -201,17 +200,3 @@ def generate_patients(n: int, seed: int = 0, *, chunk_size: int = 10_000, refere
             chunk = []
     if chunk:
         yield chunk
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a chunk is built (never across a yield). The rows are acyclic,
-    so reference counting frees them; without this, collections triggered by the many young dicts take over
-    half the time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

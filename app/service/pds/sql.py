@@ -26,6 +26,7 @@ PCOLS = ", ".join(PATIENT_COLS)
 PVALUES = ", ".join("?" for _ in PATIENT_COLS)
 UPSERT_SET = ", ".join(f"{c} = excluded.{c}" for c in PATIENT_COLS[1:])
 _UPDATE_SET = ", ".join(f"{c} = ?" for c in PATIENT_COLS[1:])
+ANALYZE_AFTER = 10_000  # rows: a load at least this large refreshes the planner's statistics (``put_patients``)
 
 
 class PdsSql(EffectsSql):
@@ -124,6 +125,12 @@ class PdsSql(EffectsSql):
             cur.execute(sql, params)
             rows = cur.fetchall()
         return sorted((self._patient(r) for r in rows), key=lambda p: p.nhs_number)
+
+    def _patients_empty(self) -> bool:
+        """Whether no patient is stored yet (``put_patients`` takes its bulk path into an empty table)."""
+        with self._read() as cur:
+            cur.execute("SELECT 1 FROM patients LIMIT 1")
+            return cur.fetchone() is None
 
     def related_persons(self, nhs_number: str) -> list[dict[str, Any]]:
         with self._read() as cur:
