@@ -36,7 +36,7 @@ class Tunables:
 
     def with_overrides(self, settings: list[str]) -> Self:
         """A copy with ``NAME=VALUE`` settings applied."""
-        kinds = {f.name: f.type for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        kinds = {f.name: f.type for f in dataclasses.fields(self)}  # type: ignore[arg-type]  # a dataclass mixin
         changes: dict[str, Any] = {}
         for setting in settings:
             name, sep, text = setting.partition("=")
@@ -47,4 +47,4 @@ class Tunables:
                 changes[name] = float(text) if kinds[name] == "float" else int(text)
             except ValueError:
                 raise type(self).error(name, f"{text!r} is not a {kinds[name]}") from None
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # a dataclass mixin

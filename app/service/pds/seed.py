@@ -83,7 +83,7 @@ class _Tables:
         self.practices = data["practices"]
         self.near = {p["outward"]: by_outward.get(p["outward"], []) for p in self.places}
         self.inward = [f"{d}{a}{b}" for d in "0123456789" for a in _INWARD_LETTERS for b in _INWARD_LETTERS]
-        self.dates = {}  # ordinal -> ISO string, filled lazily (about 37,000 distinct days)
+        self.dates: dict[int, str] = {}  # ordinal -> ISO string, filled lazily (about 37,000 distinct days)
 
 
 def _iso(tables: _Tables, ordinal: int) -> str:
@@ -116,6 +116,7 @@ def _patient(i: int, nhs: str, rng: random.Random, t: _Tables, duplicate_of: Pat
         given_names = [given[0], pool[int(r() * len(pool))][0]] if r() < 0.4 else [given[0]]
     else:  # a duplicate registration of the previous patient, later merged into it
         prev = duplicate_of.resource
+        assert duplicate_of.birth_date is not None  # every seeded patient has a birth date
         gender, born = prev["gender"], duplicate_of.birth_date.toordinal()
         given = (prev["name"][0]["given"][0], duplicate_of.given, duplicate_of.given_phonetic)
         family = (prev["name"][0]["family"], duplicate_of.family, duplicate_of.family_phonetic)

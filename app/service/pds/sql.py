@@ -80,7 +80,8 @@ class PdsSql(EffectsSql):
         raise VersionConflict(nhs_number, expected_version, int(current[0]))
 
     def search_sql(self, f: SearchFilter) -> tuple[str, list[Any]]:
-        where, params = [ACTIVE], []
+        where: list[str] = [ACTIVE]
+        params: list[Any] = []
 
         def add(condition: str, *values: Any) -> None:
             where.append(condition)

@@ -29,7 +29,7 @@ from typing import Any
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows
 
 from app.private_files import create_private_file, tighten
 from app.service.pds.sql import ANALYZE_AFTER, PCOLS, PVALUES, UPSERT_SET
