@@ -13,6 +13,11 @@ off; users cannot switch it back on. Example::
     tls_key = "/etc/xdg/SpineDesk/service.key"
     # … or, for a service bound to loopback only (127.0.0.0/8, ::1), the TLS-terminating proxy in front of it:
     # tls_proxy = "https://spine.example.nhs.uk"
+    # The key that makes the audit chain tamper-evident (created 0600 on first start; default: audit.key in the
+    # service user's data folder) and the folder its checkpoints are published to (default: audit-checkpoints
+    # beside the key). Keep both off the database host and back the key up (docs/decisions/audit-chain.md).
+    audit_key = "/var/lib/spinedesk/audit.key"
+    audit_checkpoints = "/var/log/spinedesk/audit-checkpoints"
 
     [trust]
     anchors = ["/etc/xdg/SpineDesk/nhs-root-g2.pem"]   # roots card certificates must chain to
@@ -69,6 +74,11 @@ class Paths:
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "training-pki"
+
+    @property
+    def audit_key_file(self) -> Path:
+        """The audit chain's key when the site configuration names none (0600, created on first start)."""
+        return self.data_dir / "audit.key"
 
     @property
     def training_card_file(self) -> Path:
@@ -161,6 +171,8 @@ class Settings:
     service_tls_cert: Path | None = None  # the service's own certificate and key ([service] tls_cert, tls_key)
     service_tls_key: Path | None = None
     service_tls_proxy: str | None = None  # the https:// proxy that terminates TLS for a loopback-only service
+    service_audit_key: Path | None = None  # [service] audit_key (default: audit.key in the data folder)
+    service_audit_checkpoints: Path | None = None  # [service] audit_checkpoints (default: beside the key)
     trust_anchors: tuple[Path, ...] = ()
     trust_intermediates: tuple[Path, ...] = ()
     trust_crls: tuple[Path, ...] = ()
@@ -197,8 +209,8 @@ def _path(value: object, where: str, path: Path) -> Path | None:
     return Path(value)
 
 
-_KEYS = {"service": {"url", "ca", "tls_cert", "tls_key", "tls_proxy"}, "trust": {"anchors", "intermediates", "crls"},
-         "client": {"card_removal"}, "wes": {"spec_version"}}
+_KEYS = {"service": {"url", "ca", "tls_cert", "tls_key", "tls_proxy", "audit_key", "audit_checkpoints"},
+         "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"}, "wes": {"spec_version"}}
 
 
 def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
@@ -249,6 +261,8 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         service_tls_cert=tls_cert,
         service_tls_key=tls_key,
         service_tls_proxy=proxy.rstrip("/") if proxy else None,
+        service_audit_key=_path(service.get("audit_key"), "[service] audit_key", path),
+        service_audit_checkpoints=_path(service.get("audit_checkpoints"), "[service] audit_checkpoints", path),
         trust_anchors=anchors,
         trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),

@@ -44,7 +44,7 @@ from app.service.core.auth import token_hash  # noqa: E402
 from app.service.cpis import seed as seed_cpis  # noqa: E402
 from app.service.pds.seed import generate_patients  # noqa: E402
 from app.service.storage import open_store  # noqa: E402
-from app.service.store import RoleProfile  # noqa: E402
+from app.service.store import RoleProfile, open_seal  # noqa: E402
 
 TOKEN = "benchmark-token-cpis-" + "y" * 20
 ROLES = {"scheduled": "bench-b0170", "unscheduled": "bench-b0107", "history": "bench-b0170"}
@@ -161,7 +161,8 @@ def main() -> int:
                                   "AuditEvent" if mix == "history" else "CareTeam", IDENT, TOKEN, ROLES[mix],
                                   "true" if mix == "unscheduled" else "false"))
             results.append(run(url, mix, workers, args.connections, args.duration, lua, Path(tmp)))
-        with open_store(url) as store:
+        # the service's audit key is in its data folder (SPINEDESK_DATA_DIR)
+        with open_store(url, audit_seal=open_seal(Path(tmp) / "audit.key", create=False)) as store:
             chain = store.verify_audit()
     kind = url.split(":", 1)[0]
     lines = [f"CP-IS lookups — {kind}, {args.patients:,} patients ({len(planned):,} with an open plan; seeded with "

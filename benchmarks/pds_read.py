@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from app.service.core.auth import token_hash  # noqa: E402
 from app.service.pds.seed import generate_patients  # noqa: E402
 from app.service.storage import open_store  # noqa: E402
-from app.service.store import RoleProfile  # noqa: E402
+from app.service.store import RoleProfile, open_seal  # noqa: E402
 
 TOKEN = "benchmark-token-" + "x" * 24
 URID = "bench-role"
@@ -141,7 +141,8 @@ def main() -> int:
         lua.write_text(LUA % (",".join(f'"{i}"' for i in ids), TOKEN, URID))
         results = [run_one(url, w, c, args.duration, lua, Path(tmp), args.threads)
                    for w in args.workers for c in args.connections]
-        with open_store(url) as store:
+        # the service's audit key is in its data folder (SPINEDESK_DATA_DIR)
+        with open_store(url, audit_seal=open_seal(Path(tmp) / "audit.key", create=False)) as store:
             chain = store.verify_audit()
     kind = url.split(":", 1)[0]
     lines = [f"Audited GET /Patient/{{id}} — {kind}, {args.patients:,} patients, wrk -t1 "

@@ -28,10 +28,12 @@ scripts/pg-test-server.sh stop "$dir".
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import platform
 import random
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
@@ -92,6 +94,12 @@ def _seed(store: Store, n: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
+def service_data(workdir: Path, url: str) -> Path:
+    """The service's data folder for a database: it lives as long as the database (its audit key must fit the
+    reused database's audit chain) and goes when the database is seeded again."""
+    return workdir / f"pds-search-data-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
 def open_seeded(kind: str, base: str, n: int, seed: int, workdir: Path) -> tuple[str, Store, str]:
     """(url, store, how) for a database holding exactly ``n`` patients seeded with ``seed`` (reused if present)."""
     expected = n + len(reference_rows())
@@ -104,6 +112,7 @@ def open_seeded(kind: str, base: str, n: int, seed: int, workdir: Path) -> tuple
                     return url, open_store(url), f"reused {path}"
             for suffix in ("", "-wal", "-shm", ".writelock"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
+            shutil.rmtree(service_data(workdir, url), ignore_errors=True)
     else:
         import psycopg
 
@@ -116,6 +125,7 @@ def open_seeded(kind: str, base: str, n: int, seed: int, workdir: Path) -> tuple
                     if _count(probe) == expected:
                         return url, open_store(url), f"reused schema {schema}"
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                shutil.rmtree(service_data(workdir, url), ignore_errors=True)
             conn.execute(f"CREATE SCHEMA {schema}")
     store = open_store(url)
     print(f"seeding {n:,} patients (seed {seed}) into {kind} …", file=sys.stderr)
@@ -242,7 +252,8 @@ def run_http(url: str, store: Store, queries: list[Query], workdir: Path) -> Res
     token = secrets.token_urlsafe(32)  # a new session per run (the database may be reused)
     store.create_session(token_hash(token), "pds-search-bench", datetime.now(UTC) + timedelta(hours=4))
     port = free_port()
-    data_dir = Path(tempfile.mkdtemp(prefix="pds-search-data-", dir=workdir))
+    data_dir = service_data(workdir, url)
+    data_dir.mkdir(mode=0o700, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", url, "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "SPINEDESK_DATA_DIR": str(data_dir)})

@@ -34,7 +34,7 @@ from app.service.pds.seed import generate_patients  # noqa: E402
 from app.service.scr import seed as seed_scr  # noqa: E402
 from app.service.scr.store import ScrGrant  # noqa: E402
 from app.service.storage import open_store  # noqa: E402
-from app.service.store import RoleProfile  # noqa: E402
+from app.service.store import RoleProfile, open_seal  # noqa: E402
 
 TOKEN = "benchmark-scr-token-" + "x" * 20
 URID = "bench-scr-role"
@@ -100,7 +100,8 @@ def main() -> int:
         lua.write_text(LUA % (",".join(f'"{p}"' for p in paths), TOKEN, URID))
         load = os.getloadavg()[0]  # the machine may be shared: other work skews the figures
         results = [run_one(url, w, args.connections, args.duration, lua, Path(tmp)) for w in args.workers]
-        with open_store(url) as store:
+        # the service's audit key is in its data folder (SPINEDESK_DATA_DIR)
+        with open_store(url, audit_seal=open_seal(Path(tmp) / "audit.key", create=False)) as store:
             chain = store.verify_audit()
             reads = len(store.query_audit(action="scr.read", limit=10_000_000))
     kind = url.split(":", 1)[0]

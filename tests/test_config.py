@@ -68,6 +68,17 @@ def test_site_config_names_the_service_tls_or_its_proxy(tmp_path):
     assert parse_site_config(GOOD, tmp_path / "site.toml", paths(tmp_path)).service_tls_proxy is None
 
 
+def test_site_config_names_the_audit_key_and_checkpoint_folder(tmp_path):
+    site = parse_site_config(GOOD.replace("[trust]", "audit_key = '/etc/spinedesk/audit.key'\n"
+                                          "audit_checkpoints = '/var/log/spinedesk/cp'\n[trust]"),
+                             tmp_path / "site.toml", paths(tmp_path))
+    assert (site.service_audit_key, site.service_audit_checkpoints) == (
+        Path("/etc/spinedesk/audit.key"), Path("/var/log/spinedesk/cp"))
+    default = parse_site_config(GOOD, tmp_path / "site.toml", paths(tmp_path))
+    assert (default.service_audit_key, default.service_audit_checkpoints) == (None, None)
+    assert default.paths.audit_key_file == default.paths.data_dir / "audit.key"
+
+
 def test_platform_paths_follow_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))

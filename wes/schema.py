@@ -1,4 +1,5 @@
-"""A small JSON Schema validator for the keywords the WES spec and waivers schemas use.
+"""A small JSON Schema validator for the keywords the WES spec and waivers schemas use, and :func:`read_toml`, which
+reads either TOML file for it.
 
 The runtime must not depend on a validation library; the tests check the same documents with the full
 ``jsonschema`` package, so this subset and the real thing agree. Supported keywords: ``type``, ``properties``,
@@ -10,7 +11,10 @@ The runtime must not depend on a validation library; the tests check the same do
 from __future__ import annotations
 
 import re
-from datetime import date
+import tomllib
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -33,6 +37,29 @@ def field_name(path: tuple[str | int, ...]) -> str:
             shown = f'"{part}"' if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part) else part
             out += f".{shown}" if out else shown
     return out or "(top level)"
+
+
+def read_toml(path: Path, fail: Callable[[str], Exception]) -> tuple[dict[str, Any], Any]:
+    """The TOML file's document, and the same as JSON would hold it (dates become ISO strings) for :func:`errors`.
+    A file that cannot be read or is not TOML raises ``fail(problem)``."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise fail(f"cannot be read ({exc.strerror or exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"is not valid TOML ({exc})") from exc
+    return doc, jsonable(doc)
+
+
+def jsonable(value: Any) -> Any:
+    """TOML values as JSON would hold them (dates become ISO strings), for schema validation."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
 
 
 def errors(instance: Any, schema: dict[str, Any]) -> list[tuple[str, str]]:

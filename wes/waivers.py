@@ -16,7 +16,6 @@ from the day after ``until`` it no longer applies and the report says it expired
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
@@ -37,14 +36,7 @@ def default_waivers_path(site_config_file: Path) -> Path:
 
 def load_waivers(path: Path, known_checks: Iterable[str]) -> tuple[Waiver, ...]:
     """Read and validate a waivers file; :class:`WaiverError` names the file and the entry."""
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WaiverError(str(path), "(file)", f"cannot be read ({exc.strerror or exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise WaiverError(str(path), "(file)", f"is not valid TOML ({exc})") from exc
-    plain = {k: [{f: (v.isoformat() if isinstance(v, date) else v) for f, v in w.items()} if isinstance(w, dict)
-                 else w for w in items] if isinstance(items, list) else items for k, items in doc.items()}
+    _, plain = schema.read_toml(path, lambda problem: WaiverError(str(path), "(file)", problem))
     problems = schema.errors(plain, json.loads(SCHEMA_FILE.read_text(encoding="utf-8")))
     if problems:
         raise WaiverError(str(path), *problems[0])

@@ -21,7 +21,8 @@ from app import __version__
 from app.cli import card, desktop, login, selftest, service, wes
 
 # 3 is a command's own verdict (wes check could not run, audit chain broken); 4: a service refused to start because
-# its configuration is unsafe to serve (production without TLS), nothing was started.
+# its configuration is unsafe to serve (production without TLS), nothing was started — or, for `service audit
+# verify`, the chain could not be checked (it is keyed and the audit key was not found).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 4
 
 

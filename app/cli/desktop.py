@@ -165,7 +165,8 @@ def _finish_training(settings: Settings, stack: contextlib.ExitStack, stream: Te
         on_step("Starting the training service…")
         running = training.start_service("unused://", settings.paths.pki_dir, store=store,
                                          scr_episode_hours=settings.scr_episode_hours,
-                                         cpis_lease_seconds=settings.cpis_lease_seconds)
+                                         cpis_lease_seconds=settings.cpis_lease_seconds,
+                                         audit_key=settings.paths.audit_key_file)
     except BaseException:
         store.close()
         raise

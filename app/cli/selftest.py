@@ -80,7 +80,8 @@ def check_service() -> str:
     from app.service.runtime import ServiceConfig, build_service
 
     with tempfile.TemporaryDirectory(prefix="spinedesk-selftest-") as tmp:
-        config = ServiceConfig("sqlite:///:memory:", base_url="http://127.0.0.1:0", training_pki=str(Path(tmp) / "pki"))
+        config = ServiceConfig("sqlite:///:memory:", base_url="http://127.0.0.1:0", training_pki=str(Path(tmp) / "pki"),
+                               audit_key=str(Path(tmp) / "audit.key"))
         service = build_service(config)
         try:
             status, body = asyncio.run(_asgi_get(service.app, "/_status"))

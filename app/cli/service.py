@@ -77,7 +77,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     deact.add_argument("--id", required=True)
     audit = actions.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", metavar="ACTION")
     audit.required = True
-    audit.add_parser("verify", help="check the hash chain")
+    verify = audit.add_parser("verify", help="check the keyed hash chain and the checkpoints published outside the "
+                              "database; exit 3 if it was tampered with, 4 if it cannot be checked without the key")
+    verify.add_argument("--audit-key", type=Path, help="the audit key file (default: [service] audit_key in the site "
+                        "configuration, else audit.key in the service's data folder)")
+    verify.add_argument("--audit-checkpoints", type=Path, metavar="DIR", help="the folder of published checkpoints "
+                        "(default: [service] audit_checkpoints, else audit-checkpoints beside the key); copy other "
+                        "hosts' checkpoint files into it to check theirs too")
     actions.add_parser("reload-crl", help="re-read the CRLs, end the sessions of certificates they revoke, and "
                        "report their dates (running service processes re-read changed CRL files by themselves; "
                        "SIGHUP makes them re-read now)")
@@ -85,6 +91,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _database(args: argparse.Namespace, settings: Settings) -> str:
     return wiring.service_database(settings, args.database)
+
+
+def _audit_files(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path | None]:
+    """The audit key file and checkpoint folder: the options', else the site configuration's, else the defaults."""
+    key = getattr(args, "audit_key", None) or settings.service_audit_key or settings.paths.audit_key_file
+    return key, getattr(args, "audit_checkpoints", None) or settings.service_audit_checkpoints
 
 
 def _tls(args: argparse.Namespace, settings: Settings) -> tuple[Path, Path] | None:
@@ -155,6 +167,8 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
         ("after_seconds", getattr(args, "cpis_alarm_after", None))) if value is not None})
     retention = Retention().with_overrides(getattr(args, "retention", []))
     tunables = {"scr_episode_hours": settings.scr_episode_hours, "cpis_lease_seconds": settings.cpis_lease_seconds}
+    key, checkpoints = _audit_files(args, settings)
+    tunables |= {"audit_key": str(key), "audit_checkpoints": str(checkpoints) if checkpoints else None}
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
                              limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, **tunables,
@@ -177,7 +191,9 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
         if tls:
             check_tls_files(*tls)
         config = _config(args, settings)
-        with wiring.open_store(config.database) as store:  # migrate once before workers start; seed if asked
+        # migrate once before workers start, create the audit key (and check it fits the chain); seed if asked
+        with wiring.open_store(config.database, audit_seal=wiring.service_audit_seal(config)) as store:
+            store.check_audit_key()
             if args.seed and not wiring.is_seeded(store):
                 seed(store, args.seed, 0, stdout)
         where = (f"http://{args.host}:{args.port} behind the TLS proxy {settings.service_tls_proxy}"
@@ -187,7 +203,15 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
         cert, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
         serve(config, Listen(args.host, args.port, args.workers, cert, key))
         return 0
-    with wiring.open_store(_database(args, settings)) as store:
+    key, checkpoints = _audit_files(args, settings)
+    if args.service_command == "audit":
+        seal = wiring.audit_seal(key, checkpoints)  # never creates a key; an unusable one is an error
+    else:
+        try:  # administration writes no audit records: an unreadable key need not stop it
+            seal = wiring.audit_seal(key, checkpoints)
+        except AppError:
+            seal = None
+    with wiring.open_store(_database(args, settings), audit_seal=seal) as store:
         if args.service_command == "seed":
             return seed(store, args.patients, args.seed_value, stdout)
         if args.service_command == "audit":
@@ -317,14 +341,35 @@ def users_list(store: Store, stream: TextIO) -> int:
 
 
 def audit_verify(store: Store, stream: TextIO) -> int:
+    """Walk the chain with the store's audit key against the published checkpoints. Exit 0 intact, 3 tampered with,
+    4 cannot be checked (the chain is keyed and the key is missing or another)."""
+    seal = store.audit_seal
     result = store.verify_audit()
-    if result.ok:
-        print(f"Audit chain intact: {result.checked:,} records verified.", file=stream)
-        return 0
-    print(f"AUDIT CHAIN BROKEN at record {result.first_bad_seq}: {result.reason}. "
-          f"({result.checked:,} records checked.) Preserve the database and report this to your privacy officer.",
-          file=stream)
-    return 3
+    where = seal.checkpoints.directory if seal is not None and seal.checkpoints is not None else None
+    if result.needs_key:
+        key_path = seal.key_path if seal is not None else ""
+        found = (f"the key {seal.key.key_id} at {key_path} is not it" if seal is not None and seal.key is not None
+                 else f"no audit key was found{f' at {key_path}' if key_path else ''}")
+        print(f"AUDIT CHAIN NOT CHECKED: {result.reason}; {found}. Run this on the service's host as the service's "
+              "user, or give the key with --audit-key FILE (the site configuration's [service] audit_key names it). "
+              f"({result.checked:,} records checked before it.)", file=stream)
+        return 4
+    if not result.ok:
+        bad = f" at record {result.first_bad_seq}" if result.first_bad_seq is not None else ""
+        print(f"AUDIT CHAIN BROKEN{bad}: {result.reason}. ({result.checked:,} records checked.) Preserve the "
+              "database and the checkpoint files and report this to your privacy officer.", file=stream)
+        return 3
+    print(f"Audit chain intact: {result.checked:,} records verified.", file=stream)
+    if result.checkpoint is not None:
+        seq, at, host = result.checkpoint
+        print(f"Last checkpoint matched: record {seq:,}, published {at} by {host} (in {where}).", file=stream)
+    elif seal is not None and seal.key is not None:
+        print(f"No published checkpoint was found in {where}: removal of the newest records could not be checked. "
+              "Checkpoints appear once the service has written records with this key.", file=stream)
+    elif result.checked:
+        print("The records are unkeyed (written before the audit key existed) and no key was found: the service "
+              "creates its key when it next starts.", file=stream)
+    return 0
 
 
 def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:

@@ -57,10 +57,11 @@ class RunningService:
 
 def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str = "127.0.0.1",
                   limits: Any = None, scr_episode_hours: float | None = None,
-                  cpis_lease_seconds: float | None = None) -> RunningService:
+                  cpis_lease_seconds: float | None = None, audit_key: Path | None = None) -> RunningService:
     """The real service (uvicorn, one thread of this process) on a free loopback port; ``limits`` (an
     ``HttpLimits``) replaces the production request limits; the SCR episode length and CP-IS lease are the
-    settings' (None: the defaults)."""
+    settings' (None: the defaults); ``audit_key``: the audit chain's key file (created on first start; None: an
+    unkeyed chain, for tests)."""
     import uvicorn
 
     from app.service.runtime import ServiceConfig, build_service
@@ -69,7 +70,8 @@ def start_service(database: str, pki_dir: Path, *, store: Any = None, host: str 
     port = free_port(host)
     url = f"http://{host}:{port}"
     config = ServiceConfig(database=database, base_url=url, training_pki=str(pki_dir),
-                           scr_episode_hours=scr_episode_hours, cpis_lease_seconds=cpis_lease_seconds)
+                           scr_episode_hours=scr_episode_hours, cpis_lease_seconds=cpis_lease_seconds,
+                           audit_key=str(audit_key) if audit_key else None)
     if limits is not None:
         config = dataclasses.replace(config, limits=limits)
     service = build_service(config, store=store)

@@ -59,11 +59,28 @@ def pdf_writer() -> PdfWriter | None:
     return lambda html, path, title: html_to_pdf(html, path, title=title)
 
 
-def open_store(database: str) -> Any:
-    """The service's store at ``database`` (``sqlite:///…`` or ``postgresql://…``), created and migrated as needed."""
+def open_store(database: str, *, audit_seal: Any = None) -> Any:
+    """The service's store at ``database`` (``sqlite:///…`` or ``postgresql://…``), created and migrated as needed;
+    ``audit_seal`` keys its audit chain and publishes its checkpoints (``audit_seal``, ``service_audit_seal``)."""
     from app.service.storage import open_store as open_database
 
-    return open_database(database)
+    return open_database(database, audit_seal=audit_seal)
+
+
+def audit_seal(key: Path, checkpoints: Path | None) -> Any:
+    """The audit key at ``key`` (never created here: None inside when missing; ``AuditKeyError`` when unusable)
+    and its checkpoint folder (default: beside the key), for administration and ``audit verify``."""
+    from app.service.store import open_seal
+
+    return open_seal(key, checkpoints, create=False)
+
+
+def service_audit_seal(config: Any) -> Any:
+    """The audit key the service's ``ServiceConfig`` names, created 0600 on first start (before the workers start,
+    so they all load the one key), with its checkpoint folder (``app.service.runtime.audit_seal``)."""
+    from app.service.runtime import audit_seal as seal_for
+
+    return seal_for(config)
 
 
 def service_database(settings: Settings, given: str | None = None) -> str:

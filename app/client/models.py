@@ -18,6 +18,16 @@ RECORD_FLAGS = "B0360"  # reasonable adjustment flags: record, change, remove
 PRIVACY_OFFICER_ACTIVITIES = ("B0015", "B0016")
 
 
+class _Allows:
+    """A right one national activity code grants: ``role.can_search`` is whether the role holds that code."""
+
+    def __init__(self, activity: str) -> None:
+        self.activity = activity
+
+    def __get__(self, role: Role, owner: type | None = None) -> bool:
+        return self.activity in role.activities
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
     urid: str  # the role profile id, sent as NHSD-Session-URID
@@ -27,41 +37,18 @@ class Role:
     role_name: str
     activities: tuple[str, ...]
 
-    @property
-    def can_search(self) -> bool:
-        return SEARCH_PATIENTS in self.activities
-
-    @property
-    def can_edit_demographics(self) -> bool:
-        return UPDATE_DEMOGRAPHICS in self.activities
-
-    @property
-    def can_view_scr(self) -> bool:
-        return VIEW_SCR in self.activities
-
-    @property
-    def can_open_scr_in_emergency(self) -> bool:
-        return SCR_EMERGENCY_ACCESS in self.activities
+    can_search = _Allows(SEARCH_PATIENTS)
+    can_edit_demographics = _Allows(UPDATE_DEMOGRAPHICS)
+    can_view_scr = _Allows(VIEW_SCR)
+    can_open_scr_in_emergency = _Allows(SCR_EMERGENCY_ACCESS)
+    can_record_consent = _Allows(RECORD_CONSENT)
+    can_view_cpis_notifying = _Allows(CPIS_NOTIFY)
+    can_view_cpis_scheduled = _Allows(CPIS_SCHEDULED)
+    can_record_flags = _Allows(RECORD_FLAGS)
 
     @property
     def can_override_scr_legally(self) -> bool:
         return SCR_LEGAL_OVERRIDE in self.activities and self.can_view_scr
-
-    @property
-    def can_record_consent(self) -> bool:
-        return RECORD_CONSENT in self.activities
-
-    @property
-    def can_view_cpis_notifying(self) -> bool:
-        return CPIS_NOTIFY in self.activities
-
-    @property
-    def can_view_cpis_scheduled(self) -> bool:
-        return CPIS_SCHEDULED in self.activities
-
-    @property
-    def can_record_flags(self) -> bool:
-        return RECORD_FLAGS in self.activities
 
     @property
     def privacy_officer(self) -> bool:

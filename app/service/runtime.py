@@ -32,7 +32,7 @@ from app.service.cpis.delivery import Deliverer, DeliveryAlarm, delivery_trust, 
 from app.service.cpis.store import CpisStore
 from app.service.cpis.writer import CpisAccessWriter
 from app.service.storage import open_store
-from app.service.store import AuditWriter, Store
+from app.service.store import AuditSeal, AuditWriter, Store, open_seal
 
 ENV = SERVICE_CONFIG_ENV  # where server.serve puts the config for its worker processes
 ROLE_TABLE = resource("rbac.json")
@@ -54,6 +54,8 @@ class ServiceConfig:
     retention: Retention = field(default_factory=Retention)  # what is kept how long, how often it is purged
     scr_episode_hours: float | None = None  # how long SCR episode grants last (None: the SCR default, 12 h)
     cpis_lease_seconds: float | None = None  # the CP-IS deliverer's claim lease (None: its default, 30 s)
+    audit_key: str | None = None  # the audit chain's key file (created on first start); None: the chain is unkeyed
+    audit_checkpoints: str | None = None  # where checkpoints are published (None: audit-checkpoints beside the key)
 
     def to_env(self) -> str:
         """The JSON the worker processes read back with :meth:`from_env`."""
@@ -89,6 +91,14 @@ def trust_store(config: ServiceConfig, clock: Clock = system_clock) -> LiveTrust
     return LiveTrust(fixed.anchors, fixed.intermediates, [Path(p) for p in config.crls], require_revocation=True)
 
 
+def audit_seal(config: ServiceConfig, clock: Clock = system_clock) -> AuditSeal | None:
+    """The audit key (created 0600 on first start) and checkpoint log the configuration names; None: unkeyed."""
+    if config.audit_key is None:
+        return None
+    checkpoints = Path(config.audit_checkpoints) if config.audit_checkpoints else None
+    return open_seal(Path(config.audit_key), checkpoints, create=True, clock=clock)
+
+
 @dataclass
 class Service:
     store: Store
@@ -117,7 +127,17 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates, and what the purge job deletes."""
+    opened = store is None
     store = store or open_store(config.database, timeout=config.limits.db_timeout)
+    try:
+        seal = audit_seal(config, clock)
+        if seal is not None:
+            store.use_audit_seal(seal)
+        store.check_audit_key()  # a key that cannot continue the chain stops the service now, not at a request
+    except BaseException:
+        if opened:
+            store.close()
+        raise
     audit = AuditWriter(store, clock=clock)
     cpis_store = cast(CpisStore, store)  # the composed store implements every feature's protocol
     auth = AuthService(store, trust_store(config, clock), clock=clock)

@@ -8,7 +8,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.client.scr import PrivacyAlert
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, buddy, heading, row_table
 from app.ui.format import format_date, format_nhs_number, format_time
 from app.ui.signals import emit
 
@@ -35,18 +34,12 @@ class AlertsView(QWidget):
         self.setObjectName("alertsView")
         self.alerts: list[PrivacyAlert] = []
         layout = QVBoxLayout(self)
-        heading = QLabel("Privacy alerts for your organisation", self)
-        font = heading.font()
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        heading.setFont(font)
-        layout.addWidget(heading)
+        layout.addWidget(heading("Privacy alerts for your organisation", self, 1.3))
         top = QHBoxLayout()
-        label = QLabel("&Show", self)
         self.status = QComboBox(self)
         for text, value in (("Open alerts", "open"), ("Acknowledged", "acknowledged"), ("All", "all")):
             self.status.addItem(text, value)
-        label.setBuddy(self.status)
-        accessible(self.status, "Which alerts to show")
+        label = buddy("&Show", self.status, "Which alerts to show")
         self.refresh = QPushButton("&Refresh", self)
         accessible(self.refresh, "Refresh the alert queue")
         self.refresh.clicked.connect(lambda: emit(self.refresh_requested, self.status.currentData()))
@@ -61,18 +54,11 @@ class AlertsView(QWidget):
         self.table = QTableWidget(0, len(HEADERS), self)
         self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.setTabKeyNavigation(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        accessible(self.table, "Privacy alerts", "Select an alert, then acknowledge it")
+        row_table(self.table, "Privacy alerts", "Select an alert, then acknowledge it")
         layout.addWidget(self.table, 1)
         bottom = QHBoxLayout()
-        note_label = QLabel("&Note", self)
         self.note = QLineEdit(self)
-        note_label.setBuddy(self.note)
-        accessible(self.note, "Acknowledgement note", "Optional: what you checked")
+        note_label = buddy("&Note", self.note, "Acknowledgement note", "Optional: what you checked")
         self.ack = QPushButton("&Acknowledge selected alert", self)
         accessible(self.ack, "Acknowledge the selected alert")
         self.ack.clicked.connect(self._acknowledge)

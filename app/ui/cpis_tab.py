@@ -5,14 +5,13 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QTextBrowser, QVBoxLayout, QWidget
 
 from app.client.cpis import CpisResult
 from app.client.models import Role
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, button_row, reachable_text
 from app.ui.format import format_date, format_time
-from app.ui.signals import emit
 
 NOTIFY_WARNING = ("Viewing child protection information in unscheduled care (for example an emergency department, "
                   "out-of-hours or walk-in care) notifies the patient's local authority that you accessed it. "
@@ -60,22 +59,15 @@ class CpisTab(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.intro = QLabel("", self)
-        self.intro.setWordWrap(True)
-        self.intro.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.intro = reachable_text(self)
         layout.addWidget(self.intro)
-        row = QHBoxLayout()
-        self.unscheduled = QPushButton("View — &unscheduled care (notifies the local authority)", self)
-        accessible(self.unscheduled, "View child protection information in unscheduled care",
-                   "The patient's local authority is notified of this access")
-        self.scheduled = QPushButton("View — s&cheduled care (no notification)", self)
-        accessible(self.scheduled, "View child protection information in scheduled care",
-                   "No notification is sent")
-        self.unscheduled.clicked.connect(lambda: emit(self.view_requested, True))
-        self.scheduled.clicked.connect(lambda: emit(self.view_requested, False))
-        row.addWidget(self.unscheduled)
-        row.addWidget(self.scheduled)
-        row.addStretch(1)
+        row, (self.unscheduled, self.scheduled) = button_row(
+            self, self.view_requested,
+            ("View — &unscheduled care (notifies the local authority)",
+             "View child protection information in unscheduled care",
+             "The patient's local authority is notified of this access", True),
+            ("View — s&cheduled care (no notification)", "View child protection information in scheduled care",
+             "No notification is sent", False))
         layout.addLayout(row)
         self.body = QTextBrowser(self)
         accessible(self.body, "Child protection information")

@@ -1,20 +1,26 @@
-"""The PIN prompt, the role picker and the message area (the one place errors are shown, via ``user_text``)."""
+"""The PIN prompt, the role picker and the message area (the one place errors are shown, via ``user_text``), and the
+small widget helpers every view uses: accessible names, mnemonic labels, headings, text a keyboard user can reach,
+row-selecting tables and the dialogs' button row."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, SignalInstance
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -23,12 +29,81 @@ from app.client.models import Role
 from app.errors import user_text
 from app.ui.signals import emit
 
+W = TypeVar("W", bound=QWidget)
 
-def accessible(widget: QWidget, name: str, description: str = "") -> QWidget:
+
+def accessible(widget: W, name: str, description: str = "") -> W:
     widget.setAccessibleName(name)
     if description:
         widget.setAccessibleDescription(description)
     return widget
+
+
+def buddy(text: str, widget: QWidget, name: str, description: str = "") -> QLabel:
+    """The label for ``widget``, beside it in the same parent, whose mnemonic (``&``) moves the focus to it; the
+    widget gets its accessible name and description."""
+    label = QLabel(text, widget.parentWidget())
+    label.setBuddy(widget)
+    accessible(widget, name, description)
+    return label
+
+
+def heading(text: str, parent: QWidget, scale: float) -> QLabel:
+    """A heading: the label's own font, ``scale`` times larger."""
+    label = QLabel(text, parent)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    label.setFont(font)
+    return label
+
+
+def plain_text(text: str, parent: QWidget) -> QLabel:
+    """Wrapped text shown as typed: never interpreted as markup (names and data from the service)."""
+    label = QLabel(text, parent)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    return label
+
+
+def modal(dialog: QDialog, name: str, title: str) -> QVBoxLayout:
+    """Make ``dialog`` modal to its window, with its object name and title; returns its top-to-bottom layout."""
+    dialog.setObjectName(name)
+    dialog.setWindowTitle(title)
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    return QVBoxLayout(dialog)
+
+
+def reachable_text(parent: QWidget, text: str = "") -> QLabel:
+    """Wrapped text that Tab stops at, so that a keyboard or screen reader user meets it in order."""
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    return label
+
+
+def button_row(parent: QWidget, signal: SignalInstance,
+               *choices: tuple[str, str, str, object]) -> tuple[QHBoxLayout, list[QPushButton]]:
+    """Buttons side by side from the left, one a ``(text, accessible name, description, value)`` choice; each emits
+    ``signal`` with its value."""
+    row = QHBoxLayout()
+    buttons = []
+    for text, name, description, value in choices:
+        button = accessible(QPushButton(text, parent), name, description)
+        button.clicked.connect(lambda *_, value=value: emit(signal, value))
+        row.addWidget(button)
+        buttons.append(button)
+    row.addStretch(1)
+    return row, buttons
+
+
+def row_table(table: QTableView, name: str, description: str) -> None:
+    """One row selected at a time, Tab leaves the table (arrows move inside), columns fit their contents."""
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setTabKeyNavigation(False)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    accessible(table, name, description)
 
 
 def dialog_buttons(dialog: QDialog, primary: QDialogButtonBox.StandardButton, *, text: str | None, name: str,
@@ -118,26 +193,19 @@ class PinDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, *, title: str, intro: str, reminder: str = "") -> None:
         super().__init__(parent)
-        self.setWindowTitle(title)
-        self.setObjectName("pinDialog")
+        layout = modal(self, "pinDialog", title)
         self.setMinimumWidth(420)
-        self.setWindowModality(Qt.WindowModality.WindowModal)
-        layout = QVBoxLayout(self)
-        self.intro = QLabel(intro, self)
-        self.intro.setTextFormat(Qt.TextFormat.PlainText)
-        self.intro.setWordWrap(True)
+        self.intro = plain_text(intro, self)
         layout.addWidget(self.intro)
         self.reminder = QLabel(reminder, self)
         self.reminder.setWordWrap(True)
         self.reminder.setVisible(bool(reminder))
         accessible(self.reminder, "Certificate reminder", reminder)
         layout.addWidget(self.reminder)
-        label = QLabel("&PIN", self)
         self.pin = QLineEdit(self)
         self.pin.setEchoMode(QLineEdit.EchoMode.Password)
         self.pin.setMaxLength(8)
-        label.setBuddy(self.pin)
-        accessible(self.pin, "Smartcard PIN", "6 to 8 digits; what you type is hidden")
+        label = buddy("&PIN", self.pin, "Smartcard PIN", "6 to 8 digits; what you type is hidden")
         layout.addWidget(label)
         layout.addWidget(self.pin)
         self.problem = QLabel("", self)
@@ -183,16 +251,11 @@ class RolePicker(QDialog):
 
     def __init__(self, parent: QWidget | None, user_name: str, roles: Sequence[Role]) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Choose your role")
-        self.setObjectName("rolePicker")
+        layout = modal(self, "rolePicker", "Choose your role")
         self.setMinimumWidth(520)
-        self.setWindowModality(Qt.WindowModality.WindowModal)
         self._roles = list(roles)
-        layout = QVBoxLayout(self)
-        intro = QLabel(f"{user_name}, you have {len(roles)} roles. Choose the one you are working in now.", self)
-        intro.setTextFormat(Qt.TextFormat.PlainText)
-        intro.setWordWrap(True)
-        layout.addWidget(intro)
+        layout.addWidget(plain_text(f"{user_name}, you have {len(roles)} roles. Choose the one you are working in "
+                                    "now.", self))
         self.list = QListWidget(self)
         accessible(self.list, "Your roles", "Role and organisation; press Enter to choose")
         for role in roles:

@@ -7,6 +7,8 @@ problems in words inside the dialog; the service's own refusals land there too. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -31,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.client.flag_edit import AdjustmentEntry, FlagDraft, ImpairmentEntry, draft_problems
 from app.flag_rules import ATTORNEY_OR_DEPUTY, BESPOKE, BEST_INTEREST, PATIENT_CONSENT, FlagCodes
-from app.ui.dialogs import accessible, dialog_buttons
+from app.ui.dialogs import accessible, buddy, dialog_buttons, modal, plain_text
 from app.ui.signals import emit
 
 CONSENTS = ((PATIENT_CONSENT, "The &patient consented"),
@@ -39,14 +41,36 @@ CONSENTS = ((PATIENT_CONSENT, "The &patient consented"),
             (ATTORNEY_OR_DEPUTY, "Lasting power of &attorney or court-appointed deputy"))
 
 
-def _problem_label(parent: QWidget) -> QLabel:
-    label = QLabel("", parent)
-    label.setObjectName("dialogProblem")
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setWordWrap(True)
-    label.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-    label.hide()
-    return label
+class ProblemLabel(QLabel):
+    """What is wrong with the dialog's input, in words; hidden until there is something to say."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__("", parent)
+        self.setObjectName("dialogProblem")
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.hide()
+
+    def say(self, text: str) -> None:
+        self.setText(text)
+        accessible(self, f"Problem: {text}")
+        self.show()
+        self.setFocus()
+
+
+def _group(title: str, parent: QWidget) -> QGroupBox:
+    return accessible(QGroupBox(title, parent), title)
+
+
+def _radios(parent: QWidget, layout: QVBoxLayout, choices: tuple[tuple[str, str], ...],
+            describe: Callable[[str], str] = lambda _code: "") -> dict[str, QRadioButton]:
+    """One radio button a ``(code, text)`` choice, by code; ``text`` has the mnemonic."""
+    radios: dict[str, QRadioButton] = {}
+    for code, text in choices:
+        radios[code] = accessible(QRadioButton(text, parent), text.replace("&", ""), describe(code))
+        layout.addWidget(radios[code])
+    return radios
 
 
 def adjustment_text(entry: AdjustmentEntry, codes: FlagCodes) -> str:
@@ -69,16 +93,10 @@ class FlagEditDialog(QDialog):
         super().__init__(parent)
         self.codes = codes
         changing = draft is not None
-        self.setObjectName("flagEditor")
-        self.setWindowTitle(("Change" if changing else "Record") + " a reasonable adjustment flag")
-        self.setWindowModality(Qt.WindowModality.WindowModal)
+        outer = modal(self, "flagEditor", ("Change" if changing else "Record") + " a reasonable adjustment flag")
         self.resize(900, 700)
-        outer = QVBoxLayout(self)
-        heading = QLabel(f"Reasonable adjustment flag for {patient_name}", self)
-        heading.setTextFormat(Qt.TextFormat.PlainText)
-        heading.setWordWrap(True)
-        outer.addWidget(heading)
-        self.problem = _problem_label(self)
+        outer.addWidget(plain_text(f"Reasonable adjustment flag for {patient_name}", self))
+        self.problem = ProblemLabel(self)
         outer.addWidget(self.problem)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
@@ -87,11 +105,9 @@ class FlagEditDialog(QDialog):
         layout.addWidget(self._impairment_box(body))
         layout.addWidget(self._adjustment_box(body))
         layout.addWidget(self._consent_box(body))
-        notes_label = QLabel("&Notes for colleagues (optional)", body)
         self.notes = QLineEdit(body)
-        notes_label.setBuddy(self.notes)
-        accessible(self.notes, "Notes for colleagues", "Optional notes about this flag")
-        layout.addWidget(notes_label)
+        layout.addWidget(buddy("&Notes for colleagues (optional)", self.notes, "Notes for colleagues",
+                               "Optional notes about this flag"))
         layout.addWidget(self.notes)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
@@ -106,8 +122,7 @@ class FlagEditDialog(QDialog):
     # --- sections -----------------------------------------------------------------------------------------
 
     def _impairment_box(self, parent: QWidget) -> QGroupBox:
-        box = QGroupBox("Impairment groups", parent)
-        accessible(box, "Impairment groups")
+        box = _group("Impairment groups", parent)
         grid = QGridLayout(box)
         self.impairments: dict[str, tuple[QCheckBox, QLineEdit]] = {}
         for row, (code, name) in enumerate(self.codes.impairment.codes.items()):
@@ -131,21 +146,17 @@ class FlagEditDialog(QDialog):
         return box
 
     def _adjustment_box(self, parent: QWidget) -> QGroupBox:
-        box = QGroupBox("Adjustments", parent)
-        accessible(box, "Adjustments")
+        box = _group("Adjustments", parent)
         layout = QVBoxLayout(box)
         self.adjustment_list = QListWidget(box)
         accessible(self.adjustment_list, "Adjustments recorded", "Delete removes the selected adjustment")
         self.adjustment_list.setMinimumHeight(90)
         layout.addWidget(self.adjustment_list)
         form = QGridLayout()
-        category_label = QLabel("Categor&y", box)
         self.category = QComboBox(box)
         for code, name in self.codes.adjustment_category.codes.items():
             self.category.addItem(name, code)
-        category_label.setBuddy(self.category)
-        accessible(self.category, "Adjustment category")
-        what_label = QLabel("Ad&justment", box)
+        category_label = buddy("Categor&y", self.category, "Adjustment category")
         self.what = QComboBox(box)
         self.what.setEditable(True)
         self.what.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -157,17 +168,13 @@ class FlagEditDialog(QDialog):
         completer = self.what.completer()
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
-        what_label.setBuddy(self.what)
-        accessible(self.what, "Adjustment", "Type to filter the list of adjustments")
+        what_label = buddy("Ad&justment", self.what, "Adjustment", "Type to filter the list of adjustments")
         accessible(self.what.lineEdit(), "Adjustment", "Type to filter the list of adjustments")
-        text_label = QLabel("&Describe (bespoke adjustments)", box)
         self.what_text = QLineEdit(box)
-        text_label.setBuddy(self.what_text)
-        accessible(self.what_text, "Describe the adjustment", "For a bespoke adjustment not in the list")
-        note_label = QLabel("No&te (optional)", box)
+        text_label = buddy("&Describe (bespoke adjustments)", self.what_text, "Describe the adjustment",
+                           "For a bespoke adjustment not in the list")
         self.what_note = QLineEdit(box)
-        note_label.setBuddy(self.what_note)
-        accessible(self.what_note, "Note for this adjustment")
+        note_label = buddy("No&te (optional)", self.what_note, "Note for this adjustment")
         for row, (label, widget) in enumerate(((category_label, self.category), (what_label, self.what),
                                                (text_label, self.what_text), (note_label, self.what_note))):
             form.addWidget(label, row, 0)
@@ -188,26 +195,19 @@ class FlagEditDialog(QDialog):
         return box
 
     def _consent_box(self, parent: QWidget) -> QGroupBox:
-        box = QGroupBox("Consent to record the flag", parent)
-        accessible(box, "Consent to record the flag")
+        box = _group("Consent to record the flag", parent)
         layout = QVBoxLayout(box)
         self.consent_group = QButtonGroup(box)
-        self.consents: dict[str, QRadioButton] = {}
-        for code, text in CONSENTS:
-            radio = QRadioButton(text, box)
-            accessible(radio, text.replace("&", ""))
+        self.consents = _radios(box, layout, CONSENTS)
+        for radio in self.consents.values():
             self.consent_group.addButton(radio)
             radio.toggled.connect(self._consent_changed)
-            layout.addWidget(radio)
-            self.consents[code] = radio
-        summary_label = QLabel("How the best-interest decision was &reached", box)
         self.summary = QLineEdit(box)
-        summary_label.setBuddy(self.summary)
-        accessible(self.summary, "How the best-interest decision was reached", "Required for a best-interest decision")
-        by_label = QLabel("Name of the attorney or dep&uty", box)
+        summary_label = buddy("How the best-interest decision was &reached", self.summary,
+                              "How the best-interest decision was reached", "Required for a best-interest decision")
         self.consent_by = QLineEdit(box)
-        by_label.setBuddy(self.consent_by)
-        accessible(self.consent_by, "Name of the attorney or deputy", "Required when an attorney or deputy consented")
+        by_label = buddy("Name of the attorney or dep&uty", self.consent_by, "Name of the attorney or deputy",
+                         "Required when an attorney or deputy consented")
         for widget in (summary_label, self.summary, by_label, self.consent_by):
             layout.addWidget(widget)
         return box
@@ -285,10 +285,7 @@ class FlagEditDialog(QDialog):
 
     def show_problem(self, text: str) -> None:
         self.save_button.setEnabled(True)
-        self.problem.setText(text)
-        accessible(self.problem, f"Problem: {text}")
-        self.problem.show()
-        self.problem.setFocus()
+        self.problem.say(text)
 
 
 class RemoveFlagDialog(QDialog):
@@ -298,27 +295,17 @@ class RemoveFlagDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, codes: FlagCodes) -> None:
         super().__init__(parent)
-        self.setObjectName("removeFlag")
-        self.setWindowTitle("Remove the reasonable adjustment flag")
-        self.setWindowModality(Qt.WindowModality.WindowModal)
-        layout = QVBoxLayout(self)
+        layout = modal(self, "removeFlag", "Remove the reasonable adjustment flag")
         intro = QLabel("The flag is kept in the record's history with your reason. Why is it being removed?", self)
         intro.setWordWrap(True)
         layout.addWidget(intro)
-        self.problem = _problem_label(self)
+        self.problem = ProblemLabel(self)
         layout.addWidget(self.problem)
-        self.reasons: dict[str, QRadioButton] = {}
-        for code, text in (("DoesntApply", "It no longer &applies to the patient"),
-                           ("Error", "It was recorded in &error")):
-            radio = QRadioButton(text, self)
-            accessible(radio, text.replace("&", ""), codes.removal_reason.codes.get(code, ""))
-            layout.addWidget(radio)
-            self.reasons[code] = radio
-        label = QLabel("&Comment (required)", self)
+        self.reasons = _radios(self, layout, (("DoesntApply", "It no longer &applies to the patient"),
+                                              ("Error", "It was recorded in &error")),
+                               lambda code: codes.removal_reason.codes.get(code, ""))
         self.comment = QLineEdit(self)
-        label.setBuddy(self.comment)
-        accessible(self.comment, "Comment on the removal", "Required")
-        layout.addWidget(label)
+        layout.addWidget(buddy("&Comment (required)", self.comment, "Comment on the removal", "Required"))
         layout.addWidget(self.comment)
         self.buttons, self.ok = dialog_buttons(self, QDialogButtonBox.StandardButton.Ok, text="&Remove flag",
                                                name="Remove the flag", cancel_name="Cancel: keep the flag",
@@ -338,7 +325,4 @@ class RemoveFlagDialog(QDialog):
 
     def show_problem(self, text: str) -> None:
         self.ok.setEnabled(True)
-        self.problem.setText(text)
-        accessible(self.problem, f"Problem: {text}")
-        self.problem.show()
-        self.problem.setFocus()
+        self.problem.say(text)

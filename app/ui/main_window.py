@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,7 +30,7 @@ from app.errors import RecordChanged, ServiceRejected, WesCheckUnavailable, user
 from app.ui import ports
 from app.ui.alerts_view import AlertsView
 from app.ui.clinical import ClinicalController
-from app.ui.dialogs import MessageArea, accessible
+from app.ui.dialogs import MessageArea, accessible, heading
 from app.ui.login_flow import LoginFlow, SessionInfo
 from app.ui.record_scope import RecordScope
 from app.ui.record_view import EditContactDialog, RecordView
@@ -39,6 +40,7 @@ from app.ui.tasks import Background
 from app.ui.wes_view import WesProgressPage, WesReportView
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 TRAINING_TEXT = ("TRAINING MODE — synthetic patients only. Nothing here is a real patient and nothing real is "
                  "reachable.")
 
@@ -48,10 +50,7 @@ class LoginPage(QWidget):
         super().__init__(parent)
         self.setObjectName("loginPage")
         layout = QVBoxLayout(self)
-        self.heading = QLabel("Insert your smartcard to log in.", self)
-        font = self.heading.font()
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        self.heading.setFont(font)
+        self.heading = heading("Insert your smartcard to log in.", self, 1.4)
         self.heading.setWordWrap(True)
         layout.addWidget(self.heading)
         self.hint = QLabel("", self)
@@ -86,8 +85,7 @@ class MainWindow(QMainWindow):
         self.started = deps.startup is None  # the service and the card side are ready
         self.startup_error: BaseException | None = None
         self.edit_dialog: EditContactDialog | None = None
-        self._opening = 0  # the latest open-patient request (answers to earlier ones are dropped)
-        self._searching = 0
+        self._asked: dict[str, int] = {}  # the latest request of each kind (answers to earlier ones are dropped)
         self.last_clear_ms: float | None = None
         self._build()
         scope = RecordScope(parent=self, record=self.record, net=self.net, spine=lambda: self.deps.spine,
@@ -373,31 +371,25 @@ class MainWindow(QMainWindow):
 
     def open_patient(self, nhs_number: str) -> None:
         pds = self.pds
-        if pds is None:
-            return
-        self.messages.clear()
-        self._opening += 1
-        ticket = self._opening
-
-        def opened(patient: Patient) -> None:
-            if ticket == self._opening:  # only the patient asked for last: never an older answer over it
-                self._show_patient(patient)
-
-        self.net.run(lambda: pds.read(nhs_number), opened, self.report_error)
+        if pds is not None:
+            self._latest("patient", lambda: pds.read(nhs_number), self._show_patient)
 
     def search_patients(self, query: SearchQuery) -> None:
         pds = self.pds
-        if pds is None:
-            return
+        if pds is not None:
+            self._latest("search", lambda: pds.search(query), self.search.show_results)
+
+    def _latest(self, kind: str, call: Callable[[], T], show: Callable[[T], None]) -> None:
+        """Run ``call`` on the network thread and show its answer only if it is still the latest request of its
+        kind: a slower, earlier answer (another patient, an older search) never replaces the latest one's."""
         self.messages.clear()
-        self._searching += 1
-        ticket = self._searching
+        ticket = self._asked[kind] = self._asked.get(kind, 0) + 1
 
-        def found(results: Any) -> None:
-            if ticket == self._searching:  # a slower, earlier search never replaces the latest one's results
-                self.search.show_results(results)
+        def answered(result: T) -> None:
+            if ticket == self._asked[kind]:
+                show(result)
 
-        self.net.run(lambda: pds.search(query), found, self.report_error)
+        self.net.run(call, answered, self.report_error)
 
     def _show_patient(self, patient: Patient) -> None:
         if self.session is None:

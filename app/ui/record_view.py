@@ -23,7 +23,7 @@ from app.client.models import Role
 from app.client.pds_models import Patient
 from app.ui.banner import PatientBanner, address_text
 from app.ui.cpis_tab import CpisTab
-from app.ui.dialogs import accessible, dialog_buttons
+from app.ui.dialogs import accessible, dialog_buttons, modal
 from app.ui.flags_tab import FlagsTab
 from app.ui.format import NOT_RECORDED, format_date, format_gender, format_name, format_nhs_number
 from app.ui.scr_tab import ScrTab
@@ -116,13 +116,10 @@ class EditContactDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, patient: Patient) -> None:
         super().__init__(parent)
-        self.setObjectName("editContact")
-        self.setWindowTitle("Edit address and phone numbers")
-        self.setWindowModality(Qt.WindowModality.WindowModal)
+        layout = modal(self, "editContact", "Edit address and phone numbers")
         self.patient = patient
         home = patient.home_address
         lines = list(home.lines if home and not home.ended else ())
-        layout = QVBoxLayout(self)
         form = QFormLayout()
         self.lines = [QLineEdit(lines[i] if i < len(lines) else "", self) for i in range(5)]
         for i, edit in enumerate(self.lines, start=1):

@@ -24,7 +24,7 @@ from app.client.scr import (
     ScrIndex,
     ScrRecord,
 )
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, buddy, button_row, reachable_text
 from app.ui.format import format_date
 from app.ui.signals import emit
 
@@ -74,9 +74,7 @@ class ScrTab(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.intro = QLabel("", self)
-        self.intro.setWordWrap(True)
-        self.intro.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.intro = reachable_text(self)
         self.intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard)
         layout.addWidget(self.intro)
         self.check = QPushButton("Find the &Summary Care Record", self)
@@ -89,25 +87,18 @@ class ScrTab(QWidget):
         self.question = QLabel("Ask the patient: \"May I look at your Summary Care Record?\"", self.ask)
         self.question.setWordWrap(True)
         ask.addWidget(self.question)
-        answers = QHBoxLayout()
-        self.yes = QPushButton("Patient gives &permission", self.ask)
-        self.no = QPushButton("Patient &refuses", self.ask)
-        accessible(self.yes, "Record that the patient gives permission to view, and view")
-        accessible(self.no, "Record that the patient refuses permission to view")
-        self.yes.clicked.connect(lambda: emit(self.permission, True))
-        self.no.clicked.connect(lambda: emit(self.permission, False))
-        answers.addWidget(self.yes)
-        answers.addWidget(self.no)
-        answers.addStretch(1)
+        answers, (self.yes, self.no) = button_row(
+            self.ask, self.permission,
+            ("Patient gives &permission", "Record that the patient gives permission to view, and view", "", True),
+            ("Patient &refuses", "Record that the patient refuses permission to view", "", False))
         ask.addLayout(answers)
         self.emergency_box = QWidget(self.ask)
         em = QHBoxLayout(self.emergency_box)
         em.setContentsMargins(0, 0, 0, 0)
-        label = QLabel("Emergency &access reason", self.emergency_box)
         self.reason = QLineEdit(self.emergency_box)
         self.reason.setPlaceholderText("Why the patient cannot be asked and the record is needed now")
-        label.setBuddy(self.reason)
-        accessible(self.reason, "Emergency access reason", "Required; your privacy officer will see it")
+        label = buddy("Emergency &access reason", self.reason, "Emergency access reason",
+                      "Required; your privacy officer will see it")
         self.emergency_button = QPushButton("View in an &emergency (alerts the privacy officer)", self.emergency_box)
         accessible(self.emergency_button, "View in an emergency without permission; alerts the privacy officer")
         self.emergency_button.clicked.connect(self._emergency)
@@ -139,17 +130,14 @@ class ScrTab(QWidget):
         intro.setWordWrap(True)
         layout.addWidget(intro)
         row = QHBoxLayout()
-        basis_label = QLabel("Legal &basis", box)
         self.legal_basis = QComboBox(box)
         self.legal_basis.addItem("Choose…", 0)
         for code, text in LEGAL_REASONS.items():
             self.legal_basis.addItem(text, code)
-        basis_label.setBuddy(self.legal_basis)
-        accessible(self.legal_basis, "Legal basis for the override")
-        reason_label = QLabel("Override reaso&n", box)
+        basis_label = buddy("Legal &basis", self.legal_basis, "Legal basis for the override")
         self.legal_reason = QLineEdit(box)
-        reason_label.setBuddy(self.legal_reason)
-        accessible(self.legal_reason, "Legal override reason", "Required; your privacy officer will see it")
+        reason_label = buddy("Override reaso&n", self.legal_reason, "Legal override reason",
+                             "Required; your privacy officer will see it")
         self.legal_button = QPushButton("View under a &legal override (alerts the privacy officer)", box)
         accessible(self.legal_button, "View under a legal override; alerts the privacy officer")
         self.legal_button.clicked.connect(self._legal)
@@ -166,14 +154,13 @@ class ScrTab(QWidget):
         box = QWidget(self)
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
-        label = QLabel("Patient's consent &preference for their Summary Care Record", box)
-        label.setWordWrap(True)
         self.preference = QComboBox(box)
         for code, text in CONSENT_PREFERENCES.items():
             self.preference.addItem(text, code)
-        label.setBuddy(self.preference)
-        accessible(self.preference, "Patient's consent preference for their Summary Care Record",
-                   "What the patient has told you; recorded on the Spine for every viewer")
+        label = buddy("Patient's consent &preference for their Summary Care Record", self.preference,
+                      "Patient's consent preference for their Summary Care Record",
+                      "What the patient has told you; recorded on the Spine for every viewer")
+        label.setWordWrap(True)
         self.preference_button = QPushButton("Record the patient's c&hoice", box)
         accessible(self.preference_button, "Record the patient's consent preference")
         self.preference_button.clicked.connect(

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.client.pds_models import Patient, SearchQuery, SearchResults
 from app.nhs_number import NhsInput, check_input
 from app.pds_rules import meets_minimum
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, buddy, row_table
 from app.ui.format import age_text, format_date, format_gender, format_name, format_nhs_number
 from app.ui.signals import emit
 
@@ -144,10 +143,8 @@ class SearchView(QWidget):
         layout = QVBoxLayout(self)
         by_number = QGroupBox("Find by NHS number", self)
         row = QHBoxLayout(by_number)
-        label = QLabel("NHS &number", by_number)
         self.nhs = NhsNumberEdit(by_number)
-        label.setBuddy(self.nhs)
-        accessible(self.nhs, "NHS number", "10 digits; spaces are optional; checked as you type")
+        label = buddy("NHS &number", self.nhs, "NHS number", "10 digits; spaces are optional; checked as you type")
         self.nhs_message = QLabel("", by_number)
         self.nhs_message.setObjectName("nhsMessage")
         self.nhs_message.setWordWrap(True)
@@ -182,10 +179,7 @@ class SearchView(QWidget):
                                    (self.dob, "Date of birth", "&Date of birth"),
                                    (self.gender, "Gender", "G&ender"),
                                    (self.postcode, "Postcode", "&Postcode")):
-            accessible(widget, name)
-            lbl = QLabel(text, by_details)
-            lbl.setBuddy(widget)
-            form.addRow(lbl, widget)
+            form.addRow(buddy(text, widget, name), widget)
         accessible(self.fuzzy, "Fuzzy search", "Also find similar spellings of the names")
         form.addRow(self.fuzzy)
         self.details_message = QLabel("", by_details)
@@ -206,12 +200,7 @@ class SearchView(QWidget):
         self.table = QTableView(self)
         self.table.setObjectName("results")
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-        self.table.setTabKeyNavigation(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        accessible(self.table, "Search results", "Press Enter to open the selected patient's record")
+        row_table(self.table, "Search results", "Press Enter to open the selected patient's record")
         self.table.activated.connect(self._open_row)
         layout.addWidget(self.table, 1)
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.dialogs import accessible
+from app.ui.dialogs import accessible, heading
 from app.ui.signals import emit
 
 
@@ -63,10 +63,7 @@ class WesProgressPage(QWidget):
         super().__init__(parent)
         self.setObjectName("wesProgress")
         layout = QVBoxLayout(self)
-        self.title = QLabel("Starting Spine Desk and checking this workstation (WES)…", self)
-        font = self.title.font()
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        self.title.setFont(font)
+        self.title = heading("Starting Spine Desk and checking this workstation (WES)…", self, 1.3)
         layout.addWidget(self.title)
         self.step = QLabel("", self)  # the start-up's current step (service, training card), then the check's
         self.step.setObjectName("startupStep")

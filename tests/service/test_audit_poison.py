@@ -100,7 +100,7 @@ def test_a_record_the_database_refuses_fails_only_its_own_caller(store, store_ki
     finally:
         writer.close()
     assert [r.request_id for r in records] == [f"req-{i}" for i in (*range(1, 6), *range(7, 12))]
-    assert store.verify_audit() == (True, 11, None, "11 records verified")
+    assert store.verify_audit()[:4] == (True, 11, None, "11 records verified")
     assert max(gate.batches) > 1  # the poisoned record really shared a batch with the good ones
 
 
@@ -114,7 +114,7 @@ def test_the_store_refuses_unstorable_values_before_the_database(store, bad):
     with pytest.raises(ValueError, match="cannot be stored"):
         store.append_audit_many([entry(2), entry(3, **bad)])
     assert store.append_audit(entry(4)).seq == 2  # nothing half-written; the chain goes on
-    assert store.verify_audit() == (True, 2, None, "2 records verified")
+    assert store.verify_audit()[:4] == (True, 2, None, "2 records verified")
 
 
 def test_group_commit_isolates_the_failing_items():

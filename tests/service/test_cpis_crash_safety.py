@@ -20,6 +20,7 @@ from app.protocol import CPIS_BASE
 from app.service.cpis import rules
 from app.service.cpis.store import LocalAuthority
 from app.service.storage import open_store
+from app.service.store import open_seal
 
 from .cpis_helpers import NHS_SYSTEM, Receiver, add_cpis_people, add_plans, wait_for
 from .live import seed
@@ -78,7 +79,7 @@ def test_kill_9_loses_no_notification_and_sends_none_twice(kind: str, when: str,
             second = ServiceProcess(database, data_dir, tmp_path / "service-2.log").start()
             try:
                 second.wait_ready(30)
-                with open_store(database) as store:
+                with open_store(database, audit_seal=open_seal(data_dir / "audit.key", create=False)) as store:
                     assert wait_for(lambda: store.cpis_notifications(nhs_number=nhs)[0].delivered_at is not None,
                                     timeout=40), f"not delivered after the restart:\n{second.output()}"
                     outbox = store.cpis_notifications(nhs_number=nhs)
@@ -128,7 +129,7 @@ def test_two_service_processes_share_the_outbox_without_double_delivery(kind: st
                                               "NHSD-Session-URID": "unsched-1", "X-Request-ID": str(uuid.uuid4())})
                         assert r.status_code == 200, r.text
                         sent += 1
-                with open_store(database) as store:
+                with open_store(database, audit_seal=open_seal(data_dir / "audit.key", create=False)) as store:
                     assert wait_for(lambda: len(store.cpis_notifications(nhs_number=nhs)) == sent and all(
                         n.delivered_at for n in store.cpis_notifications(nhs_number=nhs)), timeout=60)
                     made = {n.id for n in store.cpis_notifications(nhs_number=nhs)}

@@ -27,6 +27,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.service.storage import open_store
+from app.service.store import open_seal
 
 from .live import seed
 from .test_scale_out import (
@@ -162,7 +163,8 @@ def test_kill_9_under_write_load_loses_no_acknowledged_write(target: Target) -> 
     assert not load.unexpected, load.unexpected[:3]
     assert len(load.acked) >= 10, f"too little load before the kill ({len(load.acked)} acks):\n{service.output()}"
 
-    with open_store(t.database) as store:  # the database as the crash left it
+    # the database as the crash left it; the audit key is the one the service created in its data folder
+    with open_store(t.database, audit_seal=open_seal(t.data_dir / "audit.key", create=False)) as store:
         row = store.get_patient(t.nhs)
         assert row is not None
         present = [x["value"] for x in row.resource.get("telecom", [])]
@@ -213,7 +215,7 @@ def test_kill_9_under_write_load_loses_no_acknowledged_write(target: Target) -> 
         assert write.status_code == 200 and write.headers["etag"] == f'W/"{final_version + 1}"', write.text
     finally:
         restarted.stop()
-    with open_store(t.database) as store:
+    with open_store(t.database, audit_seal=open_seal(t.data_dir / "audit.key", create=False)) as store:
         assert store.verify_audit().ok
 
 

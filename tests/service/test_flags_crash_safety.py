@@ -28,7 +28,7 @@ from app.service.flags import seed as seed_flags
 from app.service.flags.codes import load_codes
 from app.service.pds.seed import generate_patients
 from app.service.storage import open_store
-from app.service.store import RoleProfile
+from app.service.store import RoleProfile, open_seal
 
 from .flags_helpers import adjustment
 from .live import seed
@@ -126,7 +126,7 @@ def test_kill_9_while_updating_a_flag(kind: str, tmp_path: Path, request: pytest
         assert not load.unexpected, load.unexpected[:3]
         assert len(load.acked) >= 5, f"too little load before the kill:\n{service.output()}"
 
-        with open_store(database) as store:
+        with open_store(database, audit_seal=open_seal(data_dir / "audit.key", create=False)) as store:
             row = store.get_flag(flag.id)
             ours = [t for t in texts(row.resource) if t.startswith("crash-")]
             acked = {t for t, _, _ in load.acked}

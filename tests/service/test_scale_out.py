@@ -34,7 +34,7 @@ from app.pki import TrainingCA
 from app.protocol import PDS_BASE, login_message
 from app.service.core.auth import token_hash
 from app.service.storage import open_store
-from app.service.store import SearchFilter, Store
+from app.service.store import SearchFilter, Store, open_seal
 
 from .conftest import ROOT, _with_schema, child_env, free_port
 from .live import seed
@@ -159,6 +159,7 @@ class Cluster:
     keys: dict[str, ec.EllipticCurvePrivateKey]
     certs: dict[str, bytes]
     patients: list[str]
+    data_dir: Path  # both processes' data folder: the training CA and the audit key
 
     def pds(self, base: str, path: str) -> str:
         return f"{base}{PDS_BASE}{path}"
@@ -170,14 +171,16 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     database, cleanup = make_database(request.param, base, request)
     data_dir = base / "data"
     ca = TrainingCA.load_or_create(data_dir / "training-pki")  # the CA both processes trust (training mode)
-    store = open_store(database)  # creates and migrates the schema before either process starts
+    # creates and migrates the schema before either process starts, and the audit key both processes chain with
+    store = open_store(database, audit_seal=open_seal(data_dir / "audit.key", create=True))
     procs: list[ServiceProcess] = []
     try:
         keys, certs = seed(store, ca, patients=60)
         procs = [ServiceProcess(database, data_dir, base / f"service-{name}.log").start() for name in "ab"]
         for p in procs:
             p.wait_ready()
-        yield Cluster(database, procs[0].url, procs[1].url, store, keys, certs, editable_patients(store, 4))
+        yield Cluster(database, procs[0].url, procs[1].url, store, keys, certs, editable_patients(store, 4),
+                      data_dir)
     finally:
         for p in procs:
             p.stop()
@@ -296,10 +299,13 @@ def test_audit_records_from_both_processes_form_one_chain(cluster: Cluster) -> N
     reads = {r.request_id: r for r in records if r.action == "pds.read"}
     for base, ids in sent.items():
         assert len(ids) == 40 and all(i in reads for i in ids), f"records missing for requests sent to {base}"
+    assert all(r.hash.startswith("hmac-sha256:") for r in records)  # both processes keyed with the one key
     cli = subprocess.run([sys.executable, "-m", "app", "service", "--database", cluster.database, "audit", "verify"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60,
-                         env=child_env())
+                         env=child_env(SPINEDESK_DATA_DIR=str(cluster.data_dir),
+                                       SPINEDESK_SITE_CONFIG=str(cluster.data_dir / "no-such-site.toml")))
     assert cli.returncode == 0 and "Audit chain intact" in cli.stdout, cli.stdout + cli.stderr
+    assert "Last checkpoint matched: record" in cli.stdout, cli.stdout
 
 
 def send_at_once(barrier: threading.Barrier, answers: dict[str, httpx.Response], key: str, url: str,

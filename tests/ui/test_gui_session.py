@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from datetime import date
 
 import httpx
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 
+from app.client.pds_models import SearchQuery
 from tests.ui.conftest import PIN
 from tests.ui.helpers import WAIT, login, open_by_nhs, wait_pin_dialog
 
@@ -181,3 +184,54 @@ def test_a_session_the_service_revoked_ends_in_the_client(qtbot, make_window, sl
     qtbot.waitUntil(lambda: window.session is None, timeout=WAIT)
     assert "did not accept your login" in window.messages.message
     assert window.patient_data_present() == []
+
+
+def _held_back(monkeypatch, pds, method: str, first_argument) -> threading.Event:
+    """``pds.<method>`` answers for ``first_argument`` only once the returned event is set (a slow answer)."""
+    release = threading.Event()
+    real = getattr(pds, method)
+
+    def slow(argument):
+        if argument == first_argument:
+            release.wait(30)
+        return real(argument)
+
+    monkeypatch.setattr(pds, method, slow)
+    return release
+
+
+def _deliver_late_answers(window) -> None:
+    window.net.wait(30_000)  # the held answer is computed …
+    QCoreApplication.processEvents()  # … and arrives through the event loop
+
+
+def test_a_slower_earlier_patient_never_replaces_the_one_opened_last(qtbot, make_window, slot, cards, monkeypatch):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    slot.insert(cards["alex"])
+    login(qtbot, window, PIN, role_index=0)
+    release = _held_back(monkeypatch, window.pds, "read", "9000000009")
+    window.open_patient("9000000009")  # asked for first, answered last
+    window.open_patient("9000000017")
+    qtbot.waitUntil(lambda: window.record.patient is not None and window.record.patient.nhs_number == "9000000017",
+                    timeout=WAIT)
+    release.set()
+    _deliver_late_answers(window)
+    assert window.record.patient.nhs_number == "9000000017"
+
+
+def test_a_slower_earlier_search_never_replaces_the_latest_results(qtbot, make_window, slot, cards, monkeypatch):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    slot.insert(cards["alex"])
+    login(qtbot, window, PIN, role_index=0)
+    first = SearchQuery(family="Smith", given="Jane", birth_date=date(2010, 10, 22), fuzzy=True)
+    latest = SearchQuery(family="Nosuchname", birth_date=date(1970, 3, 7))
+    release = _held_back(monkeypatch, window.pds, "search", first)
+    window.search_patients(first)  # asked for first, answered last
+    window.search_patients(latest)
+    qtbot.waitUntil(lambda: window.search.results_label.text() == "No patients found", timeout=WAIT)
+    release.set()
+    _deliver_late_answers(window)
+    assert window.search.results_label.text() == "No patients found"
+    assert window.search.model.rowCount() == 0

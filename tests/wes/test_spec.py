@@ -16,7 +16,6 @@ from wes.spec import (
     SCHEMA_FILE,
     SPEC_DIR,
     CardFamily,
-    _jsonable,
     available_versions,
     load_schema,
     load_spec,
@@ -26,7 +25,7 @@ SHIPPED = SPEC_DIR / "2026.1.toml"
 
 
 def shipped_doc() -> dict:
-    return _jsonable(tomllib.loads(SHIPPED.read_text(encoding="utf-8")))
+    return schema.jsonable(tomllib.loads(SHIPPED.read_text(encoding="utf-8")))
 
 
 def test_schemas_are_valid_json_schema():

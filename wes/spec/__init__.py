@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -164,13 +163,7 @@ def load_spec(version: str | None = None, directory: Path = SPEC_DIR) -> Spec:
 
 
 def load_spec_file(path: Path) -> Spec:
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecError(str(path), "", f"cannot be read ({exc.strerror or exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(str(path), "", f"is not valid TOML ({exc})") from exc
-    plain = _jsonable(doc)
+    doc, plain = schema.read_toml(path, lambda problem: SpecError(str(path), "", problem))
     problems = schema.errors(plain, load_schema())
     if problems:
         field, problem = problems[0]
@@ -183,17 +176,6 @@ def load_spec_file(path: Path) -> Spec:
 
 def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    """TOML values as JSON would hold them (dates become ISO strings), for schema validation."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def _date(value: Any) -> date | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from app.service.store import DB_WAIT_SECONDS, Store, StoreUnavailable, StoreUrlError
+from app.service.store import DB_WAIT_SECONDS, AuditSeal, Store, StoreUnavailable, StoreUrlError
 
 __all__ = ["open_store", "sqlite_path"]
 
@@ -36,9 +36,18 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-def open_store(url: str, *, pool_size: int | None = None, timeout: float = DB_WAIT_SECONDS) -> Store:
+def open_store(url: str, *, pool_size: int | None = None, timeout: float = DB_WAIT_SECONDS,
+               audit_seal: AuditSeal | None = None) -> Store:
     """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable.
-    ``timeout``: the longest any one database wait may take (``StoreTimeout`` beyond it)."""
+    ``timeout``: the longest any one database wait may take (``StoreTimeout`` beyond it). ``audit_seal``: the
+    audit key and checkpoint log (``app.service.store.open_seal``); without it the chain is unkeyed."""
+    store = _open(url, pool_size, timeout)
+    if audit_seal is not None:
+        store.use_audit_seal(audit_seal)
+    return store
+
+
+def _open(url: str, pool_size: int | None, timeout: float) -> Store:
     if not isinstance(url, str) or not url.strip():
         raise StoreUrlError(str(url or ""), "it is empty")
     url = url.strip()

@@ -90,10 +90,17 @@ class SqlStore(PdsSql, ScrSql, CpisSql, FlagSql, EffectsSql, IdentitySql):
                            hash=t[11], details=json.loads(t[9]))
 
     def verify_audit(self) -> AuditVerification:
+        """Walk the chain with this store's audit key, against the checkpoints published so far (read first)."""
+        seal = self.audit_seal
+        checkpoints, forged = seal.published() if seal is not None else ([], [])
+        if forged:
+            return AuditVerification(False, 0, None, f"checkpoint {forged[0]} is not signed with this audit key "
+                                     f"(forged or damaged; {len(forged)} such line(s))")
         with self._read() as cur:
             cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
             head_seq, head_hash = cur.fetchone()
-        return audit_chain.verify(self._audit_rows(int(head_seq)), int(head_seq), head_hash)
+        return audit_chain.verify(self._audit_rows(int(head_seq)), int(head_seq), head_hash,
+                                  key=seal.key if seal is not None else None, checkpoints=checkpoints)
 
     def _audit_rows(self, upto: int) -> Iterator[Any]:
         after = 0

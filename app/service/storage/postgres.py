@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -122,6 +123,9 @@ class PostgresStore(SqlStore):
             raise StoreUrlError(url, _oneline(exc)) from exc
         if not all(p.strip().isdigit() for p in str(params.get("port") or "5432").split(",")):
             raise StoreUrlError(url, f"the port {params['port']!r} is not a number")
+        # the audit chain's name for its checkpoint folder: the same from every host (not the server's address)
+        path = re.search(r"search_path\s*=\s*([A-Za-z0-9_]+)", str(params.get("options") or ""))
+        self.chain_name = f"{params.get('dbname') or 'postgres'}{f'.{path.group(1)}' if path else ''}"
         extra = {} if "connect_timeout" in params else {"connect_timeout": CONNECT_TIMEOUT_S}
         self._conninfo = make_conninfo(url, **extra)
         self._migrate()
@@ -174,8 +178,13 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _write(self) -> Iterator[_Cursor]:
-        with self._connection() as conn, conn.cursor() as cur, conn.transaction():
-            yield _Cursor(cur)
+        try:
+            with self._connection() as conn, conn.cursor() as cur, conn.transaction():
+                yield _Cursor(cur)
+        except BaseException:
+            self._after_write(committed=False)
+            raise
+        self._after_write(committed=True)  # connection handed back: publishing a checkpoint holds up nobody
 
     # --- codecs ---------------------------------------------------------------------------------------------
 
@@ -273,4 +282,6 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         if not self._pool.closed:
+            if self.audit_seal is not None:
+                self.audit_seal.flush()  # publish the newest record this process wrote
             self._pool.close()

@@ -122,6 +122,7 @@ class SQLiteStore(SqlStore):
         self._waits = Waits()
         self.url = url or f"sqlite:///{path}"
         self._memory = path == ":memory:"
+        self.chain_name = "memory" if self._memory else Path(path).name  # its checkpoint folder's name
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StoreUnavailable(self.url, f"SQLite {sqlite3.sqlite_version} is too old",
                                    "Spine Desk needs SQLite 3.35 or newer; install a current Python build")
@@ -255,18 +256,23 @@ class SQLiteStore(SqlStore):
             self._waits.end(key)
             raise StoreTimeout(self.url, "waiting for this process's other database writers", self.timeout)
         try:
-            with self._mapped(), self._process_lock(), self._pool.connection() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn.cursor()
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        finally:
-            self._write_lock.release()
-            self._waits.end(key)
+            try:
+                with self._mapped(), self._process_lock(), self._pool.connection() as conn:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn.cursor()
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+            finally:
+                self._write_lock.release()
+                self._waits.end(key)
+        except BaseException:
+            self._after_write(committed=False)
+            raise
+        self._after_write(committed=True)  # locks released: publishing a checkpoint holds up no other writer
 
     def _migrate(self) -> None:
         with self._write() as cur:
@@ -341,6 +347,8 @@ class SQLiteStore(SqlStore):
     def close(self) -> None:
         if self._pool.closed:
             return
+        if self.audit_seal is not None:
+            self.audit_seal.flush()  # publish the newest record this process wrote
         if not self._memory:
             with self._pool.connection() as conn, suppress(sqlite3.Error):
                 conn.execute("PRAGMA optimize")

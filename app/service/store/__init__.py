@@ -4,6 +4,7 @@ SQL over SQLite or PostgreSQL and opens a store (``open_store``)."""
 
 from __future__ import annotations
 
+from .audit_seal import AuditKey, AuditKeyError, AuditSeal, open_seal
 from .audit_writer import AuditWriter
 from .base import (
     AuditVerification,
@@ -29,8 +30,8 @@ from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, Sear
 from .sqlbase import DB_WAIT_SECONDS
 
 __all__ = [
-    "DB_WAIT_SECONDS", "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter",
-    "Challenge", "NotFound", "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session",
-    "SessionPrincipal", "Store", "StoreError", "StoreTimeout", "StoreUnavailable", "StoreUrlError", "StoredResponse",
-    "User", "VersionConflict",
+    "DB_WAIT_SECONDS", "AlreadyExists", "Answer", "AuditEntry", "AuditKey", "AuditKeyError", "AuditRecord",
+    "AuditSeal", "AuditVerification", "AuditWriter", "Challenge", "NotFound", "PatientJson", "PatientRow",
+    "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store", "StoreError", "StoreTimeout",
+    "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_seal",
 ]

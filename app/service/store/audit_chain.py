@@ -5,6 +5,12 @@ UTF-8, and ``at`` written as UTC with microseconds (``2024-05-01T09:30:00.000000
 hash, so moving a record to another position breaks it; ``prev_hash`` links each record to the one before, so
 a deletion or reordering breaks the next link; the chain head (last seq and hash, kept in the same transaction)
 catches deletion of the newest records. The genesis ``prev_hash`` is 64 zeros.
+
+With an audit key (``audit_seal.AuditKey``) the hash is ``HMAC-SHA256(key, canonical(…))``, stored as
+``hmac-sha256:<key id>:<hex>``: without the key nobody can compute it, so a record cannot be rewritten and the
+rest re-hashed. Unkeyed records written before the key existed still verify with SHA-256, but no unkeyed record
+may follow a keyed one. Published checkpoints (``audit_seal.Checkpoint``) are checked against the records: a
+checkpoint beyond the chain head means the newest records were removed and the head rewound.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .audit_seal import KEYED_PREFIX, AuditKey, Checkpoint
 from .base import AuditEntry, AuditVerification
 from .rows import AuditRecord
 
@@ -77,24 +84,43 @@ def safe_text(value: object, limit: int = 64) -> str:
     return escaped if len(escaped) <= limit else escaped[:limit - 1] + "…"
 
 
-def compute_hash(*, seq: int, at: datetime, user_id: str, role_profile_id: str, org: str, action: str,
-                 nhs_number: str | None, request_id: str, outcome: str, details: dict[str, Any],
-                 prev_hash: str) -> str:
-    """``details`` as decoded from its canonical JSON (so that keys are strings, as when verifying)."""
+def encode_record(*, seq: int, at: datetime, user_id: str, role_profile_id: str, org: str, action: str,
+                  nhs_number: str | None, request_id: str, outcome: str, details: dict[str, Any],
+                  prev_hash: str) -> bytes:
+    """The canonical bytes a record's hash covers."""
     doc = {
         "seq": seq, "at": format_at(at), "user_id": user_id, "role_profile_id": role_profile_id, "org": org,
         "action": action, "nhs_number": nhs_number, "request_id": request_id, "outcome": outcome,
         "details": details, "prev_hash": prev_hash,
     }
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def chain(entries: Sequence[tuple[AuditEntry, str]], last_seq: int, last_hash: str, now: datetime
-          ) -> list[tuple[AuditRecord, str]]:
-    """Give each ``(entry, canonical_details(entry.details))`` the next seq and link it; returns each record with
-    its details JSON. Called with the chain head locked, inside the transaction that inserts the records and
-    moves the head."""
+def compute_hash(*, seq: int, at: datetime, user_id: str, role_profile_id: str, org: str, action: str,
+                 nhs_number: str | None, request_id: str, outcome: str, details: dict[str, Any],
+                 prev_hash: str, key: AuditKey | None = None) -> str:
+    """``details`` as decoded from its canonical JSON (so that keys are strings, as when verifying). With ``key``
+    the keyed form (``hmac-sha256:<key id>:<hex>``), else the unkeyed SHA-256 hex of older chains."""
+    data = encode_record(seq=seq, at=at, user_id=user_id, role_profile_id=role_profile_id, org=org, action=action,
+                         nhs_number=nhs_number, request_id=request_id, outcome=outcome, details=details,
+                         prev_hash=prev_hash)
+    return key.seal(data) if key is not None else hashlib.sha256(data).hexdigest()
+
+
+def is_keyed(stored_hash: str) -> bool:
+    return stored_hash.startswith(KEYED_PREFIX)
+
+
+def key_id_of(stored_hash: str) -> str:
+    """The key id in a keyed record's stored hash ("" for an unkeyed one)."""
+    return stored_hash[len(KEYED_PREFIX):].split(":", 1)[0] if is_keyed(stored_hash) else ""
+
+
+def chain(entries: Sequence[tuple[AuditEntry, str]], last_seq: int, last_hash: str, now: datetime,
+          key: AuditKey | None = None) -> list[tuple[AuditRecord, str]]:
+    """Give each ``(entry, canonical_details(entry.details))`` the next seq and link it (keyed with ``key``);
+    returns each record with its details JSON. Called with the chain head locked, inside the transaction that
+    inserts the records and moves the head."""
     out: list[tuple[AuditRecord, str]] = []
     seq, prev = last_seq, last_hash
     for e, details_json in entries:
@@ -103,7 +129,7 @@ def chain(entries: Sequence[tuple[AuditEntry, str]], last_seq: int, last_hash: s
         details = json.loads(details_json)
         h = compute_hash(seq=seq, at=at, user_id=e.user_id, role_profile_id=e.role_profile_id, org=e.org,
                          action=e.action, nhs_number=e.nhs_number, request_id=e.request_id, outcome=e.outcome,
-                         details=details, prev_hash=prev)
+                         details=details, prev_hash=prev, key=key)
         record = AuditRecord(seq=seq, at=at, user_id=e.user_id, role_profile_id=e.role_profile_id, org=e.org,
                              action=e.action, nhs_number=e.nhs_number, request_id=e.request_id,
                              outcome=e.outcome, prev_hash=prev, hash=h, details=details)
@@ -113,39 +139,74 @@ def chain(entries: Sequence[tuple[AuditEntry, str]], last_seq: int, last_hash: s
 
 
 def verify(rows: Iterable[tuple[int, datetime | str, str, str, str, str, str | None, str, str, str, str, str]],
-           head_seq: int, head_hash: str) -> AuditVerification:
+           head_seq: int, head_hash: str, *, key: AuditKey | None = None,
+           checkpoints: Sequence[Checkpoint] = ()) -> AuditVerification:
     """Check rows ``(seq, at, user_id, role_profile_id, org, action, nhs_number, request_id, outcome,
-    details_json, prev_hash, hash)`` in seq order against each other and against the chain head.
+    details_json, prev_hash, hash)`` in seq order against each other, against the chain head and against the
+    published ``checkpoints`` (read BEFORE the head, so that none names a record committed after it).
 
-    ``at`` may be a datetime or its stored ISO text (SQLite)."""
-    expected_seq, prev, checked = 1, GENESIS, 0
+    ``at`` may be a datetime or its stored ISO text (SQLite). Keyed records need ``key``; without it (or with
+    another key) the result says ``needs_key``."""
+    published: dict[int, list[Checkpoint]] = {}
+    for cp in checkpoints:
+        published.setdefault(cp.seq, []).append(cp)
+    matched: Checkpoint | None = None
+
+    def result(ok: bool, checked: int, bad: int | None, reason: str, *, needs_key: bool = False
+               ) -> AuditVerification:
+        where = (matched.seq, matched.at, matched.host) if matched is not None else None
+        return AuditVerification(ok, checked, bad, reason, where, needs_key)
+
+    expected_seq, prev, checked, keyed_seen = 1, GENESIS, 0, False
     for (seq, at, user_id, role, org, action, nhs, request_id, outcome, details_json, prev_hash, stored) in rows:
         if seq > head_seq:
             break
         if seq != expected_seq:
             if seq > expected_seq:
                 missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
-                return AuditVerification(False, checked, expected_seq,
-                                         f"record {missing} missing (next is {seq})")
-            return AuditVerification(False, checked, seq, f"record {seq} out of order (expected {expected_seq})")
+                return result(False, checked, expected_seq, f"record {missing} missing (next is {seq})")
+            return result(False, checked, seq, f"record {seq} out of order (expected {expected_seq})")
         if prev_hash != prev:
-            return AuditVerification(False, checked, seq,
-                                     f"record {seq} does not link to record {seq - 1} (prev_hash differs)")
+            return result(False, checked, seq, f"record {seq} does not link to record {seq - 1} (prev_hash differs)")
+        keyed = is_keyed(stored)
+        if keyed and key is None:
+            return result(False, checked, seq, f"record {seq} is keyed (key {key_id_of(stored)}) and no audit key "
+                          "was given, so it cannot be checked", needs_key=True)
+        if keyed and not stored.startswith(key.prefix):  # type: ignore[union-attr]
+            return result(False, checked, seq, f"record {seq} was keyed with key {key_id_of(stored)}, not with "
+                          f"the key given ({key.key_id})", needs_key=True)  # type: ignore[union-attr]
+        if keyed_seen and not keyed:
+            return result(False, checked, seq, f"record {seq} is not keyed but follows keyed records (rewritten "
+                          "without the key)")
         try:
             when = datetime.fromisoformat(at) if isinstance(at, str) else at
             actual = compute_hash(seq=seq, at=when, user_id=user_id, role_profile_id=role, org=org, action=action,
                                   nhs_number=nhs, request_id=request_id, outcome=outcome,
-                                  details=json.loads(details_json), prev_hash=prev_hash)
+                                  details=json.loads(details_json), prev_hash=prev_hash,
+                                  key=key if keyed else None)
         except (ValueError, TypeError) as exc:
-            return AuditVerification(False, checked, seq, f"record {seq} cannot be decoded ({exc})")
+            return result(False, checked, seq, f"record {seq} cannot be decoded ({exc})")
         if actual != stored:
-            return AuditVerification(False, checked, seq, f"record {seq} was altered (hash differs)")
+            return result(False, checked, seq, f"record {seq} was altered (hash differs)")
+        for cp in published.get(seq, ()):
+            if cp.hash != stored:
+                return result(False, checked, seq, f"record {seq} differs from the checkpoint published for it "
+                              f"at {cp.at} by {cp.host} ({cp.where}): it was rewritten")
+            matched = cp
+        keyed_seen = keyed_seen or keyed
         checked += 1
         prev = stored
         expected_seq += 1
     if expected_seq - 1 != head_seq:
-        return AuditVerification(False, checked, expected_seq,
-                                 f"records {expected_seq}-{head_seq} missing (the chain head is at {head_seq})")
+        return result(False, checked, expected_seq,
+                      f"records {expected_seq}-{head_seq} missing (the chain head is at {head_seq})")
     if prev != head_hash:
-        return AuditVerification(False, checked, head_seq, f"record {head_seq} differs from the chain head")
-    return AuditVerification(True, checked, None, f"{checked} records verified")
+        return result(False, checked, head_seq, f"record {head_seq} differs from the chain head")
+    beyond = max((s for s in published if s > head_seq), default=None)
+    if beyond is not None:
+        cp = published[beyond][0]
+        gone = f"{head_seq + 1}" if beyond == head_seq + 1 else f"{head_seq + 1}-{beyond}"
+        return result(False, checked, head_seq + 1,
+                      f"records {gone} missing: checkpoint {beyond} was published at {cp.at} by {cp.host} "
+                      f"({cp.where}) but the chain ends at record {head_seq} (head rewound)")
+    return result(True, checked, None, f"{checked} records verified")

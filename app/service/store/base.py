@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from .audit_seal import AuditSeal
 from .rows import AuditEntry, AuditRecord, PatientJson, PatientRow
 
 
@@ -87,17 +88,24 @@ class StoredResponse:
 
 
 class AuditVerification(NamedTuple):
-    """Result of walking the audit chain; unpacks as ``ok, checked, first_bad_seq, reason``."""
+    """Result of walking the audit chain: ``ok, checked, first_bad_seq, reason``, then ``checkpoint`` (the newest
+    published checkpoint the records matched, as ``(seq, at, host)``; None when none was found) and ``needs_key``
+    (the chain is keyed and no key, or another key, was given: it could not be checked)."""
 
     ok: bool
     checked: int
     first_bad_seq: int | None
     reason: str
+    checkpoint: tuple[int, str, str] | None = None
+    needs_key: bool = False
 
 
 class Store(Protocol):
     """What the core of the service layer needs of storage (each feature's own needs are its protocol, e.g.
     ``app.service.scr.store.ScrStore``). See the module docstring for the common rules."""
+
+    audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (``use_audit_seal``)
+    chain_name: str = "audit"  # names the audit chain's folder in a shared checkpoint folder (the database's name)
 
     def stalled(self) -> float | None:
         """Seconds the oldest database call still in progress has been waiting, once that is past half of the
@@ -203,7 +211,14 @@ class Store(Protocol):
         """Chain and commit a batch in ONE transaction (group commit); all durable when this returns."""
 
     def verify_audit(self) -> AuditVerification:
-        """Walk the chain from seq 1 to the chain head and recompute every hash."""
+        """Walk the chain from seq 1 to the chain head, recompute every hash (keyed ones with the audit key) and
+        compare the records with the checkpoints published outside the database."""
+
+    def use_audit_seal(self, seal: AuditSeal | None) -> None:
+        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log."""
+
+    def check_audit_key(self) -> None:
+        """``AuditKeyError`` if this store's key cannot continue the chain (keyed with another key, or no key)."""
 
     def query_audit(self, *, nhs_number: str | None = None, user_id: str | None = None,
                     since: datetime | None = None, until: datetime | None = None, action: str | None = None,

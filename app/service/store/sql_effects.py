@@ -11,11 +11,13 @@ leave a change without its audit record, or an audit record for a change that di
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from . import audit_chain
+from .audit_seal import AuditKey, AuditKeyError, AuditSeal
 from .base import StoredResponse
 from .rows import Answer, AuditEntry, AuditRecord
 from .sqlbase import SqlBase, dumps, utcnow
@@ -27,6 +29,51 @@ _RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, crea
 
 
 class EffectsSql(SqlBase):
+    audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (None: unkeyed, nothing published)
+    _chained: threading.local | None = None
+    chain_name: str  # set by each engine's store: names its chain's checkpoint folder
+
+    def use_audit_seal(self, seal: AuditSeal | None) -> None:
+        """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log (in the
+        default checkpoint folder: in a sub-folder named after this database, one per chain)."""
+        if seal is not None and seal.checkpoints is not None:
+            seal.checkpoints.for_chain(self.chain_name)
+        self._chained = threading.local()  # per thread: the chain head its open write transaction moved to
+        self.audit_seal = seal
+
+    def _after_write(self, *, committed: bool) -> None:
+        """Called by ``_write()`` once its transaction has committed (or not): a chain head it moved to may be
+        published now that it is durable; one rolled back is forgotten."""
+        local = self._chained
+        head = getattr(local, "head", None) if local is not None else None
+        if local is None or head is None:
+            return
+        local.head = None
+        if committed and self.audit_seal is not None:
+            self.audit_seal.committed(*head)
+
+    def audit_key_for(self, head_hash: str) -> AuditKey | None:
+        """The key to chain the next record with, after a record whose stored hash is ``head_hash``. Refuses to
+        write unkeyed after a keyed record (that would break the chain), or with another key than the chain's."""
+        seal = self.audit_seal
+        key = seal.key if seal is not None else None
+        if audit_chain.is_keyed(head_hash):
+            if key is None:
+                where = seal.key_path if seal is not None and seal.key_path else "not configured"
+                raise AuditKeyError(where, "this process has no audit key but the audit chain is keyed",
+                                    "start the service with the audit key the chain was written with")
+            if not head_hash.startswith(key.prefix):
+                raise AuditKeyError(key.path or "given", f"it is key {key.key_id} but the audit chain is keyed "
+                                    f"with key {audit_chain.key_id_of(head_hash)}",
+                                    "give every service process and host the same key file")
+        return key
+
+    def check_audit_key(self) -> None:
+        """Fail now (at start) rather than at the first audited request if the key does not fit the chain."""
+        with self._read() as cur:
+            cur.execute("SELECT last_hash FROM audit_head WHERE id = 1")
+            self.audit_key_for(cur.fetchone()[0])
+
     def _response(self, t: Sequence[Any]) -> StoredResponse:
         return StoredResponse(request_id=t[0], user_id=t[1], method=t[2], path=t[3], status=int(t[4]),
                               headers=tuple((k, v) for k, v in json.loads(t[5])), body=bytes(t[6]),
@@ -54,8 +101,11 @@ class EffectsSql(SqlBase):
             return []
         cur.execute("SELECT last_seq, last_hash FROM audit_head WHERE id = 1" + self._for_update)
         last_seq, last_hash = cur.fetchone()
-        chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow())
+        key = self.audit_key_for(last_hash)
+        chained = audit_chain.chain(encoded, int(last_seq), last_hash, utcnow(), key)
         self._insert_audit(cur, chained)
+        if self._chained is not None:  # published by _write() after the commit (see _after_write)
+            self._chained.head = (chained[-1][0].seq, chained[-1][0].hash)
         return [r for r, _ in chained]
 
     def commit_effects(self, cur: Any, audit: list[tuple[AuditEntry, str]], answer: Answer | None) -> None:
