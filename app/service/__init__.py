@@ -19,6 +19,6 @@ Where things are:
 A new route: a module-level ``handler(ctx, request)`` in the feature's ``routes.py``, a row in its ``ROUTES``, the
 operation in ``resources/openapi/<feature>.json`` (tests/unit/service/core/test_openapi_routes.py checks both agree)
 and its activities in ``resources/rbac.json``. A new PDS search parameter: parse it in ``pds/search.py`` (into
-``store.rows.SearchFilter`` if the database filters on it, with the SQL in ``storage/composed.py``), score it in
+``store.rows.SearchFilter`` if the database filters on it, with the SQL in ``pds/sql.py``), score it in
 ``pds/rank.py`` and document it in ``resources/openapi/pds.json``.
 """

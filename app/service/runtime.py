@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.config import SERVICE_CONFIG_ENV, service_config_json
 from app.pki import TrainingCA, TrustStore
@@ -29,6 +29,7 @@ from app.service.core.limits import HttpLimits
 from app.service.core.ratelimit import TokenBuckets
 from app.service.core.rbac import load_role_table
 from app.service.cpis.delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
+from app.service.cpis.store import CpisStore
 from app.service.cpis.writer import CpisAccessWriter
 from app.service.storage import open_store
 from app.service.store import AuditSeal, AuditWriter, Store, open_seal
@@ -138,15 +139,16 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
             store.close()
         raise
     audit = AuditWriter(store, clock=clock)
+    cpis_store = cast(CpisStore, store)  # the composed store implements every feature's protocol
     auth = AuthService(store, trust_store(config, clock), clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
-                         cpis_writer=CpisAccessWriter(store, clock=clock), base_url=config.base_url, clock=clock,
+                         cpis_writer=CpisAccessWriter(cpis_store, clock=clock), base_url=config.base_url, clock=clock,
                          delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits),
                          scr_episode_hours=config.scr_episode_hours)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, db_timeout=config.limits.db_timeout,
                      on_shutdown=lambda: holder[0].close(), max_body=config.limits.max_body)
-    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.cpis_lease_seconds),
+    deliverer = Deliverer(cpis_store, config.base_url, lease_seconds=lease_seconds(config.cpis_lease_seconds),
                           verify=delivery_trust(config.tls_ca), alarm=config.cpis_alarm, clock=clock).start()
     purger = Purger(store, config.retention, clock=clock).start()
     service = Service(store, audit, ctx, app, deliverer, purger)

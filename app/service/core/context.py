@@ -46,7 +46,7 @@ PATH_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 # Audit records a request has queued; the response may leave only once every one of them has committed.
 # The HTTP adapter awaits them without holding a thread (group commit makes one fsync serve many requests).
-PENDING_AUDIT: contextvars.ContextVar[list[Future[object]] | None] = contextvars.ContextVar("pending_audit",
+PENDING_AUDIT: contextvars.ContextVar[list[Future[Any]] | None] = contextvars.ContextVar("pending_audit",
                                                                                            default=None)
 
 
@@ -227,7 +227,7 @@ class ServiceContext:
         return self.remember(call, response)
 
     @staticmethod
-    def _await_or_defer(future: Future[object]) -> None:
+    def _await_or_defer(future: Future[Any]) -> None:
         pending = PENDING_AUDIT.get()
         if pending is None:
             future.result()

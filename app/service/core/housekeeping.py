@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.errors import AppError
-from app.service.core.tunables import Tunables
+from app.service.core.tunables import TunableError, Tunables
 from app.service.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -31,11 +30,8 @@ class Retention(Tunables):
     purge_batch: int = 500  # rows deleted per transaction
 
 
-class RetentionError(AppError):
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"service retention {name}: {problem}")
-        self.name = name
-        self.problem = problem
+class RetentionError(TunableError):
+    kind = "retention"
 
 
 Retention.error = RetentionError

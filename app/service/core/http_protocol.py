@@ -45,7 +45,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # --- connection events --------------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # TCP only
         super().connection_made(transport)
         self._started = self._last_byte = self.loop.time()
         self._arm()

@@ -14,9 +14,8 @@ from http import HTTPStatus
 
 import orjson
 
-from app.errors import AppError
 from app.service.core.http import FHIR_JSON, MAX_BODY, plain_outcome
-from app.service.core.tunables import Tunables
+from app.service.core.tunables import TunableError, Tunables
 from app.service.store import DB_WAIT_SECONDS
 
 
@@ -45,11 +44,8 @@ class HttpLimits(Tunables):
     db_timeout: float = DB_WAIT_SECONDS
 
 
-class LimitError(AppError):
-    def __init__(self, name: str, problem: str) -> None:
-        super().__init__(f"service limit {name}: {problem}")
-        self.name = name
-        self.problem = problem
+class LimitError(TunableError):
+    kind = "limit"
 
 
 HttpLimits.error = LimitError

@@ -24,7 +24,7 @@ class RoleTable:
 
     def allowed(self, operation: str, activities: frozenset[str] | set[str] | tuple[str, ...]) -> bool:
         """True only if ``operation`` is listed and the caller holds one of its activities."""
-        needed = self.operations.get(operation)
+        needed = self.operations.get(operation, frozenset())
         return bool(needed) and not needed.isdisjoint(activities)
 
     def role_name(self, role_code: str) -> str:

@@ -1,8 +1,8 @@
 """Service settings made of positive numbers that an operator changes with ``NAME=VALUE`` on the command line.
 
-A frozen dataclass mixes in :class:`Tunables` and names its typed error in ``error``: every field must be a positive
-int or float, and :meth:`Tunables.with_overrides` applies ``NAME=VALUE`` strings (``-`` and ``_`` alike in NAME),
-raising that error with the setting's name and what is wrong.
+A frozen dataclass mixes in :class:`Tunables` and names its typed error (a :class:`TunableError`) in ``error``:
+every field must be a positive int or float, and :meth:`Tunables.with_overrides` applies ``NAME=VALUE`` strings
+(``-`` and ``_`` alike in NAME), raising that error with the setting's name and what is wrong.
 """
 
 from __future__ import annotations
@@ -12,6 +12,17 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 from app.errors import AppError
+
+
+class TunableError(AppError):
+    """A setting that is not a positive number, or a ``NAME=VALUE`` that names none; ``kind`` names the group."""
+
+    kind: ClassVar[str] = "setting"
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"service {self.kind} {name}: {problem}")
+        self.name = name
+        self.problem = problem
 
 
 class Tunables:
@@ -25,7 +36,7 @@ class Tunables:
 
     def with_overrides(self, settings: list[str]) -> Self:
         """A copy with ``NAME=VALUE`` settings applied."""
-        kinds = {f.name: f.type for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        kinds = {f.name: f.type for f in dataclasses.fields(self)}  # type: ignore[arg-type]  # a dataclass mixin
         changes: dict[str, Any] = {}
         for setting in settings:
             name, sep, text = setting.partition("=")
@@ -36,4 +47,4 @@ class Tunables:
                 changes[name] = float(text) if kinds[name] == "float" else int(text)
             except ValueError:
                 raise type(self).error(name, f"{text!r} is not a {kinds[name]}") from None
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]  # a dataclass mixin

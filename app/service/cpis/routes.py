@@ -81,7 +81,7 @@ def care_team(ctx: ServiceContext, request: Request) -> Response:
         if pending is None:
             committed.result()
         else:
-            pending.append(committed)  # type: ignore[arg-type]
+            pending.append(committed)
         return response
 
     return ctx.audited(call, "cpis.careteam", named, work)

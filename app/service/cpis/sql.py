@@ -9,7 +9,7 @@ import json
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from app.service.cpis.store import (
     AccessEvent,
@@ -83,7 +83,8 @@ class CpisSql(EffectsSql):
                         "WHERE p.nhs_number = ? AND (p.end_date IS NULL OR p.end_date >= ?) "
                         "ORDER BY p.start_date DESC, p.id", (nhs_number, self._enc_date(ended_on_or_after)))
             rows = cur.fetchall()
-        return [(CpisPlan(id=t[0], nhs_number=t[1], plan_type=t[2], la_code=t[3], start_date=self._dec_date(t[4]),
+        return [(CpisPlan(id=t[0], nhs_number=t[1], plan_type=t[2], la_code=t[3],
+                          start_date=cast(date, self._dec_date(t[4])),  # NOT NULL
                           end_date=self._dec_date(t[5])), self._la(t[6:])) for t in rows]
 
     # --- access events and the outbox -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.flag_rules import CONSENT_GIVEN
 from app.nhs_number import NHS_NUMBER_SYSTEM
 from app.service.core.etag import etag
 from app.service.flags.codes import (
@@ -95,7 +96,7 @@ def _consent(content: RaContent, nhs: str, status: str, removal: Removal | None,
     if consent.performer:
         doc["performer"] = [{"display": consent.performer}]
     doc |= {"policy": [dict(CONSENT_POLICY)], "policyRule": {"coding": [codes.proxy_role.coding(consent.proxy_role)]},
-            "provision": {"purpose": [codes.consent_purpose.coding("RACONSENT")]}}
+            "provision": {"purpose": [codes.consent_purpose.coding(CONSENT_GIVEN)]}}
     return doc
 
 

@@ -12,12 +12,8 @@ from datetime import datetime
 
 ACTIVE, INACTIVE, ENTERED_IN_ERROR = "active", "inactive", "entered-in-error"
 STATUSES = (ACTIVE, INACTIVE, ENTERED_IN_ERROR)
-# who consented (FlagProxyRole): the patient; a best-interest decision under the Mental Capacity Act 2005;
-# a lasting power of attorney / court-appointed deputy; parental responsibility
-PATIENT_CONSENT, BEST_INTEREST, ATTORNEY_OR_DEPUTY, PARENTAL = "001", "002", "003", "004"
-OTHER_IMPAIRMENT, PREFER_NOT_TO_SAY = "10", "12"
-BESPOKE = "011"
-CONSENT_GIVEN = "RACONSENT"
+# The codes the rules name (who consented, the consent purpose, impairment groups, the bespoke adjustment category)
+# are the client's too: app.flag_rules.
 REMOVED_IN_ERROR = "Error"  # removal reason meaning the record should never have existed
 
 

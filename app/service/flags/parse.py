@@ -12,6 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.flag_rules import (
+    BESPOKE,
+    CONSENT_GIVEN,
+    MAX_ITEMS,
+    MAX_TEXT,
+    needs_consent_summary,
+    needs_impairment_note,
+    prefer_not_to_say_with_others,
+    repeated_groups,
+    text_too_long,
+)
 from app.nhs_number import NHS_NUMBER_SYSTEM, is_valid
 from app.service.core.outcome import FhirError, additional_properties, invalid_search_data, quote_value
 from app.service.flags.codes import (
@@ -27,11 +38,6 @@ from app.service.flags.codes import (
 )
 from app.service.flags.model import (
     ACTIVE,
-    BESPOKE,
-    BEST_INTEREST,
-    CONSENT_GIVEN,
-    OTHER_IMPAIRMENT,
-    PREFER_NOT_TO_SAY,
     STATUSES,
     Adjustment,
     Consent,
@@ -40,8 +46,6 @@ from app.service.flags.model import (
     Removal,
 )
 
-MAX_TEXT = 1000  # characters in one free-text item
-MAX_ITEMS = 50  # impairments or adjustments in one record
 FLAG_KEYS = frozenset({"resourceType", "id", "meta", "text", "contained", "extension", "status", "category", "code",
                        "subject", "period"})
 SEARCH_PARAMS = frozenset({"patient", "category", "status", "code", "_include"})
@@ -87,7 +91,7 @@ def _text(value: object, where: str, *, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise bad(where, "expected a non-empty string")
-    if len(value) > MAX_TEXT:
+    if text_too_long(value):
         raise bad(where, f"text longer than {MAX_TEXT} characters")
     return value.strip()
 
@@ -216,9 +220,9 @@ def parse_flag(body: object, codes: FlagCodes, *, flag_id: str | None = None) ->
         raise bad("Flag.contained", f"at most {MAX_ITEMS} impairments and {MAX_ITEMS} adjustments",
                   code="TOO_MANY_VALUES_SUBMITTED")
     impairment_codes = [i.code for i in impairments]
-    if len(set(impairment_codes)) != len(impairment_codes):
+    if repeated_groups(impairment_codes):
         raise bad("Flag.contained.Condition", "each impairment group may be recorded once")
-    if PREFER_NOT_TO_SAY in impairment_codes and len(impairments) > 1:
+    if prefer_not_to_say_with_others(impairment_codes):
         raise bad("Flag.contained.Condition", "'Patient would prefer not to say' cannot be recorded with other "
                   "impairments")
     return nhs, RaContent(consents[0], tuple(impairments), tuple(adjustments), notes)
@@ -250,7 +254,7 @@ def parse_consent(item: dict[str, Any], codes: FlagCodes, where: str) -> Consent
             summary = _annotation(ext, f"{where}.extension[{i}]")
         elif url != EXT_CONSENT_REMOVE:
             raise bad(f"{where}.extension[{i}].url", f"unknown extension '{quote_value(url)}'")
-    if proxy == BEST_INTEREST and summary is None:
+    if needs_consent_summary(proxy) and summary is None:
         raise missing(f"{where}.extension.createSummary", "a best-interest decision (Mental Capacity Act 2005) "
                       f"needs a summary of how it was reached ({EXT_CONSENT_CREATE})")
     performer = None
@@ -281,7 +285,7 @@ def parse_impairment(item: dict[str, Any], codes: FlagCodes, where: str) -> Impa
     notes = _list(item.get("note"), f"{where}.note")
     note = _text(_obj(notes[0], f"{where}.note[0]").get("text"), f"{where}.note[0].text") if notes else None
     note = note or _text(_obj(item.get("code"), f"{where}.code").get("text"), f"{where}.code.text")
-    if group == OTHER_IMPAIRMENT and note is None:
+    if needs_impairment_note(group) and note is None:
         raise missing(f"{where}.note", "'Other (please specify)' needs the impairment described in note[0].text")
     return Impairment(group, note)
 

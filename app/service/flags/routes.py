@@ -51,6 +51,13 @@ def _body(request: Request) -> tuple[Any, FhirError | None]:
                                "resource as application/fhir+json")
 
 
+def _sent(body: Any, error: FhirError | None) -> Any:
+    """The body read by :func:`_body`, or its error raised (where the handler's checks reach the body)."""
+    if error is not None:
+        raise error
+    return body
+
+
 def _headers(row: FlagRow) -> list[tuple[str, str]]:
     return [("etag", etag(row.version)), ("last-modified", format_datetime(row.updated_at, usegmt=True))]
 
@@ -170,9 +177,7 @@ def create(ctx: ServiceContext, request: Request) -> Response:
 
     def work(details: AuditDetails) -> Response:
         check_content_type(request.header("content-type"))
-        if body_error is not None:
-            raise body_error
-        nhs, content = parse_flag(body, codes)
+        nhs, content = parse_flag(_sent(body, body_error), codes)
         patient = resolve_patient(nhs, ctx.store.get_patient)
         if patient.nhs_number != nhs:
             raise invalid_update(f"patient {nhs} has been merged into {patient.nhs_number}; record the flag "
@@ -212,9 +217,7 @@ def update(ctx: ServiceContext, request: Request) -> Response:
         if current.status != ACTIVE:
             raise invalid_update(f"flag {flag_id} was removed ({current.status}); removed flags are kept as "
                                  "history and cannot change: create a new flag instead")
-        if body_error is not None:
-            raise body_error
-        nhs, content = parse_flag(body, codes, flag_id=flag_id)
+        nhs, content = parse_flag(_sent(body, body_error), codes, flag_id=flag_id)
         if nhs != current.nhs_number:
             raise invalid_update("a flag cannot move to another patient; keep Flag.subject as it is")
         return save(ctx, call, details, current, content, None)
@@ -229,9 +232,7 @@ def remove(ctx: ServiceContext, request: Request) -> Response:
 
     def work(details: AuditDetails) -> Response:
         check_content_type(request.header("content-type"))
-        if body_error is not None:
-            raise body_error
-        nhs, removal = parse_removal(body, codes)
+        nhs, removal = parse_removal(_sent(body, body_error), codes)
         active = _store(ctx).flags_for_patient(nhs, statuses=(ACTIVE,))
         if not active:
             raise FhirError("RESOURCE_NOT_FOUND", f"Patient '{nhs}' has no active Reasonable Adjustment Flag "

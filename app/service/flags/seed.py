@@ -10,25 +10,28 @@ summary) or an attorney. Flags are written in bulk (``FlagStore.put_flags``); re
 
 from __future__ import annotations
 
-import gc
 import random
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from app.service.flags.codes import NRAF, FlagCodes, load_codes
-from app.service.flags.fhir import render_flag
-from app.service.flags.model import (
-    ACTIVE,
+from app.flag_rules import (
     ATTORNEY_OR_DEPUTY,
     BESPOKE,
     BEST_INTEREST,
+    NRAF,
     OTHER_IMPAIRMENT,
     PATIENT_CONSENT,
     PREFER_NOT_TO_SAY,
+    FlagCodes,
+    load_codes,
+)
+from app.service.core.seeding import gc_paused
+from app.service.flags.fhir import render_flag
+from app.service.flags.model import (
+    ACTIVE,
     Adjustment,
     Consent,
     Impairment,
@@ -138,17 +141,6 @@ def chosen(patient: PatientRow, seed: int) -> bool:
 def seed_rows(store: FlagStore, rows: Sequence[PatientRow], seed: int) -> int:
     """Write content for some of ``rows`` (one chunk of seeded patients); returns how many records were written."""
     codes = load_codes()
-    with _gc_paused():  # the resources are acyclic; collections over the chunk's many dicts would dominate
+    with gc_paused():  # the resources are acyclic; collections over the chunk's many dicts would dominate
         flags = [flag_for(p, seed, codes) for p in rows if chosen(p, seed)]
         return store.put_flags(flags) if flags else 0
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

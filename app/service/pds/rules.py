@@ -43,9 +43,13 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ODS = re.compile(r"[0-9A-Z]+")
 
 
+def _malformed(what: str) -> FhirError:
+    return FhirError("VALIDATION_ERROR", f"Invalid update with error - {what}")
+
+
 def _shape(ok: bool, what: str) -> None:
     if not ok:
-        raise FhirError("VALIDATION_ERROR", f"Invalid update with error - {what}")
+        raise _malformed(what)
 
 
 def _items(resource: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
@@ -141,7 +145,8 @@ def _check_telecom(before: Mapping[str, Any], telecom: list[dict[str, Any]], tod
         if item.get("use") is not None and item.get("use") not in TELECOM_USES:
             raise invalid_value("telecom.use", item.get("use"))
         value = item.get("value")
-        _shape(isinstance(value, str) and bool(value), "every telecom needs a value")
+        if not (isinstance(value, str) and value):
+            raise _malformed("every telecom needs a value")
         if changed and item["system"] == "email" and not (6 < len(value) < 90 and _EMAIL.fullmatch(value)):
             raise invalid_value("telecom.value", value)
         prior = old.get(item.get("id"))
@@ -169,7 +174,8 @@ def _check_practice(before: Mapping[str, Any], practices: list[dict[str, Any]]) 
                         "Invalid update with error - only NHAIS or the National Back Office can remove a GP practice")
     for gp in practices:
         identifier = gp.get("identifier")
-        _shape(isinstance(identifier, dict), "generalPractitioner needs an identifier")
+        if not isinstance(identifier, dict):
+            raise _malformed("generalPractitioner needs an identifier")
         if not (isinstance(identifier.get("value"), str) and _ODS.fullmatch(identifier["value"])):
             raise invalid_value("generalPractitioner", identifier.get("value"))
         if gp not in (before.get("generalPractitioner") or []) and (identifier.get("period") or {}).get("end"):

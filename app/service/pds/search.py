@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from app.pds_rules import GENDERS, meets_minimum
 from app.service.core.normalise import name_key, postcode_key, soundex
 from app.service.core.outcome import (
     FhirError,
@@ -37,7 +38,6 @@ PARAMETERS = ("family", "given", "gender", "birthdate", "death-date", "address-p
 MAX_VALUES = {"given": 5, "birthdate": 2, "death-date": 2}  # everything else may appear once
 MAX_LENGTH = {"family": 35, "given": 35, "address-postalcode": 10, "address-postcode": 10,
               "general-practitioner": 10, "email": 90, "phone": 20}
-GENDERS = ("male", "female", "other", "unknown")
 MAX_RESULTS_LIMIT = 50
 CANDIDATE_LIMIT = 200  # the store is asked for one more, so a full answer means "too many to rank"
 MISSING_BIRTHDATE = "birth_date/birth_date_range_start/birth_date_range_end"
@@ -214,7 +214,7 @@ def parse_search(params: Mapping[str, str | Sequence[str]], *, application_restr
     fuzzy, exact, history = (_boolean(cleaned, n) for n in ("_fuzzy-match", "_exact-match", "_history"))
     max_results = _max_results(get("_max-results", []), application_restricted)
 
-    gender = (get("gender") or [None])[0]
+    gender = _first(get("gender"))
     if gender is not None and gender not in GENDERS:
         raise invalid_value("gender", gender)
     birthdate = _date_range("birthdate", get("birthdate", []))
@@ -224,29 +224,29 @@ def parse_search(params: Mapping[str, str | Sequence[str]], *, application_restr
         for value in get(name, []):
             if not _NAME_CHARS.fullmatch(value):
                 raise invalid_search_data(f"{name} contains characters that are not allowed")
-    family_text = (get("family") or [None])[0]
+    family_text = _first(get("family"))
     family = _pattern("family", family_text, key_of=name_key, fuzzy=fuzzy) if family_text else None
     given = tuple(_pattern("given", v, key_of=name_key, fuzzy=fuzzy) for v in get("given", []) if v)
 
     if "address-postalcode" in cleaned and "address-postcode" in cleaned:
         raise invalid_search_data("address-postcode and address-postalcode cannot both be used")
-    postcode_text = (get("address-postalcode") or get("address-postcode") or [None])[0]
+    postcode_text = _first(get("address-postalcode") or get("address-postcode"))
     if postcode_text is not None and not _POSTCODE_CHARS.fullmatch(postcode_text):
         raise invalid_search_data("address-postalcode contains characters that are not allowed")
     postcode = _pattern("address-postalcode", postcode_text, key_of=postcode_key, fuzzy=fuzzy) \
         if postcode_text else None
 
-    gp = (get("general-practitioner") or [None])[0]
+    gp = _first(get("general-practitioner"))
     if gp is not None and not _ODS_CHARS.fullmatch(gp):
         raise invalid_search_data("general-practitioner must be an ODS code (letters and digits only)")
-    email = (get("email") or [None])[0]
+    email = _first(get("email"))
     if email is not None:
         if "*" in email:
             raise invalid_search_data("wildcards cannot be used in email")
         if not (6 < len(email) < 90 and _EMAIL.fullmatch(email)):
             raise invalid_value("email", email)
         email = email.lower()
-    phone = (get("phone") or [None])[0]
+    phone = _first(get("phone"))
     if phone is not None:
         if not _PHONE_CHARS.fullmatch(phone):
             raise invalid_search_data("phone contains characters that are not allowed")
@@ -254,14 +254,17 @@ def parse_search(params: Mapping[str, str | Sequence[str]], *, application_restr
 
     if birthdate is None:
         raise missing_value(MISSING_BIRTHDATE, issue_code="structure")
-    # fuzzy: given+family+birthdate, or family or given with birthdate+gender+postcode
-    fuzzy_enough = bool(given and family) or bool(gender and postcode and (family or given))
-    if not (fuzzy_enough if fuzzy else family is not None):
+    if not meets_minimum(fuzzy=fuzzy, family=family is not None, given=bool(given), gender=gender is not None,
+                         postcode=postcode is not None):
         raise invalid_search_data(TOO_FEW)
 
     query_filter = _store_filter(family, given, gender, birthdate, postcode, gp, fuzzy)
     return PatientSearch(family, given, gender, birthdate, death_date, postcode, gp.upper() if gp else None,
                          email, phone, fuzzy, exact, history or fuzzy, max_results, query_filter)
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
 
 
 def phone_key(value: str) -> str:

@@ -15,11 +15,9 @@ Resources are built as dicts (no JSON encoding here: the store serialises them) 
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +36,7 @@ from app.service.core.patient import (
     VERIFICATION_URL,
     to_row,
 )
+from app.service.core.seeding import gc_paused
 from app.service.store.rows import PatientRow
 
 DATA_DIR = resource("seed")
@@ -84,7 +83,7 @@ class _Tables:
         self.practices = data["practices"]
         self.near = {p["outward"]: by_outward.get(p["outward"], []) for p in self.places}
         self.inward = [f"{d}{a}{b}" for d in "0123456789" for a in _INWARD_LETTERS for b in _INWARD_LETTERS]
-        self.dates = {}  # ordinal -> ISO string, filled lazily (about 37,000 distinct days)
+        self.dates: dict[int, str] = {}  # ordinal -> ISO string, filled lazily (about 37,000 distinct days)
 
 
 def _iso(tables: _Tables, ordinal: int) -> str:
@@ -117,6 +116,7 @@ def _patient(i: int, nhs: str, rng: random.Random, t: _Tables, duplicate_of: Pat
         given_names = [given[0], pool[int(r() * len(pool))][0]] if r() < 0.4 else [given[0]]
     else:  # a duplicate registration of the previous patient, later merged into it
         prev = duplicate_of.resource
+        assert duplicate_of.birth_date is not None  # every seeded patient has a birth date
         gender, born = prev["gender"], duplicate_of.birth_date.toordinal()
         given = (prev["name"][0]["given"][0], duplicate_of.given, duplicate_of.given_phonetic)
         family = (prev["name"][0]["family"], duplicate_of.family, duplicate_of.family_phonetic)
@@ -188,7 +188,7 @@ def generate_patients(n: int, seed: int = 0, *, chunk_size: int = 10_000, refere
     numbers = synthetic_numbers()
     done = 0
     while done < n:
-        with _gc_paused():
+        with gc_paused():
             for i in range(done, min(n, done + chunk_size - len(chunk))):
                 duplicate_of = last_live if last_live is not None and rng.random() < SUPERSEDED_RATE else None
                 row = _patient(i, next(numbers), rng, tables, duplicate_of)
@@ -201,17 +201,3 @@ def generate_patients(n: int, seed: int = 0, *, chunk_size: int = 10_000, refere
             chunk = []
     if chunk:
         yield chunk
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a chunk is built (never across a yield). The rows are acyclic,
-    so reference counting frees them; without this, collections triggered by the many young dicts take over
-    half the time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -1,7 +1,8 @@
 """The storage interface for PDS: patient reads, searches, versioned updates, related people and bulk loads.
 
-A ``typing.Protocol``: what PDS needs of the store (``app.service.storage`` implements it; its SQL is the
-patient part of ``app/service/storage/composed.py``); the common rules in ``app/service/store/base.py`` apply.
+A ``typing.Protocol``: what PDS needs of the store (``app.service.storage`` implements it; the SQL both engines
+share is ``sql.py``, the bulk ``put_patients`` and ``analyze`` each engine's own); the common rules in
+``app/service/store/base.py`` apply.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ class AlertClaim:
 
     @property
     def grants(self) -> tuple[str, ...]:
-        kinds = ("lr",) if self.alert_type == 1 else ()
+        kinds: tuple[str, ...] = ("lr",) if self.alert_type == 1 else ()
         if self.subtype in (4, 5):
             kinds += ("emergency",)
         elif self.subtype in (1, 2, 3):

@@ -218,10 +218,11 @@ def build_document(nhs: str, content: Content, author: Author, *, scr_id: str, c
             ("preference", "Personal Preferences", "PersonalPreferencesHeader", "PersonalPreferences")):
         items = [c for c in content.additional if c.section == section]
         if items:
-            rows = [(_day(c.date), c.code.display, "Significant Active" if section == "problem" else "")
-                    for c in items]
+            additional = [(_day(c.date), c.code.display, "Significant Active" if section == "problem" else "")
+                          for c in items]
             sections.append(_section(title, code, _table(table_id, f"Additional information: {title.lower()}.",
-                                                         ("Date", "Description", "Additional information"), rows),
+                                                         ("Date", "Description", "Additional information"),
+                                                         additional),
                                      [b.clinical(c) for c in items]))
     composition: dict[str, Any] = {
         "resourceType": "Composition", "id": scr_id, "meta": {"lastUpdated": created.isoformat(timespec="seconds")},

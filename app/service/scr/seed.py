@@ -11,7 +11,6 @@ out, 9000000033 has none (the sandbox's empty result).
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.resources_path import resource
+from app.service.core.seeding import gc_paused
 from app.service.scr.document import (
     AllergyItem,
     Author,
@@ -146,13 +146,8 @@ def seed_rows(store: ScrStore, rows: Sequence[PatientRow], seed: int) -> int:
     ref = reference_set()
     docs: list[ScrDocument] = []
     consents: list[tuple[str, str]] = []
-    was_enabled = gc.isenabled()
-    gc.disable()  # the documents are acyclic dicts: collections over the chunk's rows would dominate the time
-    try:
+    with gc_paused():
         _select(rows, seed, ref, docs, consents)
-    finally:
-        if was_enabled:
-            gc.enable()
     if not docs and not consents:
         return 0
     return store.put_scr_seed(consents, docs, now=SEED_NOW)

@@ -36,11 +36,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.service.pds.sql import ANALYZE_AFTER, PCOLS, UPSERT_SET
 from app.service.storage import schema_postgres
-from app.service.storage.composed import AUDIT_COLS, PCOLS, UPSERT_SET, SqlStore
+from app.service.storage.composed import SqlStore
 from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable, StoreUrlError, mask_url
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import AuditRecord, PatientRow
+from app.service.store.sql_effects import AUDIT_COLS
 from app.service.store.sqlbase import DB_WAIT_SECONDS, Waits, aware, chunks, dumps
 
 PUT_BATCH = 100_000
@@ -239,13 +241,9 @@ class PostgresStore(SqlStore):
                     except psycopg.errors.UniqueViolation:
                         self._upsert(cur.raw, unique)
                 total += len(unique)
-        if total >= 10_000 and analyze:
+        if total >= ANALYZE_AFTER and analyze:
             self.analyze()
         return total
-
-    def _patients_empty(self) -> bool:
-        with self._read() as cur:
-            return cur.execute("SELECT NOT EXISTS (SELECT 1 FROM patients)").fetchone()[0]
 
     def _bulk_load(self, batches: Iterable[list[PatientRow]]) -> int:
         total = 0

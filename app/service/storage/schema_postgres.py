@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from app.service.cpis import schema as schema_cpis
 from app.service.flags import schema as schema_flags
+from app.service.pds import schema as schema_pds
 from app.service.scr import schema as schema_scr
-from app.service.storage.composed import ACTIVE, OPEN
 from app.service.store.audit_chain import GENESIS
 from app.service.store.migrations import Migration
 
@@ -19,32 +19,7 @@ from app.service.store.migrations import Migration
 MIGRATION_LOCK_KEY = 0x5350494E45  # "SPINE"
 
 _INITIAL = (
-    """CREATE TABLE patients (
-        nhs_number text PRIMARY KEY,
-        version integer NOT NULL,
-        resource jsonb NOT NULL,
-        family text COLLATE "C" NOT NULL,
-        given text COLLATE "C" NOT NULL,
-        family_phonetic text COLLATE "C" NOT NULL,
-        given_phonetic text COLLATE "C" NOT NULL,
-        birth_date date,
-        gender text COLLATE "C" NOT NULL,
-        postcode text COLLATE "C",
-        gp_ods text COLLATE "C",
-        restricted boolean NOT NULL,
-        deceased boolean NOT NULL,
-        superseded_by text,
-        invalidated boolean NOT NULL DEFAULT false)""",
-    f"CREATE INDEX patients_family_dob ON patients (family, birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_phonetic_dob ON patients (family_phonetic, birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_dob ON patients (birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_postcode ON patients (postcode, family) WHERE {OPEN}",
-    f"CREATE INDEX patients_gp ON patients (gp_ods, family) WHERE {OPEN}",
-    """CREATE TABLE related_persons (
-        nhs_number text NOT NULL,
-        position integer NOT NULL,
-        resource jsonb NOT NULL,
-        PRIMARY KEY (nhs_number, position))""",
+    *schema_pds.POSTGRES,
     """CREATE TABLE users (
         id text PRIMARY KEY,
         name text NOT NULL,

@@ -8,38 +8,13 @@ from __future__ import annotations
 
 from app.service.cpis import schema as schema_cpis
 from app.service.flags import schema as schema_flags
+from app.service.pds import schema as schema_pds
 from app.service.scr import schema as schema_scr
-from app.service.storage.composed import ACTIVE, OPEN
 from app.service.store.audit_chain import GENESIS
 from app.service.store.migrations import Migration
 
 _INITIAL = (
-    """CREATE TABLE patients (
-        nhs_number TEXT PRIMARY KEY,
-        version INTEGER NOT NULL,
-        resource TEXT NOT NULL,
-        family TEXT NOT NULL,
-        given TEXT NOT NULL,
-        family_phonetic TEXT NOT NULL,
-        given_phonetic TEXT NOT NULL,
-        birth_date TEXT,
-        gender TEXT NOT NULL,
-        postcode TEXT,
-        gp_ods TEXT,
-        restricted INTEGER NOT NULL,
-        deceased INTEGER NOT NULL,
-        superseded_by TEXT,
-        invalidated INTEGER NOT NULL DEFAULT 0)""",
-    f"CREATE INDEX patients_family_dob ON patients (family, birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_phonetic_dob ON patients (family_phonetic, birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_dob ON patients (birth_date) WHERE {ACTIVE}",
-    f"CREATE INDEX patients_postcode ON patients (postcode, family) WHERE {OPEN}",
-    f"CREATE INDEX patients_gp ON patients (gp_ods, family) WHERE {OPEN}",
-    """CREATE TABLE related_persons (
-        nhs_number TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        resource TEXT NOT NULL,
-        PRIMARY KEY (nhs_number, position))""",
+    *schema_pds.SQLITE,
     """CREATE TABLE users (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,

@@ -29,11 +29,12 @@ from typing import Any
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows
 
 from app.private_files import create_private_file, tighten
+from app.service.pds.sql import ANALYZE_AFTER, PCOLS, PVALUES, UPSERT_SET
 from app.service.storage import schema_sqlite
-from app.service.storage.composed import PCOLS, PVALUES, UPSERT_SET, SqlStore
+from app.service.storage.composed import SqlStore
 from app.service.store.errors import StoreError, StoreTimeout, StoreUnavailable
 from app.service.store.migrations import apply_pending
 from app.service.store.rows import PatientRow
@@ -333,13 +334,9 @@ class SQLiteStore(SqlStore):
                 with self._write() as cur:
                     cur.executemany(_UPSERT, params)
                 total += len(batch)
-        if total >= 10_000 and analyze:
+        if total >= ANALYZE_AFTER and analyze:
             self.analyze()
         return total
-
-    def _patients_empty(self) -> bool:
-        with self._read() as cur:
-            return cur.execute("SELECT 1 FROM patients LIMIT 1").fetchone() is None
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (sampled, so quick even at millions of rows)."""

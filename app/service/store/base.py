@@ -105,7 +105,7 @@ class Store(Protocol):
     ``app.service.scr.store.ScrStore``). See the module docstring for the common rules."""
 
     audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (``use_audit_seal``)
-    chain_name = "audit"  # names the audit chain's folder in a shared checkpoint folder (the database's name)
+    chain_name: str = "audit"  # names the audit chain's folder in a shared checkpoint folder (the database's name)
 
     def stalled(self) -> float | None:
         """Seconds the oldest database call still in progress has been waiting, once that is past half of the

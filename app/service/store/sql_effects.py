@@ -31,6 +31,7 @@ _RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, crea
 class EffectsSql(SqlBase):
     audit_seal: AuditSeal | None = None  # the audit key and checkpoint log (None: unkeyed, nothing published)
     _chained: threading.local | None = None
+    chain_name: str  # set by each engine's store: names its chain's checkpoint folder
 
     def use_audit_seal(self, seal: AuditSeal | None) -> None:
         """Key the chain with ``seal.key`` from the next record on and publish checkpoints to its log (in the
@@ -45,7 +46,7 @@ class EffectsSql(SqlBase):
         published now that it is durable; one rolled back is forgotten."""
         local = self._chained
         head = getattr(local, "head", None) if local is not None else None
-        if head is None:
+        if local is None or head is None:
             return
         local.head = None
         if committed and self.audit_seal is not None:
