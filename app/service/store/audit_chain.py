@@ -172,9 +172,9 @@ def verify(rows: Iterable[tuple[int, datetime | str, str, str, str, str, str | N
         if keyed and key is None:
             return result(False, checked, seq, f"record {seq} is keyed (key {key_id_of(stored)}) and no audit key "
                           "was given, so it cannot be checked", needs_key=True)
-        if keyed and not stored.startswith(key.prefix):  # type: ignore[union-attr]
+        if keyed and key is not None and not stored.startswith(key.prefix):
             return result(False, checked, seq, f"record {seq} was keyed with key {key_id_of(stored)}, not with "
-                          f"the key given ({key.key_id})", needs_key=True)  # type: ignore[union-attr]
+                          f"the key given ({key.key_id})", needs_key=True)
         if keyed_seen and not keyed:
             return result(False, checked, seq, f"record {seq} is not keyed but follows keyed records (rewritten "
                           "without the key)")
