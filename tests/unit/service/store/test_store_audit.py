@@ -106,7 +106,7 @@ def test_a_checkpoint_is_published_every_n_records_and_when_the_store_closes(sto
 
 
 def test_records_committed_with_a_change_are_published_and_a_rolled_back_head_is_not(store_url, key_file):
-    from .test_store_patients import patient
+    from tests.unit.service.pds.test_store_patients import patient
 
     seal = open_seal(key_file, create=True, every_records=1)
     with open_store(store_url, audit_seal=seal) as store:
