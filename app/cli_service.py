@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import sys
 from pathlib import Path
@@ -32,6 +33,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                      "service logs an error (default 8)")
     svc.add_argument("--cpis-alarm-after", type=float, default=None, metavar="SECONDS",
                      help="... as are those still undelivered this long after the access (default 900)")
+    svc.add_argument("--public-url", metavar="URL", type=_public_url,
+                     help="the address clients reach this service at (e.g. a load balancer's, shared by every "
+                     "process behind it); login signatures name it (default: the site configuration's [service] "
+                     "url in production, else http(s)://HOST:PORT)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/limits.py)")
@@ -119,6 +124,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _public_url(value: str) -> str:
+    from app.protocol import canonical_audience
+
+    try:
+        return canonical_audience(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--public-url must be an absolute http(s) URL: {exc}") from exc
+
+
 def require_tls(args: argparse.Namespace, settings: Settings) -> None:
     """Production never serves plain HTTP, except on loopback behind the TLS proxy the site configuration names."""
     if settings.training or _tls(args, settings):
@@ -137,6 +151,7 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
 
     tls = _tls(args, settings)
     base = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    audience = getattr(args, "public_url", None) or (None if settings.training else settings.service_url) or base
     if not tls and not settings.training and settings.service_tls_proxy:
         base = settings.service_tls_proxy  # links in answers point where clients reach the service: the proxy
     limits = HttpLimits().with_overrides(args.limit)
@@ -148,9 +163,9 @@ def _config(args: argparse.Namespace, settings: Settings):  # type: ignore[no-un
     retention = Retention().with_overrides(getattr(args, "retention", []))
     if settings.training:
         return ServiceConfig(_database(args, settings), base_url=base, training_pki=str(settings.paths.pki_dir),
-                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention)
+                             limits=limits, tls_ca=tls_ca, cpis_alarm=alarm, retention=retention, audience=audience)
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention,
+                         retention=retention, audience=audience,
                          anchors=tuple(map(str, settings.trust_anchors)),
                          intermediates=tuple(map(str, settings.trust_intermediates)),
                          crls=tuple(map(str, settings.trust_crls)))
@@ -216,18 +231,25 @@ def run_login(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdi
     from app.card.pcsc import PcscSystem
     from app.card.piv import PivSession
     from app.client.client import SpineClient
-    from app.client.login import card_login, choose_role
+    from app.client.login import card_login, choose_role, select_role
 
     url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
     verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
     pin = stdin.readline().rstrip("\r\n")
     connection = PcscSystem().connect(args.reader)
-    try:
-        with httpx.Client(verify=verify, timeout=15) as http:
-            login = card_login(PivLoginCard(PivSession(connection)), SpineClient(url, http), pin)
-        role = choose_role(login, args.role)
-    finally:
-        connection.close(reset=True)  # the card forgets the PIN when the login is done
+    with httpx.Client(verify=verify, timeout=15) as http:
+        client = SpineClient(url, http)
+        try:
+            login = card_login(PivLoginCard(PivSession(connection)), client, pin)
+        finally:
+            connection.close(reset=True)  # the card forgets the PIN when the login is done
+        try:
+            role = choose_role(login, args.role)
+            select_role(client, login, role)  # the token works for this role only
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.logout(login.token)  # no role, no session left behind
+            raise
     print(f"Logged in as {login.user_name}, {role.role_name} at {role.org_name} (URID {role.urid}); session "
           f"expires {login.expires_at:%Y-%m-%d %H:%M} UTC.", file=sys.stderr)
     print(login.token, file=stdout)

@@ -129,7 +129,7 @@ def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
     Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
     from app.service.domain.auth import AuthService
 
-    result = AuthService(store, trust).reload_revocation()
+    result = AuthService(store, trust, audience="").reload_revocation()  # no logins: CRLs only
     for f in trust.crl_files:
         crl = f.crl
         number = _crl_number(crl)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import __version__
-from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, PDS_BASE
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH, PDS_BASE
 from app.service import openapi_cpis, openapi_flags, openapi_scr
 
 NHS_NUMBER = {"type": "string", "pattern": "^[0-9]{10}$", "example": "9000000009"}
@@ -29,7 +29,8 @@ def _header(name: str, required: bool, schema: dict[str, Any], description: str)
 SESSION_HEADERS = [
     _header("Authorization", True, {"type": "string", "pattern": "^Bearer .+$"},
             "Bearer token from POST /auth/session"),
-    _header("NHSD-Session-URID", True, {"type": "string"}, "The selected role profile id; must be the caller's"),
+    _header("NHSD-Session-URID", True, {"type": "string"},
+            "The role profile id the session is bound to (chosen at login)"),
     _header("X-Request-ID", True, {"type": "string", "format": "uuid"},
             "A UUID; repeating it repeats the same request (state-changing requests are replayed, not redone)"),
     _header("X-Correlation-ID", False, {"type": "string"}, "Echoed back"),
@@ -68,9 +69,11 @@ def document() -> dict[str, Any]:
                 "summary": "Ask for a login challenge for a card certificate", "operationId": "authChallenge",
                 "requestBody": {"required": True, **_json({"type": "object", "required": ["certificate"],
                                                           "properties": {"certificate": b64}}, "application/json")},
-                "responses": {"200": {"description": "nonce", **_json(
-                    {"type": "object", "required": ["nonce", "expires_at"]}, "application/json")},
-                    **_errors(400, 401, 403, 429, 503)}}},
+                "responses": {"200": {"description": "nonce, and the audience (the service's public base URL) the "
+                                      "card's signature must name; the same answer for every readable certificate",
+                                      **_json({"type": "object", "required": ["nonce", "expires_at", "audience"]},
+                                              "application/json")},
+                    **_errors(400, 401, 429, 503)}}},
             AUTH_SESSION_PATH: {
                 "post": {"summary": "Exchange the card's signature over the challenge for a session",
                          "operationId": "authSession",
@@ -78,7 +81,8 @@ def document() -> dict[str, Any]:
                                                                     "required": ["nonce", "signature", "certificate"],
                                                                     "properties": {"nonce": {"type": "string"},
                                                                                    "signature": b64,
-                                                                                   "certificate": b64}},
+                                                                                   "certificate": b64,
+                                                                                   "urid": {"type": "string"}}},
                                                                    "application/json")},
                          "responses": {"201": {"description": "session", **_json(
                              {"type": "object", "required": ["token", "role_profiles"]}, "application/json")},
@@ -86,6 +90,14 @@ def document() -> dict[str, Any]:
                 "delete": {"summary": "Log out (revoke the session)", "operationId": "authLogout",
                            "parameters": [SESSION_HEADERS[0]],
                            "responses": {"204": {"description": "revoked"}, **_errors(401)}}},
+            AUTH_ROLE_PATH: {"post": {
+                "summary": "Bind the session to one of its user's role profiles, once (if the login named none)",
+                "operationId": "authSelectRole", "parameters": [SESSION_HEADERS[0]],
+                "requestBody": {"required": True, **_json({"type": "object", "required": ["urid"],
+                                                          "properties": {"urid": {"type": "string"}}},
+                                                         "application/json")},
+                "responses": {"200": {"description": "the role the session is bound to", **_json(
+                    {"type": "object", "required": ["role"]}, "application/json")}, **_errors(400, 401, 403, 503)}}},
             f"{PDS_BASE}/Patient": {"get": {
                 "summary": "Search for patients", "operationId": "searchPatient",
                 "parameters": SESSION_HEADERS + search_params,

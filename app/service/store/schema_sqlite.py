@@ -117,10 +117,27 @@ _SESSION_CERTIFICATE = (
     "DELETE FROM sessions",
 )
 
+# A session is bound to one role profile (URID), chosen once (at session creation or by one follow-up call);
+# until then it serves no request. A challenge no longer names a user: the service looks the user up only after
+# the card's signature has verified, so the challenge answers alike for every certificate. Open challenges and
+# sessions are dropped (their users log in again).
+_SESSION_ROLE = (
+    "DROP TABLE challenges",
+    """CREATE TABLE challenges (
+        nonce TEXT PRIMARY KEY,
+        cert_fingerprint TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL)""",
+    "CREATE INDEX challenges_expiry ON challenges (expires_at)",
+    "ALTER TABLE sessions ADD COLUMN role_profile_id TEXT NOT NULL DEFAULT ''",
+    "DELETE FROM sessions",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "summary care record", schema_scr.SQLITE),
     Migration(3, "cp-is", schema_cpis.SQLITE),
     Migration(4, "reasonable adjustment flags", schema_flags.SQLITE),
     Migration(5, "session login certificate", _SESSION_CERTIFICATE),
+    Migration(6, "session role, challenges without a user", _SESSION_ROLE),
 )
