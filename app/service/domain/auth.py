@@ -46,7 +46,7 @@ from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_
 from app.pki import Status, TrustStore, card_uuid, load_certificate, validate
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
-from app.protocol import canonical_audience, login_message
+from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
 from app.service.store import RoleProfile, SessionPrincipal, Store, User
 
 MAX_CERTIFICATE_BYTES = 8192
@@ -229,8 +229,8 @@ class AuthService:
         if not urid:
             raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required", user)
         if not found.session_role:
-            raise AuthError(403, "role-not-selected", "this session has no role yet: select one (POST "
-                            "/auth/session/role) before anything else", user)
+            raise AuthError(403, "role-not-selected", f"this session has no role yet: select one (POST "
+                            f"{AUTH_ROLE_PATH}) before anything else", user)
         if urid != found.session_role:
             raise AuthError(403, "urid-not-session-role", "NHSD-Session-URID names a role other than the one "
                             "selected for this session; to work in another role, log in again", user)
