@@ -201,3 +201,26 @@ def test_upgrading_ends_sessions_bound_to_no_role_and_open_challenges(store_url,
         assert upgraded.consume_challenge("before-upgrade") is None
         upgraded.create_session("after", "u1", later)
         assert upgraded.bind_session_role("after", "u1-r") == "u1-r"
+
+
+def test_the_audience_is_the_public_url_then_the_site_url_then_the_services_own_address(tmp_path):
+    import argparse
+    from pathlib import Path
+
+    from app.cli_service import _config, add_parsers
+    from app.config import Mode, Paths, Settings
+
+    def args(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_parsers(parser.add_subparsers(dest="command"))
+        return parser.parse_args(["service", "--database", "sqlite:///unused.db", "--port", "9443", *argv])
+
+    paths = Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml")
+    production = Settings(paths, Mode.PRODUCTION, "https://spine.example.nhs.uk", trust_anchors=(Path("/r.pem"),))
+    tls = ("--tls-cert", "c.pem", "--tls-key", "k.pem")
+    assert _config(args(*tls), production).audience == "https://spine.example.nhs.uk"  # the site's [service] url
+    assert _config(args(*tls, "--public-url", "https://LB.example.nhs.uk:443/"), production).audience == \
+        "https://lb.example.nhs.uk"
+    assert _config(args(), Settings(paths)).audience == "http://127.0.0.1:9443"  # training: its own address
+    with pytest.raises(SystemExit):  # argparse refuses it, saying why
+        args("--public-url", "spine.example.nhs.uk")
