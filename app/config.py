@@ -24,14 +24,18 @@ off; users cannot switch it back on. Example::
 
     [wes]
     spec_version = "2026.1"
+
+Environment variables are read in one place, :func:`read_environment` (once per ``load_settings``), and nowhere
+else in the application; each becomes a typed field (see that function's table).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,7 +46,7 @@ from app.errors import ConfigError
 APP_NAME = "SpineDesk"
 SITE_CONFIG_NAME = "spinedesk.toml"
 DEFAULT_VPCD_PORT = 35963
-DEFAULT_TRAINING_PIN_NOTE = "The training card's PIN is shown when it is issued; the client's default is 123456."
+SERVICE_CONFIG_ENV = "SPINEDESK_SERVICE_CONFIG"
 
 
 class Mode(StrEnum):
@@ -71,16 +75,81 @@ class Paths:
         return self.data_dir / "training-card.json"
 
     @classmethod
-    def from_platform(cls, env: Mapping[str, str] | None = None) -> Paths:
-        env = os.environ if env is None else env
+    def from_platform(cls, env: Environment | Mapping[str, str] | None = None) -> Paths:
+        """platformdirs' folders, with the overrides ``env`` (default: this process's environment) names."""
+        environment = env if isinstance(env, Environment) else read_environment(env)
         dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
         # SPINEDESK_SITE_CONFIG (tests, packaging checks) is honoured only where no machine-wide file exists: on a
         # managed workstation a user cannot switch training back on or swap the trust anchors.
         machine = Path(dirs.site_config_dir) / SITE_CONFIG_NAME
-        override = env.get("SPINEDESK_SITE_CONFIG")
-        site = Path(override) if override and not machine.exists() else machine
-        data = Path(env["SPINEDESK_DATA_DIR"]) if env.get("SPINEDESK_DATA_DIR") else Path(dirs.user_data_dir)
+        override = environment.site_config
+        site = override if override and not machine.exists() else machine
+        data = environment.data_dir or Path(dirs.user_data_dir)
         return cls(Path(dirs.user_config_dir), data, Path(dirs.user_log_dir), site)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The ``SPINEDESK_*`` environment variables, typed (see :func:`read_environment`)."""
+
+    site_config: Path | None = None
+    data_dir: Path | None = None
+    training_vpcd_port: int = DEFAULT_VPCD_PORT
+    training_reader: str | None = None
+    startup_marks: bool = False
+    scr_episode_hours: float | None = None
+    cpis_lease_seconds: float | None = None
+    service_config: str | None = None
+
+
+def _positive(value: str | None) -> float | None:
+    """A positive finite number, else None (unset or unusable: the feature's default applies)."""
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) and number > 0 else None
+
+
+def read_environment(env: Mapping[str, str] | None = None) -> Environment:
+    """Read this process's environment (or ``env``), once: the only place the application reads it.
+
+    ==============================  ===================================================================
+    variable                        meaning
+    ==============================  ===================================================================
+    SPINEDESK_SITE_CONFIG           site configuration file to use where no machine-wide one exists
+                                    (tests, packaging checks)
+    SPINEDESK_DATA_DIR              the user data dir (databases, training PKI and card)
+    SPINEDESK_TRAINING_VPCD_PORT    the vpcd slot port the client inserts the training card into
+                                    (default 35963; a training room's PC may use 35964, …)
+    SPINEDESK_TRAINING_READER       the one reader the client watches (a shared machine's other slots
+                                    are not its own)
+    SPINEDESK_STARTUP_MARKS         when set, the client writes start-up marks on stderr (benchmarks)
+    SPINEDESK_SCR_EPISODE_HOURS     how long an SCR episode's grants last (hours; default 12, at most
+                                    a week)
+    SPINEDESK_CPIS_LEASE_SECONDS    the CP-IS deliverer's claim lease (seconds; default 30, at least 1)
+    SPINEDESK_SERVICE_CONFIG        the service's configuration as JSON, set by ``spinedesk service``
+                                    for its worker processes (``ServiceConfig.to_env``)
+    ==============================  ===================================================================
+
+    Unusable numbers count as unset (the default applies), as they always have.
+    """
+    source = os.environ if env is None else env
+    site, data = source.get("SPINEDESK_SITE_CONFIG"), source.get("SPINEDESK_DATA_DIR")
+    try:
+        port = int(source.get("SPINEDESK_TRAINING_VPCD_PORT") or DEFAULT_VPCD_PORT)
+    except ValueError:
+        port = DEFAULT_VPCD_PORT
+    return Environment(
+        site_config=Path(site) if site else None,
+        data_dir=Path(data) if data else None,
+        training_vpcd_port=port,
+        training_reader=source.get("SPINEDESK_TRAINING_READER") or None,
+        startup_marks=bool(source.get("SPINEDESK_STARTUP_MARKS")),
+        scr_episode_hours=_positive(source.get("SPINEDESK_SCR_EPISODE_HOURS")),
+        cpis_lease_seconds=_positive(source.get("SPINEDESK_CPIS_LEASE_SECONDS")),
+        service_config=source.get(SERVICE_CONFIG_ENV) or None,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +166,13 @@ class Settings:
     trust_crls: tuple[Path, ...] = ()
     card_removal: RemovalMode = RemovalMode.LOCK
     wes_spec_version: str | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
+    # from the environment (read_environment): the client's training card slot and start-up marks, and the
+    # service's SCR episode length and CP-IS lease (None: the feature's default)
+    training_vpcd_port: int = DEFAULT_VPCD_PORT
+    training_reader: str | None = None
+    startup_marks: bool = False
+    scr_episode_hours: float | None = None
+    cpis_lease_seconds: float | None = None
 
     @property
     def training(self) -> bool:
@@ -177,18 +252,36 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         trust_anchors=anchors,
         trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),
-        card_removal=RemovalMode(removal),
+        card_removal=RemovalMode(str(removal)),
         wes_spec_version=spec if isinstance(spec, str) else None,
     )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Production when the machine-wide site configuration exists, training otherwise."""
-    paths = Paths.from_platform(env)
+    """Production when the machine-wide site configuration exists, training otherwise; ``env`` (default: this
+    process's environment) is read once."""
+    environment = read_environment(env)
+    paths = Paths.from_platform(environment)
     try:
         text = paths.site_config_file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Settings(paths=paths)
+        return _with_environment(Settings(paths=paths), environment)
     except OSError as exc:
         raise ConfigError(str(paths.site_config_file), f"cannot be read ({exc.strerror})") from exc
-    return parse_site_config(text, paths.site_config_file, paths)
+    return _with_environment(parse_site_config(text, paths.site_config_file, paths), environment)
+
+
+def _with_environment(settings: Settings, environment: Environment) -> Settings:
+    return replace(settings, training_vpcd_port=environment.training_vpcd_port,
+                   training_reader=environment.training_reader, startup_marks=environment.startup_marks,
+                   scr_episode_hours=environment.scr_episode_hours,
+                   cpis_lease_seconds=environment.cpis_lease_seconds)
+
+
+def service_config_json(env: Mapping[str, str] | None = None) -> str:
+    """The JSON a service worker process builds its service from (``SPINEDESK_SERVICE_CONFIG``, set by
+    ``spinedesk service`` before its workers start); ConfigError when it is absent."""
+    text = read_environment(env).service_config
+    if text is None:
+        raise ConfigError(SERVICE_CONFIG_ENV, "is not set: service workers are started by 'spinedesk service'")
+    return text

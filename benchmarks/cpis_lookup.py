@@ -40,10 +40,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from pds_read import _ms, free_port  # noqa: E402
 
-from app.service.domain.auth import token_hash  # noqa: E402
-from app.service.seed import cpis as seed_cpis  # noqa: E402
-from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import RoleProfile, open_store  # noqa: E402
+from app.service.core.auth import token_hash  # noqa: E402
+from app.service.cpis import seed as seed_cpis  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import RoleProfile  # noqa: E402
 
 TOKEN = "benchmark-token-cpis-" + "y" * 20
 ROLES = {"scheduled": "bench-b0170", "unscheduled": "bench-b0107", "history": "bench-b0170"}

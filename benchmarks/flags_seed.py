@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.service.seed import flags as seed_flags  # noqa: E402
-from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import open_store  # noqa: E402
+from app.service.flags import seed as seed_flags  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
 
 
 def main() -> int:

@@ -5,7 +5,7 @@ and audited in the hash chain (committed before the response leaves). The servic
 in its own process(es); wrk runs beside it on the same 2-core machine.
 
 Usage: python benchmarks/pds_read.py [--patients 100000] [--workers 1 2] [--connections 32 64] [--duration 15]
-       [--database postgresql://…] [--markdown docs/benchmarks/pds_read.md]
+       [--threads 2] [--database postgresql://…] [--markdown docs/benchmarks/pds_read.md]
 Needs wrk (apt-get install wrk).
 """
 
@@ -30,9 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.service.domain.auth import token_hash  # noqa: E402
-from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import RoleProfile, open_store  # noqa: E402
+from app.service.core.auth import token_hash  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import RoleProfile  # noqa: E402
 
 TOKEN = "benchmark-token-" + "x" * 24
 URID = "bench-role"
@@ -71,10 +72,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, data_dir: Path) -> dict:
+def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, data_dir: Path,
+            threads: int | None = None) -> dict:
     port = free_port()
+    extra = ["--threads", str(threads)] if threads is not None else []
     proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", url, "--port", str(port),
-                             "--workers", str(workers)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             "--workers", str(workers), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, "SPINEDESK_DATA_DIR": str(data_dir)})
     try:
         deadline = time.monotonic() + 30
@@ -85,8 +88,10 @@ def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, 
             except httpx.TransportError:
                 time.sleep(0.1)
         time.sleep(0.5 * workers)  # let every worker finish starting
+        cpu_before = _cpu_seconds(proc.pid)
         out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua),
                               f"http://127.0.0.1:{port}"], capture_output=True, text=True).stdout or "wrk failed"
+        cpu = _cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -95,8 +100,22 @@ def run_one(url: str, workers: int, connections: int, duration: int, lua: Path, 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     return {"workers": workers, "connections": connections, "rps": rps, "p50": lat["50"], "p99": lat["99"],
-            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
+            "non2xx": int(errors.group(1)) if errors else 0, "cpu_us": cpu / done * 1e6 if done else 0.0,
+            "raw": out}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the service process and its worker processes so far (Linux; else 0). Unlike
+    requests/s it hardly depends on what else the machine is running."""
+    try:
+        pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+        ticks = sum(sum(map(int, Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[11:13]))
+                    for p in pids)
+    except (OSError, ValueError):
+        return 0.0
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _ms(text: str) -> float:
@@ -111,6 +130,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--database", help="default: a fresh SQLite file")
+    parser.add_argument("--threads", type=int, help="the service's database threads per worker (default: its own)")
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -120,16 +140,19 @@ def main() -> int:
         ids = prepare(url, args.patients)
         lua = Path(tmp) / "read.lua"
         lua.write_text(LUA % (",".join(f'"{i}"' for i in ids), TOKEN, URID))
-        results = [run_one(url, w, c, args.duration, lua, Path(tmp)) for w in args.workers for c in args.connections]
+        results = [run_one(url, w, c, args.duration, lua, Path(tmp), args.threads)
+                   for w in args.workers for c in args.connections]
         with open_store(url) as store:
             chain = store.verify_audit()
     kind = url.split(":", 1)[0]
     lines = [f"Audited GET /Patient/{{id}} — {kind}, {args.patients:,} patients, wrk -t1 "
-             f"-d{args.duration}s on loopback; {platform.node()}, {os.cpu_count()} cores; "
+             f"-d{args.duration}s on loopback; database threads per worker: "
+             f"{args.threads if args.threads is not None else 'default'}; {platform.node()}, {os.cpu_count()} cores; "
              f"audit chain after the runs: {'intact' if chain.ok else 'BROKEN'} ({chain.checked:,} records)", "",
-             "| workers | connections | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|---|"]
+             "| workers | connections | requests/s | p50 ms | p99 ms | service CPU µs/request | non-2xx |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['workers']} | {r['connections']} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-              f"{r['non2xx']} |" for r in results]
+              f"{r['cpu_us']:,.0f} | {r['non2xx']} |" for r in results]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
@@ -137,7 +160,9 @@ def main() -> int:
         args.markdown.write_text(text + f"\n\nCommand: `python benchmarks/pds_read.py --patients {args.patients} "
                                  f"--workers {' '.join(map(str, args.workers))} "
                                  f"--connections {' '.join(map(str, args.connections))} "
-                                 f"--duration {args.duration}`\n", encoding="utf-8")
+                                 f"--duration {args.duration}"
+                                 f"{f' --threads {args.threads}' if args.threads is not None else ''}`\n",
+                                 encoding="utf-8")
     return 0 if chain.ok and all(r["non2xx"] == 0 for r in results) else 1
 
 

@@ -1,6 +1,6 @@
 """PDS demographic search latency at scale, through the real domain path, on SQLite (and PostgreSQL).
 
-Seeds N synthetic patients (``app.service.seed.patients.generate_patients`` → ``store.put_patients``), then times M
+Seeds N synthetic patients (``app.service.pds.seed.generate_patients`` → ``store.put_patients``), then times M
 searches of the shapes clinicians use, each built from a seeded patient's own demographics:
 
 * ``family+birthdate``              family=Carter&birthdate=eq1986-11-22
@@ -49,12 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.protocol import PDS_BASE  # noqa: E402
-from app.service.domain.auth import token_hash  # noqa: E402
-from app.service.domain.pds_rank import search_response  # noqa: E402
-from app.service.domain.pds_search import parse_search  # noqa: E402
-from app.service.fhir.patient import home_address, usual_name  # noqa: E402
-from app.service.seed.patients import generate_patients, reference_rows  # noqa: E402
-from app.service.store import PatientRow, RoleProfile, Store, open_store  # noqa: E402
+from app.service.core.auth import token_hash  # noqa: E402
+from app.service.core.patient import home_address, usual_name  # noqa: E402
+from app.service.pds.rank import search_response  # noqa: E402
+from app.service.pds.search import parse_search  # noqa: E402
+from app.service.pds.seed import generate_patients, reference_rows  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import PatientRow, RoleProfile, Store  # noqa: E402
 
 SHAPES = ("family+birthdate", "family+given+birthdate+gender", "fuzzy", "postcode+family", "wildcard family*")
 TARGET_P95_MS = 20.0

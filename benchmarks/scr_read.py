@@ -29,11 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pds_read import run_one  # noqa: E402 - the same service process + wrk machinery
 
-from app.service.domain.auth import token_hash  # noqa: E402
-from app.service.seed import scr as seed_scr  # noqa: E402
-from app.service.seed.patients import generate_patients  # noqa: E402
-from app.service.store import RoleProfile, open_store  # noqa: E402
-from app.service.store.base_scr import ScrGrant  # noqa: E402
+from app.service.core.auth import token_hash  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
+from app.service.scr import seed as seed_scr  # noqa: E402
+from app.service.scr.store import ScrGrant  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import RoleProfile  # noqa: E402
 
 TOKEN = "benchmark-scr-token-" + "x" * 20
 URID = "bench-scr-role"

@@ -1,4 +1,4 @@
-"""Synthetic patient generation speed: rows per second of CPU for ``app.service.seed.patients.generate_patients``.
+"""Synthetic patient generation speed: rows per second of CPU for ``app.service.pds.seed.generate_patients``.
 
 Generation only (the store's JSON encoding and inserts are measured by the store's own benchmark). The target is
 1,000,000 rows in well under two minutes of CPU on a 2-core machine.
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.service.seed.patients import generate_patients  # noqa: E402
+from app.service.pds.seed import generate_patients  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

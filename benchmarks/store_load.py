@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.service.store import AuditEntry, AuditWriter, PatientRow, SearchFilter, open_store  # noqa: E402
+from app.service.storage import open_store  # noqa: E402
+from app.service.store import AuditEntry, AuditWriter, PatientRow, SearchFilter  # noqa: E402
 
 
 def words(text: str) -> list[str]:

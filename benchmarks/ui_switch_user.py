@@ -78,13 +78,13 @@ def run(args: argparse.Namespace, work: Path) -> int:
     import httpx
     from PySide6.QtWidgets import QApplication
 
-    from app import training
     from app.card.virtual import issue_card
+    from app.cli import training
+    from app.cli.desktop import PcscCardAccess, quiet_http_logs
     from app.client.client import SpineClient
     from app.client.pds_models import SearchQuery
-    from app.desktop import PcscCardAccess, quiet_http_logs
     from app.pki import TrainingCA
-    from app.service.store import open_store
+    from app.service.storage import open_store
     from app.ui.app import STYLE
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps
@@ -110,9 +110,6 @@ def run(args: argparse.Namespace, work: Path) -> int:
     def gate(on_progress):  # the WES gate is not what is measured here
         class Report:
             compliant, results, failures = True, [], []
-
-            def to_html(self) -> str:
-                return ""
         return Report()
 
     deps = ClientDeps(spine=SpineClient(service.url, http), cards=PcscCardAccess(ca.trust_store(), only_reader=READER),

@@ -170,9 +170,10 @@ def main() -> None:
                 proc.wait(10)
         if args.png:
             from app.ui.pdf import html_to_png
+            from wes.report.html import render_html
 
             args.png.parent.mkdir(parents=True, exist_ok=True)
-            html_to_png(report.to_html(), args.png)
+            html_to_png(render_html(report), args.png)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     slowest = sorted(report.results, key=lambda r: -r.duration_ms)[:3]
     lines = [

@@ -6,7 +6,7 @@
 #
 #   --out DIR            where the .deb goes (default: dist/)
 #   --compression, --level   dpkg-deb compression (default xz, level 6: the only one under the 35 MiB target,
-#                        measured in README "Installing (IT)")
+#                        measured in docs/benchmarks/startup.md, "Package size")
 #   --skip-pyinstaller   package the existing build/installer/dist/spinedesk folder as it is
 #
 # Needs (Debian 12): the project venv with the dev extra (PyInstaller), binutils (readelf, strip), dpkg-dev tools

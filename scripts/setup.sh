@@ -33,17 +33,20 @@ venv="$root/.venv"
 # tests also need OpenSC and yubico-piv-tool (interoperability tests), Xvfb (real windows), PostgreSQL (the service's
 # second store), binutils (PyInstaller), poppler-utils (pdftotext: the WES PDF report is read back in a test),
 # debootstrap and desktop-file-utils (the .deb is installed into a bare Debian 12 and its desktop entry validated:
-# tests/installer), faketime (the suite is run again with the clock moved: scripts/clock-shift-tests.sh).
+# tests/installer), faketime (the suite is run again with the clock moved: scripts/clock-shift-tests.sh). nftables
+# comes with the virtual reader: vpcd cannot be told to listen on loopback only, so a host firewall table
+# (scripts/vpcd-guard.nft) keeps its ports to this machine.
 base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd procps coreutils grep dpkg
   libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfreetype6 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
   libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1)
-training_pkgs=(vsmartcard-vpcd)
+training_pkgs=(vsmartcard-vpcd nftables)
 test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl poppler-utils
   debootstrap desktop-file-utils faketime)
 vpcd_warning="Note: vsmartcard-vpcd is for training and test machines only. Its virtual reader makes pcscd listen
 for virtual cards on all interfaces (0.0.0.0, TCP 35963 and 35964): anyone who can reach this machine over the
-network could insert a card."
+network could insert a card. As root, this script then loads a host firewall rule (nftables) that lets only this
+machine reach those ports."
 pkgs=("${base_pkgs[@]}" "${training_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
@@ -153,10 +156,53 @@ start_pcscd() {
   for _ in $(seq 50); do [ -S /run/pcscd/pcscd.comm ] && return 0; sleep 0.1; done
   echo "setup.sh: pcscd is running but its socket /run/pcscd/pcscd.comm did not appear." >&2
 }
+# The virtual reader listens on every interface (DEVICENAME /dev/null:0x8C7B; Debian's vpcd has no option to listen
+# on loopback only, and its reverse mode crashes pcscd when nothing serves a slot). A host firewall table drops TCP
+# to its ports from any source but loopback; under systemd it is loaded again before every start of pcscd (the
+# table lives until reboot or 'nft flush ruleset'); without systemd (a container) on every run of this script. The
+# WES check pcsc.virtual verifies it by connecting from this machine's own addresses.
+vpcd_installed() { dpkg-query -W -f='${Status}' vsmartcard-vpcd 2>/dev/null | grep -q "install ok installed"; }
+vpcd_unguarded() {
+  echo "setup.sh: the virtual reader's ports (TCP 35963, 35964) are NOT guarded: $1." >&2
+  echo "  vpcd listens on all interfaces, so anyone who can reach this machine over the network could present a" >&2
+  echo "  card to pcscd and capture the PIN typed for it. The WES check pcsc.virtual therefore fails in training" >&2
+  echo "  too, and the client keeps clinical use closed, unless IT records that this machine is on an isolated" >&2
+  echo "  network with a training-only waiver (docs/wes.md, Waivers); or run this script as root where nft may load" >&2
+  echo "  rules (not in a container without CAP_NET_ADMIN)." >&2
+}
+guard_vpcd() {
+  step="guarding the virtual reader's ports with nftables"
+  vpcd_installed || return 0
+  local rules="$root/scripts/vpcd-guard.nft" installed=/usr/local/share/spinedesk/vpcd-guard.nft nft out
+  if ! nft="$(command -v nft)"; then
+    vpcd_unguarded "nft (Debian package nftables) is not installed"; return 0
+  fi
+  if ! out="$("$nft" -f "$rules" 2>&1)"; then
+    vpcd_unguarded "nft could not load $rules (${out//$'\n'/ }); it needs root with CAP_NET_ADMIN"; return 0
+  fi
+  echo "==> virtual reader ports TCP 35963, 35964: only this machine can connect (nftables table inet spinedesk_vpcd_guard)"
+  if [ -d /run/systemd/system ]; then
+    local dropin=/etc/systemd/system/pcscd.service.d/spinedesk-vpcd-guard.conf
+    local want="[Service]"$'\n'"ExecStartPre=-$nft -f $installed"
+    install -D -m 0644 "$rules" "$installed"  # root's copy: the unit never runs a file from a user's checkout
+    if [ "$(cat "$dropin" 2>/dev/null)" != "$want" ]; then
+      mkdir -p "$(dirname "$dropin")"
+      printf '%s\n' "$want" > "$dropin"
+      systemctl daemon-reload
+    fi
+  fi
+}
 if [ "$(id -u)" -eq 0 ]; then
+  guard_vpcd
   start_pcscd
-elif ! pgrep -x pcscd >/dev/null 2>&1 && [ ! -S /run/pcscd/pcscd.comm ]; then
-  echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
+else
+  if vpcd_installed; then
+    vpcd_unguarded "this script is not running as root, so it can neither load nor check the firewall rule (if IT has
+  already run it as root, 'spinedesk wes check' shows whether the guard is in place)"
+  fi
+  if ! pgrep -x pcscd >/dev/null 2>&1 && [ ! -S /run/pcscd/pcscd.comm ]; then
+    echo "pcscd (the smart card service) is not running; ask IT to start it: systemctl start pcscd" >&2
+  fi
 fi
 step="starting $mode"
 

@@ -83,3 +83,39 @@ def test_a_machine_wide_file_beats_the_environment_override(monkeypatch, tmp_pat
     machine.write_text(GOOD)
     s = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "nothing.toml")})
     assert s.mode is Mode.PRODUCTION and s.paths.site_config_file == machine
+
+
+def test_the_environment_becomes_typed_settings(tmp_path):
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "absent.toml"), "SPINEDESK_DATA_DIR": str(tmp_path),
+                       "SPINEDESK_TRAINING_VPCD_PORT": "35964", "SPINEDESK_TRAINING_READER": "Virtual PCD 00 01",
+                       "SPINEDESK_STARTUP_MARKS": "1", "SPINEDESK_SCR_EPISODE_HOURS": "2",
+                       "SPINEDESK_CPIS_LEASE_SECONDS": "6"})
+    assert (s.training_vpcd_port, s.training_reader, s.startup_marks) == (35964, "Virtual PCD 00 01", True)
+    assert (s.scr_episode_hours, s.cpis_lease_seconds) == (2.0, 6.0)
+    unset = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "absent.toml")})
+    assert (unset.training_vpcd_port, unset.training_reader, unset.startup_marks) == (35963, None, False)
+    assert (unset.scr_episode_hours, unset.cpis_lease_seconds) == (None, None)
+
+
+@pytest.mark.parametrize("value", ["", "junk", "0", "-1", "nan", "inf"])
+def test_unusable_numbers_in_the_environment_count_as_unset(tmp_path, value):
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(tmp_path / "absent.toml"), "SPINEDESK_SCR_EPISODE_HOURS": value,
+                       "SPINEDESK_CPIS_LEASE_SECONDS": value, "SPINEDESK_TRAINING_VPCD_PORT": value})
+    assert (s.scr_episode_hours, s.cpis_lease_seconds) == (None, None)
+    if value not in ("0", "-1"):
+        assert s.training_vpcd_port == 35963
+
+
+def test_a_production_workstation_gets_the_environment_settings_too(tmp_path):
+    site = tmp_path / "site.toml"
+    site.write_text(GOOD)
+    s = load_settings({"SPINEDESK_SITE_CONFIG": str(site), "SPINEDESK_CPIS_LEASE_SECONDS": "6"})
+    assert s.mode is Mode.PRODUCTION and s.cpis_lease_seconds == 6.0
+
+
+def test_the_service_workers_config_is_read_here(tmp_path):
+    from app.config import SERVICE_CONFIG_ENV, service_config_json
+
+    assert service_config_json({SERVICE_CONFIG_ENV: '{"database": "sqlite:///x.db"}'}) == '{"database": "sqlite:///x.db"}'
+    with pytest.raises(ConfigError):
+        service_config_json({})

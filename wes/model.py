@@ -1,4 +1,5 @@
-"""What a WES check run produces: typed results and the report, with the one compliance rule."""
+"""What a WES check run produces: typed results and the report, with the one compliance rule. Rendering it as text
+or HTML is :mod:`wes.report`'s job (``render_text``, ``render_html``), which reads this model, never the reverse."""
 
 from __future__ import annotations
 
@@ -34,9 +35,17 @@ class Waiver:
     reason: str
     who: str
     until: date
+    modes: tuple[str, ...] = ()  # only in these modes ("training", "production"); empty: both
 
-    def to_json(self) -> dict[str, str]:
-        return {"check": self.check_id, "reason": self.reason, "who": self.who, "until": self.until.isoformat()}
+    def applies_in(self, mode: str) -> bool:
+        return not self.modes or mode in self.modes
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"check": self.check_id, "reason": self.reason, "who": self.who,
+                               "until": self.until.isoformat()}
+        if self.modes:
+            doc["modes"] = list(self.modes)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -132,13 +141,3 @@ class Report:
             "notes": list(self.notes),
             "results": [r.to_json() for r in self.results],
         }
-
-    def to_text(self) -> str:
-        from wes.report.text import render_text
-
-        return render_text(self)
-
-    def to_html(self) -> str:
-        from wes.report.html import render_html
-
-        return render_html(self)

@@ -118,7 +118,7 @@ def _result(ctx: Context, cid: str, outcome: Outcome, elapsed_ms: float, waivers
         status, notes = Status.WARN, (*notes, "Advisory check: a fail is reported as a warning.")
     result = CheckResult(cid, cs.title, status, cs.severity, outcome.evidence, outcome.remediation or cs.remediation,
                          cs.link, elapsed_ms, None, tuple(notes))
-    return apply_waivers(result, waivers, ctx.now.date())
+    return apply_waivers(result, waivers, ctx.now.date(), ctx.mode)
 
 
 def _evaluate(ctx: Context, cid: str) -> Outcome:

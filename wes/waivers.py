@@ -7,6 +7,7 @@ Example (TOML)::
     reason = "Training-room PC: the virtual reader serves the training cards"
     who = "A. Patel, IT service desk"
     until = 2027-01-31
+    modes = ["training"]   # optional: only in these modes (default: training and production)
 
 A waiver turns a matching *fail* into *waived* (never a pass, a warning or an error) and says so in the report;
 from the day after ``until`` it no longer applies and the report says it expired.
@@ -53,15 +54,17 @@ def load_waivers(path: Path, known_checks: Iterable[str]) -> tuple[Waiver, ...]:
         if w["check"] not in known:
             raise WaiverError(str(path), f"waiver[{i}].check", f"{w['check']!r} is not a check ID "
                               f"(known: {', '.join(sorted(known))})")
-        waivers.append(Waiver(w["check"], w["reason"].strip(), w["who"].strip(), date.fromisoformat(w["until"])))
+        waivers.append(Waiver(w["check"], w["reason"].strip(), w["who"].strip(), date.fromisoformat(w["until"]),
+                              tuple(w.get("modes", ()))))
     return tuple(waivers)
 
 
-def apply_waivers(result: CheckResult, waivers: Iterable[Waiver], today: date) -> CheckResult:
-    """``result`` with a matching, unexpired waiver applied (fails only); expired ones are noted."""
+def apply_waivers(result: CheckResult, waivers: Iterable[Waiver], today: date, mode: str | None = None) -> CheckResult:
+    """``result`` with a matching, unexpired waiver applied (fails only); expired ones are noted. A waiver limited
+    to other ``modes`` than the run's does not match."""
     if result.status is not Status.FAIL:
         return result
-    mine = [w for w in waivers if w.check_id == result.id]
+    mine = [w for w in waivers if w.check_id == result.id and (mode is None or w.applies_in(mode))]
     live = [w for w in mine if today <= w.until]
     if live:
         w = max(live, key=lambda x: x.until)

@@ -146,7 +146,7 @@ class Exchange:
     sent: list[bytes] = field(default_factory=list, repr=False)
 
     def __call__(self, cmd: CommandApdu) -> tuple[bytes, int]:
-        data, sw = b"", SW.SUCCESS
+        data, sw = b"", int(SW.SUCCESS)
         for part in chain(cmd):
             data, sw = self._send(part)
             if part.chained and sw != SW.SUCCESS:

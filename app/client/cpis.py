@@ -11,7 +11,6 @@ from app.client.models import Auth
 from app.protocol import CPIS_BASE, NHS_NUMBER_SYSTEM
 
 UNSCHEDULED_HEADER = "IsUnscheduledAccessEvent"
-NOTIFY, SCHEDULED = "B0107", "B0170"  # view and notify (unscheduled care) / view without notifying
 PLAN_NAMES = {"342191000000101": "Child Protection Plan", "764841000000100": "Looked After Child",
               "818901000000100": "Unborn Child Protection Plan"}
 
@@ -72,7 +71,8 @@ def parse_care_team(resource: dict[str, Any]) -> CpisPlan:
 
 
 def parse_access(resource: dict[str, Any]) -> CpisAccess:
-    role = next((c for c in resource.get("contained") or () if c.get("resourceType") == "PractitionerRole"), {})
+    contained = resource.get("contained") or ()
+    role: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "PractitionerRole"), {})
     try:
         at = datetime.fromisoformat(str(resource.get("recorded")))
     except ValueError:

@@ -1,68 +1,45 @@
 """Recording a Reasonable Adjustment flag (Patient Flags model): the draft the client edits, its checks, the FHIR
 body, and the calls — create (POST), change (PUT with ``If-Match``), remove with a reason (``$removerarecord``).
 
-The checks mirror the service's rules (docs/decisions/flags-api.md, "Validation") so the user hears about a problem
-before anything is sent; the service stays the judge. A version conflict raises :class:`app.errors.RecordChanged`:
-nothing is overwritten. The code tables are the service's own data file (``resources/flags/codes.json``).
+The checks apply the flag's shared rules (:mod:`app.flag_rules`, the service's "Validation" in
+docs/decisions/flags-api.md) so the user hears about a problem before anything is sent; the service stays the judge.
+A version conflict raises :class:`app.errors.RecordChanged`: nothing is overwritten. The code tables are the
+service's own data file (``resources/flags/codes.json``), read by :func:`app.flag_rules.load_codes`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from app.client.api import SpineApi
 from app.client.models import Auth
 from app.errors import RecordChanged, ServiceRejected
+from app.flag_rules import (
+    ATTORNEY_OR_DEPUTY,
+    BESPOKE,
+    BEST_INTEREST,
+    CONSENT_GIVEN,
+    EXT_CONSENT_CREATE,
+    EXT_FLAG_NOTES,
+    MAX_TEXT,
+    NRAF,
+    PARENTAL,
+    PATIENT_CONSENT,
+    SNOMED,
+    SNOMED_ALIASES,
+    FlagCodes,
+    load_codes,
+    needs_consent_summary,
+    needs_impairment_note,
+    prefer_not_to_say_with_others,
+    repeated_groups,
+    text_too_long,
+)
 from app.protocol import FLAGS_BASE, NHS_NUMBER_SYSTEM
-from app.resources_path import resource
 
-CODES_FILE = resource("flags", "codes.json")  # the service's own table (source tree or frozen build)
-_ENGLAND = "https://fhir.nhs.uk/England"
-EXT_FLAG_NOTES = f"{_ENGLAND}/StructureDefinition/Extension-FlagNotes"
-EXT_CONSENT_CREATE = f"{_ENGLAND}/StructureDefinition/Extension-ConsentCreateSummary"
-SNOMED = "http://snomed.info/sct"
-PATIENT_CONSENT, BEST_INTEREST, ATTORNEY_OR_DEPUTY = "001", "002", "003"
-OTHER_IMPAIRMENT, PREFER_NOT_TO_SAY = "10", "12"
-BESPOKE = "011"
-MAX_TEXT = 1000
 _ETAG = re.compile(r'W/"(\d+)"')
-
-
-@dataclass(frozen=True)
-class CodeTable:
-    system: str
-    codes: dict[str, str]
-
-    def coding(self, code: str) -> dict[str, str]:
-        return {"system": self.system, "code": code, "display": self.codes[code]}
-
-
-@dataclass(frozen=True)
-class FlagCodes:
-    category: CodeTable  # PatientFlagCategory (NRAF)
-    impairment: CodeTable  # RA-ConditionCode
-    adjustment_category: CodeTable  # RA-FlagCategory
-    adjustment: CodeTable  # RA-FlagCode (SNOMED CT)
-    proxy_role: CodeTable  # FlagProxyRole: who consented
-    consent_purpose: CodeTable  # RA-ConsentPurpose
-    removal_reason: CodeTable  # RARecord-RemovalReason-1
-
-
-@lru_cache(maxsize=2)
-def load_flag_codes(path: Path = CODES_FILE) -> FlagCodes:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-
-    def table(name: str) -> CodeTable:
-        return CodeTable(raw[name]["system"], dict(raw[name]["codes"]))
-
-    return FlagCodes(table("PatientFlagCategory"), table("RA-ConditionCode"), table("RA-FlagCategory"),
-                     table("RA-FlagCode"), table("FlagProxyRole"), table("RA-ConsentPurpose"),
-                     table("RA-RemovalReason"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +77,24 @@ class EditableFlag:
 def draft_problems(draft: FlagDraft, codes: FlagCodes) -> list[str]:
     """What must change before this can be recorded (empty when it can be sent)."""
     problems = []
-    if draft.consent not in (PATIENT_CONSENT, BEST_INTEREST, ATTORNEY_OR_DEPUTY, "004"):
+    if draft.consent not in (PATIENT_CONSENT, BEST_INTEREST, ATTORNEY_OR_DEPUTY, PARENTAL):
         problems.append("Say who consented to recording the flag: the patient, a best-interest decision, or an "
                         "attorney or deputy.")
-    if draft.consent == BEST_INTEREST and not draft.consent_summary.strip():
+    if needs_consent_summary(draft.consent) and not draft.consent_summary.strip():
         problems.append("A best-interest decision (Mental Capacity Act 2005) needs a summary of how it was reached.")
     if draft.consent == ATTORNEY_OR_DEPUTY and not draft.consent_by.strip():
         problems.append("Name the attorney or deputy who consented.")
     if not draft.impairments and not draft.adjustments:
         problems.append("Choose at least one impairment group or adjustment.")
     groups = [i.code for i in draft.impairments]
-    if len(set(groups)) != len(groups):
+    if repeated_groups(groups):
         problems.append("Each impairment group can be chosen once.")
-    if PREFER_NOT_TO_SAY in groups and len(groups) > 1:
+    if prefer_not_to_say_with_others(groups):
         problems.append("'Patient would prefer not to say' cannot be recorded with other impairment groups.")
     for i in draft.impairments:
         if i.code not in codes.impairment.codes:
             problems.append(f"Unknown impairment group '{i.code}'.")
-        if i.code == OTHER_IMPAIRMENT and not i.note.strip():
+        if needs_impairment_note(i.code) and not i.note.strip():
             problems.append("'Other (please specify)': describe the impairment.")
     for n, a in enumerate(draft.adjustments, 1):
         if a.category not in codes.adjustment_category.codes:
@@ -128,13 +105,13 @@ def draft_problems(draft: FlagDraft, codes: FlagCodes) -> list[str]:
             problems.append(f"Adjustment {n}: choose the adjustment from the list.")
     texts = [draft.consent_summary, draft.consent_by, draft.notes, *(i.note for i in draft.impairments),
              *(t for a in draft.adjustments for t in (a.text, a.note))]
-    if any(len(t) > MAX_TEXT for t in texts):
+    if any(text_too_long(t) for t in texts):
         problems.append(f"Each text can be at most {MAX_TEXT} characters.")
     return problems
 
 
 def _nraf(codes: FlagCodes) -> dict[str, Any]:
-    return {"coding": [codes.category.coding("NRAF")]}
+    return {"coding": [codes.category.coding(NRAF)]}
 
 
 def _note(text: str) -> list[dict[str, Any]]:
@@ -146,7 +123,7 @@ def flag_body(nhs: str, draft: FlagDraft, codes: FlagCodes, *, flag_id: str | No
     subject = {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs}}
     consent: dict[str, Any] = {"resourceType": "Consent", "status": "active", "category": [_nraf(codes)],
                                "policyRule": {"coding": [codes.proxy_role.coding(draft.consent)]},
-                               "provision": {"purpose": [codes.consent_purpose.coding("RACONSENT")]}}
+                               "provision": {"purpose": [codes.consent_purpose.coding(CONSENT_GIVEN)]}}
     if draft.consent_summary.strip():
         consent["extension"] = [{"url": EXT_CONSENT_CREATE, "valueAnnotation": {"text": draft.consent_summary.strip()}}]
     if draft.consent_by.strip():
@@ -194,7 +171,7 @@ def _annotation(extensions: Any, url: str) -> str:
 def draft_from_resource(resource: dict[str, Any], codes: FlagCodes) -> FlagDraft:
     """What a stored flag says, as a draft to edit (clinical roles' full view)."""
     contained = resource.get("contained") or []
-    consent = next((c for c in contained if c.get("resourceType") == "Consent"), {})
+    consent: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "Consent"), {})
     impairments = tuple(ImpairmentEntry(_code(c.get("code"), codes.impairment.system),
                                         " ".join(n.get("text", "") for n in c.get("note") or ()))
                         for c in contained if c.get("resourceType") == "Condition")
@@ -205,9 +182,10 @@ def draft_from_resource(resource: dict[str, Any], codes: FlagCodes) -> FlagDraft
         category = next((x for x in (_code(cat, codes.adjustment_category.system) for cat in c.get("category") or ())
                          if x), "")
         concept = c.get("code") or {}
-        adjustments.append(AdjustmentEntry(category, _code(concept, SNOMED) or _code(concept, "https://snomed.info/sct"),
-                                           str(concept.get("text") or ""), _annotation(c.get("extension"),
-                                                                                       EXT_FLAG_NOTES)))
+        systems = (SNOMED, *sorted(SNOMED_ALIASES - {SNOMED}))
+        snomed = next((code for system in systems if (code := _code(concept, system))), "")
+        adjustments.append(AdjustmentEntry(category, snomed, str(concept.get("text") or ""),
+                                           _annotation(c.get("extension"), EXT_FLAG_NOTES)))
     return FlagDraft(consent=_code(consent.get("policyRule"), codes.proxy_role.system),
                      consent_summary=_annotation(consent.get("extension"), EXT_CONSENT_CREATE),
                      consent_by=str(((consent.get("performer") or [{}])[0]).get("display") or ""),
@@ -224,12 +202,13 @@ def _conflict(exc: ServiceRejected, nhs: str) -> BaseException:
     return RecordChanged(nhs) if exc.status == 409 and exc.code == "RESOURCE_VERSION_MISMATCH" else exc
 
 
-class FlagEditor:
-    """The writes a role with ``flags.create`` / ``flags.update`` / ``flags.remove`` may make."""
+class FlagEditClient:
+    """The service calls that edit a flag: the writes a role with ``flags.create`` / ``flags.update`` /
+    ``flags.remove`` may make, and the read a change starts from."""
 
     def __init__(self, client: SpineApi, auth: Auth, codes: FlagCodes | None = None) -> None:
         self._client, self._auth = client, auth
-        self.codes = codes or load_flag_codes()
+        self.codes = codes or load_codes()
 
     def _editable(self, doc: Any, etag: str | None, nhs: str) -> EditableFlag:
         return EditableFlag(str(doc.get("id") or ""), nhs, _version(etag, doc), draft_from_resource(doc, self.codes))

@@ -58,10 +58,11 @@ def _time(value: Any) -> datetime | None:
 
 def parse_flag(resource: dict[str, Any]) -> RaFlag:
     contained = resource.get("contained") or []
-    prov = next((c for c in contained if c.get("resourceType") == "Provenance"), {})
+    prov: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "Provenance"), {})
     agent = (prov.get("agent") or [{}])[0]
     withheld = any(s.get("code") == "REDACTED" for s in (resource.get("meta") or {}).get("security") or ())
-    base = dict(status=str(resource.get("status") or ""), since=_time((resource.get("period") or {}).get("start")),
+    since = _time((resource.get("period") or {}).get("start"))
+    base: dict[str, Any] = dict(status=str(resource.get("status") or ""), since=since,
                 recorded_by=str((agent.get("who") or {}).get("display") or ""),
                 organisation=str((agent.get("onBehalfOf") or {}).get("display") or ""), withheld=withheld,
                 flag_id=str(resource.get("id") or ""))
@@ -72,7 +73,7 @@ def parse_flag(resource: dict[str, Any]) -> RaFlag:
     adjustments = tuple(Adjustment(_display((c.get("category") or [{}, {}])[-1]), _display(c.get("code")),
                                    _annotation(c.get("extension")))
                         for c in contained if c.get("resourceType") == "Flag")
-    consent = next((c for c in contained if c.get("resourceType") == "Consent"), {})
+    consent: dict[str, Any] = next((c for c in contained if c.get("resourceType") == "Consent"), {})
     consent_text = _display(consent.get("policyRule"))
     if consent.get("performer"):
         consent_text += f" — {consent['performer'][0].get('display', '')}"

@@ -117,8 +117,9 @@ def contact_patches(patient: Patient, *, address: tuple[tuple[str, ...], str] | 
             if number.strip():
                 adds.append({"op": "add", "path": "/telecom/-", "value": _telecom_value(None, use, number)})
         elif not number.strip():
-            test = ({"op": "test", "path": f"/telecom/{current.index}/id", "value": current.id} if current.id
-                    else {"op": "test", "path": f"/telecom/{current.index}", "value": dict(current.raw)})
+            test: dict[str, Any] = (
+                {"op": "test", "path": f"/telecom/{current.index}/id", "value": current.id} if current.id
+                else {"op": "test", "path": f"/telecom/{current.index}", "value": dict(current.raw)})
             removes.append((current.index, test, {"op": "remove", "path": f"/telecom/{current.index}"}))
         elif number.strip() != current.value:
             replaces.append({"op": "replace", "path": f"/telecom/{current.index}",

@@ -18,8 +18,6 @@ SCR_TYPE = "http://snomed.info/sct|196981000000101"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 SELF_CLAIM, ACCESS_ALERT = 1, 2
 EMERGENCY_SELF_CLAIM, EMERGENCY, OTHER = 4, 5, 6
-VIEW, EMERGENCY_ACCESS = "B0370", "B0168"
-LEGAL_OVERRIDE, RECORD_CONSENT = "B0082", "B0020"
 # legal overrides (SCR-AlertReason 1-3): what the user chooses, in the words of docs/decisions/scr.md
 LEGAL_REASONS = {1: "In the public interest", 2: "Required by statute", 3: "Required by a court order"}
 # the patient's consent preference for their SCR (setPermissions): what each code means to the user
@@ -108,9 +106,6 @@ def parse_record(bundle: dict[str, Any]) -> ScrRecord:
             except ValueError:
                 created = None
     return ScrRecord(tuple(allergies), tuple(meds), tuple(extra), author, created)
-
-
-OFFICER_ACTIVITIES = ("B0015", "B0016")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.errors import PkiError
+from app.pki.revocation import crl_signed_by
 from app.pki.validation import TrustStore
 
 if sys.platform == "win32":
@@ -168,8 +169,7 @@ class TrainingCA:
         if path.exists():
             try:
                 crl = x509.load_pem_x509_crl(path.read_bytes())
-                authentic = crl.issuer == self.issuing.subject and crl.is_signature_valid(
-                    self.issuing.public_key())
+                authentic = crl.issuer == self.issuing.subject and crl_signed_by(crl, self.issuing)
             except (OSError, ValueError, TypeError) as e:
                 raise _damaged(path, str(e), fix=_CRL_FIX) from e
             if not authentic:

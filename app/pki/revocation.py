@@ -29,6 +29,7 @@ from typing import NamedTuple, TypeVar
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 # What a broken certificate or extension raises when cryptography parses it lazily.
@@ -115,7 +116,7 @@ def _authenticity_problem(crl: x509.CertificateRevocationList, issuer: x509.Cert
             return f"a CRL from {label(issuer)} is signed with {weak}, which is no longer accepted"
         if usage is not None and not usage.crl_sign:
             return f"{label(issuer)} may not sign CRLs (key usage), yet a CRL from it was given"
-        valid = crl.is_signature_valid(issuer.public_key())
+        valid = crl_signed_by(crl, issuer)
     except PARSE_ERRORS as e:
         return f"a CRL from {label(issuer)} cannot be read ({e})"
     return None if valid else f"a CRL from {label(issuer)} has a bad signature"
@@ -187,9 +188,23 @@ def _reason(entry: x509.RevokedCertificate) -> str:
         return "unspecified"
 
 
+def crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """True when ``issuer``'s key verifies the CRL's signature; False for a wrong signature or a key type (X25519,
+    X448) that cannot sign."""
+    key = issuer.public_key()
+    if not isinstance(key, _SIGNING_KEYS):
+        return False
+    return crl.is_signature_valid(key)
+
+
+_SIGNING_KEYS = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, dsa.DSAPublicKey, ed25519.Ed25519PublicKey,
+                 ed448.Ed448PublicKey)
+
+
 def label(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"'{names[0].value if names else cert.subject.rfc4514_string()}'"
+    value = names[0].value if names else cert.subject.rfc4514_string()
+    return f"'{value.decode(errors='replace') if isinstance(value, bytes) else value}'"
 
 
 def when(moment: datetime) -> str:

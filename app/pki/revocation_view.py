@@ -158,7 +158,7 @@ def _dead(store: TrustStore, revoked: Mapping[str, set[int]], anchors: frozenset
 
 def _removal(entry: x509.RevokedCertificate) -> bool:
     try:
-        reason = ext(entry, x509.CRLReason)  # type: ignore[arg-type]
+        reason = ext(entry, x509.CRLReason)  # type: ignore[arg-type]  # ext() reads any holder with .extensions
     except PARSE_ERRORS:
         return False
     return reason is not None and reason.reason is x509.ReasonFlags.remove_from_crl

@@ -1,33 +1,58 @@
-"""Assemble the service: routes, the one error path, echoed headers, health and the OpenAPI document."""
+"""Assemble the service: routes, the one error path, echoed headers, health and the OpenAPI document.
+
+The OpenAPI document served at ``/openapi.json`` is ``resources/openapi/core.json`` with the paths of each
+feature's file (``pds.json``, ``scr.json``, ``cpis.json``, ``flags.json``) merged in."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.service.api import audit, auth, cpis, flags, pds, scr
-from app.service.api.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
-from app.service.cpis_delivery import describe_stuck
-from app.service.fhir.outcome import FhirError
-from app.service.http import MAX_BODY, Request, Response, Router, asgi_app
-from app.service.openapi import document
-from app.service.store import StoreError
+from app import __version__
+from app.resources_path import resource
+from app.service.core import audit_routes as audit
+from app.service.core import auth_routes as auth
+from app.service.core.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
+from app.service.core.http import MAX_BODY, Request, Response, Router, asgi_app
+from app.service.core.outcome import FhirError
+from app.service.core.routes import register
+from app.service.cpis import routes as cpis
+from app.service.cpis.delivery import describe_stuck
+from app.service.flags import routes as flags
+from app.service.pds import routes as pds
+from app.service.scr import routes as scr
+from app.service.store import DB_WAIT_SECONDS, StoreError
 
 log = logging.getLogger(__name__)
 
 
+FEATURE_ROUTES = (pds.ROUTES, scr.ROUTES, cpis.ROUTES, flags.ROUTES, audit.ROUTES)
+OPENAPI_FILES = ("core", "pds", "scr", "cpis", "flags")  # resources/openapi/<name>.json
+
+
+def openapi_document() -> dict[str, Any]:
+    """The service's OpenAPI 3.0 document: ``core.json`` plus every feature's paths (a path in two files is an
+    error). PDS, SCR and RA Flag paths follow NHS's published specifications; CP-IS its draft FHIR API."""
+    doc: dict[str, Any] = json.loads(resource("openapi", "core.json").read_text(encoding="utf-8"))
+    doc["info"]["version"] = __version__
+    for name in OPENAPI_FILES[1:]:
+        part = json.loads(resource("openapi", f"{name}.json").read_text(encoding="utf-8"))
+        if clash := doc["paths"].keys() & part["paths"].keys():
+            raise ValueError(f"openapi/{name}.json repeats {sorted(clash)}")
+        doc["paths"].update(part["paths"])
+    return doc
+
+
 def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
+    """Every route the service serves: the sign-in routes, then each feature's ``ROUTES`` table, the audit query,
+    the OpenAPI document and the health check."""
     router = Router()
     auth.register(router, ctx)
-    pds.register(router, ctx)
-    scr.register(router, ctx)
-    cpis.register(router, ctx)
-    flags.register(router, ctx)
-    audit.register(router, ctx)
+    for table in FEATURE_ROUTES:
+        register(router, ctx, table)
     body = json.dumps(openapi).encode()
     router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))
     router.add("GET", "/_status", lambda r: _status(ctx))
@@ -37,9 +62,12 @@ def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
 def _status(ctx: ServiceContext) -> Response:
     """``{"status": "pass" | "warn" | "fail", "schema_version": N, "checks": {name: [{"status": …, …}]}}``.
 
-    ``audit`` fails (HTTP 503) while this process's last audit commit failed — every audited request is then
-    refused — until one succeeds again. ``cpis-delivery`` warns (HTTP 200: data is still served) while
-    notifications are stuck in the outbox (``DeliveryAlarm``), naming how many and the oldest's time."""
+    ``database`` fails (HTTP 503) while a database call has been waiting for more than half the service's bound on
+    one wait (a lock held elsewhere, a server restarting); this check itself never waits longer than that bound
+    (the HTTP adapter answers 503 "the database is unavailable" when it does). ``audit`` fails (HTTP 503) while
+    this process's last audit commit failed — every audited request is then refused — until one succeeds again.
+    ``cpis-delivery`` warns (HTTP 200: data is still served) while notifications are stuck in the outbox
+    (``DeliveryAlarm``), naming how many and the oldest's time."""
     try:
         version = ctx.store.schema_version()
         stuck = ctx.delivery_alarm.stuck(ctx.store, ctx.now())
@@ -47,6 +75,13 @@ def _status(ctx: ServiceContext) -> Response:
         log.warning("health check: store unavailable: %s", exc)
         return error_response(FhirError("SERVICE_UNAVAILABLE", "the database is unavailable", retry_after=5))
     checks: dict[str, list[dict[str, Any]]] = {}
+    stalled = ctx.store.stalled()
+    if stalled is not None:
+        checks["database"] = [{"status": "fail", "observedValue": round(stalled, 1), "observedUnit": "s",
+                               "output": "a database call has been waiting this long (a lock held elsewhere, or "
+                                         "the server restarting); requests that need it are refused with 503"}]
+    else:
+        checks["database"] = [{"status": "pass"}]
     failing = ctx.audit_writer.failing or ctx.cpis_writer.failing
     if failing is not None:
         checks["audit"] = [{"status": "fail", "time": _iso(failing.since),
@@ -60,7 +95,7 @@ def _status(ctx: ServiceContext) -> Response:
                                     "output": describe_stuck(stuck, ctx.delivery_alarm)}]
     else:
         checks["cpis-delivery"] = [{"status": "pass", "observedValue": 0, "observedUnit": "notifications"}]
-    worst = "fail" if failing is not None else "warn" if stuck.count else "pass"
+    worst = "fail" if failing is not None or stalled is not None else "warn" if stuck.count else "pass"
     return Response.json(503 if worst == "fail" else 200, {"status": worst, "schema_version": version,
                                                            "checks": checks}, content_type="application/json")
 
@@ -72,33 +107,11 @@ def _iso(when: datetime | None) -> str | None:
 IN_PROGRESS_WAIT = 10.0  # seconds a duplicate waits for the first request's answer (claims are leased for 3 s)
 STILL_RUNNING = FhirError("SERVICE_UNAVAILABLE", "A request with this X-Request-ID is still being processed; retry "
                           "it with the same X-Request-ID.", retry_after=2)
+DATABASE_UNAVAILABLE = FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; retry with the "
+                                 "same X-Request-ID.", retry_after=5)
 AUDIT_FAILED = FhirError("SERVICE_UNAVAILABLE", "The access could not be audited, so no data was returned; retry "
                          "with the same X-Request-ID.", retry_after=5)
 
-
-def make_dispatch(router: Router) -> Callable[[Request], Response]:
-    """``dispatch(request)``: the response, after every audit record it queued has committed."""
-    handle = make_handler(router)
-
-    def dispatch(request: Request) -> Response:
-        deadline = time.monotonic() + IN_PROGRESS_WAIT
-        while True:
-            try:
-                response, pending = handle(request)
-                break
-            except InProgress:
-                if time.monotonic() > deadline:
-                    return echo_headers(request, error_response(STILL_RUNNING))
-                time.sleep(0.02)
-        try:
-            for future in pending:
-                future.result()
-        except Exception:
-            log.exception("audit write failed; the response is withheld")
-            return echo_headers(request, error_response(AUDIT_FAILED))
-        return response
-
-    return dispatch
 
 
 def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any]]]:
@@ -132,8 +145,7 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
             raise
         except StoreError as exc:
             log.error("store failure on %s %s: %s", request.method, request.path, exc)
-            response = error_response(FhirError("SERVICE_UNAVAILABLE", "The service's database is unavailable; "
-                                                "retry with the same X-Request-ID.", retry_after=5))
+            response = error_response(DATABASE_UNAVAILABLE)
         except Exception:
             log.exception("unexpected failure on %s %s", request.method, request.path)
             response = Response.json(500, {"resourceType": "OperationOutcome", "issue": [{
@@ -145,8 +157,17 @@ def make_handler(router: Router) -> Callable[[Request], tuple[Response, list[Any
     return handle
 
 
-def build_asgi(ctx: ServiceContext, *, threads: int = 0, on_shutdown: Callable[[], None] | None = None,
-               max_body: int = MAX_BODY) -> Any:
-    return asgi_app(make_handler(build_router(ctx, document())), audit_failed=error_response(AUDIT_FAILED),
-                    retry_on=InProgress, retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING),
-                    threads=threads, on_shutdown=on_shutdown, max_body=max_body)
+# Answered on the event loop: no database behind them. The health check runs on a thread of its own.
+STATIC_PATHS = frozenset({"/openapi.json"})
+HEALTH_PATHS = frozenset({"/_status"})
+
+
+def build_asgi(ctx: ServiceContext, *, threads: int = 2, db_timeout: float = DB_WAIT_SECONDS,
+               on_shutdown: Callable[[], None] | None = None, max_body: int = MAX_BODY) -> Any:
+    """``threads``: the pool that runs requests touching the database; ``db_timeout``: the longest a request
+    waits for a thread, or for its audit records to commit (see ``app.service.core.http.asgi_app``)."""
+    return asgi_app(make_handler(build_router(ctx, openapi_document())), audit_failed=error_response(AUDIT_FAILED),
+                    unavailable=error_response(DATABASE_UNAVAILABLE), retry_on=InProgress,
+                    retry_for=IN_PROGRESS_WAIT, gave_up=error_response(STILL_RUNNING), threads=threads,
+                    wait=db_timeout, inline=STATIC_PATHS, probes=HEALTH_PATHS, on_shutdown=on_shutdown,
+                    max_body=max_body)

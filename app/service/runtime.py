@@ -1,38 +1,39 @@
 """Build a running service from its settings: store, trust store, role table, audit writer, ASGI app.
 
 Each server worker process calls :func:`create_app` itself (nothing shared lives in a process's memory: sessions,
-challenges, idempotency records and the audit chain are all in the database), reading :class:`ServiceConfig`
-from the environment that ``spinedesk service`` prepared.
+challenges, idempotency records and the audit chain are all in the database), from the :class:`ServiceConfig`
+that ``spinedesk service`` put in the environment as JSON (read by ``app.config``, the one reader of the environment).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.config import SERVICE_CONFIG_ENV, service_config_json
 from app.pki import TrainingCA, TrustStore
 from app.pki.ca import CRL_PEM, system_clock
 from app.pki.live_trust import LiveTrust
 from app.resources_path import resource
-from app.service.api.context import ServiceContext
 from app.service.app import build_asgi
-from app.service.cpis_delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
-from app.service.domain.auth import AuthService
-from app.service.domain.rbac import load_role_table
-from app.service.housekeeping import Purger, Retention
-from app.service.limits import HttpLimits
-from app.service.ratelimit import TokenBuckets
-from app.service.store import AuditWriter, Store, open_store
-from app.service.store.cpis_writer import CpisAccessWriter
+from app.service.core.auth import AuthService
+from app.service.core.context import ServiceContext
+from app.service.core.housekeeping import Purger, Retention
+from app.service.core.limits import HttpLimits
+from app.service.core.ratelimit import TokenBuckets
+from app.service.core.rbac import load_role_table
+from app.service.cpis.delivery import Deliverer, DeliveryAlarm, delivery_trust, lease_seconds
+from app.service.cpis.writer import CpisAccessWriter
+from app.service.storage import open_store
+from app.service.store import AuditWriter, Store
 
-ENV = "SPINEDESK_SERVICE_CONFIG"
+ENV = SERVICE_CONFIG_ENV  # where server.serve puts the config for its worker processes
 ROLE_TABLE = resource("rbac.json")
 
 
@@ -48,19 +49,26 @@ class ServiceConfig:
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
     role_table: str = str(ROLE_TABLE)
-    threads: int = 0  # 0: handlers inline on the event loop (see app.service.http.asgi_app)
+    threads: int = 2  # threads for requests that touch the database (0: on the event loop; see core.http.asgi_app)
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
     tls_ca: str | None = None  # CA (PEM) that signed the service's TLS certificate: the deliverer trusts it too
     cpis_alarm: DeliveryAlarm = field(default_factory=DeliveryAlarm)  # when undelivered notifications are stuck
     retention: Retention = field(default_factory=Retention)  # what is kept how long, how often it is purged
-    extra: dict[str, Any] = field(default_factory=dict)
+    scr_episode_hours: float | None = None  # how long SCR episode grants last (None: the SCR default, 12 h)
+    cpis_lease_seconds: float | None = None  # the CP-IS deliverer's claim lease (None: its default, 30 s)
 
     def to_env(self) -> str:
+        """The JSON the worker processes read back with :meth:`from_env`."""
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_env(cls) -> ServiceConfig:
-        doc = json.loads(os.environ[ENV])
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
+        """The config ``spinedesk service`` left in the environment (read by ``app.config``)."""
+        return cls.from_json(service_config_json(env))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceConfig:
+        doc = json.loads(text)
         for key in ("anchors", "intermediates", "crls"):
             doc[key] = tuple(doc.get(key, ()))
         doc["limits"] = HttpLimits(**doc.get("limits", {}))
@@ -111,17 +119,18 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     """The service over ``store`` (default: opened from ``config.database``). ``clock`` (aware datetimes) is
     the time every date-dependent decision reads: logins, sessions, certificate and CRL validity, the training
     CA's CRL dates, and what the purge job deletes."""
-    store = store or open_store(config.database)
+    store = store or open_store(config.database, timeout=config.limits.db_timeout)
     audit = AuditWriter(store, clock=clock)
     auth = AuthService(store, trust_store(config, clock), audience=config.audience or config.base_url,
                        clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
                          cpis_writer=CpisAccessWriter(store, clock=clock), base_url=config.base_url, clock=clock,
-                         delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits))
+                         delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits),
+                         scr_episode_hours=config.scr_episode_hours)
     holder: list[Service] = []
-    app = build_asgi(ctx, threads=config.threads, on_shutdown=lambda: holder[0].close(),
-                     max_body=config.limits.max_body)
-    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.extra),
+    app = build_asgi(ctx, threads=config.threads, db_timeout=config.limits.db_timeout,
+                     on_shutdown=lambda: holder[0].close(), max_body=config.limits.max_body)
+    deliverer = Deliverer(store, config.base_url, lease_seconds=lease_seconds(config.cpis_lease_seconds),
                           verify=delivery_trust(config.tls_ca), alarm=config.cpis_alarm, clock=clock).start()
     purger = Purger(store, config.retention, clock=clock).start()
     service = Service(store, audit, ctx, app, deliverer, purger)

@@ -11,8 +11,8 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from app.service.limits import HttpLimits
-from app.service.protocol import LimitedHttpToolsProtocol
+from app.service.core.http_protocol import LimitedHttpToolsProtocol
+from app.service.core.limits import HttpLimits
 from app.service.runtime import ENV, ServiceConfig
 
 
@@ -44,8 +44,8 @@ class _Workers(Multiprocess):
 def uvicorn_config(app: Any, limits: HttpLimits, **options: Any) -> uvicorn.Config:
     """The one uvicorn configuration every server of the service uses (``options``: host, port, TLS, logging …).
 
-    HTTP/1.1 through httptools with the limits uvicorn lacks (``app.service.protocol``), no WebSocket support (the
-    service has none to offer), keep-alive from ``limits``."""
+    HTTP/1.1 through httptools with the limits uvicorn lacks (``app.service.core.http_protocol``), no WebSocket
+    support (the service has none to offer), keep-alive from ``limits``."""
     return _Config(app, limits=limits, http=LimitedHttpToolsProtocol, ws="none", timeout_keep_alive=limits.keep_alive,
                    **options)
 

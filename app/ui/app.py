@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -27,14 +26,16 @@ QListWidget:focus, QTabBar::tab:focus, QTextBrowser:focus, QLabel:focus {
 """
 
 
-def run_client(deps: ClientDeps, argv: list[str] | None = None) -> int:
+def run_client(deps: ClientDeps, argv: list[str] | None = None, *, startup_marks: bool = False) -> int:
+    """Show the client and run Qt's loop; ``startup_marks`` (``SPINEDESK_STARTUP_MARKS``) writes the cold-start
+    benchmark's marks on stderr."""
     protect_singletons()  # before any Qt call: see app/ui/signals.py
     app = QApplication.instance() or QApplication(argv or ["spinedesk"])
     app.setApplicationName("Spine Desk")
     app.setStyleSheet(STYLE)
     window = MainWindow(deps)
     window.resize(1100, 760)
-    if os.environ.get("SPINEDESK_STARTUP_MARKS"):  # benchmarks/ui_cold_start.py reads these lines on stderr
+    if startup_marks:  # benchmarks/ui_cold_start.py reads these lines on stderr
         _startup_marks(window)
     window.show()
     QTimer.singleShot(0, window.start)  # the first paint comes first; the start-up runs behind it

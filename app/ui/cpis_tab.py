@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from app.client.cpis import NOTIFY, SCHEDULED, CpisResult
+from app.client.cpis import CpisResult
+from app.client.models import Role
 from app.ui.dialogs import accessible
 from app.ui.format import format_date, format_time
 from app.ui.signals import emit
@@ -82,11 +82,11 @@ class CpisTab(QWidget):
         layout.addWidget(self.body, 1)
         self.clear()
 
-    def prepare(self, activities: Sequence[str]) -> None:
+    def prepare(self, role: Role) -> None:
         """Before anything is fetched: say what viewing will do for this role."""
         self.body.clear()
         self.body.hide()
-        can_notify, can_schedule = NOTIFY in activities, SCHEDULED in activities
+        can_notify, can_schedule = role.can_view_cpis_notifying, role.can_view_cpis_scheduled
         self.unscheduled.setVisible(can_notify)
         self.scheduled.setVisible(can_schedule)
         if not (can_notify or can_schedule):

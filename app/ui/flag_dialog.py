@@ -29,17 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.client.flag_edit import (
-    ATTORNEY_OR_DEPUTY,
-    BESPOKE,
-    BEST_INTEREST,
-    PATIENT_CONSENT,
-    AdjustmentEntry,
-    FlagCodes,
-    FlagDraft,
-    ImpairmentEntry,
-    draft_problems,
-)
+from app.client.flag_edit import AdjustmentEntry, FlagDraft, ImpairmentEntry, draft_problems
+from app.flag_rules import ATTORNEY_OR_DEPUTY, BESPOKE, BEST_INTEREST, PATIENT_CONSENT, FlagCodes
 from app.ui.dialogs import accessible, dialog_buttons
 from app.ui.signals import emit
 
@@ -68,7 +59,7 @@ def adjustment_text(entry: AdjustmentEntry, codes: FlagCodes) -> str:
     return " — ".join(p for p in parts if p)
 
 
-class FlagEditor(QDialog):
+class FlagEditDialog(QDialog):
     """Create or change a flag. ``saved(FlagDraft)`` fires only for a draft with no problems."""
 
     saved = Signal(object)

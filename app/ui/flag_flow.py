@@ -7,19 +7,18 @@ Other refusals are shown inside the dialog, which stays open. Pulling the card c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog
 
-from app.client.flag_edit import EditableFlag, FlagDraft, FlagEditor, load_flag_codes
+from app.client.flag_edit import EditableFlag, FlagDraft, FlagEditClient
 from app.errors import RecordChanged, user_text
-from app.ui.flag_dialog import FlagEditor as FlagEditorDialog
-from app.ui.flag_dialog import RemoveFlagDialog
+from app.flag_rules import load_codes
+from app.ui.flag_dialog import FlagEditDialog, RemoveFlagDialog
 from app.ui.format import format_name
-
-if TYPE_CHECKING:
-    from app.ui.clinical import ClinicalTabs
+from app.ui.record_scope import RecordScope
 
 
 def patient_name(patient: Any) -> str:
@@ -28,20 +27,22 @@ def patient_name(patient: Any) -> str:
 
 
 class FlagFlow(QObject):
-    def __init__(self, tabs: ClinicalTabs) -> None:
-        super().__init__(tabs)
-        self.tabs, self.w = tabs, tabs.w
-        tab = self.w.record.flags
+    """The flag dialogs and their writes; ``reload_flags`` shows the record's flags afresh after a change."""
+
+    def __init__(self, scope: RecordScope, *, reload_flags: Callable[[], None]) -> None:
+        super().__init__(scope.parent)
+        self.scope, self._reload_flags = scope, reload_flags
+        tab = scope.record.flags
         tab.create_requested.connect(self.create)
         tab.edit_requested.connect(self.edit)
         tab.remove_requested.connect(self.remove)
         self.dialog: QDialog | None = None
 
-    def _editor(self) -> tuple[Any, FlagEditor | None]:
-        patient, session = self.tabs._context()
+    def _editor(self) -> tuple[Any, FlagEditClient | None]:
+        patient, session = self.scope.current()
         if patient is None:
             return None, None
-        return patient, FlagEditor(self.w.deps.spine, session.auth, load_flag_codes())
+        return patient, FlagEditClient(self.scope.spine(), session.auth, load_codes())
 
     def _open(self, dialog: QDialog) -> None:
         self.clear()
@@ -56,14 +57,14 @@ class FlagFlow(QObject):
     def _finish(self, dialog: QDialog, notice: str) -> None:
         self._closed(dialog)
         dialog.accept()
-        self.tabs.load_flags()
-        self.w.messages.show_notice(notice)
+        self._reload_flags()
+        self.scope.notify(notice)
 
     def _failed(self, dialog: Any, exc: BaseException) -> None:
         if isinstance(exc, RecordChanged):  # never overwrite: close, and offer the flag as it is now
             self._closed(dialog)
             dialog.done(0)
-            self.w.report_error(exc, ("Reload flag", self.tabs.load_flags))
+            self.scope.report_error(exc, ("Reload flag", self._reload_flags))
         else:
             dialog.show_problem(user_text(exc))
 
@@ -71,11 +72,11 @@ class FlagFlow(QObject):
         patient, editor = self._editor()
         if editor is None:
             return
-        dialog = FlagEditorDialog(self.w, editor.codes, patient_name=patient_name(patient))
-        nhs, guard = patient.nhs_number, self.tabs._for
+        dialog = FlagEditDialog(self.scope.parent, editor.codes, patient_name=patient_name(patient))
+        nhs, guard = patient.nhs_number, self.scope.for_patient
 
         def save(draft: FlagDraft) -> None:
-            self.w.net.run(lambda: editor.create(nhs, draft),
+            self.scope.net.run(lambda: editor.create(nhs, draft),
                            guard(nhs, lambda _flag: self._finish(dialog, "Reasonable adjustment flag recorded.")),
                            lambda exc: self._failed(dialog, exc))
 
@@ -86,19 +87,19 @@ class FlagFlow(QObject):
         patient, editor = self._editor()
         if editor is None or not flag_id:
             return
-        self.w.net.run(lambda: editor.read(flag_id, patient.nhs_number),
-                       self.tabs._for(patient.nhs_number, lambda flag: then(patient, editor, flag)),
-                       self.w.report_error)
+        self.scope.net.run(lambda: editor.read(flag_id, patient.nhs_number),
+                       self.scope.for_patient(patient.nhs_number, lambda flag: then(patient, editor, flag)),
+                       self.scope.report_error)
 
     def edit(self, flag_id: str) -> None:
         self._read_then(flag_id, self._edit)
 
-    def _edit(self, patient: Any, editor: FlagEditor, flag: EditableFlag) -> None:
-        dialog = FlagEditorDialog(self.w, editor.codes, patient_name=patient_name(patient), draft=flag.draft)
-        guard = self.tabs._for
+    def _edit(self, patient: Any, editor: FlagEditClient, flag: EditableFlag) -> None:
+        dialog = FlagEditDialog(self.scope.parent, editor.codes, patient_name=patient_name(patient), draft=flag.draft)
+        guard = self.scope.for_patient
 
         def save(draft: FlagDraft) -> None:
-            self.w.net.run(lambda: editor.update(flag, draft),
+            self.scope.net.run(lambda: editor.update(flag, draft),
                            guard(flag.nhs_number, lambda _f: self._finish(dialog, "Changes to the flag saved.")),
                            lambda exc: self._failed(dialog, exc))
 
@@ -108,12 +109,12 @@ class FlagFlow(QObject):
     def remove(self, flag_id: str) -> None:
         self._read_then(flag_id, self._remove)
 
-    def _remove(self, patient: Any, editor: FlagEditor, flag: EditableFlag) -> None:
-        dialog = RemoveFlagDialog(self.w, editor.codes)
-        guard = self.tabs._for
+    def _remove(self, patient: Any, editor: FlagEditClient, flag: EditableFlag) -> None:
+        dialog = RemoveFlagDialog(self.scope.parent, editor.codes)
+        guard = self.scope.for_patient
 
         def confirmed(reason: str, comment: str) -> None:
-            self.w.net.run(lambda: editor.remove(flag, reason, comment),
+            self.scope.net.run(lambda: editor.remove(flag, reason, comment),
                            guard(flag.nhs_number, lambda _r: self._finish(
                                dialog, "Reasonable adjustment flag removed (kept in its history).")),
                            lambda exc: self._failed(dialog, exc))

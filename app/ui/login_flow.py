@@ -50,18 +50,19 @@ class SessionInfo:
     auth: Auth
     fingerprint: str
 
+    # what the role may do is the client model's to say (app.client.models.Role); these read it for the window
+
     @property
     def can_search(self) -> bool:
-        return "B0264" in self.role.activities
+        return self.role.can_search
 
     @property
     def privacy_officer(self) -> bool:
-        return bool({"B0015", "B0016"} & set(self.role.activities))
+        return self.role.privacy_officer
 
     @property
     def clinical(self) -> bool:
-        """Roles that may see clinical content (SCR viewing rights stand for it)."""
-        return "B0370" in self.role.activities or "B0360" in self.role.activities
+        return self.role.clinical
 
 
 def read_card(cards: ports.CardAccess, reader: str | None) -> CardReady:

@@ -28,9 +28,10 @@ from app.client.pds_models import Patient, SearchQuery
 from app.errors import RecordChanged, ServiceRejected, WesCheckUnavailable, user_text
 from app.ui import ports
 from app.ui.alerts_view import AlertsView
-from app.ui.clinical import ClinicalTabs
+from app.ui.clinical import ClinicalController
 from app.ui.dialogs import MessageArea, accessible
 from app.ui.login_flow import LoginFlow, SessionInfo
+from app.ui.record_scope import RecordScope
 from app.ui.record_view import EditContactDialog, RecordView
 from app.ui.search_view import SearchView
 from app.ui.signals import emit
@@ -89,7 +90,10 @@ class MainWindow(QMainWindow):
         self._searching = 0
         self.last_clear_ms: float | None = None
         self._build()
-        self.clinical = ClinicalTabs(self)
+        scope = RecordScope(parent=self, record=self.record, net=self.net, spine=lambda: self.deps.spine,
+                            session=lambda: self.session, report_error=self.report_error,
+                            notify=self.messages.show_notice)
+        self.clinical = ClinicalController(scope, self.alerts)
         self.flow = LoginFlow(deps, self)
         self.flow.status_changed.connect(self._card_status)
         self.flow.logged_in.connect(self._logged_in)
@@ -272,7 +276,8 @@ class MainWindow(QMainWindow):
         if report is None:
             self.messages.show_notice("The workstation check has not finished yet.")
             return
-        view = WesReportView(None, report, export_dir=self.deps.export_dir, write_pdf=self.deps.write_pdf)
+        view = WesReportView(None, report, export_dir=self.deps.export_dir, write_pdf=self.deps.write_pdf,
+                             render_html=self.deps.wes_html)
         view.setWindowTitle("WES report — Spine Desk")
         view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         view.closed.connect(view.close)
@@ -399,9 +404,7 @@ class MainWindow(QMainWindow):
             return
         opened = self.record.patient is None or self.record.patient.nhs_number != patient.nhs_number
         self.cache[patient.nhs_number] = patient
-        activities = self.session.role.activities
-        self.record.show_patient(patient, clinical=self.session.clinical, can_edit="B0825" in activities,
-                                 activities=activities)
+        self.record.show_patient(patient, self.session.role)
         self.stack.setCurrentWidget(self.record)
         QTimer.singleShot(0, self.record.banner.name.setFocus)
         if opened:

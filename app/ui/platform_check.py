@@ -1,5 +1,5 @@
 """Qt's half of ``spinedesk --self-test``: the platform plugin loads, fonts are found, the windowing plugin's libraries
-resolve. Kept here because ``app.ui`` is the only package that imports PySide6; ``app.selftest`` calls it."""
+resolve. Kept here because ``app.ui`` is the only package that imports PySide6; ``app.cli.selftest`` calls it."""
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ class TrainingCard(Protocol):
 
 
 WesGate = Callable[[Callable[[Any], None]], Any]  # (on_progress(CheckResult)) -> wes.Report
+WesHtml = Callable[[Any], str]  # (wes.Report) -> the printable HTML report (wes.report.html.render_html)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class ClientDeps:
     training_card: TrainingCard | None = None
     export_dir: Path = field(default_factory=Path.home)
     write_pdf: Callable[[str, Path], None] | None = None  # (html, path): the WES report as PDF
+    wes_html: WesHtml | None = None  # without it the exported report holds what the screen shows
     today: Callable[[], date] = date.today
     now: Callable[[], datetime] = _utcnow
     startup: StartUp | None = None

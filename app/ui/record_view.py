@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.client.models import Role
 from app.client.pds_models import Patient
 from app.ui.banner import PatientBanner, address_text
 from app.ui.cpis_tab import CpisTab
@@ -197,15 +198,15 @@ class RecordView(QWidget):
         layout.addWidget(self.back_button)
         self.setTabOrder(self.banner.toggle, self.tabs)
 
-    def show_patient(self, patient: Patient, *, clinical: bool, can_edit: bool, activities: tuple[str, ...] = ()
-                     ) -> None:
+    def show_patient(self, patient: Patient, role: Role) -> None:
+        """The record as ``role`` may see it (what it may do is the client model's to say)."""
         same = self.patient is not None and self.patient.nhs_number == patient.nhs_number
         self.patient = patient
-        self.banner.show_patient(patient, self._today(), clinical=clinical)
-        self.demographics.show_patient(patient, can_edit=can_edit)
+        self.banner.show_patient(patient, self._today(), clinical=role.clinical)
+        self.demographics.show_patient(patient, can_edit=role.can_edit_demographics)
         if not same:  # a reload of the same record keeps what the user already chose to view
-            self.cpis.prepare(activities)
-            self.flags.prepare(can_write="B0360" in activities)  # flags.create / update / remove
+            self.cpis.prepare(role)
+            self.flags.prepare(can_write=role.can_record_flags)  # flags.create / update / remove
 
     def clear(self) -> None:
         self.patient = None

@@ -4,7 +4,6 @@ privacy officer), opted-out patients explained; allergies and medications laid o
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -18,13 +17,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.client.models import Role
 from app.client.scr import (
     CONSENT_PREFERENCES,
-    EMERGENCY_ACCESS,
-    LEGAL_OVERRIDE,
     LEGAL_REASONS,
-    RECORD_CONSENT,
-    VIEW,
     ScrIndex,
     ScrRecord,
 )
@@ -207,11 +203,11 @@ class ScrTab(QWidget):
         self.problem.clear()
         emit(self.emergency, reason)
 
-    def prepare(self, activities: Sequence[str], *, registered_here: bool, org: str) -> None:
+    def prepare(self, role: Role, *, registered_here: bool, org: str) -> None:
         self.clear()
-        self.can_legal = LEGAL_OVERRIDE in activities and VIEW in activities
-        self.can_consent = RECORD_CONSENT in activities
-        if VIEW not in activities:
+        self.can_legal = role.can_override_scr_legally
+        self.can_consent = role.can_record_consent
+        if not role.can_view_scr:
             self.intro.setText("Your role cannot view Summary Care Records.")
             self.check.hide()
             return
@@ -221,7 +217,7 @@ class ScrTab(QWidget):
                                                  "viewing the record or recording their consent preference "
                                                  "self-claims a legitimate relationship, and your privacy officer "
                                                  "is alerted."))
-        self.emergency_box.setVisible(EMERGENCY_ACCESS in activities)
+        self.emergency_box.setVisible(role.can_open_scr_in_emergency)
 
     def show_index(self, index: ScrIndex) -> None:
         self.check.hide()

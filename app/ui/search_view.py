@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.client.pds_models import Patient, SearchQuery, SearchResults
 from app.nhs_number import NhsInput, check_input
+from app.pds_rules import meets_minimum
 from app.ui.dialogs import accessible
 from app.ui.format import age_text, format_date, format_gender, format_name, format_nhs_number
 from app.ui.signals import emit
@@ -239,13 +240,13 @@ class SearchView(QWidget):
         family, given, postcode = query.family.strip(), query.given.strip(), query.postcode.strip()
         if dob is None:
             return "Give the date of birth: PDS searches always need it."
-        if not query.fuzzy and not family:
+        if meets_minimum(fuzzy=query.fuzzy, family=bool(family), given=bool(given), gender=bool(query.gender),
+                         postcode=bool(postcode)):
+            return query
+        if not query.fuzzy:
             return "Give the family name and date of birth."
-        # PDS's minimum for a fuzzy search: given + family, or a name with gender and postcode (plus the birth date)
-        if query.fuzzy and not ((given and family) or (query.gender and postcode and (family or given))):
-            return ("A fuzzy search needs the given and family names (or one name with gender and postcode) as "
-                    "well as the date of birth.")
-        return query
+        return ("A fuzzy search needs the given and family names (or one name with gender and postcode) as well as "
+                "the date of birth.")
 
     def _find_details(self) -> None:
         query = self.query()

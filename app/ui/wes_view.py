@@ -1,13 +1,15 @@
 """The WES gate at start (visible progress) and the WES report (failures with their remediation; export, print).
 
 The report object comes from ``wes.run_checks`` through the injected gate; this module only reads its documented
-attributes (``compliant``, ``results``, ``failures``, ``to_html()``; each result's ``id``, ``title``, ``status``,
-``severity``, ``evidence``, ``remediation``, ``link``), so tests can hand it a fake report.
+attributes (``compliant``, ``results``, ``failures``; each result's ``id``, ``title``, ``status``,
+``severity``, ``evidence``, ``remediation``, ``link``), so tests can hand it a fake report. The printable document
+(export, PDF, print) comes from the injected renderer, ``wes.report.html.render_html`` in the real client.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +101,13 @@ class WesReportView(QWidget):
     closed = Signal()
 
     def __init__(self, parent: QWidget | None, report: Any, *, export_dir: Path, write_pdf: Any = None,
-                 closable: bool = True) -> None:
+                 render_html: Callable[[Any], str] | None = None, closable: bool = True) -> None:
         super().__init__(parent)
         self.setObjectName("wesReport")
         self.report = report
         self._export_dir = export_dir
         self._write_pdf = write_pdf
+        self._render_html = render_html
         layout = QVBoxLayout(self)
         verdict = ("Compliant: this workstation meets the WES." if report.compliant
                    else f"Not compliant: {len(report.failures)} requirement(s) failed. Clinical views are disabled.")
@@ -146,10 +149,10 @@ class WesReportView(QWidget):
             save(Path(path))
 
     def html(self) -> str:
-        try:
-            return str(self.report.to_html())
-        except Exception:  # a report without its own HTML still exports what the screen shows
-            return f"<html><body>{failures_html(self.report)}</body></html>"
+        if self._render_html is not None:
+            return self._render_html(self.report)
+        # without the checker's renderer the export still holds what the screen shows
+        return f"<html><body>{failures_html(self.report)}</body></html>"
 
     def export_html(self, path: Path) -> None:
         path.write_text(self.html(), encoding="utf-8")

@@ -9,20 +9,20 @@ from app.client.flag_edit import (
     AdjustmentEntry,
     EditableFlag,
     FlagDraft,
-    FlagEditor,
+    FlagEditClient,
     ImpairmentEntry,
     draft_from_resource,
     draft_problems,
     flag_body,
-    load_flag_codes,
 )
+from app.flag_rules import load_codes
 
 NHS = "9000000009"
 
 
 @pytest.fixture(scope="module")
 def codes():
-    return load_flag_codes()
+    return load_codes()
 
 
 def full_draft() -> FlagDraft:
@@ -52,8 +52,8 @@ def test_problems_are_named_before_anything_is_sent(codes):
 
 
 def test_the_body_passes_the_services_own_rules_and_reads_back(codes):
-    from app.service.domain.flags_parse import parse_flag
-    from app.service.fhir.flags_codes import load_codes
+    from app.service.flags.codes import load_codes
+    from app.service.flags.parse import parse_flag
 
     body = flag_body(NHS, full_draft(), codes, flag_id="abc-1")
     nhs, content = parse_flag(body, load_codes(), flag_id="abc-1")
@@ -65,8 +65,8 @@ def test_the_body_passes_the_services_own_rules_and_reads_back(codes):
     # what the service stores, read back as the draft the editor shows
     from datetime import UTC, datetime
 
-    from app.service.domain.flags_model import Recorder
-    from app.service.fhir.flags import render_flag
+    from app.service.flags.fhir import render_flag
+    from app.service.flags.model import Recorder
 
     now = datetime.now(UTC)
     stored = render_flag(flag_id="abc-1", nhs=NHS, version=3, content=content, activity="UPDATE", created=now,
@@ -95,21 +95,21 @@ def test_change_and_removal_are_sent_against_the_version_read(codes):
 
     flag = EditableFlag("abc-1", NHS, 3, full_draft())
     spine = Recording()
-    updated = FlagEditor(spine, Auth("t", "u"), codes).update(flag, full_draft())
+    updated = FlagEditClient(spine, Auth("t", "u"), codes).update(flag, full_draft())
     method, path, body, headers = spine.calls[-1]
     assert (method, path, headers["If-Match"]) == ("PUT", "/patient-flags/FHIR/R4/Flag/abc-1", 'W/"3"')
     assert headers["Content-Type"] == "application/fhir+json" and body["id"] == "abc-1"
     assert updated.version == 4
-    FlagEditor(spine, Auth("t", "u"), codes).remove(flag, "Error", "Wrong patient")
+    FlagEditClient(spine, Auth("t", "u"), codes).remove(flag, "Error", "Wrong patient")
     method, path, body, headers = spine.calls[-1]
     assert path.endswith("/$removerarecord") and headers["If-Match"] == 'W/"3"'
     assert [p["name"] for p in body["parameter"]] == ["nhsNumber", "removalReason", "supportingComment"]
     stale = Recording(ServiceRejected(409, "RESOURCE_VERSION_MISMATCH", "stale"))
     with pytest.raises(RecordChanged):
-        FlagEditor(stale, Auth("t", "u"), codes).update(flag, full_draft())
+        FlagEditClient(stale, Auth("t", "u"), codes).update(flag, full_draft())
     duplicate = Recording(ServiceRejected(409, "INVALID_UPDATE", "already has one"))
     with pytest.raises(ServiceRejected):
-        FlagEditor(duplicate, Auth("t", "u"), codes).create(NHS, full_draft())
+        FlagEditClient(duplicate, Auth("t", "u"), codes).create(NHS, full_draft())
 
 
 def test_scr_consent_preference_and_legal_override_bodies():

@@ -16,7 +16,7 @@ from tests.service.live import serve
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     from app.pki import TrainingCA
-    from app.service.store import open_store
+    from app.service.storage import open_store
 
     base = tmp_path_factory.mktemp("spine-live")
     store = open_store(f"sqlite:///{base / 'pds.db'}")

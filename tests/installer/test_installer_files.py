@@ -14,8 +14,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
-from app import selftest
+from app.cli import selftest
 from app.config import Mode, Paths, RemovalMode, parse_site_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +117,6 @@ def test_pyinstaller_spec_and_entry_compile():
 
 
 def test_github_workflow_runs_every_installer():
-    yaml = pytest.importorskip("yaml")
     jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "installers.yml").read_text())["jobs"]
     steps = {name: " ".join(str(s.get("run", "")) for s in job["steps"]) for name, job in jobs.items()}
     assert "tests/installer" in steps["debian"]
@@ -133,14 +133,14 @@ def test_self_test_reports_each_failure_and_exits_non_zero(monkeypatch):
 
     monkeypatch.setattr(selftest, "CHECKS", (("fine", lambda: "all good"), ("bundle", broken), ("pg", optional)))
     out = io.StringIO()
-    assert selftest.run(out) == 1
+    assert selftest.run_checks(out) == 1
     lines = out.getvalue().splitlines()
     assert lines[0] == "ok    fine: all good"
     assert lines[1] == "FAIL  bundle: FileNotFoundError: resources/rbac.json"
     assert lines[2] == "note  pg: PostgreSQL stores unavailable"
     assert lines[-1] == "self-test FAILED: bundle"
     monkeypatch.setattr(selftest, "CHECKS", (("fine", lambda: "all good"),))
-    assert selftest.run(io.StringIO()) == 0
+    assert selftest.run_checks(io.StringIO()) == 0
 
 
 def test_self_test_passes_from_the_source_tree():

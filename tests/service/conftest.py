@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from app.service.store import Store, open_store
+from app.service.storage import open_store
+from app.service.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_URL = "SPINEDESK_TEST_POSTGRES_URL"
@@ -209,7 +210,7 @@ def start_together(procs: list[subprocess.Popen[str]], go: Path, timeout: float 
 # Helper-process prologue: parse argv, open the store, say ready, wait for the go file.
 PROLOGUE = """
 import os, sys, time
-from app.service.store import open_store
+from app.service.storage import open_store
 url, go = sys.argv[1], sys.argv[2]
 store = open_store(url)
 print("ready", flush=True)

@@ -18,13 +18,13 @@ import uvicorn
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain import cpis_rules as rules
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
+from app.service.cpis import rules
+from app.service.cpis import seed as seed_cpis
+from app.service.cpis.store import CpisPlan
 from app.service.runtime import ServiceConfig, build_service
-from app.service.seed import cpis as seed_cpis
 from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_cpis import CpisPlan
 
 from .live import free_port, seed
 

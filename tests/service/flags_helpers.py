@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.nhs_number import NHS_NUMBER_SYSTEM, is_valid
-from app.service.fhir import flags_codes as fc
+from app.service.flags import codes as fc
 
 CODES = fc.load_codes()
 EXAMPLES = Path(__file__).parent / "data" / "flags_ig_examples.json"

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE, login_message
-from app.service.limits import HttpLimits
+from app.service.core.limits import HttpLimits
+from app.service.pds.seed import generate_patients
 from app.service.runtime import ServiceConfig, build_service
-from app.service.seed.patients import generate_patients
 from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, Store
 
@@ -111,14 +111,16 @@ LIVE_LIMITS = HttpLimits(auth_rate_per_minute=1e6, auth_burst=1_000_000)
 
 
 @contextmanager
-def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int = 0,
+def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int | None = None,
           limits: HttpLimits | None = None) -> Iterator[Live]:
-    """A live server over ``store``, configured as production's; ``threads`` > 0 runs handlers on a pool (0: the
-    production default); ``limits`` replaces the production request limits."""
+    """A live server over ``store``, configured as production's; ``threads`` replaces the size of the pool that
+    runs requests touching the database (0: on the event loop); ``limits`` replaces the production request
+    limits."""
     keys, certs = seed(store, ca, patients)
     port = free_port()
     service_config = ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
-                                   training_pki=str(ca.directory), threads=threads, limits=limits or LIVE_LIMITS)
+                                   training_pki=str(ca.directory), limits=limits or LIVE_LIMITS,
+                                   **({} if threads is None else {"threads": threads}))
     service = build_service(service_config, store=store)
     server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))

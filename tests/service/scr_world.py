@@ -19,9 +19,9 @@ import httpx
 
 from app.pki import TrainingCA
 from app.protocol import SCR_BASE
-from app.service.domain.auth import token_hash
-from app.service.seed import scr as seed_scr
-from app.service.seed.patients import generate_patients
+from app.service.core.auth import token_hash
+from app.service.pds.seed import generate_patients
+from app.service.scr import seed as seed_scr
 from app.service.store import RoleProfile, Store
 
 from .live import Live, serve

@@ -176,7 +176,7 @@ def test_group_commit_does_not_retry_when_the_database_is_unavailable():
 
 
 def test_an_untrusted_id_is_audited_as_a_safe_bounded_representation():
-    from app.service.api.context import _safe_id
+    from app.service.core.context import _safe_id
 
     assert _safe_id(None) is None
     assert _safe_id("9000000009") == "9000000009"  # plain ids are kept as they are

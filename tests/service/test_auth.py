@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.pki import TrainingCA
-from app.service.domain.auth import AuthError, AuthService, fingerprint, login_message
+from app.service.core.auth import AuthError, AuthService, fingerprint, login_message
 from app.service.store import RoleProfile
 
 URID = "555254241107"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from app.pki import TrainingCA
-from app.service.http import MAX_BODY
-from app.service.store import open_store
+from app.service.core.http import MAX_BODY
+from app.service.storage import open_store
 
 from .live import serve
 from .raw_http import Streamer, closed_by_server, connect, read_answer

@@ -10,16 +10,21 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
+from app.service.core.rbac import load_role_table
+from app.service.cpis.rules import INBOX_PATH
+from app.service.runtime import ROLE_TABLE
 from app.service.store import Store
 
 from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis
+from .served_routes import served
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +39,15 @@ ENDPOINTS = {  # name -> (operation, success status, sends)
     "auditevent": "cpis.auditevent",
     "inbox": "cpis.inbox",
 }
+
+
+ROUTES = {  # endpoint -> the (method, path template) it calls
+    "careteam": ("GET", f"{CPIS_BASE}/CareTeam"), "auditevent": ("GET", f"{CPIS_BASE}/AuditEvent"),
+    "inbox": ("GET", INBOX_PATH),
+}
+# a local authority's system delivers notifications to the inbox signed with its key, not with a user's token:
+# test_cpis_http.py covers the signature; test_authz_routes.py that it answers 401 unsigned
+SIGNED = {("POST", INBOX_PATH)}
 
 
 def send(w: CpisWorld, endpoint: str, headers: dict[str, str]) -> httpx.Response:
@@ -143,3 +157,11 @@ def test_matrix(world: CpisWorld, endpoint: str, caller: str, status: int) -> No
     if status == 200:
         expected_notes = 1 if (endpoint == "careteam" and caller in ("b0107", "b0107+b0170")) else 0
         assert len(world.store.cpis_notifications()) == notes_before + expected_notes
+
+
+def test_matrix_covers_every_cpis_operation_and_route() -> None:
+    """A new CP-IS route (as the service's router serves it) or rbac operation must be added to this matrix."""
+    operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith("cpis.")}
+    assert operations == set(ENDPOINTS.values())
+    assert set(ROUTES) == set(ENDPOINTS)
+    assert set(ROUTES.values()) | SIGNED == served("/cpis"), "a CP-IS route the router serves is not in this matrix"

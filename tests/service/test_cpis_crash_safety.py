@@ -17,9 +17,9 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain import cpis_rules as rules
-from app.service.store import open_store
-from app.service.store.base_cpis import LocalAuthority
+from app.service.cpis import rules
+from app.service.cpis.store import LocalAuthority
+from app.service.storage import open_store
 
 from .cpis_helpers import NHS_SYSTEM, Receiver, add_cpis_people, add_plans, wait_for
 from .live import seed

@@ -30,7 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from app.pki import TrainingCA
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.store import RoleProfile, Store
 
 from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis, wait_for

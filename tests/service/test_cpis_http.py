@@ -12,7 +12,7 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
-from app.service.domain import cpis_rules as rules
+from app.service.cpis import rules
 from app.service.store import Store
 
 from .cpis_helpers import NHS_SYSTEM, CpisWorld, serve_cpis, wait_for

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.service.domain import cpis_rules as rules
-from app.service.fhir.outcome import FhirError
+from app.service.core.outcome import FhirError
+from app.service.cpis import rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"

@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from app.service.domain import cpis_rules as rules
-from app.service.seed import cpis as seed_cpis
-from app.service.seed.patients import generate_patients
+from app.service.cpis import rules
+from app.service.cpis import seed as seed_cpis
+from app.service.cpis.store import AccessEvent, CpisPlan, LocalAuthority, Notification
+from app.service.pds.seed import generate_patients
 from app.service.store import AuditEntry, Store
-from app.service.store.base_cpis import AccessEvent, CpisPlan, LocalAuthority, Notification
 
 TODAY = date(2026, 6, 15)
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
@@ -184,8 +184,8 @@ def test_seed_is_deterministic_and_sparse(store: Store) -> None:
 
 
 def test_group_commit_of_several_accesses(las: Store) -> None:
-    from app.service.store.base_cpis import AccessWrite
-    from app.service.store.cpis_writer import CpisAccessWriter
+    from app.service.cpis.store import AccessWrite
+    from app.service.cpis.writer import CpisAccessWriter
 
     a, b = event(request_id="g-1"), event(request_id="g-2")
     created = las.record_cpis_accesses([AccessWrite(a, (note(a),), tuple(audit("g-1"))),

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from app.pki import TrainingCA
-from app.service.domain import cpis_rules as rules
+from app.service.cpis import rules
 from app.service.runtime import ServiceConfig, build_service
 from app.service.server import uvicorn_config
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .cpis_helpers import CpisWorld, add_cpis_people, add_plans, wait_for
 from .live import free_port, seed

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from app.pki import TrainingCA
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .live import seed
 from .test_scale_out import (

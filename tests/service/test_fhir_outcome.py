@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.errors import AppError, user_text
-from app.service.fhir.outcome import (
+from app.service.core.outcome import (
     CODES,
     SPINE_ERROR_SYSTEM,
     FhirError,

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from app.service.fhir import patient as fp
-from app.service.seed.patients import reference_resources
+from app.service.core import patient as fp
+from app.service.pds.seed import reference_resources
 from tests.service.test_fhir_spec import assert_valid
 
 BASE = "https://api.service.nhs.uk/personal-demographics/FHIR/R4"

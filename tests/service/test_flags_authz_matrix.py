@@ -24,15 +24,16 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.domain.auth import token_hash
-from app.service.fhir import flags as fhir
-from app.service.fhir.flags_codes import load_codes
-from app.service.seed import flags as seed_flags
-from app.service.seed.patients import generate_patients
+from app.service.core.auth import token_hash
+from app.service.flags import fhir
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.pds.seed import generate_patients
 from app.service.store import PatientRow, RoleProfile, Store
 
 from .flags_helpers import flag_body, removal
 from .live import Live, role_of, serve
+from .served_routes import served
 
 EXTRA = {"nurse-1": ("S8000:G8000:R8001", ("B0264", "B0360")),
          "admin-1": ("S8000:G8000:R8008", ("B0264", "B0825", "B0170"))}
@@ -126,6 +127,12 @@ ENDPOINTS = {e.name: e for e in (
     Endpoint("remove", "flags.remove", 200, True),
 )}
 READS = ("search", "read", "history", "vread")
+ROUTES = {  # endpoint -> the (method, path template) it calls
+    "search": ("GET", f"{FLAGS_BASE}/Flag"), "read": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}"),
+    "history": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}/_history"),
+    "vread": ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}/_history/{{vid}}"), "create": ("POST", f"{FLAGS_BASE}/Flag"),
+    "update": ("PUT", f"{FLAGS_BASE}/Flag/{{flagID}}"), "remove": ("POST", f"{FLAGS_BASE}/$removerarecord"),
+}
 
 
 # --- callers ------------------------------------------------------------------------------------------------
@@ -253,12 +260,14 @@ def test_matrix(world: World, endpoint: str, caller: str, status: int) -> None:
 
 
 def test_matrix_covers_every_flags_operation() -> None:
-    from app.service.domain.rbac import load_role_table
-    from app.service.openapi import document
+    from app.service.app import openapi_document as document
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     operations = {op for op in load_role_table(Path(ROLE_TABLE)).operations if op.startswith("flags.")}
     assert operations == {e.operation for e in ENDPOINTS.values()} | {"flags.content"}
+    assert set(ROUTES) == set(ENDPOINTS)
+    assert set(ROUTES.values()) == served(FLAGS_BASE), "a flags route the router serves is not in this matrix"
     paths = {p for p in document()["paths"] if p.startswith(FLAGS_BASE)}
     assert paths == {f"{FLAGS_BASE}{p}" for p in ("/Flag", "/Flag/{flagID}", "/Flag/{flagID}/_history",
                                                    "/Flag/{flagID}/_history/{vid}", "/$removerarecord")}

@@ -24,10 +24,11 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.fhir.flags_codes import load_codes
-from app.service.seed import flags as seed_flags
-from app.service.seed.patients import generate_patients
-from app.service.store import RoleProfile, open_store
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.pds.seed import generate_patients
+from app.service.storage import open_store
+from app.service.store import RoleProfile
 
 from .flags_helpers import adjustment
 from .live import seed

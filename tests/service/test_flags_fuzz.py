@@ -31,10 +31,10 @@ from schemathesis.checks import not_a_server_error
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.domain.auth import token_hash
-from app.service.fhir.flags_codes import load_codes
-from app.service.seed import flags as seed_flags
-from app.service.seed.patients import generate_patients
+from app.service.core.auth import token_hash
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.pds.seed import generate_patients
 from app.service.store import RoleProfile, Store
 
 from .live import Live, serve

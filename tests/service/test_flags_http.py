@@ -19,8 +19,8 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import FLAGS_BASE
-from app.service.fhir import flags as fhir
-from app.service.seed.patients import generate_patients
+from app.service.flags import fhir
+from app.service.pds.seed import generate_patients
 from app.service.store import RoleProfile, Store
 
 from .flags_helpers import (
@@ -199,6 +199,62 @@ def test_a_repeated_request_id_is_replayed_not_redone(world: World) -> None:
     assert len(world.store.flags_for_patient(other)) == 1
 
 
+REUSED = "request id reused for a different request"
+
+
+def test_a_request_id_reused_for_another_patient_is_refused_not_replayed(world: World) -> None:
+    """The same X-Request-ID with a different body (a flag for ANOTHER patient) is a different request: refused
+    with 422, nothing created for the second patient, and on the record as a reuse, never as a 'replay' (which
+    would claim the second patient's flag was written)."""
+    first_patient, second_patient = world.patient(), world.patient()
+    headers = world.headers("nurse-1", **FHIR_JSON)
+    one = world.http.post(world.url("/Flag"), json=flag_body(first_patient), headers=headers)
+    assert one.status_code == 201, one.text
+    two = world.http.post(world.url("/Flag"), json=flag_body(second_patient), headers=headers)
+    assert two.status_code == 422, two.text
+    assert two.json()["issue"][0]["details"]["coding"][0]["code"] == "INVALID_VALUE"
+    assert one.json()["id"] not in two.text and first_patient not in two.text  # the first answer is not leaked
+    assert world.store.flags_for_patient(second_patient) == []
+    records = world.audit(one)
+    assert [(r.outcome, r.nhs_number, r.details.get("replay", False), r.details.get("reason")) for r in records] == [
+        ("422", second_patient, False, REUSED), ("201", first_patient, False, None)]
+    # the genuine retry still replays the stored answer
+    three = world.http.post(world.url("/Flag"), json=flag_body(first_patient), headers=headers)
+    assert (three.status_code, three.content) == (201, one.content)
+    assert world.audit(one)[0].details == {"replay": True}
+
+
+def test_a_request_id_reused_with_another_body_on_the_same_path_is_refused(world: World) -> None:
+    """Same method and path, same If-Match, different body: not the request that was answered."""
+    nhs = world.patient()
+    flag = world.create(nhs).json()
+    headers = {**world.headers("nurse-1", **FHIR_JSON), "If-Match": 'W/"1"'}
+    first = world.http.put(world.url(f"/Flag/{flag['id']}"), json=flag_body(nhs, notes="first"), headers=headers)
+    assert first.status_code == 200, first.text
+    second = world.http.put(world.url(f"/Flag/{flag['id']}"), json=flag_body(nhs, notes="second"), headers=headers)
+    assert second.status_code == 422, second.text
+    assert world.store.get_flag(flag["id"]).version == 2
+    [refused, done] = world.audit(first)
+    assert (refused.outcome, refused.details) == ("422", {"reason": REUSED})
+    assert (done.outcome, done.details.get("replay", False)) == ("200", False)
+
+
+def test_a_request_id_answered_before_request_hashing_is_not_replayed(world: World) -> None:
+    """A stored answer from before the request hash was kept (an upgrade inside the retention window) cannot be
+    matched to a request: a repeat of its id is refused (422), never replayed, and audited as such."""
+    nhs = world.patient()
+    headers = world.headers("nurse-1", **FHIR_JSON)
+    rid = headers["X-Request-ID"].lower()
+    world.store.remember(rid, "alice", "POST", f"{FLAGS_BASE}/Flag", 201, [("content-type", "application/fhir+json")],
+                         b'{"resourceType": "Flag", "id": "old"}')  # written without a request hash
+    out = world.http.post(world.url("/Flag"), json=flag_body(nhs), headers=headers)
+    assert out.status_code == 422, out.text
+    assert world.store.flags_for_patient(nhs) == []
+    [record] = world.audit(out)
+    assert record.outcome == "422" and "replay" not in record.details
+    assert record.details["reason"].startswith("request id reused")
+
+
 def test_remove_keeps_the_flag_in_history(world: World) -> None:
     nhs = world.patient()
     flag = world.create(nhs, flag_body(nhs, notes="Secret note")).json()
@@ -261,9 +317,10 @@ def test_create_validation(world: World, case: str, body: dict[str, Any], status
 
 
 def test_create_refuses_malformed_json_and_media_types(world: World) -> None:
-    headers = world.headers("nurse-1", **FHIR_JSON)
-    assert world.http.post(world.url("/Flag"), content=b"{not json", headers=headers).status_code == 400
-    assert world.http.post(world.url("/Flag"), content=b"[" * 50_000, headers=headers).status_code == 400
+    # each request its own X-Request-ID: a repeat of one id with another body is refused as a reuse (422)
+    for body in (b"{not json", b"[" * 50_000):
+        headers = world.headers("nurse-1", **FHIR_JSON)
+        assert world.http.post(world.url("/Flag"), content=body, headers=headers).status_code == 400
     assert world.http.post(world.url("/Flag"), json=flag_body(), headers=world.headers(
         "nurse-1", **{"Content-Type": "text/xml"})).status_code == 415
 
@@ -340,7 +397,7 @@ def concurrent_puts(world: World, nhs: str, workers: int = 20) -> None:
 
 
 def test_twenty_concurrent_puts_lose_no_update(world: World) -> None:
-    """The default server (handlers inline on the event loop: a race shows as a stale If-Match)."""
+    """The default server (handlers on its small database thread pool)."""
     concurrent_puts(world, world.patient())
 
 

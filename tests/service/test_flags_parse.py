@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from app.service.domain.flags_model import Recorder, Removal
-from app.service.domain.flags_parse import parse_flag, parse_removal, parse_search
-from app.service.fhir import flags as fhir
-from app.service.fhir import flags_codes as fc
-from app.service.fhir.outcome import FhirError
+from app.service.core.outcome import FhirError
+from app.service.flags import codes as fc
+from app.service.flags import fhir
+from app.service.flags.model import Recorder, Removal
+from app.service.flags.parse import parse_flag, parse_removal, parse_search
 
 from .flags_helpers import (
     BSL,

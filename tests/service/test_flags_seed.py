@@ -3,9 +3,9 @@ every one conformant to the IG profiles, and re-seeding adds nothing."""
 
 from __future__ import annotations
 
-from app.service.fhir.flags_codes import load_codes
-from app.service.seed import flags as seed_flags
-from app.service.seed.patients import generate_patients
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.pds.seed import generate_patients
 from app.service.store import Store
 
 from .flags_helpers import check_conformance

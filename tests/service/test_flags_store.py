@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from app.service.flags.store import FlagRow
 from app.service.store import AlreadyExists, Answer, AuditEntry, NotFound, Store, VersionConflict
 from app.service.store.audit_chain import GENESIS
-from app.service.store.base_flags import FlagRow
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -17,11 +17,12 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE
-from app.service.cpis_delivery import Deliverer, DeliveryAlarm, DeliveryAlarmError
-from app.service.domain import cpis_rules as rules
+from app.service.cpis import rules
+from app.service.cpis.delivery import Deliverer, DeliveryAlarm, DeliveryAlarmError
+from app.service.cpis.store import AccessEvent, LocalAuthority, Notification
 from app.service.runtime import Service, ServiceConfig, build_service
-from app.service.store import Store, open_store
-from app.service.store.base_cpis import AccessEvent, LocalAuthority, Notification
+from app.service.storage import open_store
+from app.service.store import Store
 from app.service.store.group_commit import GroupCommitter
 from tests.clock import Clock
 
@@ -50,7 +51,7 @@ def get(app: object, path: str, headers: dict[str, str] | None = None) -> httpx.
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.endswith("cpis_delivery")]
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.endswith("cpis.delivery")]
 
 
 # --- the deliverer's alarm ------------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def test_a_notification_failing_n_times_raises_one_error_until_it_is_delivered(f
     clock = Clock(NOW)
     key = access(store, "TLA09", "r-1", NOW)
     deliverer = Deliverer(store, "", alarm=DeliveryAlarm(attempts=3, after_seconds=86400), clock=clock)
-    caplog.set_level(logging.WARNING, logger="app.service.cpis_delivery")
+    caplog.set_level(logging.WARNING, logger="app.service.cpis.delivery")
     try:
         for attempt in range(1, 6):
             clock.advance(minutes=1)  # past the backoff: due again
@@ -92,7 +93,7 @@ def test_a_notification_waiting_too_long_raises_one_error(failing_la, caplog) ->
     clock = Clock(NOW)
     access(store, "TLA09", "r-1", NOW)
     deliverer = Deliverer(store, "", alarm=DeliveryAlarm(attempts=99, after_seconds=600), clock=clock)
-    caplog.set_level(logging.WARNING, logger="app.service.cpis_delivery")
+    caplog.set_level(logging.WARNING, logger="app.service.cpis.delivery")
     try:
         clock.advance(seconds=600)
         assert deliverer.check_alarm().count == 0 and errors(caplog) == []
@@ -221,14 +222,14 @@ def test_status_fails_while_audit_records_cannot_be_written(service_at, tmp_path
 def _service_args(*argv: str):  # type: ignore[no-untyped-def]
     import argparse
 
-    from app.cli_service import add_parsers
+    from app.cli.service import add_parser
     parser = argparse.ArgumentParser()
-    add_parsers(parser.add_subparsers(dest="command"))
+    add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["service", "--database", "sqlite:///unused.db", *argv])
 
 
 def test_the_command_line_and_site_configuration_reach_the_service_config(tmp_path: Path) -> None:
-    from app.cli_service import _config
+    from app.cli.service import _config
     from app.config import Mode, Paths, Settings
 
     paths = Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml")

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.pki import TrainingCA
-from app.service.housekeeping import Purger, Retention, RetentionError
+from app.service.core.housekeeping import Purger, Retention, RetentionError
 from app.service.runtime import ServiceConfig, build_service
-from app.service.store import open_store
+from app.service.storage import open_store
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 FP = "ab" * 32
@@ -123,7 +123,7 @@ def test_retention_is_a_typed_setting(monkeypatch):
 
 def test_retention_given_on_the_command_line_reaches_the_service_config(tmp_path):
     from app.__main__ import build_parser
-    from app.cli_service import _config
+    from app.cli.service import _config
     from app.config import Paths, Settings
 
     paths = Paths(tmp_path / "config", tmp_path / "data", tmp_path / "log", tmp_path / "site.toml")

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH, PDS_BASE, login_message
-from app.service.domain.auth import AuthError, AuthService
-from app.service.store import RoleProfile, open_store
+from app.service.core.auth import AuthError, AuthService
+from app.service.storage import open_store
+from app.service.store import RoleProfile
 
 from .live import serve
 
@@ -169,7 +170,7 @@ def test_the_detailed_refusal_goes_to_the_log_not_the_caller(store, ca, caplog):
     card = Card(ca)
     auth = AuthService(store, ca.trust_store(), audience="https://spine.example.nhs.uk")
     challenge = auth.challenge(card.b64)
-    with caplog.at_level("INFO", logger="app.service.domain.auth"), pytest.raises(AuthError) as err:
+    with caplog.at_level("INFO", logger="app.service.core.auth"), pytest.raises(AuthError) as err:
         auth.complete(challenge.nonce, card.sign(challenge.nonce, auth.audience), card.b64)
     assert (err.value.status, err.value.reason) == (403, "login-refused")
     assert "registered" not in err.value.message
@@ -179,12 +180,12 @@ def test_the_detailed_refusal_goes_to_the_log_not_the_caller(store, ca, caplog):
 # --- the upgrade --------------------------------------------------------------------------------------------------
 
 def test_upgrading_ends_sessions_bound_to_no_role_and_open_challenges(store_url, store_kind, raw_sql, monkeypatch):
-    """Migration 6 binds sessions to a role and takes the user out of challenges: what was open before it ends."""
-    from app.service.store import schema_postgres, schema_sqlite
+    """The last migration binds sessions to a role and takes the user out of challenges: what was open ends."""
+    from app.service.storage import schema_postgres, schema_sqlite
 
     module = schema_sqlite if store_kind == "sqlite" else schema_postgres
     current = module.MIGRATIONS
-    monkeypatch.setattr(module, "MIGRATIONS", current[:5])
+    monkeypatch.setattr(module, "MIGRATIONS", current[:-1])  # the release before this one
     with open_store(store_url) as old:
         old.add_user("u1", "Dr Before")
         old.add_role_profile(RoleProfile("u1-r", "u1", "A81001", "S", "S8000:G8000:R8000", "C", ("B0264",)))
@@ -207,12 +208,12 @@ def test_the_audience_is_the_public_url_then_the_site_url_then_the_services_own_
     import argparse
     from pathlib import Path
 
-    from app.cli_service import _config, add_parsers
+    from app.cli.service import _config, add_parser
     from app.config import Mode, Paths, Settings
 
     def args(*argv: str) -> argparse.Namespace:
         parser = argparse.ArgumentParser()
-        add_parsers(parser.add_subparsers(dest="command"))
+        add_parser(parser.add_subparsers(dest="command"))
         return parser.parse_args(["service", "--database", "sqlite:///unused.db", "--port", "9443", *argv])
 
     paths = Paths(tmp_path, tmp_path, tmp_path, tmp_path / "site.toml")

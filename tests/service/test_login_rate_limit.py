@@ -11,10 +11,10 @@ import pytest
 
 from app.pki import TrainingCA
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
-from app.service.limits import HttpLimits, LimitError
-from app.service.ratelimit import TokenBuckets
+from app.service.core.limits import HttpLimits, LimitError
+from app.service.core.ratelimit import TokenBuckets
 from app.service.runtime import ServiceConfig, build_service
-from app.service.store import open_store
+from app.service.storage import open_store
 
 
 class Ticks:

@@ -3,9 +3,9 @@
 Each of 50 client threads reads the ETag, PATCHes with If-Match (its own telecom item, or its own field) and on
 409 re-reads and retries, a bounded number of times. Afterwards every change is in the record, the version is
 the starting one plus the number of successes, the successes' ETags are exactly the versions in between, and
-the audit trail holds one record per 200 and per 409 with the client's X-Request-ID. Run against the default
-server (handlers inline on the event loop, so a race shows as a stale If-Match) and against a thread-pool
-server (handlers overlap, so the store's compare-and-swap is what must catch the race).
+the audit trail holds one record per 200 and per 409 with the client's X-Request-ID. Run with handlers inline on
+the event loop (a race shows as a stale If-Match) and on an 8-thread pool (handlers overlap, so the store's
+compare-and-swap is what must catch the race); production's default is a small pool.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TrainingCA:
 
 
 def serve_threads(store: Store, ca: TrainingCA, threads: int):
-    """``live.serve`` with a chosen handler pool size (0: the production default, handlers on the event loop)."""
+    """``live.serve`` with a chosen handler pool size (0: handlers on the event loop)."""
     return serve(store, ca, patients=20, threads=threads)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.service.domain.normalise import (
+from app.service.core.normalise import (
     fold,
     format_postcode,
     is_postcode,

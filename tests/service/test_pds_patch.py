@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 
-from app.service.domain.pds_patch import (
+from app.service.core import patient as fp
+from app.service.core.etag import check_version, parse_if_match
+from app.service.core.outcome import FhirError
+from app.service.pds.patch import (
     apply_patches,
     check_content_type,
-    check_version,
-    parse_if_match,
     parse_patches,
     update_patient,
 )
-from app.service.fhir import patient as fp
-from app.service.fhir.outcome import FhirError
-from app.service.seed.patients import reference_resources
+from app.service.pds.seed import reference_resources
 from tests.service.test_fhir_spec import SPEC_DIR, assert_valid
 
 TODAY = date(2026, 3, 1)

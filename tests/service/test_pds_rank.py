@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from app.nhs_number import synthetic
-from app.service.domain.pds_rank import rank, score, search_response
-from app.service.domain.pds_search import CANDIDATE_LIMIT, parse_search
-from app.service.fhir import patient as fp
-from app.service.seed.patients import reference_rows
+from app.service.core import patient as fp
+from app.service.pds.rank import rank, score, search_response
+from app.service.pds.search import CANDIDATE_LIMIT, parse_search
+from app.service.pds.seed import reference_rows
 from app.service.store.rows import PatientRow
 from tests.service.test_fhir_spec import assert_valid
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from app.service.domain.pds_read import resolve_patient
-from app.service.fhir.outcome import FhirError
-from app.service.seed.patients import reference_rows
+from app.service.core.outcome import FhirError
+from app.service.core.patient_read import resolve_patient
+from app.service.pds.seed import reference_rows
 
 ROWS = {r.nhs_number: r for r in reference_rows()}
 

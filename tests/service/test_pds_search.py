@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from app.service.domain.pds_search import CANDIDATE_LIMIT, DateRange, parse_search
-from app.service.fhir.outcome import FhirError
+from app.service.core.outcome import FhirError
+from app.service.pds.search import CANDIDATE_LIMIT, DateRange, parse_search
 from app.service.store.rows import SearchFilter
 
 BASIC = {"family": ["Smith"], "birthdate": ["eq2010-10-22"]}

@@ -149,7 +149,7 @@ def test_production_with_tls_from_the_site_configuration_serves_https(tmp_path):
     ("::ffff:127.0.0.1", False),
 ])
 def test_only_loopback_addresses_count_as_loopback(host, loopback):
-    from app.cli_service import is_loopback
+    from app.cli.service import is_loopback
 
     assert is_loopback(host) is loopback
 
@@ -158,7 +158,7 @@ def test_behind_the_proxy_links_in_answers_point_at_the_proxy(tmp_path):
     """The service's base URL (fullUrl, Location, self links) is where clients reach it: the proxy."""
     import argparse
 
-    from app.cli_service import _config
+    from app.cli.service import _config
     from app.config import load_settings
 
     site = site_file(tmp_path, f'tls_proxy = "{PROXY}/"\n')

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import ConfigError
-from app.service.domain.rbac import load_role_table, parse_role_table
+from app.service.core.rbac import load_role_table, parse_role_table
 
 TABLE = Path(__file__).parents[2] / "resources" / "rbac.json"
 

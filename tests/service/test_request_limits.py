@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from app.pki import TrainingCA
-from app.service.limits import HttpLimits, LimitError
+from app.service.core.limits import HttpLimits, LimitError
 from app.service.runtime import ENV, ServiceConfig
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .live import free_port, serve
 from .raw_http import WAIT, Streamer, closed_by_server, connect, read_answer

@@ -35,20 +35,20 @@ import pytest
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE, FLAGS_BASE, SCR_BASE
 from app.resources_path import resource
-from app.service.domain import cpis_rules
-from app.service.domain.cpis_rules import INBOX_PATH
-from app.service.domain.flags_model import ACTIVE
-from app.service.domain.pds_patch import apply_patches, parse_patches
-from app.service.fhir.flags_codes import load_codes
-from app.service.fhir.patient import security_label, to_row
-from app.service.seed import cpis as seed_cpis
-from app.service.seed import flags as seed_flags
-from app.service.seed import scr as seed_scr
-from app.service.seed.flags import flag_for
-from app.service.seed.patients import generate_patients
-from app.service.seed.scr import document_for
+from app.service.core.patient import security_label, to_row
+from app.service.cpis import rules as cpis_rules
+from app.service.cpis import seed as seed_cpis
+from app.service.cpis.rules import INBOX_PATH
+from app.service.cpis.store import CpisPlan
+from app.service.flags import seed as seed_flags
+from app.service.flags.codes import load_codes
+from app.service.flags.model import ACTIVE
+from app.service.flags.seed import flag_for
+from app.service.pds.patch import apply_patches, parse_patches
+from app.service.pds.seed import generate_patients
+from app.service.scr import seed as seed_scr
+from app.service.scr.seed import document_for
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_cpis import CpisPlan
 
 from .flags_helpers import flag_body, removal
 from .live import Live, serve

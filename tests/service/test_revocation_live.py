@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
 from app.protocol import login_message
-from app.service.api.context import access_denied
-from app.service.domain.auth import AuthError, AuthService, token_hash
+from app.service.core.auth import AuthError, AuthService, token_hash
+from app.service.core.context import access_denied
 from app.service.runtime import Service, ServiceConfig, build_service
 from app.service.store import RoleProfile, Store
 from tests.clock import Clock

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.pki import TrainingCA
 from app.protocol import PDS_BASE, login_message
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .live import seed
 from .test_scale_out import ServiceProcess

@@ -17,9 +17,9 @@ import pytest
 
 from app.__main__ import main
 from app.pki import TrainingCA
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.runtime import ServiceConfig
-from app.service.store import open_store
+from app.service.storage import open_store
 
 from .test_revocation_live import Card, publish, running
 
@@ -115,7 +115,7 @@ def test_reload_crl_command_says_what_to_do_about_a_stale_crl(tmp_path, monkeypa
 
 def test_upgrading_ends_sessions_that_recorded_no_certificate(store_url, store_kind, raw_sql, monkeypatch):
     """Migration 5 adds the login certificate to sessions; a session from before it names none, so it ends."""
-    from app.service.store import schema_postgres, schema_sqlite
+    from app.service.storage import schema_postgres, schema_sqlite
 
     module = schema_sqlite if store_kind == "sqlite" else schema_postgres
     current = module.MIGRATIONS

@@ -45,7 +45,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from app.pki import TrainingCA
-from app.service.domain.auth import token_hash
+from app.service.core.auth import token_hash
 from app.service.store import RoleProfile, Store
 
 from .live import Live, serve
@@ -75,7 +75,7 @@ def live(shared_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def token(live: Live) -> str:
     """A session of a user whose one role holds every activity in resources/rbac.json's operations."""
-    from app.service.domain.rbac import load_role_table
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
 
     table = load_role_table(Path(ROLE_TABLE))
@@ -235,8 +235,8 @@ class Edge:
     bug_on: tuple[str, ...] = ("sqlite", "postgresql")  # store kinds where the bug shows
 
 
-OVERFLOW = ("APP BUG: app/service/api/audit.py _time() accepts any offset; the store's UTC conversion "
-            "(app/service/store/sqlite.py _enc_ts astimezone) raises OverflowError -> 500")
+OVERFLOW = ("APP BUG: app/service/core/audit_routes.py _time() accepts any offset; the store's UTC conversion "
+            "(app/service/storage/sqlite.py _enc_ts astimezone) raises OverflowError -> 500")
 RECURSION = ("APP BUG: request.json() on a deeply nested body raises RecursionError, which the handlers' "
              "except (ValueError, UnicodeDecodeError) misses -> 500 (PATCH: and no audit record)")
 EDGES = [

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.nhs_number import is_valid
-from app.service.domain.scr_access import (
+from app.service.scr.access import (
     AlertClaim,
     Episode,
     check_alert_allowed,
@@ -19,15 +19,15 @@ from app.service.domain.scr_access import (
     officer_alert_types,
     parse_alert,
 )
-from app.service.domain.scr_requests import (
+from app.service.scr.fhir import ScrError
+from app.service.scr.requests import (
     check_content_type,
     parse_bundle_query,
     parse_document_reference,
     parse_permission,
     parse_upload,
 )
-from app.service.fhir.scr import ScrError
-from app.service.store.base_scr import ScrGrant
+from app.service.scr.store import ScrGrant
 
 from .scr_world import SCR_EXAMPLES, alert_body, permission_body
 
@@ -194,8 +194,8 @@ def test_content_type():
 def test_seeded_content_is_plausible():
     """Nobody is prescribed what they are allergic to or reacted to; every code comes from the reference set;
     every record has the core sections."""
-    from app.service.seed.patients import generate_patients
-    from app.service.seed.scr import document_for, reference_set
+    from app.service.pds.seed import generate_patients
+    from app.service.scr.seed import document_for, reference_set
 
     ref = reference_set()
     known = {i["code"] for k in ("allergies", "adverse_reactions", "problems", "procedures", "immunisations",
@@ -259,7 +259,7 @@ def test_any_json_is_a_400_never_a_crash():
 
 
 def test_bodies_nested_too_deep_are_refused_before_storage():
-    from app.service.domain.scr_requests import MAX_DEPTH, json_body
+    from app.service.scr.requests import MAX_DEPTH, json_body
 
     assert json_body(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH)
     for depth in (MAX_DEPTH + 1, 300, 990):
@@ -268,7 +268,7 @@ def test_bodies_nested_too_deep_are_refused_before_storage():
 
 
 def test_lone_surrogates_are_refused():
-    from app.service.domain.scr_requests import json_body
+    from app.service.scr.requests import json_body
 
     for raw in (b'{"outcomeDesc": "\\ud800"}', b'{"\\udfff": 1}', b'[["\\ud83d"]]'):
         with pytest.raises(ScrError, match="surrogate"):

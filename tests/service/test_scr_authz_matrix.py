@@ -28,14 +28,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.service.domain.auth import token_hash
-from app.service.domain.rbac import load_role_table
+from app.protocol import SCR_BASE
+from app.service.core.auth import token_hash
+from app.service.core.rbac import load_role_table
 from app.service.runtime import ROLE_TABLE
-from app.service.seed.scr import document_for
+from app.service.scr.seed import document_for
+from app.service.scr.store import ScrGrant
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_scr import ScrGrant
 
 from .scr_world import FHIR, FULL, ROLES, ScrWorld, alert_body, permission_body, scr_world
+from .served_routes import served
 
 TABLE = load_role_table(Path(ROLE_TABLE))
 
@@ -52,6 +54,11 @@ def world(shared_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iter
 ENDPOINTS = {  # name -> (rbac operation, success status for a role that passes RBAC, or None: depends on rules)
     "index": "scr.index", "read": "scr.read", "upload": "scr.upload", "permission": "scr.permission",
     "alert": "scr.alert", "alerts": "scr.alerts", "ack": "scr.alerts.ack"}
+ROUTES = {  # endpoint -> the (method, path template) it calls
+    "index": ("GET", f"{SCR_BASE}/DocumentReference"), "read": ("GET", f"{SCR_BASE}/Bundle"),
+    "upload": ("POST", f"{SCR_BASE}/Bundle"), "permission": ("POST", f"{SCR_BASE}/$setPermission"),
+    "alert": ("POST", f"{SCR_BASE}/AuditEvent"), "alerts": ("GET", f"{SCR_BASE}/alerts"),
+    "ack": ("POST", f"{SCR_BASE}/alerts/{{id}}/$acknowledge")}
 
 
 def send(w: ScrWorld, endpoint: str, headers: dict[str, str]) -> httpx.Response:
@@ -137,6 +144,8 @@ def test_role_activities(world: ScrWorld, endpoint: str, urid: str) -> None:
 
 def test_matrix_covers_every_scr_operation() -> None:
     assert {op for op in TABLE.operations if op.startswith("scr.")} == set(ENDPOINTS.values())
+    assert set(ROUTES) == set(ENDPOINTS)
+    assert set(ROUTES.values()) == served(SCR_BASE), "an SCR route the router serves is not in this matrix"
 
 
 # --- 3. the viewing rules -----------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from pathlib import Path
 
 import pytest
 
+from app.config import load_settings
 from app.nhs_number import synthetic
-from app.service.api.scr import EPISODE_ENV, episode_hours
-from app.service.seed.scr import document_for
+from app.service.scr.routes import episode_hours
+from app.service.scr.seed import document_for
+from app.service.scr.store import ScrGrant
 from app.service.store import RoleProfile, SearchFilter, Store
-from app.service.store.base_scr import ScrGrant
 
 from .scr_world import ED_ORG, FULL, OPTED_OUT, ScrWorld, alert_body, scr_world
 
@@ -120,10 +122,11 @@ def test_permission_expires_with_the_episode(world: ScrWorld) -> None:
     assert world.read("scr-ed", nhs).status_code == 403  # another user's episode grants nothing
 
 
-def test_episode_hours_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_episode_hours_setting(tmp_path: Path) -> None:
     for value, hours in (("", 12.0), ("2", 2.0), ("0.5", 0.5), ("junk", 12.0), ("-1", 12.0), ("9999", 12.0)):
-        monkeypatch.setenv(EPISODE_ENV, value)
-        assert episode_hours() == hours
+        settings = load_settings({"SPINEDESK_SCR_EPISODE_HOURS": value,
+                                  "SPINEDESK_SITE_CONFIG": str(tmp_path / "absent.toml")})
+        assert episode_hours(settings.scr_episode_hours) == hours
 
 
 def test_opted_out_patients_get_no_clinical_content_and_a_reason(world: ScrWorld) -> None:

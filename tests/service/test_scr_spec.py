@@ -2,10 +2,10 @@
 specification's own JSON schemas, on both stores. The specification is vendored unmodified under
 ``tests/specs/scr/`` (see its ``SOURCE.md``), so these tests never skip.
 
-The schemas are read with the PDS tests' YAML loader (``test_fhir_spec.load_yaml``) and ``$ref``-inlined the
-same way. A few schema details contradict both FHIR R4 and the specification's own examples; they are
-corrected before validating (``ERRATA``), and a test proves the specification's examples validate against the
-corrected schemas — so the corrections are exactly what the specification itself does, nothing looser.
+The schemas are read with PyYAML (``yaml.safe_load``) and ``$ref``-inlined as the PDS tests do. A few schema details
+contradict both FHIR R4 and the specification's own examples; they are corrected before validating (``ERRATA``),
+and a test proves the specification's examples validate against the corrected schemas — so the corrections are
+exactly what the specification itself does, nothing looser.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from app.service.store import Store
 
 from .scr_world import FULL, NO_RECORD, OPTED_OUT, SCR_EXAMPLES, SCR_SPEC_DIR, ScrWorld, scr_world
-from .test_fhir_spec import load_yaml
 
 SPEC_DIR = SCR_SPEC_DIR
 SCHEMAS = SPEC_DIR / "components" / "schemas"
@@ -52,21 +52,9 @@ def _correct(node: Any, key: str = "") -> Any:
     return fixed
 
 
-def _join_quoted(text: str) -> str:
-    """The PDS loader reads one-line scalars; one SCR schema has a double-quoted description over two lines."""
-    out: list[str] = []
-    for line in text.splitlines():
-        if out and out[-1].rstrip().endswith(tuple("abcdefghijklmnopqrstuvwxyz.,")) and \
-                out[-1].count('"') % 2 == 1 and ": \"" in out[-1]:
-            out[-1] = out[-1].rstrip() + " " + line.strip()
-        else:
-            out.append(line)
-    return "\n".join(out)
-
-
 @cache
 def _load(path: Path) -> Any:
-    return load_yaml(_join_quoted(path.read_text(encoding="utf-8")))
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _inline(node: Any, base: Path, seen: tuple[Path, ...] = ()) -> Any:

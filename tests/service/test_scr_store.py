@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.service.seed import scr as seed_scr
-from app.service.seed.patients import generate_patients
-from app.service.store import AlreadyExists, Answer, AuditEntry, NotFound
-from app.service.store.base_scr import (
+from app.service.pds.seed import generate_patients
+from app.service.scr import seed as seed_scr
+from app.service.scr.store import (
     AlertAcknowledged,
     ScrAlert,
     ScrConsentRefused,
@@ -20,6 +19,7 @@ from app.service.store.base_scr import (
     ScrGrant,
     ScrLatestMoved,
 )
+from app.service.store import AlreadyExists, Answer, AuditEntry, NotFound
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NHS = "9000000009"

@@ -10,9 +10,9 @@ from datetime import date
 import pytest
 
 from app.nhs_number import is_synthetic, is_valid
-from app.service.domain.normalise import is_postcode
-from app.service.fhir.patient import to_row
-from app.service.seed.patients import DATA_DIR, generate_patients, load_data, reference_rows
+from app.service.core.normalise import is_postcode
+from app.service.core.patient import to_row
+from app.service.pds.seed import DATA_DIR, generate_patients, load_data, reference_rows
 from app.service.store.rows import PatientRow
 from tests.service.test_fhir_spec import validator
 

@@ -12,7 +12,7 @@ from .conftest import ROOT, child_env
 # In a child process: a crash there (SIGSEGV) fails this test instead of killing the test run.
 RACE = r"""
 import sqlite3, sys, tempfile, threading
-from app.service.store import open_store
+from app.service.storage import open_store
 from app.service.store.errors import StoreError
 
 surprises = []

@@ -82,3 +82,45 @@ def test_an_abandoned_claim_is_taken_over_after_its_lease(store):
     assert store.claim("rid-lease", "u", "PATCH", "/p", now=start) is None
     assert store.claim("rid-lease", "u", "PATCH", "/p", now=start + timedelta(seconds=1)).status == 0  # still held
     assert store.claim("rid-lease", "u", "PATCH", "/p", now=start + timedelta(seconds=5)) is None  # owner died
+
+
+def test_the_request_hash_is_kept_with_the_claim_and_its_answer(store):
+    from datetime import UTC, datetime, timedelta
+
+    assert store.claim("rid-hash", "u", "POST", "/p", request_hash="a" * 64) is None
+    assert store.claim("rid-hash", "u", "POST", "/p", request_hash="b" * 64).request_hash == "a" * 64
+    done = store.remember("rid-hash", "u", "POST", "/p", 201, [], b"{}", request_hash="b" * 64)
+    assert (done.status, done.request_hash) == (201, "a" * 64)  # the claim's request is the one answered
+    assert store.recall("rid-hash", "u").request_hash == "a" * 64
+    # an abandoned claim taken over is the taker's request from then on
+    start = datetime.now(UTC)
+    assert store.claim("rid-take", "u", "POST", "/p", now=start, request_hash="a" * 64) is None
+    assert store.claim("rid-take", "u", "PUT", "/q", now=start + timedelta(seconds=5), request_hash="c" * 64) is None
+    taken = store.recall("rid-take", "u")
+    assert (taken.method, taken.path, taken.request_hash) == ("PUT", "/q", "c" * 64)
+
+
+def test_answers_stored_before_request_hashes_migrate_with_an_empty_hash(store_url, store_kind, raw_sql,
+                                                                         monkeypatch):
+    """Migration 6 adds the hash to the stored answers already there as '' (no request matches it: see
+    ServiceContext.replay)."""
+    from app.service.storage import open_store, schema_postgres, schema_sqlite
+
+    module = schema_sqlite if store_kind == "sqlite" else schema_postgres
+    current = module.MIGRATIONS
+    assert [m.name for m in current if m.version == 6] == ["idempotency request hash"]
+    monkeypatch.setattr(module, "MIGRATIONS", current[:5])
+    old = open_store(store_url)
+    assert old.schema_version() == 5
+    old.close()
+    raw_sql("INSERT INTO idempotency (request_id, user_id, method, path, status, headers, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ("rid-old", "u", "POST", "/p", 201, "[]", b"{}",
+                                                "2026-01-01T00:00:00.000000+00:00"))
+    monkeypatch.setattr(module, "MIGRATIONS", current)
+    new = open_store(store_url)
+    try:
+        assert new.schema_version() == current[-1].version
+        stored = new.recall("rid-old", "u")
+        assert (stored.status, stored.body, stored.request_hash) == (201, b"{}", "")
+    finally:
+        new.close()

@@ -177,7 +177,7 @@ def synthetic(n: int) -> list[PatientRow]:
 
 @pytest.mark.parametrize("path", ["bulk", "batched"])
 def test_bulk_load_twenty_thousand_rows_and_search_uses_indexes(store, store_kind, monkeypatch, path):
-    module = importlib.import_module(f"app.service.store.{'sqlite' if store_kind == 'sqlite' else 'postgres'}")
+    module = importlib.import_module(f"app.service.storage.{'sqlite' if store_kind == 'sqlite' else 'postgres'}")
     monkeypatch.setattr(module, "PUT_BATCH", 5_000)  # several batches, so a repeat crosses batches
     store.bulk_threshold = 5_000 if path == "bulk" else 10**9
     rows = synthetic(20_000)
@@ -206,8 +206,8 @@ def test_bulk_load_twenty_thousand_rows_and_search_uses_indexes(store, store_kin
 def test_stored_json_is_exactly_what_a_read_returns(store):
     """Reads serve the stored JSON text without decoding it when nothing is withheld: for every seeded patient
     that text must decode to the read view, and the restricted column must agree with the resource."""
-    from app.service.fhir.patient import is_restricted, read_view
-    from app.service.seed.patients import generate_patients
+    from app.service.core.patient import is_restricted, read_view
+    from app.service.pds.seed import generate_patients
 
     rows = [r for chunk in generate_patients(400, seed=3) for r in chunk]
     store.put_patients(rows)

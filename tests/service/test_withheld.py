@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
-from app.service.fhir.patient import security_label
-from app.service.fhir.withheld import NOTHING, WITHHELD, redact, withheld_of
+from app.service.core.patient import security_label
+from app.service.core.withheld import NOTHING, WITHHELD, redact, withheld_of
 
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 PHARMACY = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NominatedPharmacy"

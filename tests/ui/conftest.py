@@ -107,9 +107,9 @@ def card_templates(ui_ca, ui_data) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def service(ui_ca, ui_data, card_templates):
     """The real service (uvicorn thread, SQLite file), seeded, with both users registered."""
-    from app import training
-    from app.service.limits import HttpLimits
-    from app.service.store import open_store
+    from app.cli import training
+    from app.service.core.limits import HttpLimits
+    from app.service.storage import open_store
 
     store = open_store(f"sqlite:///{ui_data / 'service.db'}")
     training.seed_if_empty(store, 2000)  # enough for CP-IS plans and flags to occur
@@ -141,7 +141,7 @@ class Slot:
         self.current = None
 
     def insert(self, path: Path, timeout: float = 120) -> None:
-        from app.training import TrainingCardSlot
+        from app.cli.training import TrainingCardSlot
 
         self.pull()
         slot = TrainingCardSlot(path, pin=PIN, port=PORT1)
@@ -177,9 +177,11 @@ class FakeReport:
     def compliant(self) -> bool:
         return not self.failures
 
-    def to_html(self) -> str:
-        return "<html><body><h1>WES report</h1>" + "".join(
-            f"<p>{r.id} {r.status}: {r.remediation}</p>" for r in self.results) + "</body></html>"
+
+def fake_report_html(report) -> str:
+    """The printable report at the renderer's seam (the real one is ``wes.report.html.render_html``)."""
+    return "<html><body><h1>WES report</h1>" + "".join(
+        f"<p>{r.id} {r.status}: {r.remediation}</p>" for r in report.results) + "</body></html>"
 
 
 class FakeResult:
@@ -208,8 +210,8 @@ def failing_gate(on_progress):
 @pytest.fixture
 def make_window(qtbot, service, ui_ca, tmp_path):
     """A real MainWindow against the real service and pcscd (reader 00 01 only)."""
+    from app.cli.desktop import PcscCardAccess, quiet_http_logs
     from app.client.client import SpineClient
-    from app.desktop import PcscCardAccess, quiet_http_logs
     from app.ui.main_window import MainWindow
     from app.ui.ports import ClientDeps
 
@@ -221,7 +223,7 @@ def make_window(qtbot, service, ui_ca, tmp_path):
         access = PcscCardAccess(ui_ca.trust_store(), only_reader=READER1, **({"now": now} if now else {}))
         deps = ClientDeps(spine=SpineClient(service.url, http), cards=access,
                           wes_gate=gate, training=True, removal=removal, service_label=service.url,
-                          training_card=training_card, export_dir=tmp_path)
+                          training_card=training_card, export_dir=tmp_path, wes_html=fake_report_html)
         window = MainWindow(deps)
         qtbot.addWidget(window)
         window.resize(1100, 760)

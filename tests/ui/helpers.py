@@ -50,7 +50,7 @@ def role_index(window, text: str) -> int:
 
 def living_adult():
     """A seeded living adult with a plain record (after NHS's reference patients)."""
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     rows = [r for chunk in generate_patients(300, seed=0) for r in chunk][4:]
     return next(r for r in rows if not r.deceased and not r.restricted and r.birth_date

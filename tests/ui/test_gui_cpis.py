@@ -13,7 +13,7 @@ pytestmark = pytest.mark.pcsc
 
 
 def _patient_with_open_plan(store) -> str:
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     since = date.today() - timedelta(days=365)
     for chunk in generate_patients(2000, seed=0):

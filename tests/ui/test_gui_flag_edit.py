@@ -17,7 +17,7 @@ pytestmark = pytest.mark.pcsc
 
 def _patients(store, *, flagged: bool, skip: int) -> str:
     """A current seeded patient with (or without) an active flag; ``skip`` keeps each test to its own patient."""
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     found = 0
     for chunk in generate_patients(2000, seed=0):
@@ -102,7 +102,7 @@ def test_record_a_flag_by_keyboard_with_checks_first(qtbot, make_window, slot, c
 
 
 def test_a_change_made_meanwhile_is_never_overwritten(qtbot, make_window, slot, cards, service):
-    from app.client.flag_edit import FlagEditor
+    from app.client.flag_edit import FlagEditClient
 
     nhs = _patients(service.store, flagged=True, skip=1)
     window = make_window()
@@ -114,7 +114,7 @@ def test_a_change_made_meanwhile_is_never_overwritten(qtbot, make_window, slot, 
     assert dialog.windowTitle() == "Change a reasonable adjustment flag"
     (before,) = service.store.flags_for_patient(nhs, statuses=("active",))
     # a colleague saves a change while this dialog is open
-    colleague = FlagEditor(window.deps.spine, window.session.auth)
+    colleague = FlagEditClient(window.deps.spine, window.session.auth)
     theirs = colleague.read(before.id, nhs)
     from dataclasses import replace
 

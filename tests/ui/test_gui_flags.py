@@ -11,7 +11,7 @@ pytestmark = pytest.mark.pcsc
 
 
 def _patient_with_flag(store) -> str:
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     for chunk in generate_patients(2000, seed=0):
         for row in chunk:

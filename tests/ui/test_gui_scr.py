@@ -12,7 +12,7 @@ ORG = "A81001"
 
 
 def _patient_with_scr(store, skip: int = 0) -> str:
-    from app.service.seed.patients import generate_patients
+    from app.service.pds.seed import generate_patients
 
     found = 0
     for chunk in generate_patients(2000, seed=0):

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.pcsc
 @pytest.fixture
 def legal_card(ui_ca, service, tmp_path):
     """Dr Lee Legal: one Clinical Practitioner role that also holds B0082 (no default role does)."""
-    from app import training
     from app.card.virtual import issue_card
-    from app.service.domain.rbac import load_role_table
+    from app.cli import training
+    from app.service.core.rbac import load_role_table
     from app.service.runtime import ROLE_TABLE
     from app.service.store import RoleProfile
 

@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
+from app.cli.training import TRAINING_PIN
 from app.config import Paths, Settings
-from app.training import TRAINING_PIN
 from tests.integration.conftest import PORT1, READER1
 from tests.ui.conftest import compliant_gate
 from tests.ui.helpers import WAIT, login
@@ -31,7 +31,7 @@ def test_the_first_window_imports_nothing_heavy(tmp_path):
     code = ("import io, contextlib, json, sys\n"
             "import app.__main__\n"
             "from app.config import load_settings\n"
-            "from app.desktop import client_deps\n"
+            "from app.cli.desktop import client_deps\n"
             "from app.ui.app import run_client\n"
             "from app.ui.main_window import MainWindow\n"
             "with contextlib.ExitStack() as stack:\n"
@@ -52,7 +52,7 @@ def training_settings(tmp_path):
 
 
 def test_window_first_then_service_card_and_wes(qtbot, pcscd, training_settings):
-    from app.desktop import client_deps
+    from app.cli.desktop import client_deps
     from app.ui.main_window import MainWindow
 
     release = threading.Event()
@@ -96,7 +96,7 @@ def test_window_first_then_service_card_and_wes(qtbot, pcscd, training_settings)
 
 
 def test_a_failed_start_is_shown_once_and_keeps_clinical_use_closed(qtbot, pcscd, training_settings):
-    from app.desktop import client_deps
+    from app.cli.desktop import client_deps
     from app.ui.main_window import MainWindow
 
     with contextlib.ExitStack() as stack:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.desktop import has_display
+from app.cli.wiring import has_display
 
 ROOT = Path(__file__).resolve().parents[2]
 

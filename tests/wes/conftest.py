@@ -23,9 +23,14 @@ from wes.probes.facts import (
     AppTrust,
     CardCertificate,
     ClockFacts,
+    ConnectAttempt,
     DriverFacts,
+    ListeningFacts,
+    LocalAddresses,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
+    ReachFacts,
     Reader,
     RemovalPolicy,
     RootStore,
@@ -81,6 +86,13 @@ class FakeProbes:
     screen_facts: object = field(default_factory=lambda: ScreenFacts(1920, 1080, "fake"))
     removal: object = field(default_factory=lambda: RemovalPolicy(None, ""))
     runtime_facts: object = field(default_factory=lambda: RuntimeFacts("0.1.0", "3.11.7", "6.12.0"))
+    listening_facts: object = field(default_factory=lambda: ListeningFacts((), "fake"))  # vpcd not listening
+    pcscd_facts: object = field(default_factory=lambda: ProcessFacts(
+        "pcscd", (("/usr/sbin/pcscd", "--foreground", "--auto-exit"),), "fake"))
+    # asked only when vpcd listens beyond loopback: by default it answers from the network (a connect got through)
+    reach_facts: object = field(default_factory=lambda: ReachFacts(
+        (35963, 35964), ("192.0.2.20",), (ConnectAttempt("192.0.2.20", 35963, "connected"),
+                                          ConnectAttempt("192.0.2.20", 35964, "connected")), "fake", 0.3))
     calls: list = field(default_factory=list)
 
     def _give(self, name: str, value: object) -> object:
@@ -100,6 +112,13 @@ class FakeProbes:
     def screen(self): return self._give("screen", self.screen_facts)
     def removal_policy(self): return self._give("removal_policy", self.removal)
     def runtime(self): return self._give("runtime", self.runtime_facts)
+    def listening(self): return self._give("listening", self.listening_facts)
+    def local_addresses(self): return self._give("local_addresses", LocalAddresses((), "fake"))
+    def reachability(self, ports): return self._give("reachability", self.reach_facts)
+
+    def processes(self, name: str):
+        assert name == "pcscd"
+        return self._give("processes", self.pcscd_facts)
 
     def card_certificate(self, reader: str) -> CardCertificate:
         if self.card is None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.__main__ import main
-from app.commands import wes as commands
+from app.cli import wes as commands
 from tests.integration.conftest import spinedesk
 from wes import Report, Severity, Status
 from wes.errors import SpecError

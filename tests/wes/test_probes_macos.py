@@ -7,6 +7,7 @@ from wes import Status, run_checks
 from wes.probes import macos
 from wes.probes.commands import CommandFailed
 from wes.probes.macos import MacProbes
+from wes.report.text import render_text
 
 from .conftest import NOW, TRAINING_ATR, fixture_text, settings_for
 from .platform_fakes import FakePcscSystem, Recorded
@@ -40,7 +41,7 @@ def test_a_healthy_mac(tmp_path):
     report = run(tmp_path, recorded())
     status = {r.id: r.status for r in report.results}
     assert status == {"os.supported": Status.PASS, "pcsc.service": Status.PASS, "pcsc.virtual": Status.PASS,
-                      "card.present": Status.WARN, "time.sync": Status.PASS, "screen": Status.PASS}, report.to_text()
+                      "card.present": Status.WARN, "time.sync": Status.PASS, "screen": Status.PASS}, render_text(report)
     assert "macOS 15.3.1 (24D70)" in report.result("os.supported").evidence
 
 

@@ -11,6 +11,7 @@ from wes.checks import ORDER
 from wes.probes import windows as win
 from wes.probes.commands import CommandFailed
 from wes.probes.windows import WindowsProbes
+from wes.report.text import render_text
 
 from .conftest import NOW, OTHER_ATR, fixture_text, settings_for, spec_with
 from .platform_fakes import FakePcscSystem, Recorded
@@ -51,7 +52,7 @@ def test_a_healthy_windows_11_workstation(tmp_path):
                         checks=["os.supported", "pcsc.service", "pcsc.reader", "pcsc.virtual", "time.sync", "screen",
                                 "removal.mode"])
     got = {r.id: r for r in report.results}
-    assert {k: v.status for k, v in got.items()} == {k: Status.PASS for k in got}, report.to_text()
+    assert {k: v.status for k, v in got.items()} == {k: Status.PASS for k in got}, render_text(report)
     assert "Windows 11 Enterprise (24H2)" in got["os.supported"].evidence
     assert "(SCardSvr) RUNNING" in got["pcsc.service"].evidence
     assert any("Usbccid" in n for n in got["pcsc.reader"].notes)

@@ -1,69 +1,7 @@
 """One check per WES requirement, each under a stable ID. A check reads probes through its :class:`Context`
 and returns an :class:`Outcome`; the runner adds the spec's title, severity, remediation and link."""
 
-from __future__ import annotations
+from wes.checks import network, platform, smartcard, trust  # noqa: F401  (importing them registers the checks)
+from wes.checks.base import CHECKS, ORDER, Check, Context, Outcome, check, version_tuple
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-
-from wes.model import Status
-from wes.probes import Probes
-from wes.spec import Spec
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    evidence: str
-    remediation: str | None = None  # overrides the spec's text when the fix depends on what was found
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Context:
-    spec: Spec
-    mode: str  # "training" | "production"
-    platform: str  # "linux" | "windows" | "macos" | …
-    probes: Probes
-    service_url: str | None
-    card_removal: str
-    now: datetime
-
-    @property
-    def production(self) -> bool:
-        return self.mode == "production"
-
-
-Check = Callable[[Context], Outcome]
-CHECKS: dict[str, Check] = {}
-
-
-def check(check_id: str) -> Callable[[Check], Check]:
-    def register(fn: Check) -> Check:
-        CHECKS[check_id] = fn
-        return fn
-
-    return register
-
-
-# The report's order: the system, then the smartcard stack, trust, the network, and the client.
-ORDER = ("os.supported", "pcsc.service", "pcsc.reader", "pcsc.virtual", "card.present", "card.series", "card.cert",
-         "pki.roots", "tls", "net.spine", "time.sync", "client.version", "screen", "removal.mode")
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
-
-
-def _register_all() -> None:
-    from wes.checks import network, platform, smartcard, trust  # noqa: F401  (registers the checks)
-
-
-_register_all()
+__all__ = ["CHECKS", "ORDER", "Check", "Context", "Outcome", "check", "version_tuple"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from wes.checks import Context, Outcome, check
+from wes.checks.base import Context, Outcome, check
 from wes.model import Status
 from wes.probes.net import host_port
 
@@ -15,7 +15,7 @@ NO_URL = "No service URL to check: the training service runs inside the client o
 def _aead(version: str, cipher: str | None) -> bool:
     if version == "TLSv1.3":
         return True
-    return bool(cipher) and any(x in cipher.upper() for x in ("GCM", "CCM", "CHACHA20"))
+    return cipher is not None and any(x in cipher.upper() for x in ("GCM", "CCM", "CHACHA20"))
 
 
 @check("tls")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from wes.checks import Context, Outcome, check, version_tuple
+from wes.checks.base import Context, Outcome, check, version_tuple
 from wes.model import Status
+from wes.probes.facts import OsInfo
 from wes.spec import OsEntry
 
 
-def _matches(entry: OsEntry, info) -> bool:  # type: ignore[no-untyped-def]
+def _matches(entry: OsEntry, info: OsInfo) -> bool:
     if entry.platform != info.platform:
         return False
     if info.platform == "macos":

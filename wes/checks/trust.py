@@ -12,7 +12,7 @@ from app.errors import NotPiv, RevocationInfoStale, user_text
 from app.pki import Status as Verdict
 from app.pki import TrustStore, validate
 from app.pki.revocation_view import CertRef, RevocationView, build_view
-from wes.checks import Context, Outcome, check
+from wes.checks.base import Context, Outcome, check
 from wes.checks.smartcard import card_reader, no_card
 from wes.model import Status
 from wes.probes.facts import AppTrust
@@ -44,8 +44,8 @@ def accepted_anchors(ctx: Context, trust: AppTrust) -> tuple[list[bytes], list[s
 def revocation_view(ctx: Context, trust: AppTrust) -> RevocationView:
     """What the application's CRLs say, with the file each came from (anchors and intermediates only decide
     which CRLs are authentic here; which anchors are accepted is the other checks' business)."""
-    store = TrustStore(_readable(trust.anchors, x509.load_der_x509_certificate),
-                       _readable(trust.intermediates, x509.load_der_x509_certificate),
+    store = TrustStore(tuple(_readable(trust.anchors, x509.load_der_x509_certificate)),
+                       tuple(_readable(trust.intermediates, x509.load_der_x509_certificate)),
                        require_revocation=ctx.production)
     paths = trust.crl_paths if len(trust.crl_paths) == len(trust.crls) else ("",) * len(trust.crls)
     crls = [(crl, path) for der, path in zip(trust.crls, paths, strict=True)
@@ -90,9 +90,9 @@ def card_cert(ctx: Context) -> Outcome:
         return Outcome(Status.FAIL, f"Certificate {cert.subject.rfc4514_string()}: no trust anchor is both "
                        f"configured ({trust.source}) and listed by SHA-256 in WES spec {ctx.spec.version}, so it "
                        "cannot be trusted.", notes=notes)
-    store = TrustStore([x509.load_der_x509_certificate(d) for d in anchors],
-                       [x509.load_der_x509_certificate(d) for d in trust.intermediates],
-                       [x509.load_der_x509_crl(d) for d in trust.crls], require_revocation=ctx.production)
+    store = TrustStore(tuple(x509.load_der_x509_certificate(d) for d in anchors),
+                       tuple(x509.load_der_x509_certificate(d) for d in trust.intermediates),
+                       tuple(x509.load_der_x509_crl(d) for d in trust.crls), require_revocation=ctx.production)
     verdict = validate(cert, store, now=ctx.now, renewal_days=ctx.spec.thresholds.certificate_renewal_days)
     found = (f"Certificate {verdict.subject} (serial {verdict.serial:X}) expires "
              f"{verdict.not_after:%Y-%m-%d} ({verdict.days_until_expiry} days)")
@@ -140,7 +140,7 @@ def pki_roots(ctx: Context) -> Outcome:
                        f"{', '.join(unfilled)} (placeholder in {ctx.spec.file.name}).",
                        remediation="IT must fill in the anchors' sha256 fields from the verified certificates.",
                        notes=notes)
-    present = [f"{a.name} ({where[a.fingerprint]})" for a in current if _found_in(a, where)]
+    present = [f"{a.name} ({found})" for a in current if (found := _found_in(a, where))]
     missing = [a.name for a in current if not _found_in(a, where)]
     retired = [a.name for a in mine if a.status == "retired" and _found_in(a, where)]
     searched = f"searched {len(where)} certificate(s) in {system.source or 'no system store'} and {trust.source}"

@@ -17,8 +17,12 @@ from wes.probes.facts import (
     CardCertificate,
     ClockFacts,
     DriverFacts,
+    ListeningFacts,
+    LocalAddresses,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
+    ReachFacts,
     RemovalPolicy,
     RootStore,
     RuntimeFacts,
@@ -43,6 +47,10 @@ class Probes(Protocol):
     def screen(self) -> ScreenFacts | None: ...
     def removal_policy(self) -> RemovalPolicy: ...
     def runtime(self) -> RuntimeFacts: ...
+    def listening(self) -> ListeningFacts: ...
+    def processes(self, name: str) -> ProcessFacts: ...
+    def local_addresses(self) -> LocalAddresses: ...
+    def reachability(self, ports: tuple[int, ...]) -> ReachFacts: ...
 
 
 def platform_name(value: str | None = None) -> str:

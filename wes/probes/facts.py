@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -124,3 +125,92 @@ class RemovalPolicy:
 
     value: str | None
     source: str
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    address: str  # as listened on: "0.0.0.0", "::", "127.0.0.1", "::1", a specific interface's address
+    port: int
+    # connections waiting for the program to accept() them, where the system shows it (Linux); None elsewhere
+    queued: int | None = field(default=None, compare=False)
+
+    @property
+    def loopback_only(self) -> bool:
+        """Reachable from this machine only (127.0.0.0/8, ::1, or IPv4-mapped loopback)."""
+        try:
+            ip = ipaddress.ip_address(self.address)
+        except ValueError:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+@dataclass(frozen=True)
+class ListeningFacts:
+    """TCP sockets in the LISTEN state on this machine; ``error`` when this system cannot tell (no probe, unreadable).
+    Host firewall rules are not seen here: whether one guards a socket listening beyond loopback is tried by
+    connecting (:class:`ReachFacts`)."""
+
+    sockets: tuple[ListeningSocket, ...]
+    source: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """The command lines (argv) of the running processes named ``name``; ``error`` when this system cannot tell."""
+
+    name: str
+    commands: tuple[tuple[str, ...], ...]
+    source: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class LocalAddress:
+    """An address of this machine other than loopback; ``scope_id`` is the interface index an IPv6 link-local
+    address needs (0 otherwise)."""
+
+    address: str
+    scope_id: int = 0
+    interface: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.address}%{self.interface or self.scope_id}" if self.scope_id else self.address
+
+
+@dataclass(frozen=True)
+class LocalAddresses:
+    """This machine's addresses other than loopback; ``error`` when this system cannot list them."""
+
+    addresses: tuple[LocalAddress, ...]
+    source: str
+    error: str = ""
+
+
+CONNECTED, REFUSED, TIMEOUT, FAILED = "connected", "refused", "timeout", "error"
+
+
+@dataclass(frozen=True)
+class ConnectAttempt:
+    """One TCP connect to ``address``:``port`` from a socket bound to ``address``: the SYN goes through loopback
+    but carries that address as its source, as a packet from the network would, so a host firewall that admits
+    only loopback sources drops it (``timeout``). ``result``: connected, refused, timeout or error."""
+
+    address: str
+    port: int
+    result: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReachFacts:
+    """Whether TCP ``ports`` answer on this machine's addresses other than loopback: one attempt per address and
+    port."""
+
+    ports: tuple[int, ...]
+    addresses: tuple[str, ...]
+    attempts: tuple[ConnectAttempt, ...]
+    source: str  # where the addresses came from
+    timeout: float
+    error: str = ""  # the addresses could not be listed: nothing was tried

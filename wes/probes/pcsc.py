@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.card.pcsc import PcscSystem
 from app.card.piv import PivSession
 from app.errors import NoReader, PcscUnavailable
 from wes.probes.facts import CardCertificate, PcscFacts, Reader
+
+if TYPE_CHECKING:  # cryptography is imported only when a card certificate is read
+    from cryptography.x509 import Certificate
 
 
 def pcsc_facts(system: PcscSystem | None = None) -> PcscFacts:
@@ -35,7 +40,7 @@ def read_card_certificate(reader: str, system: PcscSystem | None = None) -> Card
     return CardCertificate(reader, der, app.label)
 
 
-def _der(cert) -> bytes:  # type: ignore[no-untyped-def]
+def _der(cert: Certificate) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return cert.public_bytes(Encoding.DER)

@@ -16,8 +16,12 @@ from wes.probes.facts import (
     CardCertificate,
     ClockFacts,
     DriverFacts,
+    ListeningFacts,
+    LocalAddresses,
     OsInfo,
     PcscFacts,
+    ProcessFacts,
+    ReachFacts,
     RemovalPolicy,
     RootStore,
     RuntimeFacts,
@@ -99,3 +103,23 @@ class SystemProbes:
 
     def screen(self) -> ScreenFacts | None:
         return None
+
+    def listening(self) -> ListeningFacts:
+        return ListeningFacts((), "", error=f"no listening-socket probe for {self.platform}")
+
+    def processes(self, name: str) -> ProcessFacts:
+        return ProcessFacts(name, (), "", error=f"no process probe for {self.platform}")
+
+    def local_addresses(self) -> LocalAddresses:
+        return LocalAddresses((), "", error=f"no address listing for {self.platform}")
+
+    def reachability(self, ports: tuple[int, ...]) -> ReachFacts:
+        """Whether ``ports`` answer on this machine's addresses other than loopback (see wes.probes.reach)."""
+        from wes.probes.reach import REACH_TIMEOUT, reach
+
+        found = self.local_addresses()
+        names = tuple(str(a) for a in found.addresses)
+        if found.error:
+            return ReachFacts(ports, names, (), found.source, REACH_TIMEOUT, error=found.error)
+        return ReachFacts(ports, names, reach(found.addresses, ports, timeout=REACH_TIMEOUT), found.source,
+                          REACH_TIMEOUT)

@@ -56,7 +56,11 @@ def app_trust(settings: Settings) -> AppTrust:
         return AppTrust(tuple(map(_der, store.anchors)), tuple(map(_der, store.intermediates)),
                         tuple(c.public_bytes(Encoding.DER) for c in store.crls), str(directory / "root.pem"),
                         crl_paths=(str(directory / "crl.pem"),) * len(store.crls))
-    anchors, intermediates, crls, crl_paths, problems = [], [], [], [], []
+    anchors: list[bytes] = []
+    intermediates: list[bytes] = []
+    crls: list[bytes] = []
+    crl_paths: list[str] = []
+    problems: list[str] = []
     for group, paths in ((anchors, settings.trust_anchors), (intermediates, settings.trust_intermediates)):
         for path in paths:
             try:

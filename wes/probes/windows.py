@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from dataclasses import replace
 from typing import Any
 
 from wes.probes.commands import CommandFailed, powershell
-from wes.probes.facts import ClockFacts, DriverFacts, OsInfo, PcscFacts, RemovalPolicy, RootStore, ScreenFacts
+from wes.probes.facts import (
+    ClockFacts,
+    DriverFacts,
+    ListeningFacts,
+    ListeningSocket,
+    LocalAddress,
+    LocalAddresses,
+    OsInfo,
+    PcscFacts,
+    RemovalPolicy,
+    RootStore,
+    ScreenFacts,
+)
 from wes.probes.system import SystemProbes
 
 OS_QUERY = powershell("Get-CimInstance Win32_OperatingSystem | Select-Object Caption,Version,BuildNumber "
@@ -30,6 +43,9 @@ SCREEN_QUERY = powershell("Get-CimInstance Win32_VideoController | Select-Object
 REMOVAL = ("reg.exe", "query", r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon", "/v", "ScRemoveOption")
 REMOVAL_MEANING = {"0": "no action", "1": "lock workstation", "2": "force logoff",
                    "3": "disconnect if a Remote Desktop session"}
+NETSTAT = ("netstat.exe", "-an")
+ADDRESSES_QUERY = powershell("Get-NetIPAddress -AddressState Preferred | Select-Object IPAddress,InterfaceIndex,"
+                             "InterfaceAlias | ConvertTo-Json -Compress")
 EDITIONS = ("Enterprise", "Education", "Pro", "Home", "IoT", "SE")
 
 
@@ -94,6 +110,38 @@ def parse_w32tm(text: str) -> ClockFacts:
     return ClockFacts(synced, "w32tm /query /status", detail)
 
 
+def parse_netstat(text: str) -> tuple[ListeningSocket, ...]:
+    """TCP listeners in ``netstat -an``: a TCP line whose foreign address is 0.0.0.0:0 or [::]:0 (the state column
+    is translated on non-English Windows, the addresses are not)."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].upper() != "TCP" or fields[2] not in ("0.0.0.0:0", "[::]:0"):
+            continue
+        address, _, port = fields[1].rpartition(":")
+        if port.isdigit():
+            found.append(ListeningSocket(address.strip("[]").split("%")[0], int(port)))
+    return tuple(found)
+
+
+def parse_addresses(text: str) -> tuple[LocalAddress, ...]:
+    """This machine's addresses but loopback from Get-NetIPAddress (a link-local IPv6 address comes as
+    ``fe80::…%INDEX``: its interface index is its scope id)."""
+    found = []
+    for d in _json_list(text):
+        address = str(d.get("IPAddress") or "").split("%")[0]
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        if ip.is_loopback:
+            continue
+        link = isinstance(ip, ipaddress.IPv6Address) and ip.is_link_local
+        found.append(LocalAddress(address, int(d.get("InterfaceIndex") or 0) if link else 0,
+                                  str(d.get("InterfaceAlias") or "") if link else ""))
+    return tuple(found)
+
+
 def parse_screen(text: str) -> tuple[int, int] | None:
     best = None
     for d in _json_list(text):
@@ -142,3 +190,9 @@ class WindowsProbes(SystemProbes):
             value = "0"  # reg.exe exits 1 when the value is not set: Windows then takes no action
         return RemovalPolicy(f"{value} ({REMOVAL_MEANING.get(value, 'unknown')})",
                              "HKLM\\...\\Winlogon ScRemoveOption (Interactive logon: Smart card removal behavior)")
+
+    def listening(self) -> ListeningFacts:
+        return ListeningFacts(parse_netstat(self._cmd(*NETSTAT)), "netstat.exe -an")
+
+    def local_addresses(self) -> LocalAddresses:
+        return LocalAddresses(parse_addresses(self._cmd(*ADDRESSES_QUERY)), "Get-NetIPAddress")

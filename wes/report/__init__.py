@@ -1,6 +1,8 @@
 """Report renderers: plain text for terminals, self-contained printable HTML (also the PDF's source)."""
 
-from wes.model import Status
+from __future__ import annotations
+
+from wes.model import Report, Status
 
 LABELS = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.NOT_APPLICABLE: "N/A",
           Status.ERROR: "ERROR", Status.WAIVED: "WAIVED"}
@@ -16,13 +18,13 @@ RULE = ("Compliant means: no check failed, and no check other than an advisory o
         "Warnings, waived fails and checks that do not apply do not count against it.")
 
 
-def verdict(report) -> str:  # type: ignore[no-untyped-def]
+def verdict(report: Report) -> str:
     if report.compliant:
         return "COMPLIANT"
     ids = ", ".join(r.id for r in report.failures)
     return f"NOT COMPLIANT ({len(report.failures)} blocking: {ids})"
 
 
-def summary(report) -> str:  # type: ignore[no-untyped-def]
+def summary(report: Report) -> str:
     counts = report.counts()
     return ", ".join(f"{counts[s.value]} {LABELS[s].lower()}" for s in Status if counts[s.value])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from wes.model import Report, Status
+from wes.model import CheckResult, Report, Status
 from wes.report import LABELS, MEANING, RULE, summary, verdict
 
 COLOURS = {Status.PASS: ("#d7f0dd", "#0b6b2a"), Status.WARN: ("#fff1c2", "#7a5300"),
@@ -32,7 +32,7 @@ def _badge(status: Status) -> str:
             f"{LABELS[status]}</td>")
 
 
-def _row(r) -> str:  # type: ignore[no-untyped-def]
+def _row(r: CheckResult) -> str:
     details = [f"<div>{escape(r.evidence)}</div>"]
     details += [f'<div class="small muted">Note: {escape(n)}</div>' for n in r.notes]
     if r.status in (Status.FAIL, Status.WARN, Status.ERROR, Status.WAIVED):

@@ -81,6 +81,7 @@ class CardFamily:
 class VirtualReaders:
     reader_names: tuple[str, ...]
     drivers: tuple[str, ...]
+    tcp_ports: tuple[int, ...] = (35963, 35964)  # where a virtual reader driver (vpcd) listens for virtual cards
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,13 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value)
 
 
+def _required_date(value: Any) -> date:
+    parsed = _date(value)
+    if parsed is None:  # the schema requires it; this is for the type checker and a hand-built document
+        raise ValueError("reviewed: a date is required")
+    return parsed
+
+
 def _build(doc: dict[str, Any], path: Path) -> Spec:
     for i, family in enumerate(doc["card_families"]):
         if not family["atr"].strip():
@@ -213,7 +221,7 @@ def _build(doc: dict[str, Any], path: Path) -> Spec:
                              tuple(c.get("platforms", ())), tuple(c.get("modes", ())))
               for cid, c in doc["checks"].items()}
     return Spec(
-        version=doc["spec_version"], title=doc["title"], source=doc["source"], reviewed=_date(doc["reviewed"]),
+        version=doc["spec_version"], title=doc["title"], source=doc["source"], reviewed=_required_date(doc["reviewed"]),
         thresholds=Thresholds(**doc["thresholds"]), timeouts=Timeouts(**doc["timeouts"]),
         tls=TlsPolicy(tuple(doc["tls"]["accepted"]), tuple(doc["tls"]["refused"]), doc["tls"]["require_aead"]),
         client=ClientPolicy(doc["client"]["min_version"], tuple(doc["client"]["python"]), doc["client"]["min_qt"],
@@ -223,7 +231,8 @@ def _build(doc: dict[str, Any], path: Path) -> Spec:
         card_families=tuple(CardFamily(f["name"], f["atr"].upper(), f.get("training_only", False))
                             for f in doc["card_families"]),
         virtual_readers=VirtualReaders(tuple(doc["virtual_readers"]["reader_names"]),
-                                       tuple(doc["virtual_readers"]["drivers"])),
+                                       tuple(doc["virtual_readers"]["drivers"]),
+                                       tuple(doc["virtual_readers"].get("tcp_ports", VirtualReaders.tcp_ports))),
         anchors=tuple(Anchor(a["id"], a["name"], a["role"], a["status"], tuple(a["modes"]), a["sha256"],
                              a.get("subject"), a.get("sha1_published"), a.get("download")) for a in doc["anchors"]),
         checks=checks, file=path,

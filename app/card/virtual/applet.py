@@ -33,7 +33,7 @@ from app.card.tlv import TlvError, encode_tlv, parse_single, parse_tlvs, tlv_map
 from app.errors import CardProtocolError
 
 from .cardfile import CardFile
-from .pin import unpad_pin
+from .pin import SecretHash, unpad_pin
 from .piv_objects import (
     ALG_OF,
     ATR,
@@ -172,7 +172,7 @@ class PivApplet:
         data, sw = handler(cmd)
         return self._send(data, sw, cmd.le)
 
-    def _secret_state(self) -> tuple[object, ...]:
+    def _secret_state(self) -> tuple[SecretHash, SecretHash, int, int]:
         c = self._card
         return c.pin_hash, c.puk_hash, c.pin_tries_left, c.puk_tries_left
 
@@ -311,9 +311,9 @@ class PivApplet:
             log.exception("could not persist the training card's PIN state")
             c = self._card
             pin_hash, puk_hash, pin_left, puk_left = self._saved
-            c.pin_hash, c.puk_hash = pin_hash, puk_hash  # type: ignore[assignment]
-            c.pin_tries_left = min(c.pin_tries_left, pin_left)  # type: ignore[call-overload]
-            c.puk_tries_left = min(c.puk_tries_left, puk_left)  # type: ignore[call-overload]
+            c.pin_hash, c.puk_hash = pin_hash, puk_hash
+            c.pin_tries_left = min(c.pin_tries_left, pin_left)
+            c.puk_tries_left = min(c.puk_tries_left, puk_left)
             self._verified = False
             return False
         return True

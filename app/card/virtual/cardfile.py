@@ -312,6 +312,6 @@ def _lock_nonblocking(fd: int) -> None:
     except ImportError:  # Windows
         import msvcrt
 
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # msvcrt exists on Windows only
     else:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

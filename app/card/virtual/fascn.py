@@ -7,7 +7,7 @@ Each character is a BCD digit sent least significant bit first followed by an od
 where LRC is the XOR of the 4 data bits of every earlier character. The training card's FASC-N is
 plausible but belongs to no registry: agency code 9999 (the value test cards conventionally use), system
 code 0001, credential number and person identifier derived from the card UUID (so a card's FASC-N is
-stable), credential series 0, individual credential issue 1, organisational category 4 ("foreign
+stable), credential series 0, ICI (individual credential issue) 1, organisational category 4 ("foreign
 government": an NHS card seen from the FASC-N's US federal point of view), organisational identifier 9999,
 person/organisation association 1 (employee).
 """

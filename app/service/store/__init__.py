@@ -1,21 +1,11 @@
-"""Storage behind one interface: SQLite (default, embedded) and PostgreSQL (scale-out).
-
-``open_store(url)`` opens (creating and migrating as needed) the database a ``--database`` URL names:
-
-* ``sqlite:///absolute/path/spinedesk.db`` — a file (its directory must exist); ``sqlite:///C:/…`` on Windows;
-* ``sqlite:///:memory:`` — a private in-memory database (tests);
-* ``postgresql://user:password@host:5432/dbname?sslmode=…`` (or ``postgres://``) — any libpq URL.
-"""
+"""The storage engines' common ground: the core storage interface (``Store``), rows, errors, the audit chain,
+group commit and the migrations runner. Never imports a feature; ``app.service.storage`` composes the features'
+SQL over SQLite or PostgreSQL and opens a store (``open_store``)."""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import unquote
-
 from .audit_writer import AuditWriter
 from .base import (
-    Answer,
-    AuditEntry,
     AuditVerification,
     Challenge,
     RoleProfile,
@@ -25,52 +15,22 @@ from .base import (
     StoredResponse,
     User,
 )
-from .errors import AlreadyExists, NotFound, SchemaError, StoreError, StoreUnavailable, StoreUrlError, VersionConflict
-from .rows import AuditRecord, PatientJson, PatientRow, SearchFilter
+from .errors import (
+    AlreadyExists,
+    NotFound,
+    SchemaError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    StoreUrlError,
+    VersionConflict,
+)
+from .rows import Answer, AuditEntry, AuditRecord, PatientJson, PatientRow, SearchFilter
+from .sqlbase import DB_WAIT_SECONDS
 
 __all__ = [
-    "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter", "Challenge", "NotFound",
-    "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session", "SessionPrincipal", "Store",
-    "StoreError", "StoreUnavailable", "StoreUrlError", "StoredResponse", "User", "VersionConflict", "open_store",
-    "sqlite_path",
+    "DB_WAIT_SECONDS", "AlreadyExists", "Answer", "AuditEntry", "AuditRecord", "AuditVerification", "AuditWriter",
+    "Challenge", "NotFound", "PatientJson", "PatientRow", "RoleProfile", "SchemaError", "SearchFilter", "Session",
+    "SessionPrincipal", "Store", "StoreError", "StoreTimeout", "StoreUnavailable", "StoreUrlError", "StoredResponse",
+    "User", "VersionConflict",
 ]
-
-
-def sqlite_path(url: str) -> str:
-    """The file path (or ``:memory:``) in a ``sqlite:///…`` URL; raises ``StoreUrlError``."""
-    rest = url.split("://", 1)[1]
-    if "?" in rest or "#" in rest:
-        raise StoreUrlError(url, "SQLite URLs take no options")
-    if not rest.startswith("/"):
-        raise StoreUrlError(url, "a SQLite URL needs three slashes and an absolute path (sqlite:///path)")
-    path = unquote(rest)
-    if path == "/:memory:":
-        return ":memory:"
-    if re.match(r"^/+[A-Za-z]:[/\\]", path):  # sqlite:///C:/Users/… (Windows)
-        return path.lstrip("/")
-    path = "/" + path.lstrip("/")
-    if path == "/" or path.endswith("/"):
-        raise StoreUrlError(url, "it names a directory, not a database file")
-    return path
-
-
-def open_store(url: str, *, pool_size: int | None = None) -> Store:
-    """Open the store ``url`` names; ``StoreUrlError`` if malformed, ``StoreUnavailable`` if unreachable."""
-    if not isinstance(url, str) or not url.strip():
-        raise StoreUrlError(str(url or ""), "it is empty")
-    url = url.strip()
-    if "://" not in url:
-        raise StoreUrlError(url, "it has no scheme (sqlite:// or postgresql://)")
-    scheme = url.split("://", 1)[0].lower()
-    if scheme == "sqlite":
-        from .sqlite import SQLiteStore
-
-        return SQLiteStore(sqlite_path(url), url=url, pool_size=pool_size or 8)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresStore
-        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
-            raise StoreUnavailable(url, f"the PostgreSQL driver is not installed ({exc})",
-                                   "reinstall Spine Desk with its dependencies") from exc
-        return PostgresStore(url, pool_size=pool_size or 10)
-    raise StoreUrlError(url, f"unknown scheme {scheme!r}")

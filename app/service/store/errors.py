@@ -42,6 +42,17 @@ class StoreUnavailable(StoreError):
         self.hint = hint
 
 
+class StoreTimeout(StoreUnavailable):
+    """The database did not answer within the service's bound on one wait (a lock held elsewhere, no free
+    connection, a statement that ran too long, a server restarting): the request is refused, to be retried."""
+
+    def __init__(self, url: str, waited_for: str, seconds: float) -> None:
+        super().__init__(url, f"{waited_for} took longer than {seconds:g} s",
+                         "the database is busy or restarting; try again in a moment")
+        self.waited_for = waited_for
+        self.seconds = seconds
+
+
 class SchemaError(StoreError):
     """The database schema cannot be brought to this program's version (too new, or a migration failed)."""
 

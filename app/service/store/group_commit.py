@@ -122,7 +122,8 @@ class GroupCommitter(Generic[T, R]):
                 if writer_broken and self.failing is None:  # the writer cannot write (not merely one refused item)
                     self.failing = CommitFailure(self._clock(), type(exc).__name__)
                 for _, future in batch:
-                    future.set_exception(exc)
+                    if not future.done():  # a waiter may have given up on it (cancelled)
+                        future.set_exception(exc)
                 return
             # the transaction was rolled back: nothing of the batch is stored; find the item(s) that failed it
             middle = len(batch) // 2
@@ -131,4 +132,5 @@ class GroupCommitter(Generic[T, R]):
             return
         self.failing = None
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)

@@ -1,6 +1,6 @@
 """Typed rows exchanged between the service's domain and its storage (both SQLite and PostgreSQL).
 
-The domain builds rows (``app.service.domain``); the store persists and indexes them; neither knows the other's
+The domain builds rows (the features' rules); the store persists and indexes them; neither knows the other's
 internals. Search columns are normalised by the domain so that both stores compare plain strings.
 """
 
@@ -99,6 +99,7 @@ class Answer:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    request_hash: str = ""  # SHA-256 (hex) of the request it answers: a repeat must be that request
 
 
 @dataclass(frozen=True, slots=True)

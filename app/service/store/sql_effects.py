@@ -23,20 +23,21 @@ from .sqlbase import SqlBase, dumps, utcnow
 AUDIT_COLS = ("seq, at, user_id, role_profile_id, org, action, nhs_number, request_id, outcome, details, "
               "prev_hash, hash")
 _AUDIT_VALUES = ", ".join("?" for _ in range(12))
-_RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, created_at"
+_RESPONSE_COLS = "request_id, user_id, method, path, status, headers, body, created_at, request_hash"
 
 
 class EffectsSql(SqlBase):
     def _response(self, t: Sequence[Any]) -> StoredResponse:
         return StoredResponse(request_id=t[0], user_id=t[1], method=t[2], path=t[3], status=int(t[4]),
                               headers=tuple((k, v) for k, v in json.loads(t[5])), body=bytes(t[6]),
-                              created_at=self._dec_ts(t[7]))
+                              created_at=self._dec_ts(t[7]), request_hash=t[8])
 
     def _remember_in(self, cur: Any, a: Answer, now: datetime) -> StoredResponse:
         params = (a.request_id, a.user_id, a.method, a.path, a.status, dumps([[k, v] for k, v in a.headers]),
-                  bytes(a.body), self._enc_ts(now))
-        # a claim (status 0, see claim()) is completed; a completed answer is never replaced
-        cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                  bytes(a.body), self._enc_ts(now), a.request_hash)
+        # a claim (status 0, see claim()) is completed, keeping the claim's request hash; a completed answer is
+        # never replaced
+        cur.execute(f"INSERT INTO idempotency ({_RESPONSE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (request_id, user_id) DO UPDATE SET status = excluded.status, "
                     "headers = excluded.headers, body = excluded.body WHERE idempotency.status = 0", params)
         cur.execute(f"SELECT {_RESPONSE_COLS} FROM idempotency WHERE request_id = ? AND user_id = ?",

@@ -7,18 +7,48 @@ PostgreSQL: row locks taken by the statements themselves, e.g. ``SELECT … FOR 
 
 from __future__ import annotations
 
-from abc import abstractmethod
+import itertools
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import orjson
 
-from .base import Store
-
 T = TypeVar("T")
+
+# The longest the service waits for the database on any one wait (a lock, a pooled connection, a statement);
+# beyond it the call raises ``StoreTimeout`` and the request is answered 503 + Retry-After. Well below the
+# desktop client's 15 s time-out, so that the refusal arrives rather than a client-side time-out.
+DB_WAIT_SECONDS = 4.0
+
+
+class Waits:
+    """The database calls in progress and when each began, so that a stall shows in ``GET /_status``.
+
+    ``begin()`` returns a key for ``end(key)`` (a dict insert and pop under the GIL: no lock)."""
+
+    __slots__ = ("_keys", "_started")
+
+    def __init__(self) -> None:
+        self._started: dict[int, float] = {}
+        self._keys = itertools.count()
+
+    def begin(self) -> int:
+        key = next(self._keys)
+        self._started[key] = time.monotonic()
+        return key
+
+    def end(self, key: int) -> None:
+        self._started.pop(key, None)
+
+    def oldest(self) -> float:
+        """Seconds the longest call in progress has been running (0 when none is)."""
+        started = self._started.copy().values()  # one C call under the GIL: safe beside begin/end
+        return time.monotonic() - min(started) if started else 0.0
 
 
 def utcnow() -> datetime:
@@ -55,13 +85,19 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
-class SqlBase(Store):
+class SqlBase(ABC):
     """Dialect hooks. Implemented by ``SQLiteStore`` and ``PostgresStore``."""
 
     url: str
     _for_update = ""  # PostgreSQL: " FOR UPDATE"
     _explain_prefix = "EXPLAIN "
     _integrity_errors: tuple[type[BaseException], ...] = ()
+    timeout: float = DB_WAIT_SECONDS
+    _waits: Waits
+
+    def stalled(self) -> float | None:
+        waited = self._waits.oldest()
+        return waited if waited > self.timeout / 2 else None
 
     # --- dialect hooks --------------------------------------------------------------------------------------
 
@@ -90,3 +126,13 @@ class SqlBase(Store):
 
     @abstractmethod
     def _dec_json(self, value: Any) -> Any: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection (and stop the store's background work)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,236 @@
+"""``spinedesk card issue | insert | status``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from app.cli import wiring
+from app.config import DEFAULT_VPCD_PORT, Settings
+from app.errors import CardError, CertificateRejected, InvalidPinFormat
+
+if TYPE_CHECKING:  # the parser is built for every spinedesk command: the card stack loads only to run one
+    from app.card.connection import CardConnection
+    from app.card.virtual import CardFile
+    from app.pki import TrainingCA, TrustStore
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    card = sub.add_parser("card", help="training cards and card status").add_subparsers(dest="card_command",
+                                                                                         metavar="ACTION")
+    card.required = True
+    issue = card.add_parser("issue", help="make a training card file signed by the training CA")
+    issue.add_argument("--out", required=True, type=Path, help="card file to write")
+    issue.add_argument("--name", required=True, help="card holder's name (certificate subject)")
+    issue.add_argument("--uuid", type=uuid.UUID, help="card UUID (default: random)")
+    issue.add_argument("--alg", choices=["rsa2048", "p256"], default="rsa2048", help="key algorithm")
+    pin = issue.add_mutually_exclusive_group()
+    pin.add_argument("--pin", help="the card's PIN, 6-8 digits (visible to other users: prefer --pin-stdin)")
+    pin.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
+    puk = issue.add_mutually_exclusive_group()
+    puk.add_argument("--puk", help="the PUK, 8 digits (default: random, printed once)")
+    puk.add_argument("--puk-stdin", action="store_true",
+                     help="read the PUK from stdin (the line after the PIN when --pin-stdin is also given)")
+    issue.add_argument("--days", type=int, default=365, help="certificate validity in days (default 365)")
+
+    insert = card.add_parser("insert", help="put a card file into pcscd's virtual reader until stopped")
+    insert.add_argument("file", type=Path)
+    insert.add_argument("--port", type=int, default=DEFAULT_VPCD_PORT, help="vpcd slot port (default 35963)")
+    insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd driver listens")
+
+    status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
+    status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+
+
+def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
+        stdin: TextIO | None = None) -> int:
+    stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
+    if args.card_command == "issue":
+        from app.pki import TrainingCA
+
+        pin = _read_pin(args, stdin)
+        puk = stdin.readline().rstrip("\r\n") if args.puk_stdin else args.puk
+        ca = TrainingCA.load_or_create(settings.paths.pki_dir)
+        return issue(ca, args.out, name=args.name, card_uuid=args.uuid, algorithm=args.alg, pin=pin,
+                     puk=puk, days=args.days, stream=stdout)
+    if args.card_command == "insert":
+        return insert(args.file, port=args.port, host=args.host, stream=stdout)
+    if args.card_command == "status":
+        from app.card.pcsc import PcscSystem
+
+        def connect():  # type: ignore[no-untyped-def]
+            conn = PcscSystem().connect(args.reader)
+            return conn, conn.reader, conn.atr, conn.close
+
+        return status(connect, wiring.client_trust(settings), stdout)
+    raise AssertionError(args.card_command)
+
+
+def _read_pin(args: argparse.Namespace, stdin: TextIO) -> str:
+    if args.pin is not None:
+        return args.pin
+    if args.pin_stdin:
+        line = stdin.readline()
+        return line.rstrip("\r\n")
+    if stdin.isatty():
+        first = getpass.getpass("New PIN (6-8 digits): ")
+        if getpass.getpass("Repeat the PIN: ") != first:
+            raise InvalidPinFormat("the two PINs typed differ")
+        return first
+    raise InvalidPinFormat("no PIN given: use --pin-stdin (or --pin)")
+
+
+def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, algorithm: str, pin: str,
+          puk: str | None, days: int, stream: TextIO) -> int:
+    from app.card.virtual import issue_card
+
+    card, used_puk = issue_card(ca, name=name, card_uuid=card_uuid, algorithm=algorithm, pin=pin, puk=puk, days=days)
+    card.save(out)
+    cert = card.certificate
+    print(f"Training card written to {out}", file=stream)
+    print(f"  holder      {name}", file=stream)
+    print(f"  card UUID   {card.card_uuid}", file=stream)
+    print(f"  algorithm   {algorithm}", file=stream)
+    print(f"  valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC", file=stream)
+    print(f"  issuer      {cert.issuer.rfc4514_string()}", file=stream)
+    if puk is None:
+        print(f"  PUK         {used_puk}   (write it down: it unblocks the PIN; it is not shown again)", file=stream)
+    return 0
+
+
+def insert(path: Path, *, port: int, host: str, stream: TextIO, install_signals: bool = True) -> int:
+    """Serve the card to pcscd's virtual reader until SIGTERM/SIGINT (which pull the card)."""
+    from app.card.virtual import CardFile, exclusive_use
+
+    with exclusive_use(path):
+        return _serve(path, CardFile.load(path), port=port, host=host, stream=stream, install_signals=install_signals)
+
+
+def _serve(path: Path, card: CardFile, *, port: int, host: str, stream: TextIO, install_signals: bool) -> int:
+    from app.card.virtual import PivApplet, VpcdLink
+
+    applet = PivApplet(card, persist=lambda c: c.save(path))
+    link = VpcdLink(applet, host=host, port=port)
+    stop = threading.Event()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    link.start()
+    try:
+        if link.inserted.wait(2.0):
+            print(f"Card {card.card_uuid} ({card.holder_name}) inserted into the virtual reader on port {port}.",
+                  file=stream, flush=True)
+        else:
+            print(f"Waiting for pcscd's virtual reader on {host}:{port} (is pcscd running with vsmartcard-vpcd, "
+                  "and is no other card in that slot?) …", file=stream, flush=True)
+            while not stop.is_set() and not link.inserted.wait(0.2):
+                pass
+            if link.inserted.is_set():
+                print(f"Card {card.card_uuid} inserted.", file=stream, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        link.stop()
+    print("Card removed.", file=stream, flush=True)
+    return 0
+
+
+@dataclass(frozen=True)
+class CardStatus:
+    reader: str
+    atr: bytes
+    label: str | None
+    card_uuid: uuid.UUID | None
+    subject: str | None
+    not_after: datetime | None
+    verdict: str | None
+    verdict_detail: str
+    days_until_expiry: int | None
+    renewal_due: bool
+    pin_tries_left: int | None
+    pin_blocked: bool
+    notes: tuple[str, ...] = ()
+
+
+def read_status(connection: CardConnection, reader: str, atr: bytes, trust: TrustStore,
+                now: datetime | None = None) -> CardStatus:
+    """Everything ``card status`` shows; the PIN is never presented (VERIFY without data)."""
+    from app.card.piv import PivSession, algorithm_for
+    from app.pki import card_uuid, validate
+
+    session = PivSession(connection)
+    app = session.select()
+    chuid = session.read_chuid()
+    cert = session.read_certificate()
+    pin = session.pin_status()
+    verdict = validate(cert, trust, now=now or datetime.now(UTC)) if cert is not None else None
+    notes = []
+    if cert is not None:
+        try:
+            algorithm_for(cert.public_key())
+        except CardError:
+            notes.append(f"its key type ({type(cert.public_key()).__name__}) cannot be used to log in here")
+        cert_uuid = card_uuid(cert)
+        if chuid.guid is not None and cert_uuid is not None and cert_uuid != chuid.guid:
+            # the CHUID is unsigned on training cards: identity always comes from the certificate
+            notes.append(f"the card's CHUID UUID {chuid.guid} differs from its certificate's {cert_uuid}")
+    return CardStatus(
+        reader=reader, atr=atr, label=app.label, card_uuid=chuid.guid,
+        subject=cert.subject.rfc4514_string() if cert else None,
+        not_after=cert.not_valid_after_utc if cert else None,
+        verdict=verdict.status.value if verdict else None,
+        verdict_detail=verdict.detail if verdict else "no PIV Authentication certificate on the card",
+        days_until_expiry=verdict.days_until_expiry if verdict else None,
+        renewal_due=verdict.renewal_due if verdict else False,
+        pin_tries_left=pin.tries_left, pin_blocked=pin.blocked, notes=tuple(notes),
+    )
+
+
+def _printable(text: str) -> str:
+    """Card-supplied text (labels, certificate names) with control characters escaped: a hostile card must
+    not be able to drive the terminal."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], None]]], trust: TrustStore,
+           stream: TextIO) -> int:
+    connection, reader, atr, close = connect()
+    try:
+        st = read_status(connection, reader, atr, trust)
+    finally:
+        close()
+    show = _printable
+    print(f"Reader        {show(st.reader)}", file=stream)
+    print(f"ATR           {st.atr.hex(' ').upper()}", file=stream)
+    print(f"Application   PIV{f' ({show(st.label)})' if st.label else ''}", file=stream)
+    print(f"Card UUID     {st.card_uuid or 'not set'}", file=stream)
+    print(f"Certificate   {show(st.subject) if st.subject else 'none'}", file=stream)
+    if st.not_after:
+        print(f"Expires       {st.not_after:%Y-%m-%d %H:%M} UTC ({st.days_until_expiry} days)"
+              + ("  — renewal due" if st.renewal_due else ""), file=stream)
+    print(f"Trust         {st.verdict or 'unknown'}{f' — {show(st.verdict_detail)}' if st.verdict_detail else ''}",
+          file=stream)
+    if st.pin_blocked:
+        pin = "BLOCKED (unblock with the PUK)"
+    elif st.pin_tries_left is None:
+        pin = "verified in this card session"
+    else:
+        pin = f"{st.pin_tries_left} tries left"
+    print(f"PIN           {pin}", file=stream)
+    for note in st.notes:
+        print(f"Warning       {show(note)}", file=stream)
+    if st.verdict not in (None, "trusted"):
+        raise CertificateRejected(st.verdict, st.verdict_detail)
+    return 0
+
+
+__all__ = ["CardError", "CardStatus", "add_parser", "insert", "issue", "read_status", "run", "status"]

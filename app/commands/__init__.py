@@ -1,1 +1,0 @@
-"""Command implementations. Each takes already-constructed objects from ``app.__main__`` and an output stream."""

@@ -1,0 +1,1 @@
+"""Child Protection Information Sharing: plans, access events and notifications to local authorities."""

@@ -1,1 +1,0 @@
-"""The service rules: RBAC, PDS search/patch/restriction, versioning, audit."""

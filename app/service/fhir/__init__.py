@@ -1,1 +1,0 @@
-"""FHIR R4 serialisation and OperationOutcome errors per service."""

@@ -1,0 +1,1 @@
+"""Patient flags: the Reasonable Adjustment Flag (routes, parsing, FHIR shapes, store, seed)."""

@@ -1,0 +1,1 @@
+"""Personal Demographics Service: Patient read, search and update (routes, rules, ranking, seed)."""

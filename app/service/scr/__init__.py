@@ -1,0 +1,1 @@
+"""Summary Care Record: documents, consent, permission to view, alerts (routes, rules, FHIR shapes, store, seed)."""

@@ -1,1 +1,0 @@
-"""Deterministic synthetic data for training and benchmarks."""
