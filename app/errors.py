@@ -193,6 +193,16 @@ class ServiceRejected(ServiceError):
         self.message = message
 
 
+class AudienceMismatch(ServiceError):
+    """The service asked the card to sign a login for another service (its challenge names another audience):
+    the client refuses before the PIN is used, since the signature could be relayed to that service."""
+
+    def __init__(self, url: str, audience: str) -> None:
+        super().__init__(f"{url}: the login challenge is for {audience!r}")
+        self.url = url
+        self.audience = audience
+
+
 class NoRoleAvailable(ServiceError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -300,6 +310,10 @@ def user_text(error: BaseException) -> str:
         case ServiceUnreachable(url=url, detail=detail):
             return (f"The Spine service at {url} cannot be reached ({detail}). Check the network cable or "
                     "Wi-Fi, then try again; if it keeps happening, tell your IT service desk.")
+        case AudienceMismatch(url=url, audience=audience):
+            return (f"The service at {url} asked your smartcard to sign a login for another service ({audience}), so "
+                    "the login was stopped before your PIN was used. Check the service address in the settings; if "
+                    "it is right, tell your IT service desk at once: something may be impersonating the service.")
         case ServiceRejected(status=401, message=message):
             return f"The Spine service did not accept your login: {message}."
         case ServiceRejected(status=403, message=message):

@@ -5,9 +5,12 @@ Imported by the service (``app.service``) and its client (``app.client``) alike,
 
 from __future__ import annotations
 
-LOGIN_CONTEXT = b"SpineDesk-Login-v1\x00"
+from urllib.parse import urlsplit
+
+LOGIN_CONTEXT = b"SpineDesk-Login-v2\x00"
 AUTH_CHALLENGE_PATH = "/auth/challenge"
 AUTH_SESSION_PATH = "/auth/session"
+AUTH_ROLE_PATH = "/auth/session/role"  # binds the session's role profile, once
 PDS_BASE = "/personal-demographics/FHIR/R4"
 SCR_BASE = "/summary-care-record/FHIR/R4"
 FLAGS_BASE = "/patient-flags/FHIR/R4"
@@ -20,6 +23,29 @@ HEADER_CORRELATION_ID = "X-Correlation-ID"
 HEADER_URID = "NHSD-Session-URID"
 
 
-def login_message(nonce: str) -> bytes:
-    """What the card signs: a fixed context (never a bare value another protocol might sign too) + the nonce."""
-    return LOGIN_CONTEXT + nonce.encode("ascii")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_audience(url: str) -> str:
+    """A service's identity as both ends write it: its public base URL, scheme and host in lower case, the port
+    only when it is not the scheme's default, no trailing slash, no query or fragment. ``ValueError`` if ``url`` is
+    not an absolute http(s) URL."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    port = parts.port
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def login_message(nonce: str, audience: str) -> bytes:
+    """What the card signs: a fixed context (never a bare value another protocol might sign too), the audience
+    (the canonical base URL of the service the signature is for, so that no other service can relay it) and the
+    nonce, each field ended by a NUL (neither may contain one)."""
+    audience = canonical_audience(audience)
+    if "\x00" in nonce or "\x00" in audience:
+        raise ValueError("a login nonce or audience may not contain NUL")
+    return LOGIN_CONTEXT + audience.encode("utf-8") + b"\x00" + nonce.encode("ascii")

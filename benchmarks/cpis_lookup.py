@@ -48,6 +48,10 @@ from app.service.store import RoleProfile, open_seal  # noqa: E402
 
 TOKEN = "benchmark-token-cpis-" + "y" * 20
 ROLES = {"scheduled": "bench-b0170", "unscheduled": "bench-b0107", "history": "bench-b0170"}
+
+
+def token_for(urid: str) -> str:
+    return f"{TOKEN}-{urid}"
 IDENT = "patient%3Aidentifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C"
 LUA = """
 counter = 0
@@ -83,7 +87,9 @@ def prepare(url: str, patients: int) -> tuple[list[str], list[str]]:
             for urid, acts in (("bench-b0107", ("B0107",)), ("bench-b0170", ("B0170",))):
                 store.add_role_profile(RoleProfile(urid, "bench-cpis", "RXX01", "Bench Hospital",
                                                    "S8000:G8000:R8000", "Clinical", acts))
-        store.create_session(token_hash(TOKEN), "bench-cpis", datetime.now(UTC) + timedelta(hours=2))
+        for urid in set(ROLES.values()):  # a session serves the one role it is bound to
+            store.create_session(token_hash(token_for(urid)), "bench-cpis", datetime.now(UTC) + timedelta(hours=2),
+                                 role_profile_id=urid)
     return with_plans, without[: len(with_plans)]
 
 
@@ -158,7 +164,8 @@ def main() -> int:
             lua = Path(tmp) / f"{mix}-{workers}.lua"
             # X-Request-IDs unique per run: a repeated id is the SAME access (no second notification)
             lua.write_text(LUA % (f"{run_no:04x}", ",".join(f'"{i}"' for i in ids),
-                                  "AuditEvent" if mix == "history" else "CareTeam", IDENT, TOKEN, ROLES[mix],
+                                  "AuditEvent" if mix == "history" else "CareTeam", IDENT, token_for(ROLES[mix]),
+                                  ROLES[mix],
                                   "true" if mix == "unscheduled" else "false"))
             results.append(run(url, mix, workers, args.connections, args.duration, lua, Path(tmp)))
         # the service's audit key is in its data folder (SPINEDESK_DATA_DIR)

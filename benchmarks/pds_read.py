@@ -59,7 +59,8 @@ def prepare(url: str, patients: int) -> list[str]:
             store.add_user("bench", "Benchmark User", card_uuids=["00000000-0000-4000-8000-00000000beef"])
             store.add_role_profile(RoleProfile(URID, "bench", "A81001", "Bench", "S8000:G8000:R8000", "Clinical",
                                                ("B0264",)))
-        store.create_session(token_hash(TOKEN), "bench", datetime.now(UTC) + timedelta(hours=2))
+        store.create_session(token_hash(TOKEN), "bench", datetime.now(UTC) + timedelta(hours=2),
+                             role_profile_id=URID)
         rows = store.search(__import__("app.service.store", fromlist=["SearchFilter"]).SearchFilter(
             birth_date_from=datetime(1950, 1, 1).date(), birth_date_to=datetime(1990, 1, 1).date(), limit=2000))
         return [r.nhs_number for r in rows]

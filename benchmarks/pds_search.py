@@ -250,7 +250,8 @@ def run_http(url: str, store: Store, queries: list[Query], workdir: Path) -> Res
         store.add_role_profile(RoleProfile(URID, "pds-search-bench", "A81001", "Bench", "S8000:G8000:R8000",
                                            "Clinical", ("B0264",)))
     token = secrets.token_urlsafe(32)  # a new session per run (the database may be reused)
-    store.create_session(token_hash(token), "pds-search-bench", datetime.now(UTC) + timedelta(hours=4))
+    store.create_session(token_hash(token), "pds-search-bench", datetime.now(UTC) + timedelta(hours=4),
+                         role_profile_id=URID)
     port = free_port()
     data_dir = service_data(workdir, url)
     data_dir.mkdir(mode=0o700, exist_ok=True)

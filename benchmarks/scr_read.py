@@ -74,7 +74,7 @@ def prepare(url: str, patients: int, limit: int = 2000) -> tuple[list[str], int]
         now = datetime.now(UTC)
         store.put_scr_grants([ScrGrant("bench-scr", URID, nhs, kind, True, "benchmark", "bench", now,
                                        now + timedelta(hours=6)) for nhs, _, _ in targets for kind in ("lr", "ptv")])
-        store.create_session(token_hash(TOKEN), "bench-scr", now + timedelta(hours=2))
+        store.create_session(token_hash(TOKEN), "bench-scr", now + timedelta(hours=2), role_profile_id=URID)
     paths = [f"/summary-care-record/FHIR/R4/Bundle?composition.identifier={scr_id}&composition.subject:Patient."
              f"identifier=https://fhir.nhs.uk/Id/nhs-number%7C{nhs}" for nhs, scr_id, _ in targets]
     return paths, sum(size for _, _, size in targets) // max(1, len(targets))

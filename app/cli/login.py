@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -28,19 +29,26 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     from app.card.pcsc import PcscSystem
     from app.card.piv import PivSession
     from app.client.client import SpineClient
-    from app.client.login import card_login, choose_role
+    from app.client.login import card_login, choose_role, select_role
 
     stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
     url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
     verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
     pin = stdin.readline().rstrip("\r\n")
     connection = PcscSystem().connect(args.reader)
-    try:
-        with httpx.Client(verify=verify, timeout=15) as http:
-            login = card_login(PivLoginCard(PivSession(connection)), SpineClient(url, http), pin)
-        role = choose_role(login, args.role)
-    finally:
-        connection.close(reset=True)  # the card forgets the PIN when the login is done
+    with httpx.Client(verify=verify, timeout=15) as http:
+        client = SpineClient(url, http)
+        try:
+            login = card_login(PivLoginCard(PivSession(connection)), client, pin)
+        finally:
+            connection.close(reset=True)  # the card forgets the PIN when the login is done
+        try:
+            role = choose_role(login, args.role)
+            select_role(client, login, role)  # the token works for this role only
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.logout(login.token)  # no role, no session left behind
+            raise
     print(f"Logged in as {login.user_name}, {role.role_name} at {role.org_name} (URID {role.urid}); session "
           f"expires {login.expires_at:%Y-%m-%d %H:%M} UTC.", file=sys.stderr)
     print(login.token, file=stdout)

@@ -54,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      "service logs an error (default 8)")
     svc.add_argument("--cpis-alarm-after", type=float, default=None, metavar="SECONDS",
                      help="... as are those still undelivered this long after the access (default 900)")
+    svc.add_argument("--public-url", metavar="URL", type=_public_url,
+                     help="the address clients reach this service at (e.g. a load balancer's, shared by every "
+                     "process behind it); login signatures name it (default: the site configuration's [service] "
+                     "url in production, else http(s)://HOST:PORT)")
     svc.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                      help="change a request limit, e.g. request_timeout=20 or max_connections=200 (repeatable; "
                      "names and defaults: app/service/core/limits.py)")
@@ -140,6 +144,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _public_url(value: str) -> str:
+    from app.protocol import canonical_audience
+
+    try:
+        return canonical_audience(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--public-url must be an absolute http(s) URL: {exc}") from exc
+
+
 def require_tls(args: argparse.Namespace, settings: Settings) -> None:
     """Production never serves plain HTTP, except on loopback behind the TLS proxy the site configuration names."""
     if settings.training or _tls(args, settings):
@@ -165,6 +178,7 @@ def _config(args: argparse.Namespace, settings: Settings) -> ServiceConfig:
 
     tls = _tls(args, settings)
     base = f"{'https' if tls else 'http'}://{args.host}:{args.port}"
+    audience = getattr(args, "public_url", None) or (None if settings.training else settings.service_url) or base
     if not tls and not settings.training and settings.service_tls_proxy:
         base = settings.service_tls_proxy  # links in answers point where clients reach the service: the proxy
     limits = HttpLimits().with_overrides(args.limit)
@@ -177,7 +191,8 @@ def _config(args: argparse.Namespace, settings: Settings) -> ServiceConfig:
     key, checkpoints = _audit_files(args, settings)
     training = settings.training
     return ServiceConfig(_database(args, settings), base_url=base, limits=limits, tls_ca=tls_ca, cpis_alarm=alarm,
-                         retention=retention, threads=_threads(args), scr_episode_hours=settings.scr_episode_hours,
+                         retention=retention, threads=_threads(args), audience=audience,
+                         scr_episode_hours=settings.scr_episode_hours,
                          cpis_lease_seconds=settings.cpis_lease_seconds, audit_key=str(key),
                          audit_checkpoints=str(checkpoints) if checkpoints else None,
                          # training: the training CA; production: the site's anchors (revocation required)
@@ -384,7 +399,7 @@ def reload_crl(store: Store, trust: LiveTrust, stream: TextIO) -> int:
     Exit 1 when revocation information is out of date (nobody can log in until a fresh CRL is published)."""
     from app.service.core.auth import AuthService
 
-    result = AuthService(store, trust).reload_revocation()
+    result = AuthService(store, trust, audience="").reload_revocation()  # no logins: CRLs only
     for f in trust.crl_files:
         crl = f.crl
         number = _crl_number(crl)

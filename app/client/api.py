@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.client.models import Auth, Challenge, Login
+from app.client.models import Auth, Challenge, Login, Role
 
 
 class SpineApi(Protocol):
@@ -16,7 +16,9 @@ class SpineApi(Protocol):
 
     def challenge(self, certificate_der: bytes) -> Challenge: ...
 
-    def complete(self, nonce: str, signature: bytes, certificate_der: bytes) -> Login: ...
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes, urid: str | None = None) -> Login: ...
+
+    def select_role(self, token: str, urid: str) -> Role: ...
 
     def logout(self, token: str) -> None: ...
 

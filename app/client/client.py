@@ -12,11 +12,15 @@ import httpx
 
 from app.client.models import Auth, Challenge, Login, Role
 from app.errors import ServiceRejected, ServiceUnreachable
-from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _role(r: dict[str, Any]) -> Role:
+    return Role(r["urid"], r["org_ods"], r["org_name"], r["role_code"], r["role_name"], tuple(r.get("activities", ())))
 
 
 class SpineClient:
@@ -30,18 +34,30 @@ class SpineClient:
 
     def challenge(self, certificate_der: bytes) -> Challenge:
         doc = self._json("POST", AUTH_CHALLENGE_PATH, {"certificate": _b64(certificate_der)})
-        return Challenge(str(doc["nonce"]), datetime.fromisoformat(str(doc["expires_at"])))
-
-    def complete(self, nonce: str, signature: bytes, certificate_der: bytes) -> Login:
-        doc = self._json("POST", AUTH_SESSION_PATH, {"nonce": nonce, "signature": _b64(signature),
-                                                     "certificate": _b64(certificate_der)})
         try:
-            roles = tuple(Role(r["urid"], r["org_ods"], r["org_name"], r["role_code"], r["role_name"],
-                               tuple(r.get("activities", ()))) for r in doc["role_profiles"])
+            return Challenge(str(doc["nonce"]), datetime.fromisoformat(str(doc["expires_at"])), str(doc["audience"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceRejected(502, "BAD_RESPONSE", f"the login challenge is malformed ({exc})") from exc
+
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes, urid: str | None = None) -> Login:
+        body = {"nonce": nonce, "signature": _b64(signature), "certificate": _b64(certificate_der)}
+        if urid is not None:
+            body["urid"] = urid
+        doc = self._json("POST", AUTH_SESSION_PATH, body)
+        try:
+            roles = tuple(map(_role, doc["role_profiles"]))
             return Login(doc["token"], datetime.fromisoformat(doc["expires_at"]), doc["user"]["id"],
-                         doc["user"]["name"], roles)
+                         doc["user"]["name"], roles, _role(doc["role"]) if doc.get("role") else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise ServiceRejected(502, "BAD_RESPONSE", f"the login answer is malformed ({exc})") from exc
+
+    def select_role(self, token: str, urid: str) -> Role:
+        """Bind the session to ``urid``, once: the service refuses another role for this token afterwards."""
+        doc = self._json("POST", AUTH_ROLE_PATH, {"urid": urid}, headers={"Authorization": f"Bearer {token}"})
+        try:
+            return _role(doc["role"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceRejected(502, "BAD_RESPONSE", f"the role selection answer is malformed ({exc})") from exc
 
     def logout(self, token: str) -> None:
         self._request("DELETE", AUTH_SESSION_PATH, headers={"Authorization": f"Bearer {token}"})

@@ -1,4 +1,4 @@
-"""The login use case: card certificate → challenge → PIN → card signature → session → role.
+"""The login use case: card certificate → challenge → PIN → card signature → session → role (bound once).
 
 ``app.client`` never imports ``app.card``: the card comes in as a :class:`LoginCard`.
 """
@@ -9,8 +9,8 @@ from typing import Protocol
 
 from app.client.api import SpineApi
 from app.client.models import Login, Role
-from app.errors import NoRoleAvailable
-from app.protocol import login_message
+from app.errors import AudienceMismatch, NoRoleAvailable
+from app.protocol import canonical_audience, login_message
 
 
 class LoginCard(Protocol):
@@ -24,15 +24,31 @@ class LoginCard(Protocol):
 
 
 def card_login(card: LoginCard, client: SpineApi, pin: str) -> Login:
-    """The service checks the certificate before the PIN is asked of the card; the card forgets the PIN after."""
+    """The card signs a login only for the service the client is talking to: the audience in the challenge must be
+    the client's own service URL, else the PIN is not used (``AudienceMismatch``). The card forgets the PIN after
+    signing. The service says whether this card may log in only after the signature (the challenge tells nothing).
+    """
     cert = card.certificate_der()
     challenge = client.challenge(cert)
+    expected = canonical_audience(client.base_url)
+    try:
+        named = canonical_audience(challenge.audience)
+    except ValueError:
+        named = None
+    if named != expected:
+        raise AudienceMismatch(client.base_url, challenge.audience)
     card.verify_pin(pin)
     try:
-        signature = card.sign(login_message(challenge.nonce))
+        signature = card.sign(login_message(challenge.nonce, expected))
     finally:
         card.forget_pin()
     return client.complete(challenge.nonce, signature, cert)
+
+
+def select_role(client: SpineApi, login: Login, role: Role) -> Login:
+    """Bind the session to ``role`` (once; the service refuses any other role for this token afterwards)."""
+    bound = client.select_role(login.token, role.urid)
+    return Login(login.token, login.expires_at, login.user_id, login.user_name, login.roles, bound)
 
 
 def choose_role(login: Login, wanted: str | None = None) -> Role:

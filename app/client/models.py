@@ -67,12 +67,14 @@ class Login:
     user_id: str
     user_name: str
     roles: tuple[Role, ...]
+    role: Role | None = None  # the role the session is bound to (named at login); None: select one, once
 
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
     nonce: str
     expires_at: datetime
+    audience: str  # the service the card's signature will name
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,9 @@ ROLE_TABLE = resource("rbac.json")
 class ServiceConfig:
     database: str
     base_url: str = ""
+    # the service's identity in login signatures: the URL clients are configured to reach it at (production: the
+    # site configuration's [service] url); empty: base_url
+    audience: str = ""
     training_pki: str | None = None  # training: trust the training CA in this directory
     anchors: tuple[str, ...] = ()  # production: trust anchors, intermediates and CRLs (revocation required)
     intermediates: tuple[str, ...] = ()
@@ -140,7 +143,8 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
         raise
     audit = AuditWriter(store, clock=clock)
     cpis_store = cast(CpisStore, store)  # the composed store implements every feature's protocol
-    auth = AuthService(store, trust_store(config, clock), clock=clock)
+    auth = AuthService(store, trust_store(config, clock), audience=config.audience or config.base_url,
+                       clock=clock)
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
                          cpis_writer=CpisAccessWriter(cpis_store, clock=clock), base_url=config.base_url, clock=clock,
                          delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.client.login import card_login
+from app.client.login import card_login, select_role
 from app.client.models import Auth, Login, Role
 from app.errors import InvalidPinFormat, NoRoleAvailable, PinBlocked, PinIncorrect, ServiceUnreachable, user_text
 from app.ui import ports
@@ -235,13 +235,25 @@ class LoginFlow(QObject):
         if role is None and len(login.roles) == 1:
             role = login.roles[0]
         if role is not None:
-            self._start(login, role, ready.fingerprint)
+            self._bind(login, role, ready.fingerprint)
             return
         picker = RolePicker(self._window, login.user_name, login.roles)
-        picker.chosen.connect(lambda chosen: self._start(login, chosen, ready.fingerprint))
+        picker.chosen.connect(lambda chosen: self._bind(login, chosen, ready.fingerprint))
         picker.rejected.connect(lambda: self._discard_login(login))
         self.role_picker = picker
         picker.open()
+
+    def _bind(self, login: Login, role: Role, fingerprint: str) -> None:
+        """Bind the session to the chosen role at the service (once: the token then works for that role only)."""
+        self.role_picker = None
+        spine = self._deps.spine
+        self.card_worker.run(lambda: select_role(spine, login, role),
+                             lambda bound: self._start(bound, role, fingerprint),
+                             lambda exc: self._bind_failed(login, exc))
+
+    def _bind_failed(self, login: Login, exc: BaseException) -> None:
+        self._discard_login(login)
+        emit(self.error, exc)
 
     def _start(self, login: Login, role: Role, fingerprint: str) -> None:
         self.role_picker = None

@@ -58,9 +58,13 @@ class FakeSpine:
         self._alive()
         return self._client.challenge(certificate_der)
 
-    def complete(self, nonce: str, signature: bytes, certificate_der: bytes) -> Any:
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes, urid: str | None = None) -> Any:
         self._alive()
-        return self._client.complete(nonce, signature, certificate_der)
+        return self._client.complete(nonce, signature, certificate_der, urid)
+
+    def select_role(self, token: str, urid: str) -> Any:
+        self._alive()
+        return self._client.select_role(token, urid)
 
     def logout(self, token: str) -> None:
         self._alive()
@@ -121,13 +125,14 @@ class FakeSpine:
             else httpx.Response(found["status"])
 
     def _check_signature(self, doc: dict[str, Any], key: dict[str, Any]) -> None:
-        """As the service does: the nonce is the one handed out, signed by the certificate's key."""
+        """As the service does: the nonce is the one handed out, signed by the certificate's key for this service."""
         challenge = self.exchanges.get(key_text({"method": "POST", "path": AUTH_CHALLENGE_PATH,
                                                  "user": holder_name(doc["certificate"])}))
         if challenge is None or challenge["body"]["nonce"] != doc["nonce"]:
             raise UnexpectedRequest(f"a session for a nonce that was not handed out: {key_text(key)}")
         cert = x509.load_der_x509_certificate(base64.b64decode(doc["certificate"]))
-        public, signature, message = cert.public_key(), base64.b64decode(doc["signature"]), login_message(doc["nonce"])
+        public, signature = cert.public_key(), base64.b64decode(doc["signature"])
+        message = login_message(doc["nonce"], BASE_URL)
         try:
             if isinstance(public, rsa.RSAPublicKey):
                 public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())

@@ -3,12 +3,12 @@
 The real service runs in-process (``app.cli.training.start_service``: uvicorn in a thread on a loopback port, a
 throwaway SQLite database seeded with the 2,000 training patients, the users of the GUI tests registered), and the
 real HTTP client (``app.client.client.SpineClient``) makes exactly the calls the client window makes in the tests —
-card login (challenge + session) for each test user, PDS read and search, SCR DocumentReference + Bundle and the
-permission / emergency calls, CP-IS, reasonable adjustment flags, logout — through a transport that saves each
-request's key and the service's answer (status, ETag, JSON body) verbatim, one file per exchange. Only the
-service's loopback address is written as ``http://spine.test``, so that re-recording changes no more than tokens,
-ids and times. The card signatures come from the in-process virtual PIV applet, so the login answers are the
-service's real ones.
+card login (challenge + session + the role bound to it) for each test user and role, PDS read and search, SCR
+DocumentReference + Bundle and the permission / emergency calls, CP-IS, reasonable adjustment flags, logout —
+through a transport that saves each request's key and the service's answer (status, ETag, JSON body) verbatim, one
+file per exchange. Only the service's loopback address is written as ``http://spine.test``, so that re-recording
+changes no more than tokens, ids and times. The card signatures come from the in-process virtual PIV applet, so the
+login answers are the service's real ones.
 
 Re-record (after a change to the service's answers, the seed, or the calls the window makes), from the repository
 root, with the project's virtualenv::
@@ -123,7 +123,7 @@ def scenario(spine: Any, cards: dict[str, Any], patients: dict[str, str]) -> Non
     from app.card.piv import PivSession
     from app.client.cpis import Cpis
     from app.client.flags import Flags
-    from app.client.login import card_login
+    from app.client.login import card_login, select_role
     from app.client.models import Auth
     from app.client.pds import Pds
     from app.client.pds_models import SearchQuery
@@ -137,14 +137,20 @@ def scenario(spine: Any, cards: dict[str, Any], patients: dict[str, str]) -> Non
             print(f"  (refused as expected: {type(exc).__name__})", file=sys.stderr)
             return None
 
-    logins = {}
-    for name, applet in cards.items():
+    sessions = []  # every login, to log out at the end
+    bound = {}  # urid -> a login bound to that role (a session serves one role, as the window's do)
+    for applet in cards.values():
         card = PivLoginCard(PivSession(AppletLink(applet)))
-        logins[name] = card_login(card, spine, PIN)
-    roles = {r.urid: (logins[name], r) for name in logins for r in logins[name].roles}
+        first = card_login(card, spine, PIN)
+        sessions.append(first)
+        for n, role in enumerate(first.roles):
+            login = first if n == 0 else card_login(card, spine, PIN)
+            if login is not first:
+                sessions.append(login)
+            bound[role.urid] = select_role(spine, login, role)
 
     def auth(urid: str) -> Auth:
-        return Auth(roles[urid][0].token, urid)
+        return Auth(bound[urid].token, urid)
 
     def open_record(urid: str, nhs: str) -> None:  # what opening a record asks: the patient, then the flags
         attempt(lambda: Pds(spine, auth(urid)).read(nhs))
@@ -169,7 +175,7 @@ def scenario(spine: Any, cards: dict[str, Any], patients: dict[str, str]) -> Non
     attempt(lambda: scr.open_in_emergency(patients["scr"], index.scr_id, EMERGENCY_REASON, registered_here=False))
     attempt(lambda: Cpis(spine, auth(clinical)).view(patients["cpis"], unscheduled=True))
     attempt(lambda: Scr(spine, auth("olivia-po")).alerts("open"))  # the privacy officer's queue, alerts above in it
-    for login in logins.values():
+    for login in sessions:
         spine.logout(login.token)
 
 

@@ -44,7 +44,9 @@ def test_wrong_pin_shows_tries_left_then_the_role_choice(qtbot, make_window, car
     assert window.card_status.text() == ("Logged in as Dr Alex Training, Clinical Practitioner Access Role "
                                          "(Spine Desk Training Practice)")
     assert window.stack.currentWidget() is window.search
-    assert len(spine.made("POST", "/auth/session")) == 1  # the card's signature verified by the fake
+    made = spine.made("POST", "/auth/session")  # the card's signature verified by the fake, then the role bound
+    assert [k["path"] for k in made] == ["/auth/session", "/auth/session/role"]
+    assert made[1]["body"] == {"urid": "training-clinical"}
 
 
 def test_three_wrong_pins_block_the_card_and_say_what_to_do(qtbot, make_window, cards, card):

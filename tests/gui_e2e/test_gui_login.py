@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
+import httpx
 import pytest
 
+from app.protocol import PDS_BASE
 from tests.support.ui.fixtures import PIN, failing_gate
 from tests.support.ui.helpers import WAIT, living_adult, login, open_by_nhs, type_pin, wait_pin_dialog
 
 pytestmark = pytest.mark.pcsc
 
 
-def test_wrong_pin_then_role_pick_then_search_and_banner(qtbot, make_window, slot, cards):
+def test_wrong_pin_then_role_pick_then_search_and_banner(qtbot, make_window, slot, cards, service):
     window = make_window()
     assert window.training_banner.isVisible() and "TRAINING" in window.training_banner.text()
     qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
@@ -31,6 +35,13 @@ def test_wrong_pin_then_role_pick_then_search_and_banner(qtbot, make_window, slo
     qtbot.waitUntil(lambda: window.session is not None, timeout=WAIT)
     assert window.card_status.text() == ("Logged in as Dr Alex Training, Clinical Practitioner Access Role "
                                          "(Spine Desk Training Practice)")
+    # the picked role is bound to the session at the service: the same token cannot act in alex's other role
+    roles = window.session.login.roles
+    clerical = next(r.urid for r in roles if r.urid != window.session.role.urid)
+    other = httpx.get(f"{service.url}{PDS_BASE}/Patient/9000000009", headers={
+        "Authorization": f"Bearer {window.session.auth.token}", "NHSD-Session-URID": clerical,
+        "X-Request-ID": str(uuid.uuid4())})
+    assert other.status_code == 403 and "log in again" in other.text
     patient = open_by_nhs(qtbot, window, "900 000 0009")  # NHS's full-record example: a deceased child
     assert patient.nhs_number == "9000000009"
     banner = window.record.banner

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,48 +14,10 @@ import pytest
 
 from app.protocol import PDS_BASE
 
-from .conftest import PIN, READER0, spinedesk, wait_card_state
+from .conftest import PIN, READER0, free_port, spinedesk, wait_card_state
 
 pytestmark = pytest.mark.pcsc
 ROOT = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def env(tmp_path):
-    return {"SPINEDESK_DATA_DIR": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state")}
-
-
-@pytest.fixture
-def service(env, tmp_path):
-    port = free_port()
-    db = f"sqlite:///{tmp_path / 'service.db'}"
-    seeded = spinedesk("service", "--database", db, "seed", "--patients", "50", env=env)
-    assert seeded.returncode == 0, seeded.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", db, "--port", str(port)],
-                            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/_status").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"service did not start: {proc.stderr.read() if proc.stderr else ''}")
-    yield url, db
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(20)
 
 
 def test_card_login_through_pcscd_then_pds_read(pcscd, env, service, tmp_path):
@@ -66,16 +27,22 @@ def test_card_login_through_pcscd_then_pds_read(pcscd, env, service, tmp_path):
                      env=env, input=PIN + "\n").returncode == 0
     assert spinedesk("service", "--database", db, "users", "add", "--id", "e2e", "--name", "Dr E2E",
                      "--card-file", str(card_file), env=env).returncode == 0
-    added = spinedesk("service", "--database", db, "users", "add-role", "--user", "e2e", "--urid", "e2e-clin",
-                      "--org", "A81001", "--org-name", "Training Surgery", "--role", "S8000:G8000:R8000", env=env)
-    assert added.returncode == 0, added.stderr
+    for urid in ("e2e-clin", "e2e-other"):  # two roles: the token works for the one chosen with --role only
+        added = spinedesk("service", "--database", db, "users", "add-role", "--user", "e2e", "--urid", urid,
+                          "--org", "A81001", "--org-name", "Training Surgery", "--role", "S8000:G8000:R8000", env=env)
+        assert added.returncode == 0, added.stderr
     proc = subprocess.Popen([sys.executable, "-m", "app", "card", "insert", str(card_file)], cwd=ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_card_state(pcscd, READER0, True, timeout=10)
         wrong = spinedesk("login", "--service-url", url, "--pin-stdin", env=env, input="99999999\n")
         assert wrong.returncode == 1 and "Incorrect PIN. You have 2 tries left." in wrong.stderr
-        login = spinedesk("login", "--service-url", url, "--pin-stdin", env=env, input=PIN + "\n")
+        relayed = spinedesk("login", "--service-url", url.replace("127.0.0.1", "localhost"), "--pin-stdin",
+                            env=env, input="99999999\n")  # the service names 127.0.0.1 as its audience
+        assert relayed.returncode == 1 and "sign a login for another service" in relayed.stderr, relayed.stderr
+        assert "Incorrect PIN" not in relayed.stderr  # stopped before the PIN reached the card
+        login = spinedesk("login", "--service-url", url, "--role", "e2e-clin", "--pin-stdin", env=env,
+                          input=PIN + "\n")
         assert login.returncode == 0, login.stderr
         token = login.stdout.strip()
         assert "Dr E2E" in login.stderr and "e2e-clin" in login.stderr and PIN not in login.stderr + login.stdout
@@ -83,6 +50,8 @@ def test_card_login_through_pcscd_then_pds_read(pcscd, env, service, tmp_path):
                    "X-Request-ID": str(uuid.uuid4())}
         r = httpx.get(f"{url}{PDS_BASE}/Patient/9000000009", headers=headers)
         assert r.status_code == 200 and r.json()["id"] == "9000000009"
+        other = httpx.get(f"{url}{PDS_BASE}/Patient/9000000009", headers={**headers, "NHSD-Session-URID": "e2e-other"})
+        assert other.status_code == 403, other.text  # the user's own other role: a new login is needed
         # the card forgot the PIN when login finished: it must be asked again
         from app.card.piv import PivSession
 

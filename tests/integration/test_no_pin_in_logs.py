@@ -1,4 +1,6 @@
-"""A PIN never reaches a log, a card file, or the output of any command — checked on a real card run."""
+"""A PIN never reaches a log, a card file, a database, or the output of any command — checked on real card runs:
+the card commands, and ``spinedesk login --pin-stdin`` against a live service in its own process with the card in
+pcscd's virtual reader (a wrong PIN first, then the right one), verbose logging on everywhere."""
 
 from __future__ import annotations
 
@@ -62,6 +64,55 @@ def test_a_full_card_run_logs_no_pin(pcscd, tmp_path, caplog):
     for pin in (SECRET_PIN, WRONG_PIN):
         for form in forms(pin):
             assert form not in haystack, f"PIN leaked as {form!r}"
+
+
+def leaks(pin: str, blobs: dict[str, bytes]) -> list[str]:
+    """Where any form of ``pin`` (its digits, which are also the VERIFY APDU's bytes, or their hex) appears in
+    ``blobs`` (name -> content)."""
+    needles = [f.encode() for f in forms(pin)]
+    return sorted({name for name, blob in blobs.items() for needle in needles if needle in blob})
+
+
+def test_spinedesk_login_against_a_live_service_leaves_no_pin_anywhere(pcscd, env, service, tmp_path):
+    url, db = service
+    env = {**env, "SPINEDESK_SITE_CONFIG": str(tmp_path / "none.toml")}
+    card_file = tmp_path / "card.json"
+    outputs: dict[str, str] = {}
+    issued = spinedesk("-v", "card", "issue", "--out", str(card_file), "--name", "Dr No Pin", "--alg", "p256",
+                       "--pin-stdin", env=env, input=SECRET_PIN + "\n")
+    assert issued.returncode == 0, issued.stderr
+    outputs["card issue"] = issued.stdout + issued.stderr
+    for args in (("users", "add", "--id", "nopin", "--name", "Dr No Pin", "--card-file", str(card_file)),
+                 ("users", "add-role", "--user", "nopin", "--urid", "nopin-clin", "--org", "A81001", "--org-name",
+                  "Training Surgery", "--role", "S8000:G8000:R8000")):
+        done = spinedesk("-v", "service", "--database", db, *args, env=env)
+        assert done.returncode == 0, done.stderr
+        outputs[" ".join(args[:2])] = done.stdout + done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "app", "-v", "card", "insert", str(card_file)], cwd=ROOT,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_card_state(pcscd, READER0, True, timeout=10)
+        wrong = spinedesk("-v", "login", "--service-url", url, "--pin-stdin", env=env, input=WRONG_PIN + "\n")
+        assert wrong.returncode == 1 and "Incorrect PIN" in wrong.stderr, wrong.stderr
+        outputs["login, wrong PIN"] = wrong.stdout + wrong.stderr
+        login = spinedesk("-v", "login", "--service-url", url, "--pin-stdin", env=env, input=SECRET_PIN + "\n")
+        assert login.returncode == 0, login.stderr
+        assert "Dr No Pin" in login.stderr and login.stdout.strip()  # a real session: the token is printed
+        outputs["login"] = login.stdout + login.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        outputs["card insert"] = out + err
+    # every file the run produced: logs (XDG_STATE_HOME), the service's output, its database (and journal files),
+    # the training CA and card files, whatever else landed in the test's directory
+    files = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert any(name.startswith("state") and name.endswith(".log") for name in files), sorted(files)
+    assert any(name.startswith("service.db") for name in files), sorted(files)
+    assert b"nopin" in b"".join(blob for name, blob in files.items() if name.startswith("state")), \
+        "the logs do not mention the login at all; this test would prove nothing"
+    blobs = {**files, **{f"output of {k}": v.encode() for k, v in outputs.items()}}
+    for pin in (SECRET_PIN, WRONG_PIN):
+        assert not leaks(pin, blobs), f"PIN leaked into {leaks(pin, blobs)}"
 
 
 def test_pcscd_runs_without_apdu_logging(pcscd):

@@ -38,6 +38,7 @@ CASES = [
     (e.TlsFilesUnusable("/etc/s.pem", "/etc/s.key", "KEY_VALUES_MISMATCH"), "belongs to the certificate"),
     (e.ServiceUnreachable("https://spine.test", "connection refused"), "cannot be reached"),
     (e.ServiceRejected(401, "unknown-card", "this smartcard is not registered"), "did not accept your login"),
+    (e.AudienceMismatch("https://spine.test", "https://elsewhere.test"), "before your PIN was used"),
     (e.ServiceRejected(403, "ACCESS_DENIED", "no access"), "ask your sponsor"),
     (e.ServiceRejected(409, "RESOURCE_VERSION_MISMATCH", "stale"), "409"),
     (e.NoRoleAvailable("no role profiles on this card's user"), "assign you a role"),

@@ -1,15 +1,22 @@
-"""Card login for the service: challenge → card signature → session, and bearer-token authentication.
+"""Card login for the service: challenge → card signature → session (bound to one role), and bearer tokens.
 
-1. ``challenge(certificate)``: the card's PIV Authentication certificate is checked with ``app.pki.validate``
-   (chain to the configured anchors, validity, CRL, key usage); the user is found by the certificate's SHA-256
-   fingerprint or, failing that, by the card UUID in it; a single-use random nonce with a short expiry is stored.
-2. ``complete(nonce, signature)``: the nonce is consumed atomically (single use, even across processes), the
-   certificate is checked again (it may have been revoked meanwhile), and the signature over
-   ``login_message(nonce)`` is verified: RSA PKCS#1 v1.5 / SHA-256 or ECDSA P-256 / SHA-256. A random token
-   is returned once; only its SHA-256 is stored.
-3. ``authenticate(token, urid)``: the session must be live, the user active, the certificate the session was
+1. ``challenge(certificate)``: the certificate is only read (size, DER); a single-use random nonce with a short
+   expiry is stored with its fingerprint, and returned with the service's **audience** (its canonical public base
+   URL). Nothing else is checked yet and no user is looked up, so the answer is the same for a good certificate
+   and for an unknown, untrusted, expired, revoked or deactivated one: the challenge tells a caller nothing.
+2. ``complete(nonce, signature, certificate, urid)``: the nonce is consumed atomically (single use, even across
+   processes) and the signature over ``login_message(nonce, audience)`` is verified with THIS service's audience
+   (RSA PKCS#1 v1.5 / SHA-256 or ECDSA P-256 / SHA-256), so a signature a user's client made for another
+   service cannot be relayed here. Only then is the certificate validated (chain to the configured anchors,
+   validity, CRL, key usage) and the user looked up by the certificate's SHA-256 fingerprint or, failing that,
+   by the card UUID in it. Every refusal at this point is one generic 403 ``login-refused``; the detailed
+   reason goes to the service's log. A random token is returned once; only its SHA-256 is stored. ``urid``,
+   when given, binds the session to that role profile at once.
+3. ``select_role(token, urid)``: binds a session that has no role yet to one of its user's role profiles, once.
+   A role cannot be changed on a live session: changing role means logging in again.
+4. ``authenticate(token, urid)``: the session must be live, the user active, the certificate the session was
    opened with not revoked according to the CRLs as they are now, and the role profile (the
-   ``NHSD-Session-URID``) must be the user's own.
+   ``NHSD-Session-URID``) must be the one the session is bound to (and still the user's).
 
 Revocation while the service runs (see :mod:`app.pki.live_trust`): each process re-reads the CRL files when they
 change, so the next login with a revoked certificate is refused, and so is the next request on any session opened
@@ -39,10 +46,13 @@ from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_
 from app.pki import Status, TrustStore, card_uuid, load_certificate, validate
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
-from app.protocol import login_message
+from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
 from app.service.store import RoleProfile, SessionPrincipal, Store, User
 
 MAX_CERTIFICATE_BYTES = 8192
+MAX_URID_LENGTH = 64
+LOGIN_REFUSED = ("this smartcard cannot log in to this service; if it should, ask your registration authority "
+                 "(the service's log names the reason)")
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +71,7 @@ class AuthError(AppError):
 class IssuedChallenge:
     nonce: str
     expires_at: datetime
+    audience: str  # the service the card's signature must name
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class IssuedSession:
     token: str  # shown once; the store keeps its hash
     expires_at: datetime
     user: User
+    role: RoleProfile | None  # the role the session is bound to; None until one is selected
 
 
 @dataclass(frozen=True)
@@ -96,11 +108,14 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 class AuthService:
-    def __init__(self, store: Store, trust: TrustStore | LiveTrust, *,
+    def __init__(self, store: Store, trust: TrustStore | LiveTrust, *, audience: str,
                  challenge_ttl: timedelta = timedelta(seconds=60), session_ttl: timedelta = timedelta(hours=8),
                  clock: Callable[[], datetime] | None = None) -> None:
-        """``trust``: a :class:`LiveTrust` (the service: CRLs re-read while it runs) or a fixed ``TrustStore``."""
+        """``trust``: a :class:`LiveTrust` (the service: CRLs re-read while it runs) or a fixed ``TrustStore``;
+        ``audience``: the service's public base URL (what clients reach it at), named in every login signature;
+        empty: this service takes no logins (only tokens, and CRL reloads)."""
         self._store = store
+        self.audience = canonical_audience(audience) if audience else ""
         self._trust = trust if isinstance(trust, LiveTrust) else LiveTrust.fixed(trust)
         self._challenge_ttl = challenge_ttl
         self._session_ttl = session_ttl
@@ -124,19 +139,25 @@ class AuthService:
     # --- step 1 ----------------------------------------------------------------------------------------------
 
     def challenge(self, certificate_b64: str) -> IssuedChallenge:
-        cert = self._certificate(certificate_b64, self._view())
-        user = self._user_for(cert)
+        """The same answer for every readable certificate: no trust, revocation or user look-up happens here."""
+        cert = _read_certificate(certificate_b64)
+        if not self.audience:
+            raise AuthError(503, "no-audience", "this service has no public base URL configured, so it cannot take "
+                            "logins; ask IT to set it")
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
         expires = self._now() + self._challenge_ttl
-        self._store.create_challenge(nonce, fingerprint(cert), user.id, expires, now=self._now())
-        return IssuedChallenge(nonce, expires)
+        self._store.create_challenge(nonce, fingerprint(cert), expires, now=self._now())
+        return IssuedChallenge(nonce, expires, self.audience)
 
     # --- step 2 ----------------------------------------------------------------------------------------------
 
-    def complete(self, nonce: str, signature_b64: str, certificate_b64: str) -> IssuedSession:
-        if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128 or not nonce.isascii():
+    def complete(self, nonce: str, signature_b64: str, certificate_b64: str,
+                 urid: str | None = None) -> IssuedSession:
+        if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128 or not nonce.isascii() or "\x00" in nonce:
             raise AuthError(401, "invalid-nonce", "the login nonce is malformed; ask for a new challenge")
-        cert = self._certificate(certificate_b64, self._view())
+        if urid is not None and not _plausible_urid(urid):
+            raise AuthError(401, "malformed-urid", "the role profile (urid) must be short text")
+        cert = _read_certificate(certificate_b64)
         challenge = self._store.consume_challenge(nonce, now=self._now())
         if challenge is None:
             raise AuthError(401, "nonce-not-valid", "the login challenge is unknown, expired or already used; "
@@ -145,24 +166,60 @@ class AuthService:
             raise AuthError(401, "certificate-mismatch", "the certificate is not the one the challenge was issued "
                             "for")
         signature = _b64(signature_b64, "signature")
-        if not _verify(cert, signature, login_message(nonce)):
-            raise AuthError(401, "bad-signature", "the card's signature over the challenge does not verify")
-        user = self._store.get_user(challenge.user_id)
-        if user is None or not user.active:
-            raise AuthError(403, "user-inactive", "this smartcard's user is not active on this service")
+        if not _verify(cert, signature, login_message(nonce, self.audience)):
+            raise AuthError(401, "bad-signature", "the card's signature over the challenge does not verify (was "
+                            "it made for another service?)")
+        # The caller holds the card's key. Only now is it told whether the card may log in, in one message.
+        try:
+            self._certificate(cert, self._view())
+            user = self._user_for(cert)
+        except AuthError as exc:
+            if exc.status == 503:  # the service's revocation information is at fault, not the card
+                raise
+            log.warning("login refused (%s): %s; certificate %s", exc.reason, exc.message, fingerprint(cert))
+            raise AuthError(403, "login-refused", LOGIN_REFUSED) from exc
+        role = None
+        if urid is not None:
+            role = next((r for r in user.role_profiles if r.id == urid), None)
+            if role is None:
+                raise AuthError(403, "urid-not-yours", "the role profile (urid) named at login is not one of "
+                                "this user's", user)
         token = secrets.token_urlsafe(32)
         expires = self._now() + self._session_ttl
         ref = CertRef.of(cert)
         self._store.create_session(token_hash(token), user.id, expires, now=self._now(), cert_issuer=ref.issuer,
-                                   cert_serial=ref.serial)
-        return IssuedSession(token, expires, user)
+                                   cert_serial=ref.serial, role_profile_id=role.id if role else "")
+        log.info("session opened: user %s, role profile %s", user.id, role.id if role else "(to be selected)")
+        return IssuedSession(token, expires, user, role)
+
+    # --- step 3 (unless the role was named at step 2) ---------------------------------------------------------
+
+    def select_role(self, authorization: str | None, urid: object) -> Principal:
+        """Bind the session to ``urid``, once. Selecting the role it is already bound to again is harmless (a
+        retry); any other role is refused: changing role means logging in again."""
+        hashed = self._bearer(authorization)
+        found = self._store.session_principal(hashed, "", now=self._now())
+        if found is None:
+            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
+                            "longer active; log in again")
+        self._check_session_certificate(found, hashed)
+        if not isinstance(urid, str) or not _plausible_urid(urid):
+            raise AuthError(403, "missing-urid", "name the role profile to select (urid)", found.user)
+        bound = self._store.bind_session_role(hashed, urid, now=self._now())
+        if bound is None:
+            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked; log in again")
+        if bound == "":
+            raise AuthError(403, "urid-not-yours", "the role profile (urid) is not one of this user's", found.user)
+        if bound != urid:
+            raise AuthError(403, "role-already-selected", "this session's role is already selected; to work in "
+                            "another role, log in again", found.user)
+        log.info("role selected: user %s, role profile %s", found.user.id, urid)
+        return self.authenticate(authorization, urid)
 
     # --- every request ---------------------------------------------------------------------------------------
 
     def authenticate(self, authorization: str | None, urid: str | None) -> Principal:
-        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
-            raise AuthError(401, "missing-token", "missing or malformed Authorization: Bearer token; log in")
-        hashed = token_hash(authorization[7:].strip())
+        hashed = self._bearer(authorization)
         found = self._store.session_principal(hashed, urid or "", now=self._now())
         if found is None:
             raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
@@ -171,10 +228,22 @@ class AuthService:
         user, role = found.user, found.role
         if not urid:
             raise AuthError(403, "missing-urid", "NHSD-Session-URID (the selected role) is required", user)
+        if not found.session_role:
+            raise AuthError(403, "role-not-selected", f"this session has no role yet: select one (POST "
+                            f"{AUTH_ROLE_PATH}) before anything else", user)
+        if urid != found.session_role:
+            raise AuthError(403, "urid-not-session-role", "NHSD-Session-URID names a role other than the one "
+                            "selected for this session; to work in another role, log in again", user)
         if role is None:
             raise AuthError(403, "urid-not-yours", "NHSD-Session-URID names a role profile that is not this "
                             "user's", user)
         return Principal(user, role, hashed)
+
+    @staticmethod
+    def _bearer(authorization: str | None) -> str:
+        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
+            raise AuthError(401, "missing-token", "missing or malformed Authorization: Bearer token; log in")
+        return token_hash(authorization[7:].strip())
 
     def logout(self, authorization: str | None) -> bool:
         if not authorization or not authorization.startswith("Bearer "):
@@ -227,14 +296,7 @@ class AuthService:
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def _certificate(self, certificate_b64: str, view: RevocationView) -> x509.Certificate:
-        der = _b64(certificate_b64, "certificate")
-        if len(der) > MAX_CERTIFICATE_BYTES:
-            raise AuthError(401, "malformed-certificate", "the certificate is implausibly large")
-        try:
-            cert = load_certificate(der)
-        except CertificateRejected as exc:
-            raise AuthError(401, "malformed-certificate", f"the certificate cannot be read: {exc.detail}") from exc
+    def _certificate(self, cert: x509.Certificate, view: RevocationView) -> x509.Certificate:
         verdict = validate(cert, view.store, now=self._now())
         if verdict.status is Status.UNTRUSTED_ISSUER and (stale := view.stale(CertRef.of(cert).issuer, self._now())):
             raise self._stale(stale, view)  # the service's revocation information is at fault, not the card
@@ -254,6 +316,21 @@ class AuthService:
         if not user.active:
             raise AuthError(403, "user-inactive", "this smartcard's user is not active on this service")
         return user
+
+
+def _read_certificate(certificate_b64: object) -> x509.Certificate:
+    """Read, nothing more: any certificate that parses gets the same treatment until its signature verified."""
+    der = _b64(certificate_b64, "certificate")
+    if len(der) > MAX_CERTIFICATE_BYTES:
+        raise AuthError(401, "malformed-certificate", "the certificate is implausibly large")
+    try:
+        return load_certificate(der)
+    except CertificateRejected as exc:
+        raise AuthError(401, "malformed-certificate", f"the certificate cannot be read: {exc.detail}") from exc
+
+
+def _plausible_urid(urid: object) -> bool:
+    return isinstance(urid, str) and 0 < len(urid) <= MAX_URID_LENGTH and urid.isprintable()
 
 
 def _b64(value: object, what: str) -> bytes:

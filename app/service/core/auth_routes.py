@@ -1,14 +1,16 @@
-"""POST /auth/challenge, POST /auth/session, DELETE /auth/session — card login (see app.service.core.auth)."""
+"""POST /auth/challenge, POST /auth/session, POST /auth/session/role, DELETE /auth/session — card login (see
+app.service.core.auth)."""
 
 from __future__ import annotations
 
 import math
 
-from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH
+from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH
 from app.service.core.auth import AuthError
 from app.service.core.context import ServiceContext, access_denied
 from app.service.core.http import Request, Response, Router
 from app.service.core.outcome import FhirError
+from app.service.store import RoleProfile
 
 
 def _body(request: Request) -> dict[str, object]:
@@ -31,6 +33,11 @@ def _throttle(ctx: ServiceContext, request: Request) -> None:
                         "the Retry-After header.", retry_after=max(1, math.ceil(wait)))
 
 
+def _role(r: RoleProfile) -> dict[str, object]:
+    return {"urid": r.id, "org_ods": r.org_ods, "org_name": r.org_name, "role_code": r.role_code,
+            "role_name": r.role_name, "activities": list(r.activity_codes)}
+
+
 def register(router: Router, ctx: ServiceContext) -> None:
     def challenge(request: Request) -> Response:
         _throttle(ctx, request)
@@ -38,25 +45,34 @@ def register(router: Router, ctx: ServiceContext) -> None:
             issued = ctx.auth.challenge(_body(request).get("certificate"))  # type: ignore[arg-type]
         except AuthError as exc:
             raise access_denied(exc) from exc
-        return Response.json(200, {"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()},
-                             content_type="application/json")
+        return Response.json(200, {"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
+                                   "audience": issued.audience}, content_type="application/json",
+                             headers=[("cache-control", "no-store")])
 
     def session(request: Request) -> Response:
         _throttle(ctx, request)
         body = _body(request)
         try:
             issued = ctx.auth.complete(body.get("nonce"), body.get("signature"),  # type: ignore[arg-type]
-                                       body.get("certificate"))  # type: ignore[arg-type]
+                                       body.get("certificate"), body.get("urid"))  # type: ignore[arg-type]
         except AuthError as exc:
             raise access_denied(exc) from exc
         user = issued.user
         return Response.json(201, {
             "token": issued.token, "token_type": "Bearer", "expires_at": issued.expires_at.isoformat(),
             "user": {"id": user.id, "name": user.name},
-            "role_profiles": [{"urid": r.id, "org_ods": r.org_ods, "org_name": r.org_name, "role_code": r.role_code,
-                               "role_name": r.role_name, "activities": list(r.activity_codes)}
-                              for r in user.role_profiles],
+            "role": _role(issued.role) if issued.role else None,
+            "role_profiles": [_role(r) for r in user.role_profiles],
         }, content_type="application/json", headers=[("cache-control", "no-store")])
+
+    def select_role(request: Request) -> Response:
+        """Bind the session to one of its user's role profiles, once (when the login did not name one)."""
+        try:
+            principal = ctx.auth.select_role(request.header("authorization"), _body(request).get("urid"))
+        except AuthError as exc:
+            raise access_denied(exc) from exc
+        return Response.json(200, {"role": _role(principal.role)}, content_type="application/json",
+                             headers=[("cache-control", "no-store")])
 
     def logout(request: Request) -> Response:
         if not ctx.auth.logout(request.header("authorization")):
@@ -65,6 +81,7 @@ def register(router: Router, ctx: ServiceContext) -> None:
 
     router.add("POST", AUTH_CHALLENGE_PATH, challenge)
     router.add("POST", AUTH_SESSION_PATH, session)
+    router.add("POST", AUTH_ROLE_PATH, select_role)
     router.add("DELETE", AUTH_SESSION_PATH, logout)
 
 

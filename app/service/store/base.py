@@ -45,8 +45,7 @@ class User:
 @dataclass(frozen=True, slots=True)
 class Challenge:
     nonce: str
-    cert_fingerprint: str
-    user_id: str
+    cert_fingerprint: str  # the certificate it was issued for; no user: that is looked up after the signature
     created_at: datetime
     expires_at: datetime
 
@@ -59,15 +58,18 @@ class Session:
     expires_at: datetime
     cert_issuer: str = ""  # the login certificate: its issuer's name (RFC 4514) and serial (lower-case hex);
     cert_serial: str = ""  # empty for a session not opened by a card login (tools, tests)
+    role_profile_id: str = ""  # the role (URID) the session is bound to; empty until one is selected
 
 
 class SessionPrincipal(NamedTuple):
-    """A live session's user (with only the named role, if it is theirs), that role, and its login certificate."""
+    """A live session's user, the role it is bound to (``session_role``; empty: none selected yet), that role's
+    profile when it is the one named and still the user's (else ``None``), and the login certificate."""
 
     user: User
     role: RoleProfile | None
     cert_issuer: str = ""
     cert_serial: str = ""
+    session_role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,25 +153,32 @@ class Store(Protocol):
 
     # --- login challenges and sessions ----------------------------------------------------------------------
 
-    def create_challenge(self, nonce: str, cert_fingerprint: str, user_id: str, expires_at: datetime,
+    def create_challenge(self, nonce: str, cert_fingerprint: str, expires_at: datetime,
                          *, now: datetime | None = None) -> Challenge: ...
 
     def consume_challenge(self, nonce: str, *, now: datetime | None = None) -> Challenge | None:
         """Delete and return the challenge; None if unknown, already consumed or expired. Exactly one racer wins."""
 
     def create_session(self, token_hash: str, user_id: str, expires_at: datetime, *, now: datetime | None = None,
-                       cert_issuer: str = "", cert_serial: str = "") -> Session:
+                       cert_issuer: str = "", cert_serial: str = "", role_profile_id: str = "") -> Session:
         """A session for ``user_id``; ``cert_issuer`` / ``cert_serial`` name the certificate it was opened with,
-        so that the session ends when that certificate is revoked."""
+        so that the session ends when that certificate is revoked; ``role_profile_id`` the role it is bound to
+        (empty: none yet, see ``bind_session_role``). The caller checks that the role is the user's."""
+
+    def bind_session_role(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None) -> str | None:
+        """Bind a live session that has no role yet to ``role_profile_id`` if that role profile is its user's;
+        atomically, so of two racers one wins. Returns the role the session is bound to afterwards (``""``: still
+        none, because the role is not the user's); ``None`` if the session is not live."""
 
     def get_session(self, token_hash: str, *, now: datetime | None = None) -> Session | None:
         """None if unknown, revoked or expired."""
 
     def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
                           ) -> SessionPrincipal | None:
-        """For a live session of an active user: the user (with only the named role, if it is theirs), that
-        role profile (else ``None``) and the session's login certificate. ``None`` overall if the session or
-        user is not live. One round trip in the SQL stores: this is on every request's path."""
+        """For a live session of an active user: the user (with only the named role, if it is the session's role
+        and still theirs), that role profile (else ``None``), the session's login certificate and the role it is
+        bound to. ``None`` overall if the session or user is not live. One round trip in the SQL stores: this is
+        on every request's path."""
 
     def revoke_session(self, token_hash: str) -> bool:
         """True if a session was revoked."""

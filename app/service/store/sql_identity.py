@@ -15,8 +15,8 @@ from .errors import AlreadyExists, NotFound
 from .sqlbase import SqlBase, norm_fingerprint, norm_uuid, utcnow
 
 _ROLE_COLS = "id, user_id, org_ods, org_name, role_code, role_name, activity_codes"
-_CHALLENGE_COLS = "nonce, cert_fingerprint, user_id, created_at, expires_at"
-_SESSION_COLS = "token_hash, user_id, created_at, expires_at, cert_issuer, cert_serial"
+_CHALLENGE_COLS = "nonce, cert_fingerprint, created_at, expires_at"
+_SESSION_COLS = "token_hash, user_id, created_at, expires_at, cert_issuer, cert_serial, role_profile_id"
 
 
 class IdentitySql(SqlBase):
@@ -146,16 +146,15 @@ class IdentitySql(SqlBase):
 
     # --- login challenges and sessions ----------------------------------------------------------------------
 
-    def create_challenge(self, nonce: str, cert_fingerprint: str, user_id: str, expires_at: datetime,
+    def create_challenge(self, nonce: str, cert_fingerprint: str, expires_at: datetime,
                          *, now: datetime | None = None) -> Challenge:
-        c = Challenge(nonce, norm_fingerprint(cert_fingerprint), user_id, now or utcnow(), expires_at)
+        c = Challenge(nonce, norm_fingerprint(cert_fingerprint), now or utcnow(), expires_at)
         try:
             with self._write() as cur:
-                cur.execute(f"INSERT INTO challenges ({_CHALLENGE_COLS}) VALUES (?, ?, ?, ?, ?)",
-                            (c.nonce, c.cert_fingerprint, c.user_id, self._enc_ts(c.created_at),
-                             self._enc_ts(c.expires_at)))
+                cur.execute(f"INSERT INTO challenges ({_CHALLENGE_COLS}) VALUES (?, ?, ?, ?)",
+                            (c.nonce, c.cert_fingerprint, self._enc_ts(c.created_at), self._enc_ts(c.expires_at)))
         except self._integrity_errors as exc:
-            raise AlreadyExists("challenge (or unknown user)", nonce) from exc
+            raise AlreadyExists("challenge", nonce) from exc
         return c
 
     def consume_challenge(self, nonce: str, *, now: datetime | None = None) -> Challenge | None:
@@ -164,18 +163,18 @@ class IdentitySql(SqlBase):
             rows = cur.fetchall()
         if not rows:
             return None
-        n, fp, uid, created, expires = rows[0]
-        c = Challenge(n, fp, uid, self._dec_ts(created), self._dec_ts(expires))
+        n, fp, created, expires = rows[0]
+        c = Challenge(n, fp, self._dec_ts(created), self._dec_ts(expires))
         return c if c.expires_at > (now or utcnow()) else None
 
     def create_session(self, token_hash: str, user_id: str, expires_at: datetime, *, now: datetime | None = None,
-                       cert_issuer: str = "", cert_serial: str = "") -> Session:
-        s = Session(token_hash, user_id, now or utcnow(), expires_at, cert_issuer, cert_serial)
+                       cert_issuer: str = "", cert_serial: str = "", role_profile_id: str = "") -> Session:
+        s = Session(token_hash, user_id, now or utcnow(), expires_at, cert_issuer, cert_serial, role_profile_id)
         try:
             with self._write() as cur:
-                cur.execute(f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
+                cur.execute(f"INSERT INTO sessions ({_SESSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (s.token_hash, s.user_id, self._enc_ts(s.created_at), self._enc_ts(s.expires_at),
-                             s.cert_issuer, s.cert_serial))
+                             s.cert_issuer, s.cert_serial, s.role_profile_id))
         except self._integrity_errors as exc:
             raise AlreadyExists("session (or unknown user)", user_id) from exc
         return s
@@ -185,23 +184,35 @@ class IdentitySql(SqlBase):
             cur.execute(f"SELECT {_SESSION_COLS} FROM sessions WHERE token_hash = ? AND expires_at > ?",
                         (token_hash, self._enc_ts(now or utcnow())))
             row = cur.fetchone()
-        return Session(row[0], row[1], self._dec_ts(row[2]), self._dec_ts(row[3]), row[4], row[5]) if row else None
+        return (Session(row[0], row[1], self._dec_ts(row[2]), self._dec_ts(row[3]), row[4], row[5], row[6])
+                if row else None)
+
+    def bind_session_role(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None) -> str | None:
+        with self._write() as cur:
+            cur.execute("UPDATE sessions SET role_profile_id = ? WHERE token_hash = ? AND expires_at > ? AND "
+                        "role_profile_id = '' AND EXISTS (SELECT 1 FROM role_profiles r WHERE r.id = ? AND "
+                        "r.user_id = sessions.user_id)",
+                        (role_profile_id, token_hash, self._enc_ts(now or utcnow()), role_profile_id))
+            cur.execute("SELECT role_profile_id FROM sessions WHERE token_hash = ? AND expires_at > ?",
+                        (token_hash, self._enc_ts(now or utcnow())))
+            row = cur.fetchone()
+        return row[0] if row else None
 
     def session_principal(self, token_hash: str, role_profile_id: str, *, now: datetime | None = None
                           ) -> SessionPrincipal | None:
         with self._read() as cur:
-            cur.execute("SELECT u.id, u.name, u.active, s.cert_issuer, s.cert_serial, r.id, r.user_id, r.org_ods, "
-                        "r.org_name, r.role_code, r.role_name, r.activity_codes FROM sessions s "
+            cur.execute("SELECT u.id, u.name, u.active, s.cert_issuer, s.cert_serial, s.role_profile_id, r.id, "
+                        "r.user_id, r.org_ods, r.org_name, r.role_code, r.role_name, r.activity_codes FROM sessions s "
                         "JOIN users u ON u.id = s.user_id "
-                        "LEFT JOIN role_profiles r ON r.user_id = u.id AND r.id = ? "
+                        "LEFT JOIN role_profiles r ON r.user_id = u.id AND r.id = s.role_profile_id AND r.id = ? "
                         "WHERE s.token_hash = ? AND s.expires_at > ?",
                         (role_profile_id, token_hash, self._enc_ts(now or utcnow())))
             row = cur.fetchone()
         if row is None or not row[2]:
             return None
-        role = self._role(row[5:]) if row[5] is not None else None
+        role = self._role(row[6:]) if row[6] is not None else None
         user = User(id=row[0], name=row[1], active=True, role_profiles=(role,) if role else ())
-        return SessionPrincipal(user, role, row[3], row[4])
+        return SessionPrincipal(user, role, row[3], row[4], row[5])
 
     def revoke_session(self, token_hash: str) -> bool:
         with self._write() as cur:

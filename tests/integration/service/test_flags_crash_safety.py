@@ -101,7 +101,7 @@ def test_kill_9_while_updating_a_flag(kind: str, tmp_path: Path, request: pytest
             seed(store, TrainingCA.load_or_create(data_dir / "training-pki"), patients=20)
             store.add_role_profile(RoleProfile("nurse-1", "alice", "A81001", "Training Surgery", "S8000:G8000:R8001",
                                                "S8000:G8000:R8001", ("B0264", "B0360")))
-            token = new_session(store)
+            token = new_session(store, urid="nurse-1")
             patient = next(p for p in next(generate_patients(20, seed=7)) if p.nhs_number == "9000000017")
             flag = seed_flags.flag_for(patient, 1, load_codes())
             store.put_flags([flag])

@@ -42,6 +42,7 @@ pytestmark = pytest.mark.stress  # heavy load, kill -9 or many processes: left o
 
 PATCH_TYPE = {"Content-Type": "application/json-patch+json"}
 START_TIMEOUT_S = 30
+PUBLIC_URL = "http://spine.cluster.test"  # behind a load balancer: one address for every process
 
 
 # --- helpers shared with test_crash_safety ---------------------------------------------------------------------
@@ -61,8 +62,8 @@ class ServiceProcess:
                         SPINEDESK_SITE_CONFIG=str(self.data_dir / "no-such-site.toml"))
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "app", "service", "--database", self.database,
-                                          "--port", str(self.port)], cwd=ROOT, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                          "--port", str(self.port), "--public-url", PUBLIC_URL], cwd=ROOT, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self
 
     def output(self) -> str:
@@ -117,10 +118,10 @@ def make_database(kind: str, base: Path, request: pytest.FixtureRequest) -> tupl
     return _with_schema(pg, schema), drop
 
 
-def new_session(store: Store, user: str = "alice") -> str:
-    """A bearer token for ``user``, made directly in the store (as ``/auth/session`` would)."""
+def new_session(store: Store, user: str = "alice", urid: str = "clin-1") -> str:
+    """A bearer token for ``user`` bound to ``urid``, made directly in the store (as ``/auth/session`` would)."""
     token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
-    store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=1))
+    store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=1), role_profile_id=urid)
     return token
 
 
@@ -194,8 +195,10 @@ def test_login_challenge_on_one_process_signature_on_the_other(cluster: Cluster)
     challenge = httpx.post(f"{cluster.a}/auth/challenge", json={"certificate": cert})
     assert challenge.status_code == 200, challenge.text
     nonce = challenge.json()["nonce"]
-    signature = base64.b64encode(cluster.keys["alice"].sign(login_message(nonce), ec.ECDSA(hashes.SHA256()))).decode()
-    body = {"nonce": nonce, "signature": signature, "certificate": cert}
+    assert challenge.json()["audience"] == PUBLIC_URL  # the processes share one identity: the address clients use
+    message = login_message(nonce, PUBLIC_URL)
+    signature = base64.b64encode(cluster.keys["alice"].sign(message, ec.ECDSA(hashes.SHA256()))).decode()
+    body = {"nonce": nonce, "signature": signature, "certificate": cert, "urid": "clin-1"}
 
     session = httpx.post(f"{cluster.b}/auth/session", json=body)  # the nonce lives in the database, not in A
     assert session.status_code == 201, session.text

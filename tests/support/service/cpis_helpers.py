@@ -68,9 +68,10 @@ class CpisWorld:
                              params={"patient:identifier": f"{NHS_SYSTEM}|{nhs}"}, headers=self.headers(urid))
 
 
-def session(store: Store, user: str) -> str:
+def session(store: Store, user: str, urid: str) -> str:
+    """A token of ``user`` bound to the role ``urid`` (a session serves one role)."""
     token = secrets.token_urlsafe(32)
-    store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=2))
+    store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=2), role_profile_id=urid)
     return token
 
 
@@ -82,9 +83,9 @@ def add_cpis_people(store: Store) -> dict[str, str]:
             store.add_user(user, user.title())
         org, org_name = ROLE_ORGS.get(urid, ("RXX01", "Training Hospital"))
         store.add_role_profile(RoleProfile(urid, user, org, org_name, code, code, acts))
-        tokens[urid] = session(store, user)
+        tokens[urid] = session(store, user, urid)
     for urid, user in (("clin-1", "alice"), ("clerk-1", "alice"), ("po-1", "bob"), ("none-1", "carol")):
-        tokens[urid] = session(store, user)
+        tokens[urid] = session(store, user, urid)
     return tokens
 
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -41,16 +41,26 @@ class Live:
     certs: dict[str, bytes]
     store: Store
     service: Any = None  # the running Service (its audit writer, context)
+    tokens: dict[str, str] = field(default_factory=dict)  # urid -> a live token bound to it (token_for)
 
-    def login(self, user: str) -> str:
+    def login(self, user: str, urid: str | None = None) -> str:
+        """A token from the real card login, bound to ``urid`` (default: the user's first role in ``SEED``)."""
         cert = base64.b64encode(self.certs[user]).decode()
         with httpx.Client(base_url=self.url) as c:
-            nonce = c.post("/auth/challenge", json={"certificate": cert}).json()["nonce"]
-            sig = self.keys[user].sign(login_message(nonce), ec.ECDSA(hashes.SHA256()))
-            r = c.post("/auth/session", json={"nonce": nonce, "signature": base64.b64encode(sig).decode(),
-                                              "certificate": cert})
+            answer = c.post("/auth/challenge", json={"certificate": cert}).json()
+            sig = self.keys[user].sign(login_message(answer["nonce"], answer["audience"]), ec.ECDSA(hashes.SHA256()))
+            r = c.post("/auth/session", json={"nonce": answer["nonce"], "signature": base64.b64encode(sig).decode(),
+                                              "certificate": cert, "urid": urid or role_of(self.store, user)})
             r.raise_for_status()
             return r.json()["token"]
+
+    def token_for(self, urid: str) -> str:
+        """A live token of the role profile's user, bound to ``urid`` (a session serves one role); one per urid."""
+        if urid not in self.tokens:
+            profile = self.store.get_role_profile(urid)
+            assert profile is not None, f"no role profile {urid}"
+            self.tokens[urid] = self.login(profile.user_id, urid)
+        return self.tokens[urid]
 
     def headers(self, token: str, urid: str, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "NHSD-Session-URID": urid, "X-Request-ID": str(uuid.uuid4()),
@@ -58,6 +68,19 @@ class Live:
 
     def pds(self, path: str) -> str:
         return f"{self.url}{PDS_BASE}{path}"
+
+
+SEED = (("alice", ("clin-1", "clerk-1")), ("bob", ("po-1",)), ("carol", ("none-1",)))
+
+
+def role_of(store: Store, user: str) -> str:
+    """The role a test session of ``user`` is bound to when the test names none: the first in ``SEED``, else the
+    user's first role profile ('' for a user without one)."""
+    seeded = dict(SEED).get(user)
+    if seeded:
+        return seeded[0]
+    found = store.get_user(user)
+    return found.role_profiles[0].id if found and found.role_profiles else ""
 
 
 def free_port() -> int:
@@ -70,7 +93,7 @@ def seed(store: Store, ca: TrainingCA, patients: int = 300) -> tuple[dict, dict]
     for chunk in generate_patients(patients, seed=7):
         store.put_patients(chunk)
     keys, certs = {}, {}
-    for user, urids in (("alice", ["clin-1", "clerk-1"]), ("bob", ["po-1"]), ("carol", ["none-1"])):
+    for user, urids in SEED:
         key = ec.generate_private_key(ec.SECP256R1())
         card = uuid.uuid4()
         cert = ca.issue_card_certificate(key.public_key(), name=user.title(), card_uuid=card, days=30)

@@ -60,11 +60,12 @@ class ScrWorld:
 
     def headers(self, urid: str, *, request_id: str | None = None, **extra: str) -> dict[str, str]:
         user = self.users[urid] if urid in self.users else ROLES[urid][0]
-        if user not in self.tokens:
+        if urid not in self.tokens:  # a session serves one role: one token per role profile
             token = secrets.token_urlsafe(32)
-            self.store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=2))
-            self.tokens[user] = token
-        return {"Authorization": f"Bearer {self.tokens[user]}", "NHSD-Session-URID": urid,
+            self.store.create_session(token_hash(token), user, datetime.now(UTC) + timedelta(hours=2),
+                                      role_profile_id=urid)
+            self.tokens[urid] = token
+        return {"Authorization": f"Bearer {self.tokens[urid]}", "NHSD-Session-URID": urid,
                 "X-Request-ID": request_id or str(uuid.uuid4()), **extra}
 
     def index(self, urid: str, nhs: str, **headers: str) -> httpx.Response:

@@ -25,7 +25,7 @@ from app.pki import TrainingCA
 from app.protocol import PDS_BASE
 from app.service.core.auth import token_hash
 from app.service.store import RoleProfile, Store
-from tests.support.service.live import Live, serve
+from tests.support.service.live import Live, role_of, serve
 from tests.support.service.served_routes import served
 
 NHS = "9000000009"  # NHS's full reference record: every kind of personal data is present
@@ -48,19 +48,23 @@ class World:
     def store(self) -> Store:
         return self.live.store
 
-    def token(self, user: str, *, fresh: bool = False) -> str:
-        """A live token of ``user`` from the real card login; ``fresh`` for requests that revoke it."""
-        if fresh or user not in self.tokens:
-            token = self.live.login(user)
+    def token(self, user: str, urid: str | None = None, *, fresh: bool = False) -> str:
+        """A live token of ``user`` bound to ``urid`` (default: their first role) from the real card login;
+        ``fresh`` for requests that revoke it."""
+        key = f"{user}/{urid or ''}"
+        if fresh or key not in self.tokens:
+            token = self.live.login(user, urid)
             if fresh:
                 return token
-            self.tokens[user] = token
-        return self.tokens[user]
+            self.tokens[key] = token
+        return self.tokens[key]
 
-    def mint(self, user: str, *, expires_in: timedelta = timedelta(hours=1), now: datetime | None = None) -> str:
+    def mint(self, user: str, urid: str | None = None, *, expires_in: timedelta = timedelta(hours=1),
+             now: datetime | None = None) -> str:
         """A session written straight into the store (expired ones, users without a card)."""
         token = secrets.token_urlsafe(32)
-        self.store.create_session(token_hash(token), user, datetime.now(UTC) + expires_in, now=now)
+        self.store.create_session(token_hash(token), user, datetime.now(UTC) + expires_in, now=now,
+                                  role_profile_id=urid or role_of(self.store, user))
         return token
 
 
@@ -159,7 +163,7 @@ def _role_withdrawn(w: World, fresh: bool) -> tuple[str | None, str | None]:
 
 
 def _role(user: str, urid: str) -> Callable[[World, bool], tuple[str | None, str | None]]:
-    return lambda w, fresh: (f"Bearer {w.token(user, fresh=fresh)}", urid)
+    return lambda w, fresh: (f"Bearer {w.token(user, urid, fresh=fresh)}", urid)
 
 
 Caller = Callable[[World, bool], tuple[str | None, str | None]]
@@ -177,6 +181,8 @@ CALLERS: dict[str, tuple[Caller, str]] = {  # name -> (make, kind); kind picks t
     "inactive-user-new-session": (_inactive_new_session, "dead-user-live-row"),
     "others-token-my-urid": (lambda w, f: (f"Bearer {w.token('bob', fresh=f)}", "clin-1"), "wrong-urid"),
     "unknown-urid": (lambda w, f: (f"Bearer {w.token('alice', fresh=f)}", "nobody-9"), "wrong-urid"),
+    # alice's own other role with a token bound to clin-1: a role change needs a new login
+    "own-other-role": (lambda w, f: (f"Bearer {w.token('alice', 'clin-1', fresh=f)}", "clerk-1"), "wrong-urid"),
     "missing-urid": (lambda w, f: (f"Bearer {w.token('alice', fresh=f)}", None), "wrong-urid"),
     "withdrawn-role": (_role_withdrawn, "wrong-urid"),
     "clin-1": (_role("alice", "clin-1"), "role"),

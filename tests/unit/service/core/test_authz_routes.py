@@ -30,7 +30,15 @@ from pathlib import Path
 import pytest
 
 from app.pki import TrainingCA
-from app.protocol import AUTH_CHALLENGE_PATH, AUTH_SESSION_PATH, CPIS_BASE, FLAGS_BASE, PDS_BASE, SCR_BASE
+from app.protocol import (
+    AUTH_CHALLENGE_PATH,
+    AUTH_ROLE_PATH,
+    AUTH_SESSION_PATH,
+    CPIS_BASE,
+    FLAGS_BASE,
+    PDS_BASE,
+    SCR_BASE,
+)
 from app.service.app import build_router, make_handler
 from app.service.app import openapi_document as document
 from app.service.core.auth import token_hash
@@ -68,6 +76,8 @@ GUARDED: dict[Route, str] = {  # route -> the rbac operation it must authorise
 }
 TOKEN_ONLY: dict[Route, str] = {
     ("DELETE", AUTH_SESSION_PATH): "logout ends the session its own token names, whatever the role: 401 without one",
+    ("POST", AUTH_ROLE_PATH): "binds the session its own token names to one of its user's roles, once (the role is "
+                              "what the token then serves): 401 without one",
 }
 SIGNED: dict[Route, str] = {
     ("POST", INBOX_PATH): "a local authority's system delivers CP-IS notifications, signed with that authority's "
@@ -113,7 +123,7 @@ def _concrete(template: str) -> str:
 class Probe:
     store: Store
     dispatch: object
-    token: str
+    tokens: dict[str, str]  # urid -> a token bound to it (a session serves one role)
     routes: list[Route]
 
     def call(self, route: Route, authorization: str | None, urid: str | None = None) -> tuple[Response, str]:
@@ -154,10 +164,12 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
         store.add_user(USER, "Rbac Prober")
         for urid, acts in CALLERS.items():
             store.add_role_profile(RoleProfile(urid, USER, ORG, "Training Surgery", "S8000:G8000:R8000", urid, acts))
-        token = secrets.token_urlsafe(32)
-        store.create_session(token_hash(token), USER, datetime.now(UTC) + timedelta(hours=8))
+        tokens = {urid: secrets.token_urlsafe(32) for urid in CALLERS}
+        for urid, token in tokens.items():
+            store.create_session(token_hash(token), USER, datetime.now(UTC) + timedelta(hours=8),
+                                 role_profile_id=urid)
         router = build_router(service.context, document())  # exactly what build_asgi serves
-        yield Probe(store, make_dispatch(router), token, router.routes())
+        yield Probe(store, make_dispatch(router), tokens, router.routes())
     finally:
         service.close()
 
@@ -207,7 +219,7 @@ def test_a_guarded_route_refuses_an_unauthenticated_caller(probe: Probe, route: 
 @pytest.mark.parametrize("urid", sorted(CALLERS))
 def test_a_guarded_route_checks_its_operation_for_every_role(probe: Probe, route: Route, urid: str) -> None:
     operation = GUARDED[route]
-    response, request_id = probe.call(route, f"Bearer {probe.token}", urid)
+    response, request_id = probe.call(route, f"Bearer {probe.tokens[urid]}", urid)
     records = probe.audit(request_id)
     role_denials = [r for r in records if r.details.get("reason") == "role lacks the activity"]
     if TABLE.allowed(operation, CALLERS[urid]):

@@ -188,7 +188,7 @@ def test_status_fails_while_audit_records_cannot_be_written(service_at, tmp_path
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'service.db'}")
     seed(store, TrainingCA.load_or_create(tmp_path / "pki"), 20)
-    token = session(store, "alice")
+    token = session(store, "alice", "clin-1")
     store.close()
     service = service_at()
     disk_full = threading.Event()

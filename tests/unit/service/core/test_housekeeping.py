@@ -23,11 +23,11 @@ def fill(store, expired: int = 7) -> None:  # type: ignore[no-untyped-def]
     """``expired`` rows past their time in each table, and rows still live (two just inside the line)."""
     store.add_user("u1", "A")
     for n in range(expired):
-        store.create_challenge(f"old-{n}", FP, "u1", NOW - timedelta(seconds=n + 1), now=NOW - timedelta(minutes=5))
+        store.create_challenge(f"old-{n}", FP, NOW - timedelta(seconds=n + 1), now=NOW - timedelta(minutes=5))
         store.create_session(f"old-{n}", "u1", NOW - timedelta(seconds=n), now=NOW - timedelta(hours=12))
         store.remember(f"r-old-{n}", "u1", "GET", "/Patient/9000000009", 200, [], b"{}",
                        now=NOW - timedelta(hours=24, seconds=n + 1))
-    store.create_challenge("live", FP, "u1", NOW + timedelta(seconds=1), now=NOW)
+    store.create_challenge("live", FP, NOW + timedelta(seconds=1), now=NOW)
     store.create_session("live", "u1", NOW + timedelta(hours=1), now=NOW)
     store.remember("r-live", "u1", "GET", "/Patient/9000000009", 200, [], b"{}", now=NOW - timedelta(hours=23))
     store.remember("r-edge", "u1", "GET", "/Patient/9000000009", 200, [], b"{}", now=NOW - timedelta(hours=24))

@@ -70,7 +70,8 @@ def call(app, path: str, client: str) -> tuple[int, httpx.Headers, bytes]:  # ty
 def service(tmp_path):
     ca = TrainingCA.load_or_create(tmp_path / "pki")
     limits = HttpLimits(auth_rate_per_minute=1, auth_burst=3)
-    svc = build_service(ServiceConfig("unused://", training_pki=str(ca.directory), limits=limits),
+    svc = build_service(ServiceConfig("unused://", base_url="http://127.0.0.1:8443", training_pki=str(ca.directory),
+                                      limits=limits),
                         open_store(f"sqlite:///{tmp_path / 's.db'}"))
     yield svc
     svc.close()

@@ -120,6 +120,10 @@ class Env:
     bodies: list[tuple[str, str]]  # (label, headers + body) of every response collected
     http: httpx.Client
 
+    def token(self, urid: str) -> str:
+        """A live token bound to ``urid`` (a session serves one role)."""
+        return self.live.token_for(urid)
+
     def get(self, label: str, url: str, token: str, urid: str, **kw: Any) -> httpx.Response:
         r = self.http.get(url, headers=self.live.headers(token, urid), **kw)
         self.keep(label, r)
@@ -208,7 +212,7 @@ def check_entry(label: str, bundle: dict[str, Any], p: Restricted) -> None:
 def test_read_withholds_location_data(env: Env) -> None:
     for p in env.patients:
         for urid in ("clin-1", "clerk-1"):
-            r = env.get(f"{p.nhs} read as {urid}", env.live.pds(f"/Patient/{p.nhs}"), env.alice, urid)
+            r = env.get(f"{p.nhs} read as {urid}", env.live.pds(f"/Patient/{p.nhs}"), env.token(urid), urid)
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["id"] == p.nhs and body["meta"]["security"][0]["code"] == "R"
@@ -225,7 +229,8 @@ def test_name_and_birth_date_searches_find_them_stripped(env: Env) -> None:
                 ("history", {"family": p.family, "birthdate": f"eq{p.birth_date}", "_history": "true"}),
                 ("fuzzy", {"family": p.family, "given": p.given, "birthdate": f"eq{p.birth_date}",
                            "_fuzzy-match": "true"})):
-            r = env.get(f"{p.nhs} search {label}", env.live.pds("/Patient"), env.alice, "clin-1", params=params)
+            r = env.get(f"{p.nhs} search {label}", env.live.pds("/Patient"), env.token("clin-1"), "clin-1",
+                        params=params)
             assert r.status_code == 200, r.text
             bundle = r.json()
             assert p.nhs in ids(bundle), f"{label} search should find {p.nhs}: {params} -> {r.text[:500]}"
@@ -245,7 +250,8 @@ def test_location_searches_never_find_them(env: Env) -> None:
                                     "address-postalcode": p.postcode, "_fuzzy-match": "true"}),
                 ("fuzzy-given-postcode", {"given": p.given, "gender": p.gender, "birthdate": f"eq{p.birth_date}",
                                           "address-postalcode": p.postcode, "_fuzzy-match": "true"})):
-            r = env.get(f"{p.nhs} search {label}", env.live.pds("/Patient"), env.alice, "clin-1", params=params)
+            r = env.get(f"{p.nhs} search {label}", env.live.pds("/Patient"), env.token("clin-1"), "clin-1",
+                        params=params)
             assert r.status_code == 200, f"{label}: {r.text}"
             assert p.nhs not in ids(r.json()), f"a search by {label} found restricted {p.nhs}"
 
@@ -254,14 +260,14 @@ def test_related_people_are_withheld(env: Env) -> None:
     for p in env.patients:
         for urid in ("clin-1", "clerk-1"):
             r = env.get(f"{p.nhs} RelatedPerson as {urid}", env.live.pds(f"/Patient/{p.nhs}/RelatedPerson"),
-                        env.alice, urid)
+                        env.token(urid), urid)
             assert r.status_code == 200 and r.json()["total"] == 0 and r.json().get("entry", []) == [], r.text
             assert_clean(f"{p.nhs} RelatedPerson", r.text, p.secrets | p.canaries)
 
 
 def patch_as(env: Env, p: Restricted, label: str, body: Any, urid: str = "clin-1",
              **headers: str) -> httpx.Response:
-    h = env.live.headers(env.alice, urid, **{"Content-Type": "application/json-patch+json", **headers})
+    h = env.live.headers(env.token(urid), urid, **{"Content-Type": "application/json-patch+json", **headers})
     r = env.http.patch(env.live.pds(f"/Patient/{p.nhs}"), json=body, headers=h)
     env.keep(f"{p.nhs} PATCH {label}", r)
     assert_clean(f"{p.nhs} PATCH {label}", r.text, p.secrets | p.canaries)
@@ -293,12 +299,13 @@ def test_every_patch_answer_is_stripped(env: Env) -> None:
 def test_audit_trail_holds_no_location_data(env: Env) -> None:
     everything = set().union(*(p.secrets | p.canaries for p in env.patients))
     for p in env.patients:
-        r = env.get(f"{p.nhs} audit query", f"{env.live.url}/audit/records", env.bob, "po-1",
+        r = env.get(f"{p.nhs} audit query", f"{env.live.url}/audit/records", env.token("po-1"), "po-1",
                     params={"patient": p.nhs, "_count": "1000"})
         assert r.status_code == 200 and r.json()["records"], r.text
         assert {x["nhs_number"] for x in r.json()["records"]} == {p.nhs}
         assert_clean(f"{p.nhs} audit query", r.text, everything)
-    r = env.get("whole audit trail", f"{env.live.url}/audit/records", env.bob, "po-1", params={"_count": "1000"})
+    r = env.get("whole audit trail", f"{env.live.url}/audit/records", env.token("po-1"), "po-1",
+                params={"_count": "1000"})
     assert r.status_code == 200
     assert_clean("whole audit trail", r.text, everything)
     assert env.live.store.verify_audit().ok
@@ -644,7 +651,8 @@ def test_email_and_phone_searches_do_not_confirm_withheld_telecoms(env: Env) -> 
             for name, real, wrong in guesses:
                 answers = []
                 for value in (real, wrong):
-                    r = env.get(f"{p.nhs} search {label} by {name}", env.live.pds("/Patient"), env.alice, "clerk-1",
+                    r = env.get(f"{p.nhs} search {label} by {name}", env.live.pds("/Patient"),
+                                env.token("clerk-1"), "clerk-1",
                                 params={**base, name: value})
                     assert r.status_code == 200, r.text
                     check_entry(f"{p.nhs} search {label} by {name}", r.json(), p)
@@ -674,7 +682,8 @@ def test_patch_test_operation_is_not_an_oracle(env: Env) -> None:
         body = {"patches": [{"op": "test", "path": "/address/0/postalCode", "value": guess},
                             {"op": "replace", "path": "/gender", "value": p.gender}]}
         r = env.http.patch(env.live.pds(f"/Patient/{p.nhs}"), json=body, headers=env.live.headers(
-            env.alice, "clin-1", **{"If-Match": f'W/"{version}"', "Content-Type": "application/json-patch+json"}))
+            env.token("clin-1"), "clin-1",
+            **{"If-Match": f'W/"{version}"', "Content-Type": "application/json-patch+json"}))
         outcomes.append((r.status_code, r.json().get("issue", [{}])[0].get("diagnostics")))
     assert outcomes[0] == outcomes[1], f"right vs wrong postcode guess: {outcomes}"
 
@@ -688,7 +697,8 @@ def test_patch_diagnostics_describe_no_withheld_item(env: Env) -> None:
         version = env.live.store.get_patient(p.nhs).version
         r = env.http.patch(env.live.pds(f"/Patient/{p.nhs}"), json={"patches": [
             {"op": "replace", "path": path, "value": "X"}]}, headers=env.live.headers(
-            env.alice, "clin-1", **{"If-Match": f'W/"{version}"', "Content-Type": "application/json-patch+json"}))
+            env.token("clin-1"), "clin-1",
+            **{"If-Match": f'W/"{version}"', "Content-Type": "application/json-patch+json"}))
         answers.append(r.json()["issue"][0].get("diagnostics", ""))
         assert_clean(f"PATCH {path}", r.text, withheld_ids)
     assert answers[0].replace("/0/", "/N/") == answers[1].replace("/40/", "/N/"), answers

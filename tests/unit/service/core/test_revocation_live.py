@@ -51,8 +51,8 @@ class Card:
 
     def login(self, auth: AuthService) -> str:
         challenge = auth.challenge(self.b64)
-        signature = self.key.sign(login_message(challenge.nonce), ec.ECDSA(hashes.SHA256()))
-        return auth.complete(challenge.nonce, base64.b64encode(signature).decode(), self.b64).token
+        signature = self.key.sign(login_message(challenge.nonce, auth.audience), ec.ECDSA(hashes.SHA256()))
+        return auth.complete(challenge.nonce, base64.b64encode(signature).decode(), self.b64, self.urid).token
 
 
 def publish(ca: TrainingCA, path: Path) -> None:
@@ -81,7 +81,8 @@ def production_config(ca: TrainingCA, crl: Path) -> ServiceConfig:
     """A production-style service (revocation required) reading its trust from files: the training issuing CA as
     its anchor (the training root publishes no CRL, which a production path through it would need), its CRL at
     ``crl``."""
-    return ServiceConfig(database="unused://", anchors=(str(ca.directory / "issuing.pem"),), crls=(str(crl),))
+    return ServiceConfig(database="unused://", base_url="https://spine.example.nhs.uk",
+                         anchors=(str(ca.directory / "issuing.pem"),), crls=(str(crl),))
 
 
 def refused(call, *args) -> AuthError:
@@ -105,9 +106,9 @@ def test_revocation_while_running_refuses_the_next_login_and_the_live_token_at_o
         assert store.get_session(token_hash(alice)) is None  # ended in the database, for every process
         records = store.query_audit(user_id="alice", limit=5)
         assert records[0].outcome == "401" and records[0].details["reason"] == "certificate-revoked"
-        challenge = httpx.post(f"{live.url}/auth/challenge",
-                               json={"certificate": base64.b64encode(live.certs["alice"]).decode()})
-        assert challenge.status_code == 403 and "revoked" in challenge.json()["issue"][0]["diagnostics"]
+        with pytest.raises(httpx.HTTPStatusError) as login:  # refused after the signature, in general words
+            live.login("alice")
+        assert login.value.response.status_code == 403
         bob = live.login("bob")  # nobody else is affected
         assert httpx.get(live.pds("/Patient/9000000009"), headers=live.headers(bob, "po-1")).status_code != 401
 
@@ -127,8 +128,8 @@ def test_production_service_reads_a_revocation_from_the_published_crl_file(store
         err = refused(auth.authenticate, f"Bearer {token}", card.urid)
         assert (err.status, err.reason) == (401, "certificate-revoked")
         assert store.get_session(token_hash(token), now=clock()) is None
-        err = refused(auth.challenge, card.b64)
-        assert (err.status, err.reason) == (403, "certificate-revoked")
+        err = refused(card.login, auth)  # the challenge tells nothing; the login is refused after the signature
+        assert (err.status, err.reason, err.__cause__.reason) == (403, "login-refused", "certificate-revoked")
 
         other = Card(ca, store, "u2")  # deny by default: a session that names no certificate cannot be checked
         store.create_session(token_hash("no-certificate"), "u2", clock() + timedelta(hours=1), now=clock())
@@ -150,7 +151,7 @@ def test_stale_crl_is_refused_clearly_and_a_fresh_one_on_disk_is_used_without_re
         token = card.login(auth)
         clock.advance(hours=2)  # the CRL has run out and nobody has published a new one
 
-        for err in (refused(auth.challenge, card.b64), refused(auth.authenticate, f"Bearer {token}", card.urid)):
+        for err in (refused(card.login, auth), refused(auth.authenticate, f"Bearer {token}", card.urid)):
             assert (err.status, err.reason) == (503, "revocation-info-stale")
             assert "revocation information is out of date" in err.message.lower()
             assert f"publish a fresh CRL to {crl}" in err.message
@@ -165,7 +166,7 @@ def test_stale_crl_is_refused_clearly_and_a_fresh_one_on_disk_is_used_without_re
 def test_training_service_keeps_its_crl_current_while_it_runs(store, tmp_path):
     clock = Clock(T0)
     ca = TrainingCA.load_or_create(tmp_path / "pki", clock=clock)
-    config = ServiceConfig(database="unused://", training_pki=str(ca.directory))
+    config = ServiceConfig(database="unused://", base_url="http://127.0.0.1:8443", training_pki=str(ca.directory))
     with running(config, store, clock) as service:
         auth = service.context.auth
         card = Card(ca, store)

@@ -30,7 +30,7 @@ def test_sighup_makes_the_process_reread_its_crls_and_end_sessions_of_revoked_ce
     from app.service.runtime import reload_on_sighup
 
     ca = TrainingCA.load_or_create(tmp_path / "pki")
-    config = ServiceConfig(database="unused://", training_pki=str(ca.directory))
+    config = ServiceConfig(database="unused://", base_url="http://127.0.0.1:8443", training_pki=str(ca.directory))
     with running(config, store, lambda: datetime.now(UTC)) as service:
         auth = service.context.auth
         alice, bob = Card(ca, store, "alice"), Card(ca, store, "bob")
@@ -41,7 +41,7 @@ def test_sighup_makes_the_process_reread_its_crls_and_end_sessions_of_revoked_ce
         # a session for alice written by a process that had not read the new CRL yet
         ref = CertRef.of(alice.cert)
         store.create_session("late-session", "alice", datetime.now(UTC) + timedelta(hours=1),
-                             cert_issuer=ref.issuer, cert_serial=ref.serial)
+                             cert_issuer=ref.issuer, cert_serial=ref.serial, role_profile_id=alice.urid)
 
         previous = signal.getsignal(signal.SIGHUP)
         try:
@@ -64,7 +64,7 @@ def session_of(card: Card, store, now: datetime) -> str:
     token = uuid.uuid4().hex
     ref = CertRef.of(card.cert)
     store.create_session(token_hash(token), card.user, now + timedelta(hours=1), cert_issuer=ref.issuer,
-                         cert_serial=ref.serial)
+                         cert_serial=ref.serial, role_profile_id=card.urid)
     return token
 
 

@@ -48,7 +48,8 @@ def world(shared_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iter
         w.store.add_role_profile(RoleProfile("fuzz-1", "fuzz", "RXX01", "Training Hospital", "S8000:G8000:R8000",
                                              "S8000:G8000:R8000", ("B0107", "B0170", "B0015")))
         token = secrets.token_urlsafe(32)
-        w.store.create_session(token_hash(token), "fuzz", datetime.now(UTC) + timedelta(hours=1))
+        w.store.create_session(token_hash(token), "fuzz", datetime.now(UTC) + timedelta(hours=1),
+                               role_profile_id="fuzz-1")
         w.tokens["fuzz-1"] = token
         yield w
 

@@ -31,7 +31,7 @@ from app.service.flags.codes import load_codes
 from app.service.pds.seed import generate_patients
 from app.service.store import PatientRow, RoleProfile, Store
 from tests.support.service.flags_helpers import flag_body, removal
-from tests.support.service.live import Live, serve
+from tests.support.service.live import Live, role_of, serve
 from tests.support.service.served_routes import served
 
 EXTRA = {"nurse-1": ("S8000:G8000:R8001", ("B0264", "B0360")),
@@ -50,17 +50,22 @@ class World:
     def store(self) -> Store:
         return self.live.store
 
-    def token(self, user: str, *, fresh: bool = False) -> str:
-        if fresh or user not in self.tokens:
-            token = self.live.login(user)
+    def token(self, user: str, urid: str | None = None, *, fresh: bool = False) -> str:
+        """A live token of ``user`` bound to ``urid`` (default: their first role) from the real card login;
+        ``fresh`` for requests that revoke it."""
+        key = f"{user}/{urid or ''}"
+        if fresh or key not in self.tokens:
+            token = self.live.login(user, urid)
             if fresh:
                 return token
-            self.tokens[user] = token
-        return self.tokens[user]
+            self.tokens[key] = token
+        return self.tokens[key]
 
-    def mint(self, user: str, *, expires_in: timedelta = timedelta(hours=1), now: datetime | None = None) -> str:
+    def mint(self, user: str, urid: str | None = None, *, expires_in: timedelta = timedelta(hours=1),
+             now: datetime | None = None) -> str:
         token = secrets.token_urlsafe(32)
-        self.store.create_session(token_hash(token), user, datetime.now(UTC) + expires_in, now=now)
+        self.store.create_session(token_hash(token), user, datetime.now(UTC) + expires_in, now=now,
+                                  role_profile_id=urid or role_of(self.store, user))
         return token
 
     def flagged_patient(self) -> tuple[str, str]:
@@ -159,7 +164,7 @@ def _withdrawn(w: World) -> tuple[str | None, str | None]:
 
 
 def _role(user: str, urid: str) -> Caller:
-    return lambda w: (f"Bearer {w.token(user)}", urid)
+    return lambda w: (f"Bearer {w.token(user, urid)}", urid)
 
 
 CALLERS: dict[str, tuple[Caller, str]] = {
@@ -172,6 +177,7 @@ CALLERS: dict[str, tuple[Caller, str]] = {
     "deactivated-user": (_deactivated, "unauthenticated"),
     "others-token-my-urid": (lambda w: (f"Bearer {w.token('bob')}", "nurse-1"), "wrong-urid"),
     "unknown-urid": (lambda w: (f"Bearer {w.token('alice')}", "nobody-9"), "wrong-urid"),
+    "own-other-role": (lambda w: (f"Bearer {w.token('alice', 'clin-1')}", "nurse-1"), "wrong-urid"),
     "missing-urid": (lambda w: (f"Bearer {w.token('alice')}", None), "wrong-urid"),
     "withdrawn-role": (_withdrawn, "wrong-urid"),
     **{urid: (_role(user, urid), "role") for urid, user in (

@@ -56,7 +56,8 @@ def token(live: Live) -> str:
     live.store.add_role_profile(RoleProfile("flagfuzz-1", "flagfuzz", "A81001", "Training Surgery",
                                             "S8000:G8000:R8001", "S8000:G8000:R8001", ("B0264", "B0360")))
     value = secrets.token_urlsafe(32)
-    live.store.create_session(token_hash(value), "flagfuzz", datetime.now(UTC) + timedelta(hours=1))
+    live.store.create_session(token_hash(value), "flagfuzz", datetime.now(UTC) + timedelta(hours=1),
+                              role_profile_id="flagfuzz-1")
     return value
 
 

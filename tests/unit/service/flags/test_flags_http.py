@@ -45,7 +45,6 @@ EXTRA_ROLES = {  # urid -> (role code, activities): alice's clinical writer and 
 class World:
     live: Live
     http: httpx.Client
-    token: str
     patients: list[str]
 
     @property
@@ -56,7 +55,7 @@ class World:
         return f"{self.live.url}{FLAGS_BASE}{path}"
 
     def headers(self, urid: str, **extra: str) -> dict[str, str]:
-        return self.live.headers(self.token, urid, **extra)
+        return self.live.headers(self.live.token_for(urid), urid, **extra)  # one session per role
 
     def patient(self) -> str:
         """A patient no other test uses."""
@@ -95,7 +94,7 @@ def world(shared_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iter
             shared_store.add_role_profile(RoleProfile(urid, "alice", "A81001", "Training Surgery", code, code, acts))
         rows = next(generate_patients(80, seed=7))
         patients = [r.nhs_number for r in rows if not (r.superseded_by or r.invalidated)]
-        yield World(live, http, live.login("alice"), patients)
+        yield World(live, http, patients)
 
 
 def content_free(response: httpx.Response) -> bool:
@@ -407,4 +406,4 @@ def test_twenty_concurrent_puts_on_a_thread_pool_server(store: Store, tmp_path: 
             httpx.Client(timeout=60) as http:
         store.add_role_profile(RoleProfile("nurse-1", "alice", "A81001", "Training Surgery", "S8000:G8000:R8001",
                                            "S8000:G8000:R8001", ("B0264", "B0360")))
-        concurrent_puts(World(live, http, live.login("alice"), []), "9000000017")
+        concurrent_puts(World(live, http, []), "9000000017")

@@ -83,7 +83,8 @@ def token(live: Live) -> str:
     live.store.add_role_profile(RoleProfile(FUZZ_URID, FUZZ_USER, "A81001", "Training Surgery",
                                             "S8000:G8000:R8000", "S8000:G8000:R8000", activities))
     value = secrets.token_urlsafe(32)
-    live.store.create_session(token_hash(value), FUZZ_USER, datetime.now(UTC) + timedelta(hours=1))
+    live.store.create_session(token_hash(value), FUZZ_USER, datetime.now(UTC) + timedelta(hours=1),
+                              role_profile_id=FUZZ_URID)
     return value
 
 

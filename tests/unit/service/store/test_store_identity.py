@@ -70,16 +70,17 @@ def test_deactivation_revokes_sessions(store):
 
 def test_challenge_is_single_use_and_expires(store):
     store.add_user("u1", "A")
-    store.create_challenge("n1", FP, "u1", NOW + timedelta(minutes=2), now=NOW)
+    store.create_challenge("n1", FP, NOW + timedelta(minutes=2), now=NOW)
     got = store.consume_challenge("n1", now=NOW + timedelta(seconds=5))
-    assert got is not None and got.user_id == "u1" and got.cert_fingerprint == "abcd" + "ef" * 30
+    assert got is not None and got.cert_fingerprint == "abcd" + "ef" * 30
     assert got.expires_at == NOW + timedelta(minutes=2) and got.created_at == NOW
     assert store.consume_challenge("n1", now=NOW) is None
-    store.create_challenge("n2", FP, "u1", NOW + timedelta(minutes=2), now=NOW)
+    store.create_challenge("n2", FP, NOW + timedelta(minutes=2), now=NOW)
     assert store.consume_challenge("n2", now=NOW + timedelta(minutes=3)) is None  # expired
     assert store.consume_challenge("n2", now=NOW) is None  # and gone
+    store.create_challenge("n3", FP, NOW + timedelta(minutes=2), now=NOW)  # names no user: any certificate
     with pytest.raises(AlreadyExists):
-        store.create_challenge("n3", FP, "nobody", NOW + timedelta(minutes=2), now=NOW)
+        store.create_challenge("n3", FP, NOW + timedelta(minutes=2), now=NOW)
 
 
 RACE = PROLOGUE + """
@@ -93,7 +94,7 @@ def test_two_processes_racing_for_challenges_each_win_is_unique(store, store_url
     nonces = [f"nonce-{i:03d}" for i in range(150)]
     expires = datetime.now(UTC) + timedelta(minutes=5)
     for n in nonces:
-        store.create_challenge(n, FP, "u1", expires)
+        store.create_challenge(n, FP, expires)
     procs = [spawn(RACE, store_url, str(tmp_path / "go"), *nonces) for _ in range(2)]
     start_together(procs, tmp_path / "go")
     outs = [p.communicate(timeout=60) for p in procs]
@@ -121,11 +122,30 @@ def test_sessions_expire_and_revoke(store):
         store.create_session("h3", "u2", NOW + timedelta(hours=1), now=NOW)
 
 
+def test_a_session_is_bound_to_one_of_its_users_roles_once(store):
+    store.add_user("u1", "A")
+    store.add_user("u2", "B")
+    store.add_role_profile(gp_role("r1", user="u1"))
+    store.add_role_profile(gp_role("r1b", user="u1"))
+    store.add_role_profile(gp_role("r2", user="u2"))
+    store.create_session("h1", "u1", NOW + timedelta(hours=1), now=NOW)
+    assert store.get_session("h1", now=NOW).role_profile_id == ""
+    assert store.bind_session_role("h1", "r2", now=NOW) == ""  # another user's role: not bound
+    assert store.bind_session_role("h1", "r1", now=NOW) == "r1"
+    assert store.bind_session_role("h1", "r1b", now=NOW) == "r1"  # once: the first binding stays
+    assert store.bind_session_role("nope", "r1", now=NOW) is None
+    assert store.bind_session_role("h1", "r1", now=NOW + timedelta(hours=2)) is None  # expired
+    found = store.session_principal("h1", "r1", now=NOW)
+    assert found.session_role == "r1" and found.role.id == "r1"
+    other = store.session_principal("h1", "r1b", now=NOW)  # the user's own other role: not this session's
+    assert other.session_role == "r1" and other.role is None
+
+
 def test_purge_expired(store):
     store.add_user("u1", "A")
     store.create_session("old", "u1", NOW - timedelta(seconds=1), now=NOW - timedelta(hours=1))
     store.create_session("live", "u1", NOW + timedelta(hours=1), now=NOW)
-    store.create_challenge("old", FP, "u1", NOW - timedelta(seconds=1), now=NOW - timedelta(minutes=1))
+    store.create_challenge("old", FP, NOW - timedelta(seconds=1), now=NOW - timedelta(minutes=1))
     store.remember("r-old", "u1", "GET", "/x", 200, [], b"", now=NOW - timedelta(days=2))
     store.remember("r-new", "u1", "GET", "/x", 200, [], b"", now=NOW)
     assert store.purge_expired(now=NOW) == 3
