@@ -50,8 +50,7 @@ def build_router(ctx: ServiceContext, openapi: dict[str, Any]) -> Router:
     """Every route the service serves: the sign-in routes, then each feature's ``ROUTES`` table, the audit query,
     the OpenAPI document and the health check."""
     router = Router()
-    auth.register(router, ctx)
-    for table in FEATURE_ROUTES:
+    for table in (auth.ROUTES, *FEATURE_ROUTES):
         register(router, ctx, table)
     body = json.dumps(openapi).encode()
     router.add("GET", "/openapi.json", lambda r: Response(200, body, [("content-type", "application/json")]))

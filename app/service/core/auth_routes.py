@@ -8,8 +8,9 @@ import math
 from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH
 from app.service.core.auth import AuthError
 from app.service.core.context import ServiceContext, access_denied
-from app.service.core.http import Request, Response, Router
+from app.service.core.http import Request, Response
 from app.service.core.outcome import FhirError
+from app.service.core.routes import Route
 from app.service.store import RoleProfile
 
 
@@ -38,51 +39,53 @@ def _role(r: RoleProfile) -> dict[str, object]:
             "role_name": r.role_name, "activities": list(r.activity_codes)}
 
 
-def register(router: Router, ctx: ServiceContext) -> None:
-    def challenge(request: Request) -> Response:
-        _throttle(ctx, request)
-        try:
-            issued = ctx.auth.challenge(_body(request).get("certificate"))  # type: ignore[arg-type]
-        except AuthError as exc:
-            raise access_denied(exc) from exc
-        return Response.json(200, {"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
-                                   "audience": issued.audience}, content_type="application/json",
-                             headers=[("cache-control", "no-store")])
-
-    def session(request: Request) -> Response:
-        _throttle(ctx, request)
-        body = _body(request)
-        try:
-            issued = ctx.auth.complete(body.get("nonce"), body.get("signature"),  # type: ignore[arg-type]
-                                       body.get("certificate"), body.get("urid"))  # type: ignore[arg-type]
-        except AuthError as exc:
-            raise access_denied(exc) from exc
-        user = issued.user
-        return Response.json(201, {
-            "token": issued.token, "token_type": "Bearer", "expires_at": issued.expires_at.isoformat(),
-            "user": {"id": user.id, "name": user.name},
-            "role": _role(issued.role) if issued.role else None,
-            "role_profiles": [_role(r) for r in user.role_profiles],
-        }, content_type="application/json", headers=[("cache-control", "no-store")])
-
-    def select_role(request: Request) -> Response:
-        """Bind the session to one of its user's role profiles, once (when the login did not name one)."""
-        try:
-            principal = ctx.auth.select_role(request.header("authorization"), _body(request).get("urid"))
-        except AuthError as exc:
-            raise access_denied(exc) from exc
-        return Response.json(200, {"role": _role(principal.role)}, content_type="application/json",
-                             headers=[("cache-control", "no-store")])
-
-    def logout(request: Request) -> Response:
-        if not ctx.auth.logout(request.header("authorization")):
-            raise FhirError("ACCESS_DENIED", "no live session for this token", status=401)
-        return Response(204)
-
-    router.add("POST", AUTH_CHALLENGE_PATH, challenge)
-    router.add("POST", AUTH_SESSION_PATH, session)
-    router.add("POST", AUTH_ROLE_PATH, select_role)
-    router.add("DELETE", AUTH_SESSION_PATH, logout)
+def challenge(ctx: ServiceContext, request: Request) -> Response:
+    _throttle(ctx, request)
+    try:
+        issued = ctx.auth.challenge(_body(request).get("certificate"))  # type: ignore[arg-type]  # checked in auth
+    except AuthError as exc:
+        raise access_denied(exc) from exc
+    return Response.json(200, {"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
+                               "audience": issued.audience}, content_type="application/json",
+                         headers=[("cache-control", "no-store")])
 
 
-__all__ = ["register"]
+def session(ctx: ServiceContext, request: Request) -> Response:
+    _throttle(ctx, request)
+    body = _body(request)
+    nonce, signature, certificate, urid = (body.get(k) for k in ("nonce", "signature", "certificate", "urid"))
+    try:
+        issued = ctx.auth.complete(nonce, signature, certificate, urid)  # type: ignore[arg-type]  # checked in auth
+    except AuthError as exc:
+        raise access_denied(exc) from exc
+    user = issued.user
+    return Response.json(201, {
+        "token": issued.token, "token_type": "Bearer", "expires_at": issued.expires_at.isoformat(),
+        "user": {"id": user.id, "name": user.name},
+        "role": _role(issued.role) if issued.role else None,
+        "role_profiles": [_role(r) for r in user.role_profiles],
+    }, content_type="application/json", headers=[("cache-control", "no-store")])
+
+
+def select_role(ctx: ServiceContext, request: Request) -> Response:
+    """Bind the session to one of its user's role profiles, once (when the login did not name one)."""
+    try:
+        principal = ctx.auth.select_role(request.header("authorization"), _body(request).get("urid"))
+    except AuthError as exc:
+        raise access_denied(exc) from exc
+    return Response.json(200, {"role": _role(principal.role)}, content_type="application/json",
+                         headers=[("cache-control", "no-store")])
+
+
+def logout(ctx: ServiceContext, request: Request) -> Response:
+    if not ctx.auth.logout(request.header("authorization")):
+        raise FhirError("ACCESS_DENIED", "no live session for this token", status=401)
+    return Response(204)
+
+
+ROUTES: tuple[Route, ...] = (
+    ("POST", AUTH_CHALLENGE_PATH, challenge),
+    ("POST", AUTH_SESSION_PATH, session),
+    ("POST", AUTH_ROLE_PATH, select_role),
+    ("DELETE", AUTH_SESSION_PATH, logout),
+)
