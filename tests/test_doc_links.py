@@ -5,10 +5,10 @@ Links to public web pages (http, https) are left alone; any other scheme, and an
 repository, is an error. Links inside code blocks and code spans are not links and are not checked.
 
 Code spans are checked too: every repository path written in backticks (``app/…``, ``wes/…``, ``tests/…``,
-``resources/…``, ``scripts/…``, ``installer/…``, ``benchmarks/…``, ``docs/…``, also inside a command) names a file or
-folder that exists, and every test named as ``tests/….py::name`` (or ``::name`` after such a file in the same
-paragraph or table row) is defined in that file. A path with a wildcard or placeholder (``tests/test_*.py``,
-``wes/spec/<version>.toml``) is a pattern, not a path, and is left alone.
+``resources/…``, ``scripts/…``, ``installer/…``, ``benchmarks/…``, ``docs/…``, ``.ci/…``, ``.github/…``, also
+inside a command) names a file or folder that exists, and every test named as ``tests/….py::name`` (or ``::name``
+after such a file in the same paragraph or table row) is defined in that file. A path with a wildcard or
+placeholder (``tests/test_*.py``, ``wes/spec/<version>.toml``) is a pattern, not a path, and is left alone.
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def problems(path: Path, root: Path = ROOT) -> list[str]:
     return out
 
 
-REPO_DIRS = ("app", "wes", "tests", "resources", "scripts", "installer", "benchmarks", "docs")
-REPO_PATH = re.compile(r"(?<![\w./~$-])((?:" + "|".join(REPO_DIRS) + r")/[\w./-]*)(?![\w./*<{-])((?:::[A-Za-z_]\w*)*)"
-                       r"|(?<![\w:])((?:::[A-Za-z_]\w*)+)")
+REPO_DIRS = ("app", "wes", "tests", "resources", "scripts", "installer", "benchmarks", "docs", ".ci", ".github")
+REPO_PATH = re.compile(r"(?<![\w./~$-])((?:" + "|".join(map(re.escape, REPO_DIRS)) + r")/[\w./-]*)"
+                       r"(?![\w./*<{-])((?:::[A-Za-z_]\w*)*)"  # a path (not a pattern), then any ::names
+                       r"|(?<![\w:])((?:::[A-Za-z_]\w*)+)")  # or ::names alone, after a test file named before
 SPAN_TEXT = re.compile(r"(`+)((?:(?!\1).)+?)\1")
 
 
