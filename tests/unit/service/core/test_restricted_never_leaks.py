@@ -395,6 +395,10 @@ class Watch:
 def trap(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """Every log record at DEBUG and above, the server's own (uvicorn does not propagate to the root) included."""
     caplog.set_level(logging.DEBUG)
+    # the desktop client quietens httpx, httpcore and uvicorn's access log (URLs name patients) for the rest of the
+    # process, and a test of it may have run first in this process: lower them again here, restored afterwards
+    for name in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        caplog.set_level(logging.DEBUG, logger=name)
     server = logging.getLogger("uvicorn")
     server.addHandler(caplog.handler)
     yield caplog
