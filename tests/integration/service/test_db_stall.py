@@ -31,6 +31,11 @@ from app.service.store import Store
 from tests.support.service.fixtures import child_env
 from tests.support.service.live import LIVE_LIMITS, Live, serve
 
+# Concurrency under held locks and time-outs, nothing decided by a date: a stress test. It stays out of the
+# clock-shifted runs, where libfaketime distorts the threads' timed waits (the PostgreSQL stall went unanswered at
+# +90 days while the same test passes on the real clock).
+pytestmark = pytest.mark.stress
+
 CLIENT_TIMEOUT = 15.0  # the desktop client's (app/desktop.py)
 DB_WAIT = 2.0  # the service's database wait in these tests (its default is a few seconds)
 PATIENT = "9000000009"
