@@ -20,7 +20,7 @@ def test_good_pins_pass(pin):
     ("240719011", "too long"),
     ("24o719", "numbers only"),
     ("2407 19", "numbers only"),
-    ("２４０７１９", "numbers only"),  # full-width digits are not what a card keypad sends
+    ("\uff12\uff14\uff10\uff17\uff11\uff19", "numbers only"),  # full-width digits are not what a card keypad sends
     ("111111", "one number repeated"),
     ("123456", "counting up or down"),
     ("87654321", "counting up or down"),
