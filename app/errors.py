@@ -134,6 +134,16 @@ class CardManagementRefused(CardError):
     """The card refused a card-management step (management key, key generation, certificate storage)."""
 
 
+class RenewalIncomplete(CardError):
+    """A certificate renewal stopped after the card made its new key and before it stored the new certificate: the
+    card cannot log in until a registration authority gives it a certificate (its old one is not revoked)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"renewal stopped while {step}: {cause}")
+        self.step = step
+        self.cause = cause
+
+
 class CardFileError(CardError):
     """A training card file is missing, unreadable or damaged."""
 
@@ -299,6 +309,11 @@ def user_text(error: BaseException) -> str:
         case CardProtocolError():
             return (f"The smartcard sent an answer that could not be understood ({error}). Remove and "
                     f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case RenewalIncomplete(step=step, cause=cause):
+            return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card already "
+                    "has its new key but not yet a certificate for it, so it cannot log in: take it to your "
+                    "registration authority (training: issue a new training card). Your old certificate was not "
+                    "revoked.")
         case CardManagementRefused():
             return (f"The smartcard refused to change its key or certificate ({error}). Nothing else was changed; "
                     "your registration authority can renew the card's certificate instead.")
