@@ -129,3 +129,14 @@ def test_the_desktop_starts_a_token_monitor_per_module_and_merges_its_events(mon
     assert events == [("card_inserted", "Virtual PCD 00 00"), ("card_removed", "Virtual PCD 00 00")]
     stop()
     assert stopped == [Path("pcscd"), module]
+
+
+def test_self_test_names_the_card_back_ends_and_a_missing_module(tmp_path: Path, monkeypatch) -> None:
+    from app.cli.selftest import check_site_config
+
+    site = tmp_path / "spinedesk.toml"
+    site.write_text('[service]\nurl = "https://spine.test"\n[trust]\nanchors = ["/etc/root.pem"]\n[cards]\n'
+                    f'backends = ["pkcs11", "piv"]\npkcs11_modules = ["{tmp_path / "absent.so"}"]\n')
+    monkeypatch.setenv("SPINEDESK_SITE_CONFIG", str(site))
+    text = check_site_config()
+    assert f"cards pkcs11 then piv, PKCS#11 modules {tmp_path / 'absent.so'} (missing)" in text
