@@ -83,9 +83,15 @@ class PcscCardAccess:
             if self._only is None or event.reader in (None, self._only):
                 merged(event)
 
+        def token_relay(event: Any) -> None:
+            # a token monitor's SERVICE_UP/DOWN speak of its module, not of pcscd: the session follows pcscd and
+            # the cards themselves (a module that fails reports its tokens removed first, which ends a session)
+            if event.reader is not None:
+                relay(event)
+
         monitor = CardMonitor(relay, poll_ms=1000)
         monitor.start()
-        return stop_all([monitor.stop, *(_token_monitor(module, relay) for module in self._modules)])
+        return stop_all([monitor.stop, *(_token_monitor(module, token_relay) for module in self._modules)])
 
     def check_certificate(self, certificate_der: bytes) -> int | None:
         from app.pki import load_certificate, validate

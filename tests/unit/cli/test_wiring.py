@@ -123,6 +123,7 @@ def test_the_desktop_starts_a_token_monitor_per_module_and_merges_its_events(mon
     assert [m for m, _ in started] == [Path("pcscd"), module]
     pcsc_relay, token_relay = (callback for _, callback in started)
     pcsc_relay(pcsc.CardEvent(pcsc.EventKind.CARD_INSERTED, "Virtual PCD 00 00"))
+    token_relay(pcsc.CardEvent(pcsc.EventKind.SERVICE_DOWN))  # the module's state, not pcscd's: not passed on
     token_relay(pcsc.CardEvent(pcsc.EventKind.CARD_INSERTED, "Virtual PCD 00 00"))  # the same card, once
     token_relay(pcsc.CardEvent(pcsc.EventKind.CARD_REMOVED, "Virtual PCD 00 00"))  # the first to see it gone wins
     pcsc_relay(pcsc.CardEvent(pcsc.EventKind.CARD_REMOVED, "Virtual PCD 00 00"))
