@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd driver listens")
 
     status = card.add_parser("status", help="back-end, card family, certificate, trust and PIN tries left")
-    status.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description or token label "
-                        "(default: the first card found)")
+    status.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description (default: the "
+                        "first card found)")
 
 
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
 
         # status never presents the PIN: the card is left as it is (no reset), so other programs keep theirs
         backends = wiring.card_backends(settings, reset_on_close=False)
-        return status(lambda: open_login_token(backends, args.reader), wiring.client_trust(settings), stdout)
+        return status(lambda: open_login_token(backends, args.reader, wiring.pcsc_atr(args.reader)),
+                      wiring.client_trust(settings), stdout)
     raise AssertionError(args.card_command)
 
 

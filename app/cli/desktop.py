@@ -54,7 +54,7 @@ class PcscCardAccess:
 
     def __init__(self, trust: Any, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  only_reader: str | None = None, *, backends: list[Any] | None = None,
-                 pkcs11_modules: tuple[Path, ...] = ()) -> None:
+                 pkcs11_modules: tuple[Path, ...] = (), atr_of: Callable[[str | None], bytes] | None = None) -> None:
         from app.card.chooser import PivBackend
         from app.card.pcsc import PcscSystem
 
@@ -65,11 +65,14 @@ class PcscCardAccess:
         self._backends = backends if backends is not None else [
             PivBackend(lambda reader: system.connect(reader or only_reader), reset_on_close=True)]
         self._modules = pkcs11_modules
+        # the reader's ATR, for PKCS#11 tokens (their modules do not report it); PIV reads it from its connection
+        self._atr_of = atr_of or (lambda _reader: b"")
 
     def open(self, reader: str | None) -> Any:
         from app.card.chooser import open_login_token
 
-        return open_login_token(self._backends, reader or self._only)
+        reader = reader or self._only
+        return open_login_token(self._backends, reader, self._atr_of(reader) if self._modules else b"")
 
     def start_monitor(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         from app.card.chooser import EventMerger, stop_all
@@ -238,7 +241,8 @@ def start_clients(settings: Settings, stack: contextlib.ExitStack, stream: TextI
     http = stack.enter_context(httpx.Client(timeout=15, verify=verify))
     cards = PcscCardAccess(wiring.client_trust(settings), only_reader=only_reader,
                            backends=wiring.card_backends(settings, only_reader=only_reader),
-                           pkcs11_modules=settings.pkcs11_modules if _pkcs11_in_use(settings) else ())
+                           pkcs11_modules=settings.pkcs11_modules if _pkcs11_in_use(settings) else (),
+                           atr_of=wiring.pcsc_atr)
     return Started(spine=SpineClient(url, http), cards=cards, service_label=url, training_card=slot)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from app.cli import wiring
 from app.config import Settings
 
 
@@ -17,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "training)")
     login.add_argument("--role", help="role profile id (URID) or role code (default: the only one)")
     login.add_argument("--pin-stdin", action="store_true", required=True, help="read the PIN from stdin")
-    login.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description or token label")
+    login.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description")
     login.add_argument("--ca", type=Path, help="CA certificate to trust for the service's TLS")
 
 
@@ -26,7 +27,6 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     import httpx
 
     from app.card.chooser import open_login_token
-    from app.cli import wiring
     from app.client.client import SpineClient
     from app.client.login import card_login, choose_role, select_role
 
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     with httpx.Client(verify=verify, timeout=15) as http:
         client = SpineClient(url, http)
         # the first configured back-end that recognises the card (PIV over PC/SC, a PKCS#11 module) serves the login
-        card = open_login_token(wiring.card_backends(settings, reset_on_close=True), args.reader)
+        card = open_login_token(wiring.card_backends(settings, reset_on_close=True), args.reader,
+                                wiring.pcsc_atr(args.reader))
         try:
             login = card_login(card, client, pin)
         finally:

@@ -60,6 +60,23 @@ def card_backends(settings: Settings, *, reset_on_close: bool = True, only_reade
     return backends
 
 
+def pcsc_atr(reader: str | None) -> bytes:
+    """The ATR of the card in the PC/SC reader ``reader`` (its name or a prefix), so a card a PKCS#11 module serves
+    is recognised by its ATR too; b"" when no reader is named, PC/SC does not know it or holds no card there, or
+    pcscd does not answer (a token with no PC/SC behind it)."""
+    if reader is None:
+        return b""
+    from app.card.pcsc import PcscSystem
+    from app.errors import CardError
+
+    try:
+        states = PcscSystem().reader_states()
+    except CardError:
+        return b""
+    matching = [s for s in states if s.name == reader] or [s for s in states if s.name.startswith(reader)]
+    return matching[0].atr if matching and matching[0].card_present else b""
+
+
 def _pcsc_connect(only_reader: str | None) -> Callable[[str | None], Any]:
     from app.card.pcsc import PcscSystem
 

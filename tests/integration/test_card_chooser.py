@@ -94,4 +94,6 @@ def test_status_and_login_through_opensc_pkcs11(pcscd, env, service, user_card, 
     insert(user_card)
     text = card_status(settings)
     assert f"Back-end      PKCS#11 ({OPENSC})" in text and "CN=Dr Chooser" in text
+    assert "Card family   Spine Desk training card" in text  # by the ATR PC/SC reports for the named reader
+    assert "PIN           tries left not reported by the module" in text
     assert login(settings, url)

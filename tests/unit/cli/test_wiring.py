@@ -141,3 +141,27 @@ def test_self_test_names_the_card_back_ends_and_a_missing_module(tmp_path: Path,
     monkeypatch.setenv("SPINEDESK_SITE_CONFIG", str(site))
     text = check_site_config()
     assert f"cards pkcs11 then piv, PKCS#11 modules {tmp_path / 'absent.so'} (missing)" in text
+
+
+def test_the_atr_for_a_pkcs11_token_comes_from_the_named_pcsc_reader(monkeypatch) -> None:
+    import app.card.pcsc as pcsc
+    from app.errors import PcscUnavailable
+
+    class System:
+        def reader_states(self):
+            return [pcsc.ReaderState("Virtual PCD 00 00", True, b"\x3b\x8c"),
+                    pcsc.ReaderState("Virtual PCD 00 01", False, b"")]
+
+    monkeypatch.setattr(pcsc, "PcscSystem", System)
+    assert wiring.pcsc_atr("Virtual PCD 00 00") == b"\x3b\x8c"
+    assert wiring.pcsc_atr("Virtual PCD") == b"\x3b\x8c"  # a prefix, as PC/SC connects
+    assert wiring.pcsc_atr("Virtual PCD 00 01") == b""  # no card there
+    assert wiring.pcsc_atr("SoftHSM slot ID 0x1") == b""  # not a PC/SC reader
+    assert wiring.pcsc_atr(None) == b""  # "the first card found" could be another card than the token opened
+
+    class Down:
+        def reader_states(self):
+            raise PcscUnavailable("no pcscd")
+
+    monkeypatch.setattr(pcsc, "PcscSystem", Down)
+    assert wiring.pcsc_atr("Virtual PCD 00 00") == b""
