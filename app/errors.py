@@ -7,7 +7,7 @@ where an error becomes a sentence that says what happened and what to do next.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from app.nhs_number import display
 
@@ -105,6 +105,16 @@ class CardNotRecognised(CardError):
         super().__init__(f"no card back-end recognised the card (tried {names})")
         self.tried = tuple(tried)
         self.pkcs11_configured = pkcs11_configured
+
+
+class CardRetired(CardError):
+    """NHS England no longer accepts this family of cards for logging in (``family``: its name, e.g. "NHS series
+    4-6"; ``since``: the day logins with it were blocked)."""
+
+    def __init__(self, family: str, since: date) -> None:
+        super().__init__(f"{family} cards are blocked for logging in since {since.isoformat()}")
+        self.family = family
+        self.since = since
 
 
 class PinIncorrect(CardError):
@@ -309,6 +319,9 @@ def user_text(error: BaseException) -> str:
                     "your NHS smartcard the right way round.")
         case CardNotRecognised(tried=tried, pkcs11_configured=configured):
             return _not_recognised_text(tried, configured)
+        case CardRetired(family=family, since=since):
+            return (f"This is an {family} smartcard, which NHS England stopped accepting for logging in on "
+                    f"{since.day} {since:%B %Y}. Ask your registration authority for a new smartcard.")
         case PinIncorrect(tries_left=1):
             return ("Incorrect PIN. You have 1 try left: one more wrong PIN will lock your card, and you will "
                     "need your registration authority to unlock it.")

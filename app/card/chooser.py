@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from typing import Any, Protocol
 
 from app.card.backend import BackendKind, CardBackend, LoginToken
+from app.card.family import blocked_by_nhs
 from app.card.login_card import PivLoginCard
 from app.card.piv import PivSession
-from app.errors import CardError, CardNotRecognised, NoCard, NoReader, NotPiv, PcscUnavailable
+from app.errors import CardError, CardNotRecognised, CardRetired, NoCard, NoReader, NotPiv, PcscUnavailable
 
 # "No card here for this back-end": PC/SC sees no reader, no card, or is not running. A PKCS#11 token may still be
 # there (SoftHSM, or a middleware that reaches its readers without pcscd), so the next back-end is asked; when none
@@ -93,6 +95,17 @@ def open_login_token(backends: Sequence[CardBackend], reader: str | None = None,
         raise absent
     raise CardNotRecognised(tuple(tried),
                             pkcs11_configured=any(b.kind is BackendKind.PKCS11 for b in backends))
+
+
+def refuse_retired(token: LoginToken, today: date) -> LoginToken:
+    """``token``, unless NHS England no longer accepts its card family for logging in on ``today`` (series 4-6 since
+    2026): then the card is closed and ``CardRetired`` raised, before any PIN is asked for."""
+    since = blocked_by_nhs(token.info.family, today)
+    if since is None:
+        return token
+    with contextlib.suppress(Exception):
+        token.close()
+    raise CardRetired(token.info.family.value, since)
 
 
 class _Event(Protocol):

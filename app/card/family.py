@@ -21,6 +21,7 @@ lists as tested with CIS2 Authentication (digital.nhs.uk, "Smartcards that need 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from app.card.backend import CardFamily
 
@@ -59,6 +60,12 @@ def recognise(atr: bytes, *, piv: bool = False, manufacturer: str | None = None,
     return CardFamily.PIV if piv else CardFamily.UNKNOWN
 
 
-def blocked_by_nhs(family: CardFamily) -> bool:
-    """Series 4-6 cards: NHS England blocked authentication with them in 2026 (see the module's sources)."""
-    return family is CardFamily.SERIES_4_6
+# NHS England blocked authentication with series 4 cards on 1 April 2026 and with series 5 and 6 on 7 May 2026 (the
+# deprecation notice above); one family covers all three, so it counts as blocked from the later day.
+NHS_BLOCKED_FROM: dict[CardFamily, date] = {CardFamily.SERIES_4_6: date(2026, 5, 7)}
+
+
+def blocked_by_nhs(family: CardFamily, today: date) -> date | None:
+    """The day NHS England blocked logins with this family of cards, when ``today`` is on or after it; else None."""
+    since = NHS_BLOCKED_FROM.get(family)
+    return since if since is not None and today >= since else None

@@ -172,9 +172,10 @@ def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = Non
     from app.pki import card_uuid, load_certificate, validate
 
     info = token.info
+    now = now or datetime.now(UTC)
     cert = load_certificate(token.certificate_der())
     pin = token.pin_status()
-    verdict = validate(cert, trust, now=now or datetime.now(UTC))
+    verdict = validate(cert, trust, now=now)
     notes = []
     try:
         algorithm_for(cert.public_key())
@@ -189,7 +190,7 @@ def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = Non
         if chuid.guid is not None and cert_uuid is not None and cert_uuid != chuid.guid:
             # the CHUID is unsigned on training cards: identity always comes from the certificate
             notes.append(f"the card's CHUID UUID {chuid.guid} differs from its certificate's {cert_uuid}")
-    if blocked_by_nhs(info.family):
+    if blocked_by_nhs(info.family, now.date()):
         notes.append(f"this is an {info.family.value} card: NHS England blocked logins with series 4 cards on "
                      "1 April 2026 and with series 5 and 6 cards on 7 May 2026; ask your registration authority "
                      "for a new card")

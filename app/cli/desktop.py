@@ -69,10 +69,11 @@ class PcscCardAccess:
         self._atr_of = atr_of or (lambda _reader: b"")
 
     def open(self, reader: str | None) -> Any:
-        from app.card.chooser import open_login_token
+        from app.card.chooser import open_login_token, refuse_retired
 
         reader = reader or self._only
-        return open_login_token(self._backends, reader, self._atr_of(reader) if self._modules else b"")
+        token = open_login_token(self._backends, reader, self._atr_of(reader) if self._modules else b"")
+        return refuse_retired(token, self._now().date())
 
     def start_monitor(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         from app.card.chooser import EventMerger, stop_all

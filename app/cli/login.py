@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
         stdin: TextIO | None = None) -> int:
     import httpx
 
-    from app.card.chooser import open_login_token
+    from app.card.chooser import open_login_token, refuse_retired
     from app.client.client import SpineClient
     from app.client.login import card_login, choose_role, select_role
 
@@ -37,8 +38,8 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     with httpx.Client(verify=verify, timeout=15) as http:
         client = SpineClient(url, http)
         # the first configured back-end that recognises the card (PIV over PC/SC, a PKCS#11 module) serves the login
-        card = open_login_token(wiring.card_backends(settings, reset_on_close=True), args.reader,
-                                wiring.pcsc_atr(args.reader))
+        card = refuse_retired(open_login_token(wiring.card_backends(settings, reset_on_close=True), args.reader,
+                                               wiring.pcsc_atr(args.reader)), datetime.now(UTC).date())
         try:
             login = card_login(card, client, pin)
         finally:

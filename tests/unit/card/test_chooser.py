@@ -4,18 +4,20 @@ for PKCS#11 (the real PKCS#11 back-end has its own tests), and the merged card e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 
 from app.card.apdu import split_response
 from app.card.backend import BackendKind, CardFamily, CardInfo
-from app.card.chooser import EventMerger, PivBackend, open_login_token, stop_all
+from app.card.chooser import EventMerger, PivBackend, open_login_token, refuse_retired, stop_all
 from app.card.virtual import PivApplet, issue_card
 from app.errors import (
     CardError,
     CardInUse,
     CardNotRecognised,
     CardRemoved,
+    CardRetired,
     NoCard,
     NoReader,
     PcscUnavailable,
@@ -77,6 +79,10 @@ class FakePkcs11:
 @dataclass
 class FakeToken:
     info: CardInfo
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +228,13 @@ def test_stop_all_stops_every_monitor_even_when_one_fails():
 
     stop_all([lambda: stopped.append("pcsc"), bad, lambda: stopped.append("pkcs11")])()
     assert stopped == ["pcsc", "pkcs11"]
+
+
+def test_a_card_nhs_has_blocked_is_refused_and_closed_before_any_pin(card):
+    old = FakeToken(CardInfo(backend=BackendKind.PKCS11, family=CardFamily.SERIES_4_6, reader="R", atr=b""))
+    with pytest.raises(CardRetired) as err:
+        refuse_retired(old, date(2026, 12, 3))
+    assert old.closed and err.value.since == date(2026, 5, 7) and err.value.family == "NHS series 4-6"
+    assert refuse_retired(old, date(2026, 5, 6)) is old  # the day before NHS blocked it
+    current = FakeToken(CardInfo(backend=BackendKind.PKCS11, family=CardFamily.SERIES_8, reader="R", atr=b""))
+    assert refuse_retired(current, date(2026, 12, 3)) is current and not current.closed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from app.card.backend import CardFamily
@@ -43,8 +45,10 @@ def test_a_piv_card_of_no_nhs_family_is_generic_piv():
     assert recognise(YUBIKEY_5_ATR) is CardFamily.UNKNOWN
 
 
-def test_only_series_4_to_6_are_blocked_by_nhs():
-    assert [f for f in CardFamily if blocked_by_nhs(f)] == [CardFamily.SERIES_4_6]
+def test_only_series_4_to_6_are_blocked_by_nhs_from_7_may_2026():
+    assert [f for f in CardFamily if blocked_by_nhs(f, date(2026, 5, 7))] == [CardFamily.SERIES_4_6]
+    assert blocked_by_nhs(CardFamily.SERIES_4_6, date(2027, 1, 1)) == date(2026, 5, 7)
+    assert blocked_by_nhs(CardFamily.SERIES_4_6, date(2026, 5, 6)) is None
 
 
 def test_the_wes_spec_lists_every_nhs_atr_with_its_family_and_source():

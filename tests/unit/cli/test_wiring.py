@@ -165,3 +165,33 @@ def test_the_atr_for_a_pkcs11_token_comes_from_the_named_pcsc_reader(monkeypatch
 
     monkeypatch.setattr(pcsc, "PcscSystem", Down)
     assert wiring.pcsc_atr("Virtual PCD 00 00") == b""
+
+
+def test_the_desktop_refuses_a_card_nhs_has_blocked_before_asking_for_its_pin() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from app.card.backend import BackendKind, CardFamily, CardInfo
+    from app.cli.desktop import PcscCardAccess
+    from app.errors import CardRetired
+
+    class Token:
+        info = CardInfo(backend=BackendKind.PKCS11, family=CardFamily.SERIES_4_6, reader="R", atr=b"",
+                        module="/opt/gemalto/libgclib.so")
+        closed = False
+
+        def close(self) -> None:
+            Token.closed = True
+
+    class Backend:
+        kind = BackendKind.PKCS11
+        module = "/opt/gemalto/libgclib.so"
+
+        def open(self, reader, atr):
+            return Token()
+
+    access = PcscCardAccess(None, now=lambda: datetime(2026, 12, 3, tzinfo=UTC), backends=[Backend()])
+    with pytest.raises(CardRetired):
+        access.open("R")
+    assert Token.closed
