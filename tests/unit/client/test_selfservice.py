@@ -264,3 +264,15 @@ def test_a_renewal_that_stops_after_the_new_key_says_what_to_do(card, applet, ca
     text = user_text(caught.value)
     assert "asking the service for the new certificate" in text and "registration authority" in text
     assert "cannot be reached" in text and service.revoked == [] and service.calls[-1] == "logout"
+
+
+def test_only_piv_cards_are_renewed_by_this_client(card):
+    from types import SimpleNamespace
+
+    from app.card.backend import BackendKind
+    from app.card.renewal import renewable
+
+    pkcs11 = SimpleNamespace(info=SimpleNamespace(backend=BackendKind.PKCS11))
+    with pytest.raises(CardManagementRefused, match="PKCS#11"):
+        renewable(pkcs11, ManagementKey.training())  # type: ignore[arg-type]  # a stand-in token
+    assert isinstance(renewable(card._card, ManagementKey.training()), PivRenewableCard)
