@@ -142,6 +142,8 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     try:
         say("Asking the service whether this certificate may be renewed")
         api.renewal_check(token, old_der)
+        card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
+        card.forget_pin()
         say("Generating a new key on the card")
         public_der = card.generate_key()
         new_der = _certify(card, api, token, pin, old, old_der, public_der, say)

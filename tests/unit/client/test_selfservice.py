@@ -276,3 +276,14 @@ def test_only_piv_cards_are_renewed_by_this_client(card):
     with pytest.raises(CardManagementRefused, match="PKCS#11"):
         renewable(pkcs11, ManagementKey.training())  # type: ignore[arg-type]  # a stand-in token
     assert isinstance(renewable(card._card, ManagementKey.training()), PivRenewableCard)
+
+
+def test_a_wrong_pin_with_a_live_session_costs_a_try_never_the_key(card, applet, ca):
+    service = Service(ca)
+    token = service.complete("n", b"x" * 12, card.certificate_der()).token
+    key = applet.card.private_key
+    with pytest.raises(PinIncorrect):
+        renew_certificate(card, service, "999888", token=token)
+    assert applet.card.private_key is key and not applet.card.certificate_pending
+    assert applet.card.pin_tries_left == applet.card.pin_tries_max - 1
+    assert "renew_certificate" not in service.calls
