@@ -1,9 +1,10 @@
-"""A three-tier test PKI shaped like NHS's smartcard PKI: a root authority, an issuing (level 1C-like) CA below it,
+"""A three-tier test PKI shaped like NHS's smartcard PKI: a root authority, an issuing (authentication) CA below it,
 and card (login) certificates below that, with a CRL published by each CA.
 
 Shape (see docs/decisions/nhs-identity.md for what public sources say about the real one):
 
-* root CA (RSA-2048 self-signed, pathLen 1) -> issuing CA (RSA-2048, pathLen 0) -> card certificates;
+* root CA (RSA-2048 self-signed, pathLen 1) -> issuing CA (RSA-2048, pathLen 0) -> card certificates, named like
+  NHS's G2 hierarchy ("TEST NHS Root Authority G2" -> "TEST NHS Authentication G2");
 * the root's CRL covers the issuing CA, the issuing CA's CRL covers card certificates; both written as PEM files;
 * a card certificate names its holder in the SUBJECT: ``CN=<name>`` and the 12-digit NHS user UUID in
   ``serialNumber`` (OID 2.5.4.5) by default, or in ``UID`` (0.9.2342.19200300.100.1.1), or not at all; key usage
@@ -35,9 +36,15 @@ Algorithm = Literal["rsa2048", "p256"]
 IdentityAttribute = Literal["serialNumber", "UID", "none"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-ORGANISATION = "NHS TEST"
+# NHS's G2 names (published): root "C=GB, O=NHS, OU=CA, CN=NHS Root Authority G2", authentication issuing CA
+# "C=GB, O=nhs, OU=CA, CN=NHS Authentication G2" (G1's was "NHS Level 1C"). People live under "ou=People, o=nhs" in
+# NHS's directory. The test names copy that shape with TEST in every common name.
+COUNTRY = "GB"
+ROOT_ORGANISATION = "NHS"
+ORGANISATION = "nhs"
+CA_UNIT = "CA"
 ROOT_NAME = "TEST NHS Root Authority G2"
-ISSUING_NAME = "TEST NHS Level 1C"
+ISSUING_NAME = "TEST NHS Authentication G2"
 PEOPLE_UNIT = "People"
 SKEW = timedelta(minutes=5)
 ROOT_LIFETIME = timedelta(days=20 * 365)
@@ -82,8 +89,9 @@ def _write(path: Path, data: bytes) -> Path:
 
 def card_subject(name: str, uuid: str | None, attribute: IdentityAttribute = "serialNumber",
                  *, organisation: str = ORGANISATION) -> x509.Name:
-    """``O=<organisation>, OU=People, CN=<name>[, serialNumber=<uuid> | UID=<uuid>]``."""
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+    """``C=GB, O=<organisation>, OU=People, CN=<name>[, serialNumber=<uuid> | UID=<uuid>]``."""
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY),
+                  x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
                   x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, PEOPLE_UNIT),
                   x509.NameAttribute(NameOID.COMMON_NAME, name)]
     if uuid is not None and attribute == "serialNumber":
@@ -171,11 +179,8 @@ class NhsTestPki:
         directory = Path(directory)
         start = _aware(now) - SKEW
         root_key, issuing_key = _new_key("rsa2048"), _new_key("rsa2048")
-        root_subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                                  x509.NameAttribute(NameOID.COMMON_NAME, root_name)])
-        issuing_subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-                                     x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
-                                     x509.NameAttribute(NameOID.COMMON_NAME, issuing_name)])
+        root_subject = _ca_name(ROOT_ORGANISATION if organisation == ORGANISATION else organisation, root_name)
+        issuing_subject = _ca_name(organisation, issuing_name)
         root_cert = _ca_cert(root_subject, root_key, root_subject, root_key, None, start, ROOT_LIFETIME, 1)
         issuing_cert = _ca_cert(issuing_subject, issuing_key, root_subject, root_key, root_cert, start,
                                 ISSUING_LIFETIME, 0)
@@ -267,7 +272,14 @@ def make_foreign_pki(directory: Path, *, now: datetime, impostor: bool = False) 
     if impostor:
         return NhsTestPki.create(directory, now=now)
     return NhsTestPki.create(directory, now=now, root_name="TEST Foreign Root Authority",
-                             issuing_name="TEST Foreign Level 1C", organisation="NHS TEST Foreign")
+                             issuing_name="TEST Foreign Authentication", organisation="foreign")
+
+
+def _ca_name(organisation: str, common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, CA_UNIT),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _pem(cert: x509.Certificate) -> bytes:
