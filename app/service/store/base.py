@@ -132,7 +132,8 @@ class Store(Protocol):
 
     def add_credentials(self, user_id: str, *, card_uuids: Iterable[str] = (),
                         cert_fingerprints: Iterable[str] = (), nhs_uuids: Iterable[str] = ()) -> User:
-        """Link more cards/certificates/NHS user UUIDs to an existing user (``NotFound``, ``AlreadyExists``)."""
+        """Link more cards/certificates/NHS user UUIDs to an existing user (``NotFound``, ``AlreadyExists``; an
+        NHS user UUID that is already this user's is left as it is)."""
 
     def get_user(self, user_id: str) -> User | None: ...
 

@@ -63,6 +63,8 @@ class IdentitySql(SqlBase):
             for value in dict.fromkeys(values):
                 cur.execute(f"SELECT user_id FROM {table} WHERE {column} = ?", (value,))
                 if row := cur.fetchone():
+                    if table == "user_nhs_ids" and row[0] == user_id:
+                        continue  # already this user's: registering a person again changes nothing
                     raise AlreadyExists(kind, value, owner=row[0])
                 cur.execute(f"INSERT INTO {table} ({column}, user_id) VALUES (?, ?)", (value, user_id))
 

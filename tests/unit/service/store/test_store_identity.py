@@ -157,6 +157,7 @@ def test_users_by_nhs_user_uuid(store):
     user = store.add_user("u1", "Dr Ada Lovelace", nhs_uuids=[" 555000111222 ", "555000111222"])
     assert user.nhs_uuids == ("555000111222",)
     store.add_credentials("u1", nhs_uuids=["555000111333"])  # a second identity linked to the same user
+    store.add_credentials("u1", nhs_uuids=["555000111222"])  # already hers: no change, no error
     assert store.get_user("u1").nhs_uuids == ("555000111222", "555000111333")
     assert store.user_by_nhs_uuid("555000111333").id == "u1"
     assert store.user_by_nhs_uuid("555000999999") is None
