@@ -15,7 +15,7 @@ only certificates and CRLs are written, and only into the folder the caller give
 into the repository. :meth:`CardCredential.key_pem` hands a key to a caller that must import it somewhere (e.g. a
 SoftHSM token); write it only below a temporary folder.
 
-All names carry "TEST" so a certificate from here can never be mistaken for a live NHS one.
+Every CA name carries "TEST", so a certificate from here can never be mistaken for a live NHS one.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from app.pki.validation import TrustStore
 
 Algorithm = Literal["rsa2048", "p256"]
-IdentityAttribute = Literal["serialNumber", "UID", "none"]
+UuidPlacement = Literal["serialNumber", "UID", "none"]  # where a card certificate carries the UUID
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 # NHS's G2 names (published): root "C=GB, O=NHS, OU=CA, CN=NHS Root Authority G2", authentication issuing CA
@@ -87,7 +87,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def card_subject(name: str, uuid: str | None, attribute: IdentityAttribute = "serialNumber",
+def card_subject(name: str, uuid: str | None, attribute: UuidPlacement = "serialNumber",
                  *, organisation: str = ORGANISATION) -> x509.Name:
     """``C=GB, O=<organisation>, OU=People, CN=<name>[, serialNumber=<uuid> | UID=<uuid>]``."""
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY),
@@ -143,7 +143,7 @@ class CardCredential:
     key: PrivateKey = field(repr=False)
     name: str
     uuid: str | None
-    attribute: IdentityAttribute
+    attribute: UuidPlacement
     path: Path  # the certificate as PEM
 
     @property
@@ -214,7 +214,7 @@ class NhsTestPki:
     # --- cards ------------------------------------------------------------------------------------------------
 
     def issue_card(self, *, name: str, uuid: str | None, now: datetime, alg: Algorithm = "rsa2048",
-                   attribute: IdentityAttribute = "serialNumber", lifetime: timedelta = CARD_LIFETIME,
+                   attribute: UuidPlacement = "serialNumber", lifetime: timedelta = CARD_LIFETIME,
                    key: PrivateKey | None = None, client_auth: bool = True,
                    digital_signature: bool = True) -> CardCredential:
         """A login certificate for ``name`` with ``uuid`` in the subject ``attribute`` (``"none"``: no UUID),
