@@ -191,6 +191,17 @@ class CertificateRejected(PkiError):
         self.detail = detail
 
 
+class CertificateIdentityMissing(PkiError):
+    """A certificate does not name its holder where its trust anchor's identity attribute says it should (no NHS
+    user UUID, or an unusable one). ``attribute``: the configured attribute (``serialNumber``, ``UID``,
+    ``san-uuid``); ``problem``: what is wrong, as a predicate of "the certificate" ("has no …")."""
+
+    def __init__(self, attribute: str, problem: str) -> None:
+        super().__init__(f"the certificate {problem}")
+        self.attribute = attribute
+        self.problem = problem
+
+
 class RevocationInfoStale(PkiError):
     """No current CRL from a certificate authority, so no certificate it issued can be checked for revocation.
 
@@ -367,6 +378,9 @@ def user_text(error: BaseException) -> str:
         case CertificateRejected(status=status, detail=detail):
             text = _CERT_TEXT.get(status, f"Your smartcard's certificate was rejected ({status}).")
             return f"{text} ({detail})" if detail else text
+        case CertificateIdentityMissing(problem=problem):
+            return (f"Your smartcard's certificate {problem}, so the service cannot tell who you are. Ask your "
+                    "registration authority to renew the card's certificates.")
         case RevocationInfoStale(authority=authority, next_update=due, paths=paths):
             what = (f"the certificate revocation list (CRL) from {authority} was due to be replaced on "
                     f"{due:%Y-%m-%d %H:%M} UTC and no newer one has been published" if due else

@@ -38,6 +38,8 @@ CASES = [
     (e.RevocationInfoStale("'Issuing CA'", datetime(2026, 1, 2, 3, 4, tzinfo=UTC), ("/var/lib/x.crl",)),
      "publish a fresh CRL to /var/lib/x.crl"),
     (e.RevocationInfoStale("'Issuing CA'", None), "[trust] crls"),
+    (e.CertificateIdentityMissing("serialNumber", "has no NHS user UUID in the subject's serialNumber"),
+     "renew the card's certificates"),
     (e.ConfigError("/etc/x.toml", "bad url"), "/etc/x.toml"),
     (e.PlainHttpRefused("0.0.0.0", 8443, loopback=False, proxy=None, site_config="/etc/x.toml"),
      "--tls-cert FILE --tls-key FILE"),
