@@ -13,6 +13,7 @@ Needs pcscd with the vsmartcard virtual reader (scripts/setup.sh test installs a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +57,10 @@ def wait_present(system: PcscSystem, present: bool, timeout: float = 10) -> None
     raise SystemExit(f"card {'never appeared in' if present else 'never left'} {READER}")
 
 
-def measure(alg: str, runs: int, workdir: Path, ca: TrainingCA) -> dict[str, list[float]]:
+@contextlib.contextmanager
+def inserted_card(alg: str, workdir: Path, ca: TrainingCA | None = None) -> Iterator[None]:
+    """A training card served to pcscd's virtual reader by a separate ``spinedesk card insert`` process."""
+    ca = ca or TrainingCA.load_or_create(workdir / "pki")
     card, _ = issue_card(ca, name=f"Benchmark {alg}", algorithm=alg, pin=PIN)
     path = workdir / f"{alg}.json"
     card.save(path)
@@ -65,6 +70,16 @@ def measure(alg: str, runs: int, workdir: Path, ca: TrainingCA) -> dict[str, lis
     system = PcscSystem()
     try:
         wait_present(system, True)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        wait_present(system, False)
+
+
+def measure(alg: str, runs: int, workdir: Path, ca: TrainingCA) -> dict[str, list[float]]:
+    system = PcscSystem()
+    with inserted_card(alg, workdir, ca):
         one, connected = [], []
         with system.connect(READER) as conn:
             session = PivSession(conn)
@@ -79,10 +94,6 @@ def measure(alg: str, runs: int, workdir: Path, ca: TrainingCA) -> dict[str, lis
                 login(PivSession(conn))
             connected.append((time.perf_counter() - t) * 1000)
         return {"one connection": one, "with connect": connected}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        wait_present(system, False)
 
 
 def main() -> int:

@@ -1,0 +1,537 @@
+"""The PKCS#11 card back-end: cards reached through a vendor's PKCS#11 module (NHS series 8 cards through the
+Oberthur/IDEMIA middleware, OpenSC's ``opensc-pkcs11.so``, YubiKey's ``libykcs11.so``; SoftHSM2 in tests).
+
+The only module that imports the PKCS#11 binding (python-pkcs11; ``docs/decisions/pkcs11-binding.md`` says why).
+Every PKCS#11 return code is mapped here, and only here, onto the typed errors of :mod:`app.errors`.
+
+* :func:`load_module` loads each module once per process and keeps it for good: finalising a module that another
+  part of the process still uses is a classic crash. The binding initialises modules without OS locking, so every
+  call into one module is serialised by that module's lock.
+* :class:`Pkcs11Backend` is a :class:`app.card.backend.CardBackend`: ``open(reader, atr)`` gives a
+  :class:`Pkcs11Token` for the token in the slot whose description names ``reader`` (OpenSC names its slots after
+  the PC/SC reader), or for the only token present when ``reader`` is None.
+* :class:`Pkcs11Token` is a :class:`app.card.backend.LoginToken`. The login certificate is chosen by what it is
+  (X.509, key usage digitalSignature, EKU clientAuth or smartcard logon preferred, a private key with CKA_SIGN and
+  the same CKA_ID), never by its label; ties are broken by CKA_ID, then by the certificate's own bytes, and
+  :attr:`Pkcs11Token.choice` says why that one won. The PIN lives only for the call that uses it.
+* :class:`TokenMonitor` reports token insert/remove as :class:`app.card.pcsc.CardEvent`, for slots that PC/SC
+  does not see (SoftHSM) or modules used without it. It asks ``C_WaitForSlotEvent`` without blocking (a blocked
+  wait could only be ended by finalising the module) every 0.1 s and rescans the slots when it reports an event;
+  for modules without it, it rescans the slots every 0.3 s. As tested: OpenSC answers ``C_WaitForSlotEvent``
+  (checked against the PC/SC reader state); SoftHSM2 and ykcs11 return CKR_FUNCTION_NOT_SUPPORTED, so are polled.
+
+PIN unblocking is ``C_Login(CKU_SO, PUK)`` then ``C_InitPIN``: SoftHSM2 allows it (with its SO PIN). OpenSC 0.23's
+PIV driver refuses the SO login (CKR_GENERAL_ERROR), so a PIV card is unblocked through the PIV back-end (RESET
+RETRY COUNTER); that refusal is reported as :class:`app.errors.CardError` saying the module cannot unblock. Vendor
+middleware varies and may expect its own tools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pkcs11
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import exceptions as p11
+
+from app.card.backend import BackendKind, CardFamily, CardInfo
+from app.card.family import recognise
+from app.card.pcsc import CardEvent, EventKind
+from app.card.piv import SHA256_DIGEST_INFO, PinStatus
+from app.errors import (
+    CardError,
+    CardRemoved,
+    InvalidPinFormat,
+    NoLoginCertificate,
+    PinBlocked,
+    PinIncorrect,
+    PinRequired,
+    Pkcs11ModuleError,
+    SeveralCards,
+)
+
+log = logging.getLogger(__name__)
+
+SMARTCARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
+LOGIN_EKUS = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH, SMARTCARD_LOGON})
+_VENDOR = "the card vendor's middleware that NHS supplies to your IT department"
+_PACKAGES = {"opensc-pkcs11.so": "opensc-pkcs11", "onepin-opensc-pkcs11.so": "opensc-pkcs11",
+             "libykcs11.so": "ykcs11", "libsofthsm2.so": "softhsm2", "libclassicclient.so": _VENDOR}
+_REMOVED = (p11.DeviceRemoved, p11.TokenNotPresent)
+_SESSION_LOST = (p11.SessionHandleInvalid, p11.SessionClosed)
+
+
+def package_for(path: str) -> str | None:
+    """What provides a PKCS#11 module: a Debian package name, a sentence for vendor middleware, or None."""
+    name = Path(path).name
+    base = name.split(".so")[0] + ".so" if ".so" in name else name
+    if base in _PACKAGES:
+        return _PACKAGES[base]
+    if any(v in name.lower() for v in ("oberthur", "idemia", "classicclient", "awp")):
+        return _VENDOR
+    return None
+
+
+@dataclass
+class _Module:
+    path: str
+    lib: Any
+    lock: threading.RLock
+
+
+_modules: dict[str, _Module] = {}
+_modules_lock = threading.Lock()
+
+
+def load_module(path: str | os.PathLike[str]) -> _Module:
+    """The loaded module at ``path`` (loaded and initialised on first use, then kept for the process's life)."""
+    key = os.fspath(path)
+    with _modules_lock:
+        module = _modules.get(key)
+        if module is not None:
+            return module
+        package = package_for(key)
+        if not os.path.exists(key):
+            raise Pkcs11ModuleError(key, "the file does not exist", package)
+        try:
+            lib = pkcs11.lib(key)
+        except p11.PKCS11Error as exc:
+            text = str(exc)
+            if "C_GetFunctionList" in text:
+                problem = "it is not a PKCS#11 module (it has no C_GetFunctionList)"
+            else:
+                problem = f"it cannot be loaded ({text.rsplit(': ', 1)[-1] or type(exc).__name__})"
+            raise Pkcs11ModuleError(key, problem, package) from None
+        module = _modules[key] = _Module(key, lib, threading.RLock())
+        return module
+
+
+def _tries_from_flags(flags: int) -> int | None:
+    if flags & TokenFlag.USER_PIN_LOCKED:
+        return 0
+    if flags & TokenFlag.USER_PIN_FINAL_TRY:
+        return 1
+    return None
+
+
+def _check_pin_text(pin: str, what: str = "PIN") -> None:
+    """Refuse locally what no card takes; the card judges the rest (length, characters) itself."""
+    if not pin:
+        raise InvalidPinFormat(f"the {what} is empty")
+    if any(not ch.isprintable() for ch in pin):
+        raise InvalidPinFormat(f"the {what} contains characters that cannot be typed")
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    object_id: bytes
+    der: bytes
+    certificate: x509.Certificate
+    rank: tuple[int, ...]
+    reasons: tuple[str, ...]
+
+
+def _rank(object_id: bytes, der: bytes, key_ids: set[bytes]) -> _Candidate | None:
+    """How well a certificate on the token suits logging in; None for one that cannot."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        public_key = cert.public_key()
+    except ValueError:
+        return None
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return None
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and not isinstance(
+            public_key.curve, ec.SECP256R1 | ec.SECP384R1):
+        return None
+    reasons: list[str] = []
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return None
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not usage.digital_signature:
+            return None
+        ku = 2
+        reasons.append("key usage digitalSignature")
+    except x509.ExtensionNotFound:
+        ku = 1
+        reasons.append("no key usage restriction")
+    try:
+        ekus = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        eku = 2 if ekus & LOGIN_EKUS else 0
+        reasons.append("EKU for login" if eku else "EKU not for login")
+    except x509.ExtensionNotFound:
+        eku = 1
+        reasons.append("no EKU")
+    paired = 1 if object_id in key_ids else 0
+    if paired:
+        reasons.append("signing key with the same CKA_ID")
+    return _Candidate(object_id, der, cert, (eku, ku, paired), tuple(reasons))
+
+
+def _describe(slot: Any, token: Any) -> str:
+    return f"{token.label.strip() or 'unnamed token'} in {slot.slot_description.strip()}"
+
+
+class Pkcs11Token:
+    """One token opened for a sign-in (see the module docstring). Not shared between threads' sign-ins."""
+
+    def __init__(self, module: _Module, slot: Any, token: Any, *, atr: bytes = b"",
+                 family_hint: CardFamily | None = None) -> None:
+        self._module = module
+        self._slot = slot
+        self._token = token
+        self._gone = False
+        self._user: Any = None  # the session logged in with the PIN, None when the PIN is not verified
+        with self._calls("open the card"):
+            self._public = token.open()
+            self._mechanisms = set(slot.get_mechanisms())
+            self._login = self._choose()
+        self._cert = self._login.certificate
+        self._key_type = KeyType.RSA if isinstance(self._cert.public_key(), rsa.RSAPublicKey) else KeyType.EC
+        manufacturer = token.manufacturer_id.strip() or None
+        model = token.model.strip() or None
+        family = recognise(atr, manufacturer=manufacturer, model=model)
+        if family is CardFamily.UNKNOWN and family_hint is not None:
+            family = family_hint
+        serial = bytes(token.serial).decode("ascii", "replace").strip() or None
+        self._info = CardInfo(backend=BackendKind.PKCS11, family=family, reader=slot.slot_description.strip(),
+                              atr=atr, module=module.path, token_label=token.label.strip() or None,
+                              manufacturer=manufacturer, model=model, serial=serial)
+
+    # --- the choice of certificate and key ------------------------------------------------------------------
+
+    def _choose(self) -> _Candidate:
+        session = self._public
+        key_ids = {bytes(k[Attribute.ID]) for k in session.get_objects(
+            {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.SIGN: True})}
+        # a card that keeps its private keys private until login still shows the public half
+        key_ids |= {bytes(k[Attribute.ID]) for k in session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})}
+        candidates = []
+        count = 0
+        for obj in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
+                                        Attribute.CERTIFICATE_TYPE: CertificateType.X_509}):
+            count += 1
+            candidate = _rank(bytes(obj[Attribute.ID]), bytes(obj[Attribute.VALUE]), key_ids)
+            if candidate is not None:
+                candidates.append(candidate)
+        label = self._token.label.strip() or "the card"
+        if not candidates:
+            detail = ("it holds no certificate" if count == 0 else
+                      f"none of its {count} certificates is meant for logging in (key usage digitalSignature)")
+            raise NoLoginCertificate(label, detail)
+        candidates.sort(key=lambda c: (tuple(-r for r in c.rank), c.object_id, hashlib.sha256(c.der).digest()))
+        best = candidates[0]
+        others = len(candidates) - 1
+        self.choice = (f"login certificate CKA_ID {best.object_id.hex() or '(empty)'}: {', '.join(best.reasons)}"
+                       + (f"; {others} other candidate(s) ranked lower or later by CKA_ID" if others else ""))
+        log.info("%s: %s", label, self.choice)
+        return best
+
+    def _private_key(self, session: Any) -> Any:
+        keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.SIGN: True,
+                                         Attribute.ID: self._login.object_id}))
+        if not keys:
+            raise NoLoginCertificate(self._token.label.strip() or "the card",
+                                     "its login certificate has no private key that can sign")
+        return keys[0]
+
+    # --- errors ---------------------------------------------------------------------------------------------
+
+    def _fresh_flags(self) -> int:
+        with contextlib.suppress(p11.PKCS11Error):
+            return int(self._slot.get_token().flags)
+        return 0
+
+    def _present(self) -> bool:
+        with contextlib.suppress(p11.PKCS11Error):
+            return any(s.slot_id == self._slot.slot_id for s in self._module.lib.get_slots(token_present=True))
+        return False
+
+    @contextlib.contextmanager
+    def _calls(self, what: str, *, pin: bool = False) -> Iterator[None]:
+        """Serialise calls into the module and turn PKCS#11 errors into the app's typed errors (``pin``: the call
+        sends a PIN or PUK, so data the card calls invalid is the PIN's characters)."""
+        if self._gone:
+            raise CardRemoved("the card was removed; open it again")
+        with self._module.lock:
+            try:
+                yield
+            except p11.PinIncorrect:
+                tries = _tries_from_flags(self._fresh_flags())
+                if tries == 0:
+                    raise PinBlocked() from None
+                raise PinIncorrect(tries) from None
+            except p11.PinLocked:
+                raise PinBlocked() from None
+            except (p11.PinLenRange, p11.PinInvalid) as exc:
+                reason = ("the card does not accept a PIN of that length" if isinstance(exc, p11.PinLenRange)
+                          else "the card does not accept those characters in a PIN")
+                raise InvalidPinFormat(reason) from None
+            except (p11.DataInvalid, p11.ArgumentsBad) as exc:
+                if pin:  # OpenSC's PIV driver: the card refused the PIN's characters (no try was used)
+                    raise InvalidPinFormat("the card does not accept those characters in a PIN") from None
+                raise CardError(f"{what}: the card's PKCS#11 module said {type(exc).__name__}") from None
+            except p11.UserNotLoggedIn:
+                raise PinRequired("the card needs the PIN first") from None
+            except _REMOVED:
+                self._lost()
+                raise CardRemoved(f"the card was removed during '{what}'") from None
+            except _SESSION_LOST:
+                if not self._present():
+                    self._lost()
+                    raise CardRemoved(f"the card was removed during '{what}'") from None
+                self._user = None
+                raise PinRequired(f"the card's session was closed during '{what}'") from None
+            except p11.PKCS11Error as exc:
+                if not self._present():
+                    self._lost()
+                    raise CardRemoved(f"the card was removed during '{what}'") from None
+                raise CardError(f"{what}: the card's PKCS#11 module said {type(exc).__name__}") from None
+
+    def _lost(self) -> None:
+        """The card went: nothing on this object works any more (sessions are dropped, never half reused)."""
+        self._gone = True
+        self._user = None
+        self._public = None
+
+    # --- LoginToken -----------------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> CardInfo:
+        return self._info
+
+    def certificate_der(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.DER)
+
+    def pin_status(self) -> PinStatus:
+        with self._calls("read the PIN status"):
+            flags = int(self._slot.get_token().flags)
+        tries = _tries_from_flags(flags)
+        return PinStatus(verified=self._user is not None, tries_left=tries, blocked=tries == 0)
+
+    def verify_pin(self, pin: str) -> None:
+        _check_pin_text(pin)
+        with self._calls("verify the PIN", pin=True):
+            if self._user is not None:
+                self._close_user()
+            # read/write: when C_Login fails the binding leaves the session it opened behind, and a read-only one
+            # would stop a later security officer login (CKR_SESSION_READ_ONLY_EXISTS)
+            try:
+                self._user = self._token.open(rw=True, user_pin=pin)
+            except p11.TokenWriteProtected:
+                self._user = self._token.open(user_pin=pin)
+
+    def sign(self, message: bytes) -> bytes:
+        with self._calls("sign"):
+            if self._user is None:
+                raise PinRequired("the card needs the PIN before it signs")
+            key = self._private_key(self._user)
+            public_key = self._cert.public_key()
+            if isinstance(public_key, rsa.RSAPublicKey):
+                if Mechanism.SHA256_RSA_PKCS in self._mechanisms:
+                    return bytes(key.sign(message, mechanism=Mechanism.SHA256_RSA_PKCS))
+                digest_info = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+                return bytes(key.sign(digest_info, mechanism=Mechanism.RSA_PKCS))
+            assert isinstance(public_key, ec.EllipticCurvePublicKey)
+            digest = (hashlib.sha384(message) if isinstance(public_key.curve, ec.SECP384R1)
+                      else hashlib.sha256(message)).digest()
+            raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
+        half = len(raw) // 2
+        return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+
+    def forget_pin(self) -> None:
+        """C_Logout (the login is the application's, so every session of ours forgets it)."""
+        if self._gone:
+            return
+        with self._calls("forget the PIN"):
+            self._close_user()
+
+    def _close_user(self) -> None:
+        user, self._user = self._user, None
+        if user is not None:
+            user.close()  # C_Logout + C_CloseSession
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None:
+        """C_SetPIN in a read/write session."""
+        _check_pin_text(old_pin)
+        _check_pin_text(new_pin, "new PIN")
+        with self._calls("change the PIN", pin=True):
+            session = self._token.open(rw=True)
+            try:
+                session.set_pin(old_pin, new_pin)
+            finally:
+                with contextlib.suppress(p11.PKCS11Error):
+                    session.close()
+
+    def unblock_pin(self, puk: str, new_pin: str) -> None:
+        """C_Login(CKU_SO, PUK) then C_InitPIN; the SO is logged out at once."""
+        _check_pin_text(puk, "PUK")
+        _check_pin_text(new_pin, "new PIN")
+        with self._calls("unblock the PIN", pin=True):
+            self._close_user()
+            # the security officer cannot log in while a read-only session is open (CKR_SESSION_READ_ONLY_EXISTS)
+            with contextlib.suppress(p11.PKCS11Error):
+                self._public.close()
+            try:
+                try:
+                    session = self._token.open(rw=True, so_pin=puk)
+                except (p11.GeneralError, p11.FunctionNotSupported):
+                    raise CardError("this card's PKCS#11 module cannot unblock the PIN with the PUK (it refused "
+                                    "the security officer login)") from None
+                try:
+                    session.init_pin(new_pin)
+                finally:
+                    with contextlib.suppress(p11.PKCS11Error):
+                        session.close()
+            finally:
+                self._public = self._token.open()
+
+    def close(self) -> None:
+        if self._gone:
+            return
+        with self._module.lock:
+            for session in (self._user, self._public):
+                if session is not None:
+                    with contextlib.suppress(p11.PKCS11Error):
+                        session.close()
+            self._user = self._public = None
+            self._gone = True
+
+
+class Pkcs11Backend:
+    """Cards behind one PKCS#11 module. ``family_hint``: the family to report for tokens that neither the ATR nor
+    the token's manufacturer and model identify (a site that uses this module only for, say, NHS series 8 cards)."""
+
+    kind = BackendKind.PKCS11
+
+    def __init__(self, module_path: str | os.PathLike[str], *, family_hint: CardFamily | None = None) -> None:
+        self.module_path = os.fspath(module_path)
+        self.family_hint = family_hint
+
+    def open(self, reader: str | None, atr: bytes = b"") -> Pkcs11Token | None:
+        module = load_module(self.module_path)
+        with module.lock:
+            try:
+                present = [(s, s.get_token()) for s in module.lib.get_slots(token_present=True)]
+            except p11.PKCS11Error as exc:
+                raise CardError(f"{self.module_path} could not list its cards ({type(exc).__name__})") from None
+            tokens = [(s, t) for s, t in present if t.flags & TokenFlag.TOKEN_INITIALIZED]
+            if reader is not None:
+                exact = [(s, t) for s, t in tokens if s.slot_description.strip() == reader]
+                tokens = exact or [(s, t) for s, t in tokens if s.slot_description.strip().startswith(reader)]
+            if not tokens:
+                return None
+            if len(tokens) > 1:
+                raise SeveralCards(tuple(_describe(s, t) for s, t in tokens))
+            slot, token = tokens[0]
+            return Pkcs11Token(module, slot, token, atr=atr, family_hint=self.family_hint)
+
+
+class TokenMonitor:
+    """Token insert/remove in one module's slots, reported like :class:`app.card.pcsc.CardMonitor` does: the first
+    events describe the current state (SERVICE_UP, READER_ADDED per slot, CARD_INSERTED per token); then changes.
+    A module that cannot be loaded is reported as SERVICE_DOWN (and retried). ``reader`` in events is the slot
+    description. Start with :meth:`start`, end with :meth:`stop`."""
+
+    poll = 0.3  # seconds between slot scans for modules without C_WaitForSlotEvent
+    event_poll = 0.1  # seconds between non-blocking C_WaitForSlotEvent calls
+
+    def __init__(self, module_path: str | os.PathLike[str], callback: Callable[[CardEvent], None]) -> None:
+        self.module_path = os.fspath(module_path)
+        self._callback = callback
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.uses_slot_events: bool | None = None  # known once the monitor has run
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="token-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _emit(self, kind: EventKind, reader: str | None = None) -> None:
+        try:
+            self._callback(CardEvent(kind, reader))
+        except Exception:  # a broken listener must not kill the monitor
+            log.exception("token event listener failed")
+
+    def _scan(self, module: _Module) -> tuple[dict[int, str], set[int]]:
+        with module.lock:
+            slots = {s.slot_id: s.slot_description.strip() for s in module.lib.get_slots()}
+            present = set()
+            for s in module.lib.get_slots(token_present=True):
+                with contextlib.suppress(p11.PKCS11Error):  # a token pulled between the two calls
+                    if s.get_token().flags & TokenFlag.TOKEN_INITIALIZED:
+                        present.add(s.slot_id)
+        return slots, present
+
+    def _slot_event(self, module: _Module) -> bool:
+        """Whether C_WaitForSlotEvent reports an event now (True also for modules without it: then always scan)."""
+        if self.uses_slot_events is False:
+            return True
+        with module.lock:
+            try:
+                module.lib.wait_for_slot_event(blocking=False)
+            except p11.NoEvent:
+                self.uses_slot_events = True
+                return False
+            except p11.PKCS11Error:  # CKR_FUNCTION_NOT_SUPPORTED and the like
+                self.uses_slot_events = False
+                return True
+        self.uses_slot_events = True
+        return True
+
+    def _run(self) -> None:
+        slots: dict[int, str] = {}
+        present: set[int] = set()
+        up = None
+        while not self._stop.is_set():
+            try:
+                module = load_module(self.module_path)
+                if up is not True:
+                    up = True
+                    self._emit(EventKind.SERVICE_UP)
+                event = self._slot_event(module)
+                now_slots, now_present = self._scan(module) if (event or not slots) else (slots, present)
+            except CardError as exc:
+                if up is not False:
+                    log.warning("token monitor: %s", exc)
+                    for sid in present:
+                        self._emit(EventKind.CARD_REMOVED, slots.get(sid))
+                    slots, present, up = {}, set(), False
+                    self._emit(EventKind.SERVICE_DOWN)
+                self._stop.wait(2.0)
+                continue
+            except p11.PKCS11Error as exc:
+                log.warning("token monitor: the module failed (%s); retrying", type(exc).__name__)
+                self._stop.wait(self.poll)
+                continue
+            for sid in [s for s in present if s not in now_present]:
+                self._emit(EventKind.CARD_REMOVED, slots.get(sid, now_slots.get(sid)))
+            for sid in [s for s in slots if s not in now_slots]:
+                self._emit(EventKind.READER_REMOVED, slots[sid])
+            for sid in [s for s in now_slots if s not in slots]:
+                self._emit(EventKind.READER_ADDED, now_slots[sid])
+            for sid in sorted(s for s in now_present if s not in present):
+                self._emit(EventKind.CARD_INSERTED, now_slots.get(sid))
+            slots, present = now_slots, now_present
+            self._stop.wait(self.event_poll if self.uses_slot_events else self.poll)
