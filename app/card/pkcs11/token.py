@@ -1,30 +1,4 @@
-"""The PKCS#11 card back-end: cards reached through a vendor's PKCS#11 module (NHS series 8 cards through the
-Oberthur/IDEMIA middleware, OpenSC's ``opensc-pkcs11.so``, YubiKey's ``libykcs11.so``; SoftHSM2 in tests).
-
-The only module that imports the PKCS#11 binding (python-pkcs11; ``docs/decisions/pkcs11-binding.md`` says why).
-Every PKCS#11 return code is mapped here, and only here, onto the typed errors of :mod:`app.errors`.
-
-* :func:`load_module` loads each module once per process and keeps it for good: finalising a module that another
-  part of the process still uses is a classic crash. The binding initialises modules without OS locking, so every
-  call into one module is serialised by that module's lock.
-* :class:`Pkcs11Backend` is a :class:`app.card.backend.CardBackend`: ``open(reader, atr)`` gives a
-  :class:`Pkcs11Token` for the token in the slot whose description names ``reader`` (OpenSC names its slots after
-  the PC/SC reader), or for the only token present when ``reader`` is None.
-* :class:`Pkcs11Token` is a :class:`app.card.backend.LoginToken`. The login certificate is chosen by what it is
-  (X.509, key usage digitalSignature, EKU clientAuth or smartcard logon preferred, a private key with CKA_SIGN and
-  the same CKA_ID), never by its label; ties are broken by CKA_ID, then by the certificate's own bytes, and
-  :attr:`Pkcs11Token.choice` says why that one won. The PIN lives only for the call that uses it.
-* :class:`TokenMonitor` reports token insert/remove as :class:`app.card.pcsc.CardEvent`, for slots that PC/SC
-  does not see (SoftHSM) or modules used without it. It asks ``C_WaitForSlotEvent`` without blocking (a blocked
-  wait could only be ended by finalising the module) every 0.1 s and rescans the slots when it reports an event;
-  for modules without it, it rescans the slots every 0.3 s. As tested: OpenSC answers ``C_WaitForSlotEvent``
-  (checked against the PC/SC reader state); SoftHSM2 and ykcs11 return CKR_FUNCTION_NOT_SUPPORTED, so are polled.
-
-PIN unblocking is ``C_Login(CKU_SO, PUK)`` then ``C_InitPIN``: SoftHSM2 allows it (with its SO PIN). OpenSC 0.23's
-PIV driver refuses the SO login (CKR_GENERAL_ERROR), so a PIV card is unblocked through the PIV back-end (RESET
-RETRY COUNTER); that refusal is reported as :class:`app.errors.CardError` saying the module cannot unblock. Vendor
-middleware varies and may expect its own tools.
-"""
+"""The PKCS#11 login token and back-end (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -32,13 +6,10 @@ import contextlib
 import hashlib
 import logging
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pkcs11
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -49,8 +20,8 @@ from pkcs11 import exceptions as p11
 
 from app.card.backend import BackendKind, CardFamily, CardInfo
 from app.card.family import recognise
-from app.card.pcsc import CardEvent, EventKind
 from app.card.piv import SHA256_DIGEST_INFO, PinStatus
+from app.card.pkcs11.loader import LoadedModule, load_module
 from app.errors import (
     CardError,
     CardRemoved,
@@ -59,7 +30,6 @@ from app.errors import (
     PinBlocked,
     PinIncorrect,
     PinRequired,
-    Pkcs11ModuleError,
     SeveralCards,
 )
 
@@ -67,56 +37,8 @@ log = logging.getLogger(__name__)
 
 SMARTCARD_LOGON = ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
 LOGIN_EKUS = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH, SMARTCARD_LOGON})
-_VENDOR = "the card vendor's middleware that NHS supplies to your IT department"
-_PACKAGES = {"opensc-pkcs11.so": "opensc-pkcs11", "onepin-opensc-pkcs11.so": "opensc-pkcs11",
-             "libykcs11.so": "ykcs11", "libsofthsm2.so": "softhsm2", "libclassicclient.so": _VENDOR}
 _REMOVED = (p11.DeviceRemoved, p11.TokenNotPresent)
 _SESSION_LOST = (p11.SessionHandleInvalid, p11.SessionClosed)
-
-
-def package_for(path: str) -> str | None:
-    """What provides a PKCS#11 module: a Debian package name, a sentence for vendor middleware, or None."""
-    name = Path(path).name
-    base = name.split(".so")[0] + ".so" if ".so" in name else name
-    if base in _PACKAGES:
-        return _PACKAGES[base]
-    if any(v in name.lower() for v in ("oberthur", "idemia", "classicclient", "awp")):
-        return _VENDOR
-    return None
-
-
-@dataclass
-class _Module:
-    path: str
-    lib: Any
-    lock: threading.RLock
-
-
-_modules: dict[str, _Module] = {}
-_modules_lock = threading.Lock()
-
-
-def load_module(path: str | os.PathLike[str]) -> _Module:
-    """The loaded module at ``path`` (loaded and initialised on first use, then kept for the process's life)."""
-    key = os.fspath(path)
-    with _modules_lock:
-        module = _modules.get(key)
-        if module is not None:
-            return module
-        package = package_for(key)
-        if not os.path.exists(key):
-            raise Pkcs11ModuleError(key, "the file does not exist", package)
-        try:
-            lib = pkcs11.lib(key)
-        except p11.PKCS11Error as exc:
-            text = str(exc)
-            if "C_GetFunctionList" in text:
-                problem = "it is not a PKCS#11 module (it has no C_GetFunctionList)"
-            else:
-                problem = f"it cannot be loaded ({text.rsplit(': ', 1)[-1] or type(exc).__name__})"
-            raise Pkcs11ModuleError(key, problem, package) from None
-        module = _modules[key] = _Module(key, lib, threading.RLock())
-        return module
 
 
 def _tries_from_flags(flags: int) -> int | None:
@@ -191,7 +113,7 @@ def _describe(slot: Any, token: Any) -> str:
 class Pkcs11Token:
     """One token opened for a sign-in (see the module docstring). Not shared between threads' sign-ins."""
 
-    def __init__(self, module: _Module, slot: Any, token: Any, *, atr: bytes = b"",
+    def __init__(self, module: LoadedModule, slot: Any, token: Any, *, atr: bytes = b"",
                  family_hint: CardFamily | None = None) -> None:
         self._module = module
         self._slot = slot
@@ -441,97 +363,3 @@ class Pkcs11Backend:
                 raise SeveralCards(tuple(_describe(s, t) for s, t in tokens))
             slot, token = tokens[0]
             return Pkcs11Token(module, slot, token, atr=atr, family_hint=self.family_hint)
-
-
-class TokenMonitor:
-    """Token insert/remove in one module's slots, reported like :class:`app.card.pcsc.CardMonitor` does: the first
-    events describe the current state (SERVICE_UP, READER_ADDED per slot, CARD_INSERTED per token); then changes.
-    A module that cannot be loaded is reported as SERVICE_DOWN (and retried). ``reader`` in events is the slot
-    description. Start with :meth:`start`, end with :meth:`stop`."""
-
-    poll = 0.3  # seconds between slot scans for modules without C_WaitForSlotEvent
-    event_poll = 0.1  # seconds between non-blocking C_WaitForSlotEvent calls
-
-    def __init__(self, module_path: str | os.PathLike[str], callback: Callable[[CardEvent], None]) -> None:
-        self.module_path = os.fspath(module_path)
-        self._callback = callback
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.uses_slot_events: bool | None = None  # known once the monitor has run
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="token-monitor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _emit(self, kind: EventKind, reader: str | None = None) -> None:
-        try:
-            self._callback(CardEvent(kind, reader))
-        except Exception:  # a broken listener must not kill the monitor
-            log.exception("token event listener failed")
-
-    def _scan(self, module: _Module) -> tuple[dict[int, str], set[int]]:
-        with module.lock:
-            slots = {s.slot_id: s.slot_description.strip() for s in module.lib.get_slots()}
-            present = set()
-            for s in module.lib.get_slots(token_present=True):
-                with contextlib.suppress(p11.PKCS11Error):  # a token pulled between the two calls
-                    if s.get_token().flags & TokenFlag.TOKEN_INITIALIZED:
-                        present.add(s.slot_id)
-        return slots, present
-
-    def _slot_event(self, module: _Module) -> bool:
-        """Whether C_WaitForSlotEvent reports an event now (True also for modules without it: then always scan)."""
-        if self.uses_slot_events is False:
-            return True
-        with module.lock:
-            try:
-                module.lib.wait_for_slot_event(blocking=False)
-            except p11.NoEvent:
-                self.uses_slot_events = True
-                return False
-            except p11.PKCS11Error:  # CKR_FUNCTION_NOT_SUPPORTED and the like
-                self.uses_slot_events = False
-                return True
-        self.uses_slot_events = True
-        return True
-
-    def _run(self) -> None:
-        slots: dict[int, str] = {}
-        present: set[int] = set()
-        up = None
-        while not self._stop.is_set():
-            try:
-                module = load_module(self.module_path)
-                if up is not True:
-                    up = True
-                    self._emit(EventKind.SERVICE_UP)
-                event = self._slot_event(module)
-                now_slots, now_present = self._scan(module) if (event or not slots) else (slots, present)
-            except CardError as exc:
-                if up is not False:
-                    log.warning("token monitor: %s", exc)
-                    for sid in present:
-                        self._emit(EventKind.CARD_REMOVED, slots.get(sid))
-                    slots, present, up = {}, set(), False
-                    self._emit(EventKind.SERVICE_DOWN)
-                self._stop.wait(2.0)
-                continue
-            except p11.PKCS11Error as exc:
-                log.warning("token monitor: the module failed (%s); retrying", type(exc).__name__)
-                self._stop.wait(self.poll)
-                continue
-            for sid in [s for s in present if s not in now_present]:
-                self._emit(EventKind.CARD_REMOVED, slots.get(sid, now_slots.get(sid)))
-            for sid in [s for s in slots if s not in now_slots]:
-                self._emit(EventKind.READER_REMOVED, slots[sid])
-            for sid in [s for s in now_slots if s not in slots]:
-                self._emit(EventKind.READER_ADDED, now_slots[sid])
-            for sid in sorted(s for s in now_present if s not in present):
-                self._emit(EventKind.CARD_INSERTED, now_slots.get(sid))
-            slots, present = now_slots, now_present
-            self._stop.wait(self.event_poll if self.uses_slot_events else self.poll)
