@@ -69,6 +69,9 @@ class TokenMonitor:
             except p11.NoEvent:
                 self.uses_slot_events = True
                 return False
+            except TypeError:  # python-pkcs11 0.10.1 fails to wrap the slot it reports: an event all the same
+                self.uses_slot_events = True
+                return True
             except p11.PKCS11Error:  # CKR_FUNCTION_NOT_SUPPORTED and the like
                 self.uses_slot_events = False
                 return True
@@ -96,7 +99,7 @@ class TokenMonitor:
                     self._emit(EventKind.SERVICE_DOWN)
                 self._stop.wait(2.0)
                 continue
-            except p11.PKCS11Error as exc:
+            except Exception as exc:  # whatever happens, the thread lives on until stopped
                 log.warning("token monitor: the module failed (%s); retrying", type(exc).__name__)
                 self._stop.wait(self.poll)
                 continue

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,9 @@ def _describe(slot: Any, token: Any) -> str:
 
 
 class Pkcs11Token:
-    """One token opened for a sign-in (see the module docstring). Not shared between threads' sign-ins."""
+    """One token opened for a sign-in (see the package docstring). Not shared between threads' sign-ins."""
+
+    settle = 1.0  # seconds to let the module notice a pulled card before a failure is reported as something else
 
     def __init__(self, module: LoadedModule, slot: Any, token: Any, *, atr: bytes = b"",
                  family_hint: CardFamily | None = None) -> None:
@@ -181,9 +184,18 @@ class Pkcs11Token:
         return 0
 
     def _present(self) -> bool:
-        with contextlib.suppress(p11.PKCS11Error):
-            return any(s.slot_id == self._slot.slot_id for s in self._module.lib.get_slots(token_present=True))
-        return False
+        """After a failure: whether the token is still there once the reader has had ``settle`` seconds to notice
+        a card pulled mid-command (pcscd polls the reader; the module asks pcscd)."""
+        deadline = time.monotonic() + self.settle
+        while True:
+            try:
+                present = any(s.slot_id == self._slot.slot_id
+                              for s in self._module.lib.get_slots(token_present=True))
+            except p11.PKCS11Error:
+                present = False
+            if not present or time.monotonic() >= deadline:
+                return present
+            time.sleep(0.05)
 
     @contextlib.contextmanager
     def _calls(self, what: str, *, pin: bool = False) -> Iterator[None]:
