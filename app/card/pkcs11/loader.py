@@ -24,7 +24,7 @@ def package_for(path: str) -> str | None:
     base = name.split(".so")[0] + ".so" if ".so" in name else name
     if base in _PACKAGES:
         return _PACKAGES[base]
-    if any(v in name.lower() for v in ("oberthur", "idemia", "classicclient", "awp")):
+    if any(v in os.fspath(path).lower() for v in ("oberthur", "idemia", "classicclient", "awp")):
         return _VENDOR
     return None
 
