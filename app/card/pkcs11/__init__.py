@@ -18,7 +18,8 @@ Every PKCS#11 return code is mapped here, and only here, onto the typed errors o
   does not see (SoftHSM) or modules used without it. It asks ``C_WaitForSlotEvent`` without blocking (a blocked
   wait could only be ended by finalising the module) every 0.1 s and rescans the slots when it reports an event;
   for modules without it, it rescans the slots every 0.3 s. As tested: OpenSC answers ``C_WaitForSlotEvent``
-  (checked against the PC/SC reader state); SoftHSM2 and ykcs11 return CKR_FUNCTION_NOT_SUPPORTED, so are polled.
+  (it asks pcscd for the reader state) and reports a pulled card; SoftHSM2 answers it with CKR_NO_EVENT (its tokens
+  never come and go while it is loaded); ykcs11 returns CKR_FUNCTION_NOT_SUPPORTED, so its slots are polled.
 
 PIN unblocking is ``C_Login(CKU_SO, PUK)`` then ``C_InitPIN``: SoftHSM2 allows it (with its SO PIN). OpenSC 0.23's
 PIV driver refuses the SO login (CKR_GENERAL_ERROR), so a PIV card is unblocked through the PIV back-end (RESET

@@ -123,10 +123,16 @@ class Pkcs11Token:
         self._token = token
         self._gone = False
         self._user: Any = None  # the session logged in with the PIN, None when the PIN is not verified
+        self._closed = False
         with self._calls("open the card"):
             self._public = token.open()
-            self._mechanisms = set(slot.get_mechanisms())
-            self._login = self._choose()
+            try:
+                self._mechanisms = set(slot.get_mechanisms())
+                self._login = self._choose()
+            except BaseException:
+                with contextlib.suppress(p11.PKCS11Error):
+                    self._public.close()
+                raise
         self._cert = self._login.certificate
         self._key_type = KeyType.RSA if isinstance(self._cert.public_key(), rsa.RSAPublicKey) else KeyType.EC
         manufacturer = token.manufacturer_id.strip() or None
@@ -203,6 +209,8 @@ class Pkcs11Token:
         sends a PIN or PUK, so data the card calls invalid is the PIN's characters)."""
         if self._gone:
             raise CardRemoved("the card was removed; open it again")
+        if self._closed:
+            raise CardError("this card was closed after use; open it again")
         with self._module.lock:
             try:
                 yield
@@ -291,7 +299,7 @@ class Pkcs11Token:
 
     def forget_pin(self) -> None:
         """C_Logout (the login is the application's, so every session of ours forgets it)."""
-        if self._gone:
+        if self._gone or self._closed:
             return
         with self._calls("forget the PIN"):
             self._close_user()
@@ -337,7 +345,8 @@ class Pkcs11Token:
                 self._public = self._token.open()
 
     def close(self) -> None:
-        if self._gone:
+        """Log out and close this token's sessions (never the module); later calls raise."""
+        if self._gone or self._closed:
             return
         with self._module.lock:
             for session in (self._user, self._public):
@@ -345,7 +354,7 @@ class Pkcs11Token:
                     with contextlib.suppress(p11.PKCS11Error):
                         session.close()
             self._user = self._public = None
-            self._gone = True
+            self._closed = True
 
 
 class Pkcs11Backend:
@@ -362,9 +371,13 @@ class Pkcs11Backend:
         module = load_module(self.module_path)
         with module.lock:
             try:
-                present = [(s, s.get_token()) for s in module.lib.get_slots(token_present=True)]
+                slots = list(module.lib.get_slots(token_present=True))
             except p11.PKCS11Error as exc:
                 raise CardError(f"{self.module_path} could not list its cards ({type(exc).__name__})") from None
+            present = []
+            for slot in slots:
+                with contextlib.suppress(p11.TokenNotPresent, p11.DeviceRemoved):  # pulled since the listing
+                    present.append((slot, slot.get_token()))
             tokens = [(s, t) for s, t in present if t.flags & TokenFlag.TOKEN_INITIALIZED]
             if reader is not None:
                 exact = [(s, t) for s, t in tokens if s.slot_description.strip() == reader]

@@ -19,6 +19,8 @@ from app.card.backend import BackendKind, CardBackend, CardFamily, LoginToken
 from app.card.pcsc import EventKind
 from app.card.pkcs11 import Pkcs11Backend, TokenMonitor, load_module
 from app.errors import (
+    CardError,
+    CardRemoved,
     InvalidPinFormat,
     NoLoginCertificate,
     PinIncorrect,
@@ -270,3 +272,18 @@ def test_unblock_works_after_wrong_pins(rsa_token):
     token.unblock_pin(SO_PIN, "13572468")
     token.verify_pin("13572468")
     verify(issued.certificate, token.sign(MESSAGE))
+
+
+def test_a_closed_token_refuses_work_and_the_module_stays_loaded(rsa_token, softhsm):
+    token, issued = rsa_token
+    token.verify_pin(USER_PIN)
+    token.close()
+    with pytest.raises(CardError, match="closed") as closed:
+        token.sign(MESSAGE)
+    assert not isinstance(closed.value, CardRemoved)
+    token.forget_pin()
+    token.close()  # twice is harmless
+    again = Pkcs11Backend(softhsm.module).open(None)  # the module was not finalised
+    assert not again.pin_status().verified  # closing logged out
+    again.verify_pin(USER_PIN)
+    verify(issued.certificate, again.sign(MESSAGE))
