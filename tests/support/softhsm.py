@@ -36,9 +36,9 @@ CARD_UUID = "555000111222"
 
 def softhsm_available() -> None:
     """Skip (or, where required, fail) when SoftHSM2 is not installed."""
-    if SOFTHSM_MODULE.exists() and shutil.which("softhsm2-util"):
+    if SOFTHSM_MODULE.exists() and shutil.which("softhsm2-util") and shutil.which("pkcs11-tool"):
         return
-    reason = "SoftHSM2 is not installed (apt-get install softhsm2)"
+    reason = "SoftHSM2 or OpenSC's pkcs11-tool is not installed (apt-get install softhsm2 opensc)"
     if REQUIRED:
         pytest.fail(f"SoftHSM tests must run here: {reason}")
     pytest.skip(reason)
