@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
-from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import Attribute, CertificateType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11
 
 from app.card.backend import BackendKind, CardFamily, CardInfo
@@ -134,7 +134,6 @@ class Pkcs11Token:
                     self._public.close()
                 raise
         self._cert = self._login.certificate
-        self._key_type = KeyType.RSA if isinstance(self._cert.public_key(), rsa.RSAPublicKey) else KeyType.EC
         manufacturer = token.manufacturer_id.strip() or None
         model = token.model.strip() or None
         family = recognise(atr, manufacturer=manufacturer, model=model)
