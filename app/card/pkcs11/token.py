@@ -357,8 +357,10 @@ class Pkcs11Token:
 
 
 class Pkcs11Backend:
-    """Cards behind one PKCS#11 module. ``family_hint``: the family to report for tokens that neither the ATR nor
-    the token's manufacturer and model identify (a site that uses this module only for, say, NHS series 8 cards)."""
+    """Cards behind one PKCS#11 module. ``open(reader)`` takes a slot description (OpenSC names slots after the
+    PC/SC reader), a prefix of one, or a token label. ``family_hint``: the family to report for tokens that neither
+    the ATR nor the token's manufacturer and model identify (a site that uses this module only for, say, NHS series 8
+    cards)."""
 
     kind = BackendKind.PKCS11
 
@@ -378,9 +380,10 @@ class Pkcs11Backend:
                 with contextlib.suppress(p11.TokenNotPresent, p11.DeviceRemoved):  # pulled since the listing
                     present.append((slot, slot.get_token()))
             tokens = [(s, t) for s, t in present if t.flags & TokenFlag.TOKEN_INITIALIZED]
-            if reader is not None:
+            if reader is not None:  # a slot description (OpenSC: the PC/SC reader), a prefix of one, or a token label
                 exact = [(s, t) for s, t in tokens if s.slot_description.strip() == reader]
-                tokens = exact or [(s, t) for s, t in tokens if s.slot_description.strip().startswith(reader)]
+                tokens = (exact or [(s, t) for s, t in tokens if s.slot_description.strip().startswith(reader)]
+                          or [(s, t) for s, t in tokens if t.label.strip() == reader])
             if not tokens:
                 return None
             if len(tokens) > 1:

@@ -198,6 +198,7 @@ def test_two_tokens_need_a_reader_and_each_opens_by_its_slot(softhsm):
         token.verify_pin(USER_PIN)
         verify(issued.certificate, token.sign(MESSAGE))
         token.close()
+    assert backend.open("Card Two").info.token_label == "Card Two"  # by token label
     assert backend.open("No such reader") is None
 
 
