@@ -21,6 +21,7 @@ from pkcs11 import exceptions as p11
 
 from app.card.backend import BackendKind, CardFamily, CardInfo
 from app.card.family import recognise
+from app.card.pcsc import PcscConnection, PcscSystem
 from app.card.piv import SHA256_DIGEST_INFO, PinStatus
 from app.card.pkcs11.loader import LoadedModule, load_module
 from app.errors import (
@@ -107,6 +108,18 @@ def _rank(object_id: bytes, der: bytes, key_ids: set[bytes]) -> _Candidate | Non
     return _Candidate(object_id, der, cert, (eku, ku, paired), tuple(reasons))
 
 
+def reset_pcsc_card(reader: str) -> None:
+    """Reset the card in the PC/SC reader named ``reader``, so it forgets a PIN verified on it: OpenSC's C_Logout
+    sends nothing to a PIV card, which would otherwise stay verified for every PC/SC program until reset or pulled.
+    Nothing happens when PC/SC has no such reader (a software token) or no smart card service runs."""
+    try:
+        if reader not in PcscSystem().readers():
+            return
+        PcscConnection(reader).close(reset=True)
+    except CardError as exc:  # the card is gone (then it forgot anyway) or pcscd is down
+        log.debug("could not reset the card in %s after logout: %s", reader, type(exc).__name__)
+
+
 def _describe(slot: Any, token: Any) -> str:
     return f"{token.label.strip() or 'unnamed token'} in {slot.slot_description.strip()}"
 
@@ -123,6 +136,7 @@ class Pkcs11Token:
         self._token = token
         self._gone = False
         self._user: Any = None  # the session logged in with the PIN, None when the PIN is not verified
+        self._pin_used = False  # a PIN went to the card since it was last made to forget
         self._closed = False
         with self._calls("open the card"):
             self._public = token.open()
@@ -273,6 +287,7 @@ class Pkcs11Token:
                 self._close_user()
             # read/write: when C_Login fails the binding leaves the session it opened behind, and a read-only one
             # would stop a later security officer login (CKR_SESSION_READ_ONLY_EXISTS)
+            self._pin_used = True  # a wrong PIN too: the card state is reset when forgetting, whatever happened
             try:
                 self._user = self._token.open(rw=True, user_pin=pin)
             except p11.TokenWriteProtected:
@@ -297,11 +312,18 @@ class Pkcs11Token:
         return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 
     def forget_pin(self) -> None:
-        """C_Logout (the login is the application's, so every session of ours forgets it)."""
+        """C_Logout (the login is the application's, so every session of ours forgets it), then, for a card in a
+        PC/SC reader, a card reset: the card itself must forget the PIN (see :func:`reset_pcsc_card`)."""
         if self._gone or self._closed:
             return
         with self._calls("forget the PIN"):
             self._close_user()
+            self._forget_on_card()
+
+    def _forget_on_card(self) -> None:
+        if self._pin_used:
+            self._pin_used = False
+            reset_pcsc_card(self._info.reader or "")
 
     def _close_user(self) -> None:
         user, self._user = self._user, None
@@ -354,6 +376,7 @@ class Pkcs11Token:
                         session.close()
             self._user = self._public = None
             self._closed = True
+            self._forget_on_card()
 
 
 class Pkcs11Backend:

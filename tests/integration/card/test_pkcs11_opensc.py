@@ -201,3 +201,23 @@ def test_ykcs11_does_not_see_a_card_outside_a_yubikey_reader(rsa_card, insert):
     time.sleep(0.5)  # let it scan a few times: it must find nothing and report nothing but the module being up
     monitor.stop()
     assert [e.kind for e in events] == [EventKind.SERVICE_UP]
+
+
+def test_forgetting_the_pin_leaves_the_card_unverified_for_other_programs(opensc, rsa_card, insert):
+    """OpenSC's C_Logout sends nothing to a PIV card: without more, the card would stay PIN-verified for any other
+    PC/SC program until it is reset or pulled. forget_pin (and close after a login) must leave it unverified."""
+    card = insert(rsa_card)
+    token = opensc.open(READER0)
+    token.verify_pin(PIN)
+    verify(token.certificate_der(), token.sign(MESSAGE))
+    assert card.applet.pin_verified
+    token.forget_pin()
+    assert not card.applet.pin_verified
+    token.verify_pin(PIN)  # the same token logs in again after that
+    verify(token.certificate_der(), token.sign(MESSAGE))
+    token.close()
+    assert not card.applet.pin_verified
+    again = opensc.open(READER0)  # and the card opens afresh
+    again.verify_pin(PIN)
+    verify(again.certificate_der(), again.sign(MESSAGE))
+    again.close()
