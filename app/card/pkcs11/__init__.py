@@ -13,7 +13,8 @@ Every PKCS#11 return code is mapped here, and only here, onto the typed errors o
 * :class:`Pkcs11Token` is a :class:`app.card.backend.LoginToken`. The login certificate is chosen by what it is
   (X.509, key usage digitalSignature, EKU clientAuth or smartcard logon preferred, a private key with CKA_SIGN and
   the same CKA_ID), never by its label; ties are broken by CKA_ID, then by the certificate's own bytes, and
-  :attr:`Pkcs11Token.choice` says why that one won. The PIN lives only for the call that uses it.
+  :attr:`Pkcs11Token.choice` says why that one won. The PIN lives only for the call that uses it. Forgetting the
+  PIN is C_Logout and, for a card in a PC/SC reader, a card reset (OpenSC's C_Logout leaves a PIV card verified).
 * :class:`TokenMonitor` reports token insert/remove as :class:`app.card.pcsc.CardEvent`, for slots that PC/SC
   does not see (SoftHSM) or modules used without it. It asks ``C_WaitForSlotEvent`` without blocking (a blocked
   wait could only be ended by finalising the module) every 0.1 s and rescans the slots when it reports an event;
