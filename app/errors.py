@@ -170,6 +170,17 @@ class RenewalIncomplete(CardError):
         self.cause = cause
 
 
+class RenewalAbandoned(CardError):
+    """A certificate renewal stopped after the card made its new key and before it stored the new certificate, on a
+    card that keeps its old key beside the new one (PKCS#11): the new key was removed and the card logs in with its
+    old certificate as before (not revoked)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"renewal stopped while {step}, card unchanged: {cause}")
+        self.step = step
+        self.cause = cause
+
+
 class Pkcs11ModuleError(CardError):
     """A configured PKCS#11 module cannot be used: the file is missing, will not load, or is not a PKCS#11 module
     (no C_GetFunctionList). ``package``: what provides it (a Debian package name, or a sentence), None if unknown."""
@@ -416,6 +427,11 @@ def user_text(error: BaseException) -> str:
                     "has its new key but not yet a certificate for it, so it cannot log in: take it to your "
                     "registration authority (training: issue a new training card). Your old certificate was not "
                     "revoked.")
+        case RenewalAbandoned(step=step, cause=cause):
+            return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card is as "
+                    "it was: the new key was removed and the card still logs in with its current certificate, which "
+                    "was not revoked. Try again later; if it keeps failing, your registration authority can renew "
+                    "the card's certificate.")
         case CardManagementRefused():
             return (f"The smartcard refused to change its key or certificate ({error}). Nothing else was changed; "
                     "your registration authority can renew the card's certificate instead.")

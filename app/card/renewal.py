@@ -1,26 +1,37 @@
-"""A PIV login card whose key and certificate this client may replace: a :class:`PivLoginCard` plus its card
-management key. It satisfies ``app.client.selfservice.RenewableCard`` (the client never imports this module; the
-composition root passes the card in)."""
+"""Cards whose login key and certificate this client may replace: a PIV card with its card management key
+(:class:`PivRenewableCard`), or a PKCS#11 token whose module lets the user generate keys on it
+(``app.card.pkcs11.renewal``). Both satisfy ``app.client.selfservice.RenewableCard`` (the client never imports this
+module; the composition root passes the card in)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.card.backend import CardInfo, LoginToken
+from app.card.backend import BackendKind, CardInfo, LoginToken
 from app.card.login_card import PivLoginCard
 from app.card.management_key import ManagementKey
 from app.card.piv import KeyAlgorithm, PinStatus, algorithm_for
 from app.errors import CardManagementRefused, CardProtocolError
 
+if TYPE_CHECKING:
+    from app.card.pkcs11.renewal import Pkcs11RenewableCard
 
-def renewable(token: LoginToken, management_key: ManagementKey) -> PivRenewableCard:
-    """``token`` as a card this client may renew: PIV cards only (a PKCS#11 token's key and certificate belong to
-    its issuer's card management system); :class:`CardManagementRefused` for any other."""
-    if not isinstance(token, PivLoginCard):
-        raise CardManagementRefused(f"this card is reached through {token.info.backend.value}; its certificate is "
-                                    "renewed by its registration authority, not by Spine Desk")
-    return PivRenewableCard(token, management_key)
+
+def renewable(token: LoginToken, management_key: ManagementKey) -> PivRenewableCard | Pkcs11RenewableCard:
+    """``token`` as a card this client may renew: a PIV card (with ``management_key``), or a PKCS#11 token whose
+    module generates key pairs on it (not write-protected, a key-pair generation mechanism for the login key's type
+    and size). :class:`CardManagementRefused` for any other, saying that its registration authority renews it."""
+    if isinstance(token, PivLoginCard):
+        return PivRenewableCard(token, management_key)
+    if token.info.backend is BackendKind.PKCS11:
+        from app.card.pkcs11.renewal import renewable_token  # the PKCS#11 binding loads only for such a card
+
+        return renewable_token(token)
+    raise CardManagementRefused(f"this card is reached through {token.info.backend.value}; its certificate is "
+                                "renewed by its registration authority, not by Spine Desk")
 
 
 class PivRenewableCard:
@@ -83,3 +94,7 @@ class PivRenewableCard:
         session.authenticate_management(self._key)
         session.put_certificate(certificate)
         self._stored = certificate_der
+
+    def discard_new_key(self, pin: str) -> bool:
+        """False: GENERATE replaced the slot's old key, so a PIV card cannot go back to it."""
+        return False

@@ -23,7 +23,7 @@ from cryptography import x509
 
 from app.client.api import SelfServiceApi
 from app.client.login import card_login
-from app.errors import CardError, RenewalIncomplete, ServiceError
+from app.errors import CardError, RenewalAbandoned, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
 
@@ -45,16 +45,24 @@ class SelfServiceCard(Protocol):
 
 
 class RenewableCard(SelfServiceCard, Protocol):
-    """A card whose login key and certificate this client may replace (PIV with its management key)."""
+    """A card whose login key and certificate this client may replace (PIV with its management key, a PKCS#11
+    token whose module generates keys on it)."""
 
     def generate_key(self) -> bytes:
-        """Generate a new key pair ON the card in the login slot, of the same type as the current one, and return
-        its public key as DER SubjectPublicKeyInfo. On PIV this replaces the old private key at once: ``sign``
-        signs with the new key from now on."""
+        """Generate a new key pair ON the card, of the same type as the current one, and return its public key as
+        DER SubjectPublicKeyInfo; ``sign`` signs with the new key from now on. Called with the PIN verified. On PIV
+        this replaces the old private key at once; a PKCS#11 token keeps the old one until the new certificate is
+        stored."""
         ...
 
     def store_certificate(self, certificate_der: bytes) -> None:
-        """Write the login certificate (which must match the key the card now holds)."""
+        """Write the login certificate (which must match the new key); called with the PIN verified."""
+        ...
+
+    def discard_new_key(self, pin: str) -> bool:
+        """After a failure between ``generate_key`` and the end of ``store_certificate``: undo the key generation
+        where the card can. True when the card logs in with its old key and certificate as before (PKCS#11), False
+        when its old key is gone (PIV)."""
         ...
 
 
@@ -130,7 +138,8 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     the card's key is touched, generate the new key on the card, sign a PKCS#10 request with it, have the service
     issue the certificate, store it on the card, and tell the service the card holds it so it revokes the old
     one. ``on_step`` hears short progress lines (no secrets). A failure after the card made its new key and before
-    it stored the certificate is :class:`RenewalIncomplete`. See docs/decisions/card-renewal.md for why this order
+    it stored the certificate is :class:`RenewalAbandoned` when the card went back to its old key (PKCS#11), else
+    :class:`RenewalIncomplete`. See docs/decisions/card-renewal.md for why this order
     keeps the card usable if a step before the key generation fails."""
     say = on_step or (lambda _text: None)
     old_der = card.certificate_der()
@@ -143,9 +152,11 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
         say("Asking the service whether this certificate may be renewed")
         api.renewal_check(token, old_der)
         card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
-        card.forget_pin()
-        say("Generating a new key on the card")
-        public_der = card.generate_key()
+        try:
+            say("Generating a new key on the card")
+            public_der = card.generate_key()  # PKCS#11 tokens need the PIN to make a private key
+        finally:
+            card.forget_pin()
         new_der = _certify(card, api, token, pin, old, old_der, public_der, say)
         say("Telling the service the card holds the new certificate")
         old_revoked = _confirm(api, token, new_der)
@@ -159,7 +170,8 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
 
 def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,
              public_der: bytes, say: Callable[[str], None]) -> bytes:
-    """The steps between the card's new key and its new certificate; a failure here is ``RenewalIncomplete``."""
+    """The steps between the card's new key and its new certificate; a failure here is ``RenewalAbandoned`` when
+    the card could go back to its old key (PKCS#11), else ``RenewalIncomplete``."""
     step = "signing the certificate request"
     try:
         card.verify_pin(pin)
@@ -173,8 +185,14 @@ def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old
         new_der = api.renew_certificate(token, old_der, csr)
         step = "storing the new certificate on the card"
         say("Storing the new certificate on the card")
-        card.store_certificate(new_der)
+        card.verify_pin(pin)
+        try:
+            card.store_certificate(new_der)
+        finally:
+            card.forget_pin()
     except (CardError, ServiceError) as exc:
+        if card.discard_new_key(pin):
+            raise RenewalAbandoned(step, exc) from exc
         raise RenewalIncomplete(step, exc) from exc
     return new_der
 

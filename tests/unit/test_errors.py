@@ -42,6 +42,8 @@ CASES = [
     (e.CardManagementRefused("the card did not accept the management key"), "registration authority can renew"),
     (e.RenewalIncomplete("storing the new certificate on the card", e.CardRemoved("pulled")),
      "cannot log in: take it to your registration authority"),
+    (e.RenewalAbandoned("asking the service for the new certificate", e.ServiceUnreachable("https://s", "refused")),
+     "still logs in with its current certificate"),
     (e.CertificateRejected("expired"), "expired"),
     (e.CertificateRejected("revoked", "serial 5"), "serial 5"),
     (e.CertificateRejected("untrusted_issuer"), "not issued by an authority"),

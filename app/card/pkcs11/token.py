@@ -297,19 +297,26 @@ class Pkcs11Token:
         with self._calls("sign"):
             if self._user is None:
                 raise PinRequired("the card needs the PIN before it signs")
-            key = self._private_key(self._user)
-            public_key = self._cert.public_key()
-            if isinstance(public_key, rsa.RSAPublicKey):
-                if Mechanism.SHA256_RSA_PKCS in self._mechanisms:
-                    return bytes(key.sign(message, mechanism=Mechanism.SHA256_RSA_PKCS))
-                digest_info = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
-                return bytes(key.sign(digest_info, mechanism=Mechanism.RSA_PKCS))
-            assert isinstance(public_key, ec.EllipticCurvePublicKey)
-            digest = (hashlib.sha384(message) if isinstance(public_key.curve, ec.SECP384R1)
-                      else hashlib.sha256(message)).digest()
-            raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
+            return self._sign_with(self._private_key(self._user), self._cert.public_key(), message)
+
+    def _sign_with(self, key: Any, public_key: object, message: bytes) -> bytes:
+        """``key`` (a private key object) signs as :meth:`sign` promises; called with the module's lock held."""
+        if isinstance(public_key, rsa.RSAPublicKey):
+            if Mechanism.SHA256_RSA_PKCS in self._mechanisms:
+                return bytes(key.sign(message, mechanism=Mechanism.SHA256_RSA_PKCS))
+            digest_info = SHA256_DIGEST_INFO + hashlib.sha256(message).digest()
+            return bytes(key.sign(digest_info, mechanism=Mechanism.RSA_PKCS))
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        digest = (hashlib.sha384(message) if isinstance(public_key.curve, ec.SECP384R1)
+                  else hashlib.sha256(message)).digest()
+        raw = bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
         half = len(raw) // 2
         return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+
+    def _reload_login(self) -> None:
+        """Choose the login certificate again (after a renewal changed the card's objects); lock held."""
+        self._login = self._choose()
+        self._cert = self._login.certificate
 
     def forget_pin(self) -> None:
         """C_Logout (the login is the application's, so every session of ours forgets it), then, for a card in a

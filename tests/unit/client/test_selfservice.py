@@ -266,7 +266,7 @@ def test_a_renewal_that_stops_after_the_new_key_says_what_to_do(card, applet, ca
     assert "cannot be reached" in text and service.revoked == [] and service.calls[-1] == "logout"
 
 
-def test_only_piv_cards_are_renewed_by_this_client(card):
+def test_piv_cards_and_real_pkcs11_tokens_only_are_renewed_by_this_client(card):
     from types import SimpleNamespace
 
     from app.card.backend import BackendKind

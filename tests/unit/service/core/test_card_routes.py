@@ -64,6 +64,9 @@ class SoftCard:
     def store_certificate(self, certificate_der: bytes) -> None:
         self.cert_der = certificate_der
 
+    def discard_new_key(self, pin: str) -> bool:
+        return False
+
 
 @pytest.fixture
 def live(store, tmp_path):
