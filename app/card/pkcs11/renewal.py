@@ -144,8 +144,7 @@ class Pkcs11RenewableCard:
         with token._calls("generate a new key on the card"):
             session = self._session()
             old_id = token._login.object_id
-            old_keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: old_id}))
-            label = str(old_keys[0][Attribute.LABEL]) if old_keys else "Login"
+            label = _label(session, ObjectClass.PRIVATE_KEY, old_id)
             new_id = os.urandom(16)  # a fresh CKA_ID: the old pair keeps its own until the new one is stored
             private = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                        Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False,
@@ -162,7 +161,7 @@ class Pkcs11RenewableCard:
                 pub, priv = session.generate_keypair(key_type, length, id=new_id, label=label, store=True,
                                                      capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
                                                      public_template=public, private_template=private)
-            except _REFUSED as exc:
+            except (*_REFUSED, p11.UserNotLoggedIn) as exc:  # the last: a module that lets only its SO make keys
                 raise CardManagementRefused(f"the card did not make a new key ({type(exc).__name__})") from None
             self._new_id = new_id
             try:
@@ -174,7 +173,10 @@ class Pkcs11RenewableCard:
                                                 "the card as a login key must be")
                 new_public = _public_key(pub, old)
             except BaseException:
-                self._destroy_new(session)
+                try:
+                    self._destroy_new(session)
+                except p11.PKCS11Error as exc:  # left with no certificate, the new pair is never used
+                    log.warning("the refused new key could not be removed from the card (%s)", type(exc).__name__)
                 raise
             self._old_id, self._new_public = old_id, new_public
         return new_public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -196,7 +198,7 @@ class Pkcs11RenewableCard:
             session = self._session()
             old_certs = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
                                                   Attribute.ID: self._old_id}))
-            label = str(old_certs[0][Attribute.LABEL]) if old_certs else "Login"
+            label = _label(session, ObjectClass.CERTIFICATE, self._old_id)
             created = session.create_object({
                 Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
                 Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.ID: self._new_id, Attribute.LABEL: label,
@@ -247,6 +249,15 @@ class Pkcs11RenewableCard:
         for cls in (ObjectClass.CERTIFICATE, ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
             for obj in list(session.get_objects({Attribute.CLASS: cls, Attribute.ID: new_id})):
                 obj.destroy()
+
+
+def _label(session: Any, cls: ObjectClass, object_id: bytes | None) -> str:
+    """The CKA_LABEL of the old object of class ``cls`` (the new one takes it), "Login" when it has none."""
+    with contextlib.suppress(p11.PKCS11Error):
+        found = list(session.get_objects({Attribute.CLASS: cls, Attribute.ID: object_id}))  # no search left open
+        if found:
+            return str(found[0][Attribute.LABEL])
+    return "Login"
 
 
 def _public_key(pub: Any, old: object) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -92,12 +93,13 @@ def _objects(softhsm: SoftHsm) -> dict[str, set[bytes]]:
 
 
 @pytest.mark.parametrize("alg", ["p256", "rsa2048"])
-def test_cli_renews_a_token_end_to_end(softhsm, env, service, tmp_path, capsys, alg):
+def test_cli_renews_a_token_end_to_end(softhsm, env, service, tmp_path, capsys, caplog, alg):
     url, db = service
     old = _card(softhsm, env, db, alg, "renew")
     settings = _settings(env, tmp_path, softhsm.module)
+    caplog.set_level(logging.DEBUG)
     said = _renew(settings, url)
-    assert "new certificate" in said and USER_PIN not in said + capsys.readouterr().err
+    assert "new certificate" in said and USER_PIN not in said + capsys.readouterr().err + caplog.text
 
     token = Pkcs11Backend(softhsm.module).open(None)
     new = x509.load_der_x509_certificate(token.certificate_der())
