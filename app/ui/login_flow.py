@@ -107,9 +107,15 @@ class LoginFlow(QObject):
         self.enabled = False  # the WES gate opens it
         self._ready: CardReady | None = None
         self._active_reader: str | None = None
+        self.card_days_left: int | None = None  # the last card read: days until its certificate expires
         self.pin_dialog: PinDialog | None = None
         self.role_picker: RolePicker | None = None
         self.status = ""
+
+    @property
+    def active_reader(self) -> str | None:
+        """The reader of the card being logged in with, or of the session's card."""
+        return self._active_reader
 
     # --- monitor ----------------------------------------------------------------------------------------
 
@@ -173,6 +179,7 @@ class LoginFlow(QObject):
 
     def _card_ready(self, ready: CardReady) -> None:
         self._ready = ready
+        self.card_days_left = ready.days_left
         if ready.blocked:
             self._drop_card()
             emit(self.error, PinBlocked())
