@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from app.client.models import Auth, Challenge, Login, Role
+from app.client.models import Auth, Challenge, Login, RenewalWindow, Role
 
 
 class SpineApi(Protocol):
@@ -24,3 +24,32 @@ class SpineApi(Protocol):
 
     def fhir(self, method: str, path: str, auth: Auth, *, params: list[tuple[str, str]] | None = None,
              body: Any = None, headers: dict[str, str] | None = None) -> tuple[Any, str | None]: ...
+
+
+class SelfServiceApi(Protocol):
+    """The service calls card self-service needs (``app.client.selfservice``); :class:`SpineClient` has them."""
+
+    base_url: str
+
+    def challenge(self, certificate_der: bytes) -> Challenge: ...
+
+    def complete(self, nonce: str, signature: bytes, certificate_der: bytes, urid: str | None = None) -> Login: ...
+
+    def logout(self, token: str) -> None: ...
+
+    def renewal_check(self, token: str) -> RenewalWindow:
+        """Whether the session's certificate may be renewed now; ``ServiceRejected`` (403/409) says why not."""
+        ...
+
+    def renew_certificate(self, token: str, csr_der: bytes) -> bytes:
+        """Send a PKCS#10 request signed by the card's new key; the new certificate (DER)."""
+        ...
+
+    def confirm_renewal(self, token: str, certificate_der: bytes) -> None:
+        """The card stores the new certificate: the service revokes the session's old one."""
+        ...
+
+    def unblock_code(self, token: str, urid: str, target_certificate_der: bytes) -> str:
+        """The unblock code (training: the PUK) of the card holding ``target_certificate_der``, released to a Local
+        Smartcard Unlocker role only (403 otherwise). Never log or keep it."""
+        ...

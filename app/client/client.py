@@ -10,9 +10,18 @@ from typing import Any
 
 import httpx
 
-from app.client.models import Auth, Challenge, Login, Role
+from app.client.models import Auth, Challenge, Login, RenewalWindow, Role
 from app.errors import ServiceRejected, ServiceUnreachable
-from app.protocol import AUTH_CHALLENGE_PATH, AUTH_ROLE_PATH, AUTH_SESSION_PATH, HEADER_REQUEST_ID, HEADER_URID
+from app.protocol import (
+    AUTH_CHALLENGE_PATH,
+    AUTH_ROLE_PATH,
+    AUTH_SESSION_PATH,
+    CARD_RENEWAL_CONFIRM_PATH,
+    CARD_RENEWAL_PATH,
+    CARD_UNBLOCK_PATH,
+    HEADER_REQUEST_ID,
+    HEADER_URID,
+)
 
 
 def _b64(data: bytes) -> str:
@@ -61,6 +70,36 @@ class SpineClient:
 
     def logout(self, token: str) -> None:
         self._request("DELETE", AUTH_SESSION_PATH, headers={"Authorization": f"Bearer {token}"})
+
+    # --- card self-service --------------------------------------------------------------------------------
+
+    def renewal_check(self, token: str) -> RenewalWindow:
+        doc = self._json("GET", CARD_RENEWAL_PATH, headers={"Authorization": f"Bearer {token}"})
+        try:
+            return RenewalWindow(int(doc["serial"]), datetime.fromisoformat(doc["not_after"]),
+                                 datetime.fromisoformat(doc["renew_from"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceRejected(502, "BAD_RESPONSE", f"the renewal answer is malformed ({exc})") from exc
+
+    def renew_certificate(self, token: str, csr_der: bytes) -> bytes:
+        doc = self._json("POST", CARD_RENEWAL_PATH, {"csr": _b64(csr_der)},
+                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            return base64.b64decode(doc["certificate"], validate=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServiceRejected(502, "BAD_RESPONSE", f"the renewal answer is malformed ({exc})") from exc
+
+    def confirm_renewal(self, token: str, certificate_der: bytes) -> None:
+        self._json("POST", CARD_RENEWAL_CONFIRM_PATH, {"certificate": _b64(certificate_der)},
+                   headers={"Authorization": f"Bearer {token}"})
+
+    def unblock_code(self, token: str, urid: str, target_certificate_der: bytes) -> str:
+        doc = self._json("POST", CARD_UNBLOCK_PATH, {"certificate": _b64(target_certificate_der)},
+                         headers={"Authorization": f"Bearer {token}", HEADER_URID: urid})
+        code = doc.get("unblock_code") if isinstance(doc, dict) else None
+        if not isinstance(code, str) or not code.isdigit():
+            raise ServiceRejected(502, "BAD_RESPONSE", "the unblock answer holds no unblock code")
+        return code
 
     # --- FHIR calls ------------------------------------------------------------------------------------------
 

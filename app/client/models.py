@@ -86,3 +86,12 @@ class Auth:
 
     def __repr__(self) -> str:  # never print the token (logs, tracebacks)
         return f"Auth(token=<hidden>, urid={self.urid!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalWindow:
+    """The service's answer to "may this session's certificate be renewed now?" (it may, or it says why not)."""
+
+    serial: int  # the session certificate's serial number
+    not_after: datetime  # when it expires (UTC)
+    renew_from: datetime  # the start of its renewal window (UTC)

@@ -1,0 +1,178 @@
+"""Card self-service use cases: change the PIN, unblock it with the PUK or with the service's help, renew the card's
+certificate with a key generated on the card.
+
+``app.client`` never imports ``app.card``: the card comes in as a :class:`SelfServiceCard` (every login token is
+one) or a :class:`RenewableCard` (a card whose key and certificate this client may replace: the training card and
+PIV cards whose management key the site gives). Errors are the typed ones of ``app.errors`` (``InvalidPinFormat``
+for a PIN the rules refuse before anything reaches the card, ``PinIncorrect``/``PinBlocked`` from the card,
+``ServiceRejected`` from the service …); ``app.errors.user_text`` turns them into words.
+
+PINs pass through these functions and the card only: they are never logged, stored or sent to the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from cryptography import x509
+
+from app.client.api import SelfServiceApi
+from app.client.login import card_login
+from app.errors import CardError, ServiceError
+from app.pin_rules import check_new_pin
+from app.pki.csr import build_csr
+
+
+class SelfServiceCard(Protocol):
+    """What PIN self-service needs of a card (every ``app.card.backend.LoginToken`` offers it)."""
+
+    def certificate_der(self) -> bytes: ...
+
+    def verify_pin(self, pin: str) -> None: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def forget_pin(self) -> None: ...
+
+    def change_pin(self, old_pin: str, new_pin: str) -> None: ...
+
+    def unblock_pin(self, puk: str, new_pin: str) -> None: ...
+
+
+class RenewableCard(SelfServiceCard, Protocol):
+    """A card whose login key and certificate this client may replace (PIV with its management key)."""
+
+    def generate_key(self) -> bytes:
+        """Generate a new key pair ON the card in the login slot, of the same type as the current one, and return
+        its public key as DER SubjectPublicKeyInfo. On PIV this replaces the old private key at once: ``sign``
+        signs with the new key from now on."""
+        ...
+
+    def store_certificate(self, certificate_der: bytes) -> None:
+        """Write the login certificate (which must match the key the card now holds)."""
+        ...
+
+
+class Outcome(StrEnum):
+    PIN_CHANGED = "PIN changed"
+    PIN_UNBLOCKED = "PIN unblocked"
+    CERTIFICATE_RENEWED = "certificate renewed"
+
+
+@dataclass(frozen=True, slots=True)
+class PinResult:
+    outcome: Outcome  # PIN_CHANGED or PIN_UNBLOCKED
+
+    @property
+    def message(self) -> str:
+        if self.outcome is Outcome.PIN_UNBLOCKED:
+            return "Your card is unlocked and has the new PIN. Use it from now on."
+        return "Your PIN has been changed. Use the new PIN from now on."
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalResult:
+    outcome: Outcome  # CERTIFICATE_RENEWED
+    serial: int  # the new certificate's serial number
+    not_after: datetime  # UTC
+    old_serial: int
+    old_revoked: bool  # the service confirmed the old certificate is revoked
+
+    @property
+    def message(self) -> str:
+        revoked = ("the old one is revoked" if self.old_revoked else
+                   "the old one will be revoked the next time you log in")
+        return (f"Your card has a new certificate, valid until {self.not_after:%d %B %Y}; {revoked}. "
+                "Your PIN is unchanged.")
+
+
+def change_pin(card: SelfServiceCard, old: str, new: str, repeat: str) -> PinResult:
+    """Check ``new``/``repeat`` against the NHS passcode rules (``InvalidPinFormat`` naming the rule broken; nothing
+    reaches the card), then have the card change its PIN (``PinIncorrect`` with tries left when ``old`` is
+    wrong, ``PinBlocked`` when it is blocked)."""
+    check_new_pin(new, repeat, old=old)
+    card.change_pin(old, new)
+    return PinResult(Outcome.PIN_CHANGED)
+
+
+def unblock_with_puk(card: SelfServiceCard, puk: str, new: str, repeat: str) -> PinResult:
+    """Check the new PIN against the rules, then RESET RETRY COUNTER with the PUK (``PinIncorrect`` when the PUK
+    is wrong, ``PinBlocked`` when the PUK itself is blocked: only a new card helps then)."""
+    check_new_pin(new, repeat)
+    card.unblock_pin(puk, new)
+    return PinResult(Outcome.PIN_UNBLOCKED)
+
+
+def unblock_via_service(card: SelfServiceCard, api: SelfServiceApi, target_card_cert: bytes, new: str,
+                        repeat: str, *, token: str, urid: str) -> PinResult:
+    """A Local Smartcard Unlocker (logged in with ``token`` and bound to role ``urid``) unblocks the card in the
+    reader, whose certificate is ``target_card_cert``: the service checks the role's activity, audits who unblocked
+    whose card and releases the card's unblock code (training: the PUK recorded when the card was issued), which
+    goes straight to the card and nowhere else. ``ServiceRejected`` 403 when the role may not unblock cards."""
+    check_new_pin(new, repeat)
+    code = api.unblock_code(token, urid, target_card_cert)
+    try:
+        card.unblock_pin(code, new)
+    finally:
+        del code
+    return PinResult(Outcome.PIN_UNBLOCKED)
+
+
+def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, token: str | None = None,
+                      on_step: Callable[[str], None] | None = None) -> RenewalResult:
+    """Renew the card's login certificate: log in with the current certificate (or use the live session
+    ``token``), ask the service whether renewal is allowed (in the renewal window, training CA available) BEFORE
+    the card's key is touched, generate the new key on the card, sign a PKCS#10 request with it, have the service
+    issue the certificate, store it on the card, and tell the service the card holds it so it revokes the old
+    one. ``on_step`` hears short progress lines (no secrets). See docs/decisions/card-renewal.md for why this
+    order keeps the card usable if a step fails."""
+    say = on_step or (lambda _text: None)
+    old_der = card.certificate_der()
+    old = x509.load_der_x509_certificate(old_der)
+    own_session = token is None
+    if token is None:
+        say("Logging in with the current certificate")
+        token = card_login(card, api, pin).token
+    try:
+        say("Asking the service whether this certificate may be renewed")
+        api.renewal_check(token)
+        say("Generating a new key on the card")
+        public_der = card.generate_key()
+        card.verify_pin(pin)
+        try:
+            say("Signing the certificate request with the new key")
+            csr = build_csr(old.subject, public_der, card.sign)
+        finally:
+            card.forget_pin()
+        say("Asking the service for the new certificate")
+        new_der = api.renew_certificate(token, csr)
+        say("Storing the new certificate on the card")
+        card.store_certificate(new_der)
+        say("Telling the service the card holds the new certificate")
+        old_revoked = _confirm(api, token, new_der)
+    finally:
+        if own_session:
+            _quiet_logout(api, token)
+    new = x509.load_der_x509_certificate(new_der)
+    return RenewalResult(Outcome.CERTIFICATE_RENEWED, new.serial_number, new.not_valid_after_utc,
+                         old.serial_number, old_revoked)
+
+
+def _confirm(api: SelfServiceApi, token: str, new_der: bytes) -> bool:
+    """The card holds the new certificate whatever happens now; if the confirmation fails the service revokes the
+    old certificate at the new one's first login instead."""
+    try:
+        api.confirm_renewal(token, new_der)
+    except ServiceError:
+        return False
+    return True
+
+
+def _quiet_logout(api: SelfServiceApi, token: str) -> None:
+    with contextlib.suppress(ServiceError, CardError):
+        api.logout(token)
