@@ -163,12 +163,11 @@ class CardDialog(QDialog):
         return edit
 
     def field_row_visible(self, edit: QLineEdit, visible: bool) -> None:
-        index = self.fields.indexOf(edit)
-        row = self.fields.getItemPosition(index)[0]
-        for column in range(self.fields.columnCount()):
-            item = self.fields.itemAtPosition(row, column)
-            if item is not None and item.widget() is not None:
-                item.widget().setVisible(visible)
+        """Show or hide ``edit`` with its label."""
+        edit.setVisible(visible)
+        for label in self.findChildren(QLabel):
+            if label.buddy() is edit:
+                label.setVisible(visible)
 
     # --- state --------------------------------------------------------------------------------------------
 

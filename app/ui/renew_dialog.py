@@ -6,7 +6,7 @@ digits). The card and the service work is the controller's, on the card worker.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
 from app.ui.card_dialogs import CardDialog, Secrets
@@ -26,16 +26,21 @@ class RenewDialog(CardDialog):
                          intro=intro, primary="&Renew certificate", primary_name="Renew the certificate on this card",
                          cancel_name="Cancel renewal")
         self.pin = self.add_field("&PIN", "Smartcard PIN", "Your PIN, to let the card sign; what you type is hidden")
-        self.result = plain_text("", self)
-        self.result.setObjectName("renewResult")
-        self.result.hide()
-        self.side.addWidget(self.result)
+        self.steps = plain_text("", self)  # each step as it runs, kept in view
+        self.steps.setObjectName("renewSteps")
+        self.steps.hide()
+        self.side.addWidget(self.steps)
+        self.outcome = plain_text("", self)
+        self.outcome.setObjectName("renewResult")
+        self.outcome.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.outcome.hide()
+        self.side.addWidget(self.outcome)
         self.pin.setFocus()
 
     def _submit(self) -> None:
         if self.busy:
             return
-        if self.result.isVisible():  # finished: the primary button now closes
+        if self.outcome.isVisible():  # finished: the primary button now closes
             self.accept()
             return
         if not self.pin.text():
@@ -45,6 +50,7 @@ class RenewDialog(CardDialog):
         secrets = Secrets(old_pin=self.pin.text())
         self.clear_fields()
         self.messages.clear()
+        self.steps.clear()
         self.set_busy(True, "Starting the renewal…")
         emit(self.submitted, secrets)
 
@@ -52,14 +58,18 @@ class RenewDialog(CardDialog):
         """One step of the renewal, as it happens (no secrets in it)."""
         self.progress_text.setText(f"{text}…")
         self.progress_text.show()
+        done = self.steps.text()
+        self.steps.setText(f"{done}\n• {text}" if done else f"• {text}")
+        accessible(self.steps, "Renewal steps", self.steps.text())
+        self.steps.show()
 
     def renewed(self, message: str) -> None:
         self.set_busy(False)
         self.field_row_visible(self.pin, False)
-        self.result.setText(message)
-        accessible(self.result, "Renewal result", message)
-        self.result.show()
+        self.outcome.setText(message)
+        accessible(self.outcome, "Renewal result", message)
+        self.outcome.show()
         self.ok.setText("&Close")
         accessible(self.ok, "Close")
         self.buttons.button(self.buttons.StandardButton.Cancel).hide()
-        self.result.setFocus()
+        self.outcome.setFocus()
