@@ -1,0 +1,55 @@
+"""Changing the PIN of a training card in pcscd's virtual reader through the real window, then logging in with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.support.ui.fixtures import PIN
+from tests.support.ui.helpers import WAIT, login, type_pin, wait_pin_dialog
+
+pytestmark = pytest.mark.pcsc
+
+NEW_PIN = "31415926"
+
+
+def test_change_the_pin_from_the_session_menu_then_log_in_with_the_new_pin(qtbot, make_window, slot, cards,
+                                                                          log_file):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    slot.insert(cards["alex"])
+    qtbot.keyClick(wait_pin_dialog(qtbot, window).pin, Qt.Key.Key_Escape)  # here to change the PIN first
+    qtbot.waitUntil(lambda: window.flow.pin_dialog is None and window.change_pin_action.isEnabled(), timeout=WAIT)
+    session_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Session")
+    window.activateWindow()
+    session_menu.popup(window.mapToGlobal(window.rect().topLeft()))
+    qtbot.waitUntil(session_menu.isVisible, timeout=WAIT)
+    qtbot.keyClick(session_menu, "p")  # Change &PIN…
+    qtbot.waitUntil(lambda: window.self_service.dialog is not None and window.self_service.dialog.isVisible(),
+                    timeout=WAIT)
+    dialog = window.self_service.dialog
+    assert dialog.holder.text() == "Card holder: Dr Alex Training"
+    assert dialog.tries.text() == "PIN tries left: 3."
+    qtbot.keyClicks(dialog.old, PIN)
+    qtbot.keyClick(dialog.old, Qt.Key.Key_Tab)
+    qtbot.keyClicks(dialog.new, NEW_PIN)
+    qtbot.keyClick(dialog.new, Qt.Key.Key_Tab)
+    qtbot.keyClicks(dialog.repeat, NEW_PIN)
+    assert dialog.rules.ok
+    qtbot.keyClick(dialog.repeat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    assert "Your PIN has been changed" in window.messages.message
+    # the login follows at once: the old PIN is refused by the card, the new one logs in
+    pin_dialog = wait_pin_dialog(qtbot, window)
+    type_pin(qtbot, pin_dialog, PIN)
+    qtbot.waitUntil(lambda: "2 tries left" in pin_dialog.problem.text(), timeout=WAIT)
+    login(qtbot, window, NEW_PIN, role_index=0)
+    assert window.card_status.text().startswith("Logged in as Dr Alex Training")
+    # the card file kept the change (a hash only), and nothing logged any PIN
+    card_file = cards["alex"].read_text(encoding="utf-8")
+    assert NEW_PIN not in card_file and PIN not in card_file
+    assert json.loads(card_file)
+    logged = log_file.read_text(encoding="utf-8")
+    assert PIN not in logged and NEW_PIN not in logged
