@@ -383,3 +383,41 @@ def test_an_unlocker_unblocks_another_persons_card_in_a_second_reader(qtbot, mak
     assert released == [(window.session.auth.token, window.session.auth.urid)]
     window.flow.card_worker.wait()
     assert applet_pin_ok(other, NEW_PIN)
+
+
+def _mnemonics(dialog) -> list[str]:
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    texts = [w.text() for w in dialog.findChildren(QLabel) + dialog.findChildren(QAbstractButton)
+             if w.isVisibleTo(dialog)]
+    return [t[t.index("&") + 1].lower() for t in texts if "&" in t and not t.startswith("<")]
+
+
+def _unnamed(dialog) -> list[str]:
+    from PySide6.QtWidgets import QAbstractButton
+
+    controls = [w for w in dialog.findChildren(QAbstractButton) + dialog.findChildren(QLineEdit)
+                if w.isVisibleTo(dialog) and w.focusPolicy() != Qt.FocusPolicy.NoFocus]
+    return [f"{type(w).__name__}:{w.objectName()}" for w in controls
+            if not (w.accessibleName() or (isinstance(w, QAbstractButton) and w.text()))]
+
+
+def test_every_dialog_control_is_named_and_each_mnemonic_is_unique(qtbot, make_window, cards, card, monkeypatch):
+    import app.ui.card_self_service as self_service
+
+    monkeypatch.setattr(self_service, "may_unblock_others", lambda session: session is not None)
+    window = ready(qtbot, make_window())
+    logged_in(qtbot, window, cards, card)
+    window.flow.card_days_left = 20  # due for renewal
+    window._update_actions()
+    for action, name in ((window.change_pin_action, "changePinDialog"), (window.unblock_action, "unblockDialog"),
+                         (window.renew_action, "renewDialog")):
+        assert action.isEnabled(), name
+        action.trigger()
+        dialog = wait_dialog(qtbot, window, name)
+        assert not window.change_pin_action.isEnabled()  # one card dialog at a time
+        letters = _mnemonics(dialog)
+        assert letters and len(letters) == len(set(letters)), (name, letters)
+        assert _unnamed(dialog) == [], name
+        qtbot.keyClick(dialog, Qt.Key.Key_Escape)  # Escape cancels
+        qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
