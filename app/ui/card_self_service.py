@@ -52,13 +52,23 @@ def holder_name(certificate_der: bytes) -> str:
     return str(names[0].value) if names else "not named in the card's certificate"
 
 
+def close_card(ready: CardReady) -> None:
+    """On the card worker: close the card with a reset, so it forgets any PIN it was shown (the PC/SC link where
+    the login flow holds one, else the login token's own close)."""
+    link = getattr(ready, "link", None)
+    if link is not None:
+        link.close(reset=True)
+    else:
+        ready.card.close()
+
+
 def open_card(cards: ports.CardAccess, reader: str | None) -> OpenedCard:
     """On the card worker: the card read and checked as for a login, its holder and its PIN counter."""
     ready = read_card(cards, reader)
     try:
         return OpenedCard(ready, holder_name(ready.card.certificate_der()), ready.card.pin_status())
     except BaseException:
-        ready.link.close(reset=True)
+        close_card(ready)
         raise
 
 
@@ -343,9 +353,8 @@ class CardSelfService(QObject):
 
     def _release(self, opened: OpenedCard | None) -> None:
         if opened is not None:
-            link = opened.ready.link
-            self._flow.card_worker.run(lambda: link.close(reset=True), None, lambda _exc: None,
-                                       session_bound=False)
+            ready = opened.ready
+            self._flow.card_worker.run(lambda: close_card(ready), None, lambda _exc: None, session_bound=False)
 
 
 def _unblock_dialog_type() -> type:
