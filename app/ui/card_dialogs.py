@@ -187,6 +187,7 @@ class CardDialog(QDialog):
         self.progress_text.setText(text)
         self.progress_text.setVisible(busy and bool(text))
         self.ok.setEnabled(not busy)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(not busy)
         for edit in self._secret_fields:
             edit.setEnabled(not busy)
 
@@ -196,6 +197,12 @@ class CardDialog(QDialog):
 
     def _submit(self) -> None:  # pragma: no cover - every dialog has its own
         raise NotImplementedError
+
+    def reject(self) -> None:
+        """Cancel or Escape; ignored while the card works, so a change is never left half seen (pulling the card
+        still closes the dialog: the controller closes it outright)."""
+        if not self.busy:
+            super().reject()
 
     def done(self, result: int) -> None:
         self.clear_fields()

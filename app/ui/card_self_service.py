@@ -133,7 +133,9 @@ class CardSelfService(QObject):
 
     @property
     def card_present(self) -> bool:
-        return bool(self._flow.cards)
+        """A card is in a reader and the workstation is open for card use (the WES gate passed): a workstation
+        closed to clinical use reads no card, for self-service neither."""
+        return self._flow.enabled and bool(self._flow.cards)
 
     def renewal_due(self) -> bool:
         days = self._flow.card_days_left
@@ -170,6 +172,9 @@ class CardSelfService(QObject):
             self.dialog.activateWindow()
             return
         if self.opening:
+            return
+        if not self._flow.enabled:
+            self._notify("Card use is closed on this workstation until it passes the workstation check (WES).")
             return
         if reader is None:
             self._notify("Insert your smartcard first.")

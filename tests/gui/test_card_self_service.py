@@ -245,6 +245,40 @@ def test_pulling_the_card_closes_the_dialog_and_empties_its_fields(qtbot, make_w
     assert not window.change_pin_action.isEnabled()
 
 
+def test_escape_waits_while_the_card_works(qtbot, make_window, cards, card):
+    import threading
+
+    window = ready(qtbot, make_window())
+    card_in_no_login(qtbot, window, cards, card(ALEX))
+    window.change_pin_action.trigger()
+    dialog = wait_dialog(qtbot, window, "changePinDialog")
+    held = threading.Event()
+    window.flow.card_worker.run(lambda: held.wait(WAIT / 1000), session_bound=False)  # the card is busy
+    type_into(qtbot, dialog.old, PIN)
+    type_into(qtbot, dialog.new, NEW_PIN)
+    type_into(qtbot, dialog.repeat, NEW_PIN)
+    qtbot.keyClick(dialog.repeat, Qt.Key.Key_Return)
+    assert dialog.busy and not dialog.ok.isEnabled() and dialog.progress.isVisible()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert window.self_service.dialog is dialog and dialog.isVisible()  # the change is seen through
+    held.set()
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    assert "Your PIN has been changed" in window.messages.message
+
+
+def test_a_workstation_closed_to_clinical_use_offers_no_card_self_service(qtbot, make_window, cards, card):
+    from tests.support.ui.fixtures import failing_gate
+
+    window = make_window(gate=failing_gate)
+    qtbot.waitUntil(lambda: window.wes_report is not None, timeout=WAIT)
+    cards.insert(card(ALEX))
+    qtbot.waitUntil(lambda: "card inserted" in window.card_status.text(), timeout=WAIT)
+    assert not window.change_pin_action.isEnabled() and not window.unblock_action.isEnabled()
+    window.self_service.change_pin()
+    assert "workstation check" in window.messages.message and window.self_service.dialog is None
+    window.wes_view.close()
+
+
 def test_the_secrets_a_dialog_hands_on_never_print_their_digits():
     from app.ui.card_dialogs import Secrets
 
