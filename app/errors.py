@@ -130,6 +130,10 @@ class CardProtocolError(CardError):
     """The card (or a command sent to a card) broke the protocol: malformed TLV, truncated response, bad APDU."""
 
 
+class CardManagementRefused(CardError):
+    """The card refused a card-management step (management key, key generation, certificate storage)."""
+
+
 class CardFileError(CardError):
     """A training card file is missing, unreadable or damaged."""
 
@@ -295,6 +299,9 @@ def user_text(error: BaseException) -> str:
         case CardProtocolError():
             return (f"The smartcard sent an answer that could not be understood ({error}). Remove and "
                     f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case CardManagementRefused():
+            return (f"The smartcard refused to change its key or certificate ({error}). Nothing else was changed; "
+                    "your registration authority can renew the card's certificate instead.")
         case CardFileError(path=path, problem=problem):
             return f"The training card file {path} cannot be used: {problem}. Issue a new training card."
         case CertificateRejected(status=status, detail=detail):

@@ -17,13 +17,16 @@ from datetime import date
 from enum import IntEnum
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.card.apdu import SW, CommandApdu, Exchange, check
 from app.card.connection import CardConnection
+from app.card.management_key import ManagementKey
 from app.card.tlv import TlvError, encode_tlv, iter_tlvs, parse_single, tlv_map
 from app.errors import (
     ApduError,
+    CardManagementRefused,
     CardProtocolError,
     InvalidPinFormat,
     NotPiv,
@@ -42,6 +45,8 @@ INS_VERIFY = 0x20
 INS_GENERAL_AUTHENTICATE = 0x87
 INS_CHANGE_REFERENCE = 0x24
 INS_RESET_RETRY = 0x2C
+INS_GENERATE = 0x47
+INS_PUT_DATA = 0xDB
 
 # DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1)
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -307,3 +312,70 @@ class PivSession:
             raise CardProtocolError("signature response holds no signature (tag 82)")
         return Signature(algorithm, value)
 
+
+    # --- card management: key generation and certificate storage ------------------------------------------
+
+    def authenticate_management(self, key: ManagementKey) -> None:
+        """Prove the card management key (9B) by challenge-response; :class:`CardManagementRefused` if the card
+        does not accept it (wrong key, another algorithm) or does not support card management."""
+        request = encode_tlv(0x7C, encode_tlv(0x81, b""))
+        with self._exclusive():
+            data, sw = self._exchange(
+                CommandApdu(0x00, INS_GENERAL_AUTHENTICATE, key.algorithm, Slot.CARD_MANAGEMENT, request, le=0))
+            if sw in (SW.INCORRECT_P1P2, SW.REFERENCE_NOT_FOUND, SW.SECURITY_STATUS_NOT_SATISFIED):
+                raise CardManagementRefused(f"the card has no {key.name} card management key")
+            check(sw, "GENERAL AUTHENTICATE 9B")
+            try:
+                challenge = tlv_map(parse_single(data, 0x7C).value).get(0x81, b"")
+            except TlvError as exc:
+                raise CardProtocolError(f"management challenge: {exc}") from exc
+            if len(challenge) != key.block_size:
+                raise CardProtocolError(f"management challenge of {len(challenge)} bytes for a {key.name} key")
+            answer = encode_tlv(0x7C, encode_tlv(0x82, key.encrypt_block(challenge)))
+            _, sw = self._exchange(
+                CommandApdu(0x00, INS_GENERAL_AUTHENTICATE, key.algorithm, Slot.CARD_MANAGEMENT, answer))
+        if sw == SW.SECURITY_STATUS_NOT_SATISFIED:
+            raise CardManagementRefused("the card did not accept the management key")
+        check(sw, "GENERAL AUTHENTICATE 9B")
+
+    def generate_key(self, algorithm: KeyAlgorithm, slot: Slot = Slot.AUTHENTICATION) -> rsa.RSAPublicKey | \
+            ec.EllipticCurvePublicKey:
+        """GENERATE ASYMMETRIC KEY PAIR in ``slot`` (RSA-2048 or P-256): the new public key. The card replaces the
+        slot's private key at once. Needs :meth:`authenticate_management` first."""
+        if algorithm not in (KeyAlgorithm.RSA2048, KeyAlgorithm.ECCP256):
+            raise CardProtocolError(f"Spine Desk generates RSA-2048 or P-256 keys, not {algorithm.name}")
+        template = encode_tlv(0xAC, encode_tlv(0x80, bytes([algorithm])))
+        with self._exclusive():
+            data, sw = self._exchange(CommandApdu(0x00, INS_GENERATE, 0x00, slot, template, le=0))
+        if sw == SW.SECURITY_STATUS_NOT_SATISFIED:
+            raise CardManagementRefused("the card generates keys only after card management authentication")
+        check(sw, "GENERATE ASYMMETRIC KEY PAIR")
+        try:
+            fields = tlv_map(parse_single(data, 0x7F49).value)
+        except TlvError as exc:
+            raise CardProtocolError(f"generated public key: {exc}") from exc
+        try:
+            if algorithm == KeyAlgorithm.RSA2048:
+                n, e = fields.get(0x81), fields.get(0x82)
+                if not n or not e:
+                    raise ValueError("no modulus (81) or exponent (82)")
+                return rsa.RSAPublicNumbers(int.from_bytes(e, "big"), int.from_bytes(n, "big")).public_key()
+            point = fields.get(0x86)
+            if not point:
+                raise ValueError("no point (86)")
+            return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        except ValueError as exc:
+            raise CardProtocolError(f"generated public key is malformed ({exc})") from exc
+
+    def put_certificate(self, certificate: x509.Certificate, tag: int = ObjectTag.AUTHENTICATION) -> None:
+        """PUT DATA the certificate object ``53 {70 DER, 71 00, FE}``. Needs :meth:`authenticate_management`."""
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        value = encode_tlv(0x70, der) + encode_tlv(0x71, b"\x00") + encode_tlv(0xFE, b"")
+        body = encode_tlv(0x5C, tag.to_bytes(3, "big")) + encode_tlv(0x53, value)
+        with self._exclusive():
+            _, sw = self._exchange(CommandApdu(0x00, INS_PUT_DATA, 0x3F, 0xFF, body))
+        if sw == SW.SECURITY_STATUS_NOT_SATISFIED:
+            raise CardManagementRefused("the card stores certificates only after card management authentication")
+        if sw == SW.INCORRECT_DATA:
+            raise CardManagementRefused("the card refused the certificate (it does not match the card's key)")
+        check(sw, "PUT DATA certificate")

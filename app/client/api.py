@@ -26,16 +26,9 @@ class SpineApi(Protocol):
              body: Any = None, headers: dict[str, str] | None = None) -> tuple[Any, str | None]: ...
 
 
-class SelfServiceApi(Protocol):
-    """The service calls card self-service needs (``app.client.selfservice``); :class:`SpineClient` has them."""
-
-    base_url: str
-
-    def challenge(self, certificate_der: bytes) -> Challenge: ...
-
-    def complete(self, nonce: str, signature: bytes, certificate_der: bytes, urid: str | None = None) -> Login: ...
-
-    def logout(self, token: str) -> None: ...
+class SelfServiceApi(SpineApi, Protocol):
+    """The service calls card self-service needs (``app.client.selfservice``) besides the login ones;
+    :class:`app.client.client.SpineClient` has them."""
 
     def renewal_check(self, token: str) -> RenewalWindow:
         """Whether the session's certificate may be renewed now; ``ServiceRejected`` (403/409) says why not."""

@@ -139,6 +139,26 @@ class TrainingCA:
         )
         return builder.sign(self._issuing_key, _HASH)
 
+    def renew_card_certificate(self, old: x509.Certificate,
+                               public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, *,
+                               days: int = 365) -> x509.Certificate:
+        """A certificate for a card's new key naming the same person as ``old`` (issued by this CA): the same
+        subject and subject alternative names, everything else as :meth:`issue_card_certificate` makes it."""
+        if old.issuer != self.issuing.subject:
+            raise PkiError("the certificate to renew was not issued by this training CA")
+        template = self.issue_card_certificate(public_key, name="renewal", card_uuid=uuid.UUID(int=0), days=days)
+        builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(template.issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(template.not_valid_before_utc).not_valid_after(template.not_valid_after_utc))
+        for extension in template.extensions:
+            if extension.oid == x509.SubjectAlternativeName.oid:
+                continue
+            builder = builder.add_extension(extension.value, extension.critical)
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = old.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            builder = builder.add_extension(san.value, san.critical)
+        return builder.sign(self._issuing_key, _HASH)
+
     def revoke(self, serial: int, reason: x509.ReasonFlags = x509.ReasonFlags.unspecified) -> None:
         """Add ``serial`` to revoked.json and republish crl.pem. Revoking twice keeps the first entry."""
         if serial <= 0:

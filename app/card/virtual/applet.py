@@ -14,25 +14,43 @@ What it answers, and the choices where the standard leaves room:
   consume a try: it cannot be a guess. A wrong PIN clears the verified state. Retry counters are persisted
   before the answer goes out; if persisting fails the answer is ``6581`` and nothing is granted.
 * GENERAL AUTHENTICATE with an algorithm that is not the card key's answers ``6A86`` (P1 is the algorithm);
-  other key references than 9A/9B answer ``6A88``. Key 9B only hands out witnesses (``7C 0A 81 08 <random>``);
-  completing admin authentication is not supported (``6982``).
+  other key references than 9A/9B answer ``6A88``.
+* Card management (key 9B, the management key of the card file, AES-128 or 3DES): ``7C 02 81 00`` asks for a
+  challenge (``7C 81 <one random block>``, 8 bytes for 3DES/00, 16 for AES); ``7C 82 <the block encrypted under
+  the management key, ECB>`` answers it. The challenge is single-use; a wrong answer, an answer under another
+  algorithm (P1) or one with no challenge outstanding answers ``6982``. A right one authenticates the card
+  manager until reset or power-off.
+* GENERATE ASYMMETRIC KEY PAIR (INS 47, P2 9A, data ``AC {80 alg}``: 07 RSA-2048 or 11 P-256) and PUT DATA
+  (INS DB, ``5C 03 5FC105`` + ``53 {70 cert, 71 00, FE}``) need the card manager (``6982`` otherwise). GENERATE
+  replaces the slot's key at once, as PIV cards do, and answers ``7F49 {81 n, 82 e}`` or ``7F49 {86 point}``;
+  until a certificate for the new key is stored the card keeps serving the old one. PUT DATA accepts only the
+  PIV Authentication certificate, uncompressed, and only one that matches the card's key (``6A80`` otherwise; a
+  real card would store anything, the training card keeps its file consistent). Key and certificate are
+  persisted before the answer goes out; if that fails the answer is ``6581`` and the card keeps what it had.
 * ``process`` never raises: an unexpected internal error answers ``6F00``. Logs carry INS bytes, lengths and
   status words only, never command data (it holds PINs).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from app.card.apdu import CLA_CHAINING, INS_GET_RESPONSE, SW, CommandApdu, encode_response
+from app.card.management_key import BLOCK_SIZES
 from app.card.tlv import TlvError, encode_tlv, parse_single, parse_tlvs, tlv_map
 from app.errors import CardProtocolError
 
-from .cardfile import CardFile
+from .cardfile import CardFile, PrivateKey
+from .issue import generate_key
 from .pin import SecretHash, unpad_pin
 from .piv_objects import (
     ALG_OF,
@@ -41,6 +59,7 @@ from .piv_objects import (
     KEY_PIN,
     KEY_PIV_AUTH,
     KEY_PUK,
+    TAG_CERT_PIV_AUTH,
     WITNESS_ALGS,
     application_property_template,
     data_objects,
@@ -53,6 +72,8 @@ log = logging.getLogger(__name__)
 MAX_CHAIN_DATA = 4096
 INS_SELECT, INS_GET_DATA, INS_VERIFY = 0xA4, 0xCB, 0x20
 INS_CHANGE_REFERENCE, INS_RESET_RETRY, INS_GENERAL_AUTH = 0x24, 0x2C, 0x87
+INS_GENERATE, INS_PUT_DATA = 0x47, 0xDB
+ALG_NAMES = {code: name for name, code in ALG_OF.items()}
 
 Reply = tuple[bytes, int]
 
@@ -85,6 +106,8 @@ class PivApplet:
             INS_CHANGE_REFERENCE: self._change_reference,
             INS_RESET_RETRY: self._reset_retry_counter,
             INS_GENERAL_AUTH: self._general_authenticate,
+            INS_GENERATE: self._generate,
+            INS_PUT_DATA: self._put_data,
         }
         self._clear()
 
@@ -99,6 +122,10 @@ class PivApplet:
     @property
     def pin_verified(self) -> bool:
         return self._verified
+
+    @property
+    def admin_authenticated(self) -> bool:
+        return self._admin
 
     def power_on(self) -> None:
         with self._lock:
@@ -115,6 +142,8 @@ class PivApplet:
     def _clear(self) -> None:
         self._selected = False
         self._verified = False
+        self._admin = False  # the card manager proved the management key
+        self._mgmt_challenge: tuple[int, bytes] | None = None  # (algorithm, block) outstanding
         self._chain: _Chain | None = None
         self._pending: bytes | None = None
 
@@ -345,12 +374,108 @@ class PivApplet:
         if cmd.p1 not in WITNESS_ALGS:
             return b"", SW.INCORRECT_P1P2
         try:
-            inner = parse_tlvs(parse_single(cmd.data, 0x7C).value)
+            inner = [(t.tag, t.value) for t in parse_tlvs(parse_single(cmd.data, 0x7C).value)]
         except TlvError:
             return b"", SW.INCORRECT_DATA
-        if [(t.tag, t.value) for t in inner] != [(0x81, b"")]:
-            return b"", SW.SECURITY_STATUS_NOT_SATISFIED  # admin authentication cannot be completed here
-        return encode_tlv(0x7C, encode_tlv(0x81, secrets.token_bytes(8))), SW.SUCCESS
+        outstanding, self._mgmt_challenge = self._mgmt_challenge, None
+        if inner == [(0x81, b"")]:
+            self._admin = False
+            challenge = secrets.token_bytes(BLOCK_SIZES[cmd.p1])
+            self._mgmt_challenge = (cmd.p1, challenge)
+            return encode_tlv(0x7C, encode_tlv(0x81, challenge)), SW.SUCCESS
+        key = self._card.management_key
+        if (len(inner) == 1 and inner[0][0] == 0x82 and outstanding is not None and outstanding[0] == cmd.p1
+                and cmd.p1 == key.algorithm
+                and hmac.compare_digest(key.encrypt_block(outstanding[1]), inner[0][1])):
+            self._admin = True
+            return b"", SW.SUCCESS
+        self._admin = False
+        return b"", SW.SECURITY_STATUS_NOT_SATISFIED
+
+    # --- GENERATE ASYMMETRIC KEY PAIR, PUT DATA ----------------------------------------------------------
+
+    def _generate(self, cmd: CommandApdu) -> Reply:
+        if cmd.p1 != 0x00:
+            return b"", SW.INCORRECT_P1P2
+        if cmd.p2 != KEY_PIV_AUTH:
+            return b"", SW.REFERENCE_NOT_FOUND
+        if not self._admin:
+            return b"", SW.SECURITY_STATUS_NOT_SATISFIED
+        try:
+            alg = tlv_map(parse_single(cmd.data, 0xAC).value).get(0x80, b"")
+        except TlvError:
+            return b"", SW.INCORRECT_DATA
+        name = ALG_NAMES.get(alg[0]) if len(alg) == 1 else None
+        if name is None:
+            return b"", SW.INCORRECT_DATA
+        card = self._card
+        before = (card.private_key, card.algorithm, card.certificate_pending)
+        key = generate_key(name)
+        card.private_key, card.algorithm, card.certificate_pending = key, name, True
+        if not self._persist_keys(before, card.certificate):
+            return b"", SW.MEMORY_FAILURE
+        self._alg = ALG_OF[name]
+        self._signer = CardSigner(key)
+        log.info("training card generated a new %s key in slot 9A", name)
+        return encode_tlv(0x7F49, _public_template(key)), SW.SUCCESS
+
+    def _put_data(self, cmd: CommandApdu) -> Reply:
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF):
+            return b"", SW.INCORRECT_P1P2
+        if not self._admin:
+            return b"", SW.SECURITY_STATUS_NOT_SATISFIED
+        try:
+            parts = parse_tlvs(cmd.data)
+            if [t.tag for t in parts] != [0x5C, 0x53]:
+                return b"", SW.INCORRECT_DATA
+            fields = tlv_map(parts[1].value)
+        except TlvError:
+            return b"", SW.INCORRECT_DATA
+        if int.from_bytes(parts[0].value, "big") != TAG_CERT_PIV_AUTH or len(parts[0].value) != 3:
+            return b"", SW.FUNCTION_NOT_SUPPORTED  # the training card stores only the PIV Authentication certificate
+        der, info = fields.get(0x70), fields.get(0x71, b"\x00")
+        if not der or info != b"\x00":
+            return b"", SW.INCORRECT_DATA
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+            matches = certificate.public_key() == self._card.private_key.public_key()
+        except ValueError:
+            return b"", SW.INCORRECT_DATA
+        if not matches:
+            return b"", SW.INCORRECT_DATA
+        card = self._card
+        before = (card.private_key, card.algorithm, card.certificate_pending)
+        old_certificate = card.certificate
+        card.certificate, card.certificate_pending = certificate, False
+        if not self._persist_keys(before, old_certificate):
+            return b"", SW.MEMORY_FAILURE
+        self._objects = data_objects(card)
+        log.info("training card stored a new PIV Authentication certificate")
+        return b"", SW.SUCCESS
+
+    def _persist_keys(self, before: tuple[PrivateKey, str, bool], certificate: x509.Certificate) -> bool:
+        """Persist a new key or certificate; if that fails, put back what the card had (``before`` and
+        ``certificate``) and say so."""
+        try:
+            self._persist(self._card)
+        except Exception:
+            log.exception("could not persist the training card's key or certificate")
+            c = self._card
+            c.private_key, c.algorithm, c.certificate_pending = before
+            c.certificate = certificate
+            return False
+        return True
+
+
+def _public_template(key: PrivateKey) -> bytes:
+    """The value of 7F49: ``81 modulus, 82 exponent`` (RSA) or ``86 uncompressed point`` (EC)."""
+    public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        return (encode_tlv(0x81, numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big"))
+                + encode_tlv(0x82, numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")))
+    point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return encode_tlv(0x86, point)
 
 
 def _tries_sw(left: int) -> int:

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from app.card.management_key import ManagementKey
 from app.errors import CardFileError
 
 from .fascn import fascn_is_valid
@@ -64,6 +65,10 @@ class CardFile:
     pin_tries_max: int = 3
     puk_tries_left: int = 3
     puk_tries_max: int = 3
+    management_key: ManagementKey = field(default_factory=ManagementKey.training, repr=False)
+    # True between GENERATE ASYMMETRIC KEY PAIR and the PUT DATA that stores the new key's certificate: the card then
+    # still serves the old certificate, which no longer matches its key (as a real PIV card does)
+    certificate_pending: bool = False
 
     @classmethod
     def create(cls, *, holder_name: str, card_uuid: uuid.UUID, fascn: bytes, private_key: PrivateKey,
@@ -115,7 +120,7 @@ class CardFile:
             raise ValueError(f"the private key is not a {self.algorithm} key")
         if len(self.fascn) != 25 or not fascn_is_valid(self.fascn):
             raise ValueError("the FASC-N is not a valid 25-byte FASC-N")
-        if self.certificate.public_key() != self.private_key.public_key():
+        if self.certificate.public_key() != self.private_key.public_key() and not self.certificate_pending:
             raise ValueError("the certificate does not match the private key")
         for name in ("pin", "puk"):
             left, most = getattr(self, f"{name}_tries_left"), getattr(self, f"{name}_tries_max")
@@ -142,6 +147,8 @@ class CardFile:
             "pin_tries_max": self.pin_tries_max,
             "puk_tries_left": self.puk_tries_left,
             "puk_tries_max": self.puk_tries_max,
+            "management_key": {"algorithm": self.management_key.name, "key": self.management_key.key.hex()},
+            "certificate_pending": self.certificate_pending,
         }
 
     @classmethod
@@ -166,6 +173,8 @@ class CardFile:
             pin_tries_max=_get(doc, "pin_tries_max", int),
             puk_tries_left=_get(doc, "puk_tries_left", int),
             puk_tries_max=_get(doc, "puk_tries_max", int),
+            management_key=_management_key(doc.get("management_key")),
+            certificate_pending=doc.get("certificate_pending", False) is True,
         )
         card.validate()
         return card
@@ -264,6 +273,18 @@ def _parse(doc: dict[str, Any], name: str, parser: Any) -> Any:
         return parser(text)
     except ValueError as exc:
         raise ValueError(f"the field '{name}' is not valid ({exc})") from None
+
+
+def _management_key(value: Any) -> ManagementKey:
+    """The card's management key; cards issued before the field existed have the training default."""
+    if value is None:
+        return ManagementKey.training()
+    if not isinstance(value, dict) or not isinstance(value.get("algorithm"), str):
+        raise ValueError("'management_key' must name its algorithm (aes128 or 3des) and hold its key in hex")
+    try:
+        return ManagementKey.named(value["algorithm"], hex_field(value.get("key"), "management_key.key"))
+    except ValueError as exc:
+        raise ValueError(f"the field 'management_key' is not valid ({exc})") from None
 
 
 def _load_key(pem: str) -> PrivateKey:

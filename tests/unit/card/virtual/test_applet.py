@@ -444,15 +444,15 @@ def test_other_key_references(p256):
     assert sw_of(p256, h("0087119C267C24 82008120") + b"\x01" * 32 + b"\x00") == 0x6A88
 
 
-@pytest.mark.parametrize("alg", ["00", "03", "08", "0A", "0C"])
-def test_witness_request_on_9b(selected, alg):
+@pytest.mark.parametrize(("alg", "block"), [("00", 8), ("03", 8), ("08", 16), ("0A", 16), ("0C", 16)])
+def test_challenge_request_on_9b(selected, alg, block):
     data, sw = tx(selected, f"0087{alg}9B047C028100")
-    assert sw == 0x9000 and data[:4] == h("7C0A8108") and len(data) == 12
+    assert sw == 0x9000 and data[:4] == bytes([0x7C, block + 2, 0x81, block]) and len(data) == block + 4
     again, _ = tx(selected, f"0087{alg}9B047C02810000")
     assert again[4:] != data[4:]
 
 
-def test_admin_authentication_cannot_be_completed(selected):
+def test_wrong_management_answers_are_refused(selected):
     tx(selected, "0087039B047C028100")
     assert sw_of(selected, "0087039B0C7C0A8208" + "00" * 8) == 0x6982
     assert sw_of(selected, "0087039B0E7C0C81008208" + "00" * 8) == 0x6982
