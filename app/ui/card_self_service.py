@@ -138,8 +138,11 @@ class CardSelfService(QObject):
         return self._flow.enabled and bool(self._flow.cards)
 
     def renewal_due(self) -> bool:
+        """Renewal is offered to a session whose card certificate is in its renewal window, where this client may
+        replace the card's key (``ClientDeps.renewable``: training cards)."""
         days = self._flow.card_days_left
-        return self._flow.session is not None and days is not None and days <= RENEWAL_DAYS
+        return (self._deps.renewable is not None and self._flow.session is not None and days is not None
+                and days <= RENEWAL_DAYS)
 
     def _reader(self, *, someone_else: bool = False) -> str | None:
         cards, own = sorted(self._flow.cards), self._flow.active_reader
@@ -160,6 +163,10 @@ class CardSelfService(QObject):
         self._open(self._reader(someone_else=may_unblock_others(self._flow.session)), self._show_unblock)
 
     def renew(self) -> None:
+        if self._deps.renewable is None:
+            self._notify("Spine Desk cannot renew this card's certificate here: your registration authority "
+                         "renews it.")
+            return
         if not self.renewal_due():
             self._notify("Your smartcard certificate is not due for renewal yet: it can be renewed in the "
                          f"{RENEWAL_DAYS} days before it expires.")
@@ -302,10 +309,13 @@ class CardSelfService(QObject):
         opened, session, renew = self.opened, self._flow.session, self.use_cases.renew_certificate
         if opened is None or session is None:
             return
-        card, spine, token = opened.ready.card, self._deps.spine, session.auth.token
+        card, spine, token, renewable = opened.ready.card, self._deps.spine, session.auth.token, self._deps.renewable
+        if renewable is None:
+            return
 
         def work() -> Any:
-            return renew(card, spine, secrets.old_pin, token=token, on_step=lambda text: emit(self.step, text))
+            return renew(renewable(card), spine, secrets.old_pin, token=token,
+                         on_step=lambda text: emit(self.step, text))
 
         self._flow.card_worker.run(work, self._renewed, self._renew_failed)
 

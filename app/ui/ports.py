@@ -97,6 +97,10 @@ class ClientDeps:
     now: Callable[[], datetime] = _utcnow
     startup: StartUp | None = None
     training_pin: str | None = None  # shown on the login page in training mode before the card is in
+    # (login token) -> the same card as one whose key and certificate this client may replace (PIV with its card
+    # management key: app.client.selfservice.RenewableCard); runs on the card worker. None: the client cannot
+    # renew certificates here (production cards' management keys are their registration authority's)
+    renewable: Callable[[Any], Any] | None = None
 
     def apply(self, started: Started) -> None:
         self.spine, self.cards = started.spine, started.cards

@@ -312,7 +312,7 @@ def renewal_window(qtbot, spine, late_cards, tmp_path):
 
     deps = ClientDeps(spine=spine, cards=late_cards, wes_gate=compliant_gate, training=True,
                       service_label=spine.base_url, export_dir=tmp_path, wes_html=fake_report_html,
-                      today=lambda: TODAY, now=lambda: NOW)
+                      today=lambda: TODAY, now=lambda: NOW, renewable=lambda card: card)
     window = MainWindow(deps)
     qtbot.addWidget(window)
     window.resize(1100, 760)
@@ -372,10 +372,19 @@ def test_renewal_in_the_window_explains_asks_the_pin_and_shows_the_new_expiry(qt
     assert window.session is not None
 
 
-def test_renewal_is_not_offered_outside_the_window(qtbot, make_window, cards, card):
+def test_renewal_is_not_offered_outside_the_window_nor_where_the_client_cannot_renew(qtbot, make_window, cards,
+                                                                                      card):
     window = ready(qtbot, make_window())
     logged_in(qtbot, window, cards, card)
+    window.flow.card_days_left = 20  # due, but this client may not replace the card's key (no ClientDeps.renewable)
+    window._update_actions()
     assert window.change_pin_action.isEnabled() and not window.renew_action.isEnabled()
+    window.self_service.renew()
+    assert "registration authority renews it" in window.messages.message
+    window.deps.renewable = lambda card: card
+    window.flow.card_days_left = 365
+    window._update_actions()
+    assert not window.renew_action.isEnabled()
     window.self_service.renew()
     assert "not due for renewal" in window.messages.message
 
@@ -443,6 +452,7 @@ def test_every_dialog_control_is_named_and_each_mnemonic_is_unique(qtbot, make_w
     window = ready(qtbot, make_window())
     logged_in(qtbot, window, cards, card)
     window.flow.card_days_left = 20  # due for renewal
+    window.deps.renewable = lambda card: card
     window._update_actions()
     for action, name in ((window.change_pin_action, "changePinDialog"), (window.unblock_action, "unblockDialog"),
                          (window.renew_action, "renewDialog")):
