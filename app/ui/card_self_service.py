@@ -314,6 +314,10 @@ class CardSelfService(QObject):
             return
 
         def work() -> Any:
+            # the PIN proven first: the card's key is replaced before the renewal needs the PIN to sign, and a
+            # wrong PIN must cost a try, not the key
+            card.verify_pin(secrets.old_pin)
+            card.forget_pin()
             return renew(renewable(card), spine, secrets.old_pin, token=token,
                          on_step=lambda text: emit(self.step, text))
 

@@ -6,7 +6,7 @@ case at its seam; the unblock code: the service call at the port)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PySide6.QtCore import Qt
@@ -61,17 +61,23 @@ def type_into(qtbot, edit: QLineEdit, text: str) -> None:
     qtbot.keyClicks(edit, text)
 
 
+class Direct:
+    """APDUs straight to an applet (the test's own look at the card, beside the window's)."""
+
+    def __init__(self, applet) -> None:
+        self.applet = applet
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        raw = self.applet.process(apdu)
+        return raw[:-2], int.from_bytes(raw[-2:], "big")
+
+
 def applet_pin_ok(applet, pin: str) -> bool:
-    """Whether the card takes ``pin`` (PIV SELECT + VERIFY straight to the applet, then a reset)."""
+    """Whether the card takes ``pin`` (PIV SELECT + VERIFY, then a reset)."""
     from app.card.piv import PivSession
     from app.errors import CardError
 
-    class Direct:
-        def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-            raw = applet.process(apdu)
-            return raw[:-2], int.from_bytes(raw[-2:], "big")
-
-    session = PivSession(Direct())
+    session = PivSession(Direct(applet))
     try:
         session.select()
         session.verify_pin(pin)
@@ -80,6 +86,17 @@ def applet_pin_ok(applet, pin: str) -> bool:
     finally:
         applet.reset()
     return True
+
+
+def certificate_on(applet) -> bytes:
+    """The login certificate the card holds now (DER)."""
+    from app.card.login_card import PivLoginCard
+    from app.card.piv import PivSession
+
+    try:
+        return PivLoginCard(PivSession(Direct(applet))).certificate_der()
+    finally:
+        applet.reset()
 
 
 def test_the_session_menu_offers_card_self_service_with_unique_mnemonics(qtbot, make_window, cards, card):
@@ -370,6 +387,82 @@ def test_renewal_in_the_window_explains_asks_the_pin_and_shows_the_new_expiry(qt
     qtbot.keyClick(dialog.ok, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
     assert window.session is not None
+
+
+class RenewalService:
+    """The service's renewal calls at the client's port, answered with the test CA (the recordings hold no
+    renewal): the CSR's signature and subject are checked, the certificate is issued for the card's new key."""
+
+    def __init__(self, ca, session_certificate: bytes) -> None:
+        self.ca, self.session_certificate = ca, session_certificate
+        self.calls: list[str] = []
+        self.issued: bytes | None = None
+
+    def renewal_check(self, token):
+        from cryptography import x509
+
+        from app.client.models import RenewalWindow
+
+        self.calls.append("renewal_check")
+        cert = x509.load_der_x509_certificate(self.session_certificate)
+        return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
+                             cert.not_valid_after_utc - timedelta(days=90))
+
+    def renew_certificate(self, token, csr_der):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from app.pki.csr import check_csr
+
+        self.calls.append("renew_certificate")
+        csr = check_csr(csr_der)  # signed by the card's new key
+        old = x509.load_der_x509_certificate(self.session_certificate)
+        assert csr.subject == old.subject
+        self.issued = self.ca.renew_card_certificate(old, csr.public_key(), days=730).public_bytes(
+            serialization.Encoding.DER)
+        return self.issued
+
+    def confirm_renewal(self, token, certificate_der):
+        self.calls.append("confirm_renewal")
+        assert certificate_der == self.issued
+
+
+def test_renewal_for_real_makes_a_new_key_on_the_card_and_the_card_logs_in_with_it(qtbot, renewal_window,
+                                                                                   late_cards, card, spine,
+                                                                                   test_ca, monkeypatch):
+    from app.cli.desktop import training_renewable
+
+    window = renewal_window
+    window.deps.renewable = training_renewable  # as the training composition sets it
+    applet = card(ALEX)
+    applet.power_on()
+    session_certificate = certificate_on(applet)
+    logged_in(qtbot, window, late_cards, card, applet=applet, role="Clinical")
+    service = RenewalService(test_ca, session_certificate)
+    for name in ("renewal_check", "renew_certificate", "confirm_renewal"):
+        monkeypatch.setattr(spine, name, getattr(service, name), raising=False)
+    window.renew_action.trigger()
+    dialog = wait_dialog(qtbot, window, "renewDialog")
+    qtbot.keyClicks(dialog.pin, "99990000")
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "2 tries left" in dialog.messages.message, timeout=WAIT)
+    assert service.calls == []  # a wrong PIN stops before the card's key or the service is touched
+    qtbot.keyClicks(dialog.pin, PIN)
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.outcome.isVisible() or dialog.messages.message != "", timeout=WAIT)
+    assert dialog.messages.message == ""
+    assert service.calls == ["renewal_check", "renew_certificate", "confirm_renewal"]
+    assert "Generating a new key on the card" in dialog.steps.text()
+    assert "old one is revoked" in dialog.outcome.text()
+    qtbot.keyClick(dialog.ok, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    window.flow.card_worker.wait()
+    renewed = certificate_on(applet)
+    assert renewed == service.issued and renewed != session_certificate
+    # the card logs in again with its new key and certificate (the fake service checks the signature with it)
+    window.logout_action.trigger()
+    late_cards.remove()
+    logged_in(qtbot, window, late_cards, card, applet=applet, role="Clinical")
 
 
 def test_renewal_is_not_offered_outside_the_window_nor_where_the_client_cannot_renew(qtbot, make_window, cards,
