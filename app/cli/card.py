@@ -1,4 +1,4 @@
-"""``spinedesk card issue | insert | status``."""
+"""``spinedesk card issue | insert | status`` (and the self-service actions of :mod:`app.cli.card_selfservice`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from app.cli import wiring
+from app.cli import card_selfservice, wiring
 from app.config import DEFAULT_VPCD_PORT, Settings
 from app.errors import CardError, CertificateRejected, InvalidPinFormat
 
@@ -47,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     insert.add_argument("--port", type=int, default=DEFAULT_VPCD_PORT, help="vpcd slot port (default 35963)")
     insert.add_argument("--host", default="127.0.0.1", help="where pcscd's vpcd driver listens")
 
+    card_selfservice.add_parsers(card)
+
     status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
     status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
 
@@ -54,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
         stdin: TextIO | None = None) -> int:
     stdout, stdin = stdout or sys.stdout, stdin or sys.stdin
+    if args.card_command in card_selfservice.COMMANDS:
+        return card_selfservice.run(args, settings, stdout, stdin)
     if args.card_command == "issue":
         from app.pki import TrainingCA
 
@@ -95,6 +99,7 @@ def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, 
 
     card, used_puk = issue_card(ca, name=name, card_uuid=card_uuid, algorithm=algorithm, pin=pin, puk=puk, days=days)
     card.save(out)
+    _record_unblock_code(ca, card.card_uuid, used_puk)
     cert = card.certificate
     print(f"Training card written to {out}", file=stream)
     print(f"  holder      {name}", file=stream)
@@ -105,6 +110,14 @@ def issue(ca: TrainingCA, out: Path, *, name: str, card_uuid: uuid.UUID | None, 
     if puk is None:
         print(f"  PUK         {used_puk}   (write it down: it unblocks the PIN; it is not shown again)", file=stream)
     return 0
+
+
+def _record_unblock_code(ca: TrainingCA, card_uuid: uuid.UUID, puk: str) -> None:
+    """The training registration authority keeps the PUK (0600, beside the CA) so that a Local Smartcard Unlocker
+    can have the service release it (``card unblock --via-service``)."""
+    from app.pki.card_records import CardRecords
+
+    CardRecords(ca.directory).record_unblock_code(card_uuid, puk)
 
 
 def insert(path: Path, *, port: int, host: str, stream: TextIO, install_signals: bool = True) -> int:

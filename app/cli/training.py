@@ -104,6 +104,7 @@ def ensure_card(paths: Paths, *, name: str = TRAINING_NAME, pin: str = TRAINING_
     """The training card file, issued by the training CA the first time."""
     from app.card.virtual import issue_card
     from app.pki import TrainingCA
+    from app.pki.card_records import CardRecords
 
     path = card_path or paths.training_card_file
     if not path.exists():
@@ -111,6 +112,7 @@ def ensure_card(paths: Paths, *, name: str = TRAINING_NAME, pin: str = TRAINING_
         ca = TrainingCA.load_or_create(paths.pki_dir)
         card, _ = issue_card(ca, name=name, algorithm="p256", pin=pin, puk=TRAINING_PUK, days=days)
         card.save(path)
+        CardRecords(ca.directory).record_unblock_code(card.card_uuid, TRAINING_PUK)  # for a Local Smartcard Unlocker
         log.info("issued the training card %s", card.card_uuid)
     return path
 

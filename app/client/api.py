@@ -30,16 +30,18 @@ class SelfServiceApi(SpineApi, Protocol):
     """The service calls card self-service needs (``app.client.selfservice``) besides the login ones;
     :class:`app.client.client.SpineClient` has them."""
 
-    def renewal_check(self, token: str) -> RenewalWindow:
-        """Whether the session's certificate may be renewed now; ``ServiceRejected`` (403/409) says why not."""
+    def renewal_check(self, token: str, certificate_der: bytes) -> RenewalWindow:
+        """Whether the session's certificate (``certificate_der``, the one the session was opened with) may be
+        renewed now; ``ServiceRejected`` (403/409) says why not."""
         ...
 
-    def renew_certificate(self, token: str, csr_der: bytes) -> bytes:
-        """Send a PKCS#10 request signed by the card's new key; the new certificate (DER)."""
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
+        """Send the session's certificate and a PKCS#10 request signed by the card's new key; the new certificate
+        (DER)."""
         ...
 
     def confirm_renewal(self, token: str, certificate_der: bytes) -> None:
-        """The card stores the new certificate: the service revokes the session's old one."""
+        """The card stores the new certificate ``certificate_der``: the service revokes the session's old one."""
         ...
 
     def unblock_code(self, token: str, urid: str, target_certificate_der: bytes) -> str:

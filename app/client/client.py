@@ -16,6 +16,7 @@ from app.protocol import (
     AUTH_CHALLENGE_PATH,
     AUTH_ROLE_PATH,
     AUTH_SESSION_PATH,
+    CARD_RENEWAL_CHECK_PATH,
     CARD_RENEWAL_CONFIRM_PATH,
     CARD_RENEWAL_PATH,
     CARD_UNBLOCK_PATH,
@@ -73,16 +74,17 @@ class SpineClient:
 
     # --- card self-service --------------------------------------------------------------------------------
 
-    def renewal_check(self, token: str) -> RenewalWindow:
-        doc = self._json("GET", CARD_RENEWAL_PATH, headers={"Authorization": f"Bearer {token}"})
+    def renewal_check(self, token: str, certificate_der: bytes) -> RenewalWindow:
+        doc = self._json("POST", CARD_RENEWAL_CHECK_PATH, {"certificate": _b64(certificate_der)},
+                         headers={"Authorization": f"Bearer {token}"})
         try:
-            return RenewalWindow(int(doc["serial"]), datetime.fromisoformat(doc["not_after"]),
+            return RenewalWindow(int(str(doc["serial"]), 16), datetime.fromisoformat(doc["not_after"]),
                                  datetime.fromisoformat(doc["renew_from"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ServiceRejected(502, "BAD_RESPONSE", f"the renewal answer is malformed ({exc})") from exc
 
-    def renew_certificate(self, token: str, csr_der: bytes) -> bytes:
-        doc = self._json("POST", CARD_RENEWAL_PATH, {"csr": _b64(csr_der)},
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
+        doc = self._json("POST", CARD_RENEWAL_PATH, {"certificate": _b64(certificate_der), "csr": _b64(csr_der)},
                          headers={"Authorization": f"Bearer {token}"})
         try:
             return base64.b64decode(doc["certificate"], validate=True)

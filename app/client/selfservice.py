@@ -140,7 +140,7 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
         token = card_login(card, api, pin).token
     try:
         say("Asking the service whether this certificate may be renewed")
-        api.renewal_check(token)
+        api.renewal_check(token, old_der)
         say("Generating a new key on the card")
         public_der = card.generate_key()
         card.verify_pin(pin)
@@ -150,7 +150,7 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
         finally:
             card.forget_pin()
         say("Asking the service for the new certificate")
-        new_der = api.renew_certificate(token, csr)
+        new_der = api.renew_certificate(token, old_der, csr)
         say("Storing the new certificate on the card")
         card.store_certificate(new_der)
         say("Telling the service the card holds the new certificate")

@@ -15,6 +15,7 @@ from app import __version__
 from app.resources_path import resource
 from app.service.core import audit_routes as audit
 from app.service.core import auth_routes as auth
+from app.service.core import card_routes as card
 from app.service.core.context import PENDING_AUDIT, InProgress, ServiceContext, echo_headers, error_response
 from app.service.core.http import MAX_BODY, Request, Response, Router, asgi_app
 from app.service.core.outcome import FhirError
@@ -29,7 +30,7 @@ from app.service.store import DB_WAIT_SECONDS, StoreError
 log = logging.getLogger(__name__)
 
 
-FEATURE_ROUTES = (pds.ROUTES, scr.ROUTES, cpis.ROUTES, flags.ROUTES, audit.ROUTES)
+FEATURE_ROUTES = (pds.ROUTES, scr.ROUTES, cpis.ROUTES, flags.ROUTES, audit.ROUTES, card.ROUTES)
 OPENAPI_FILES = ("core", "pds", "scr", "cpis", "flags")  # resources/openapi/<name>.json
 
 

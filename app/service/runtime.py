@@ -19,10 +19,12 @@ from typing import Any, cast
 from app.config import SERVICE_CONFIG_ENV, service_config_json
 from app.pki import TrainingCA, TrustStore
 from app.pki.ca import CRL_PEM, system_clock
+from app.pki.card_records import CardRecords
 from app.pki.live_trust import LiveTrust
 from app.resources_path import resource
 from app.service.app import build_asgi
 from app.service.core.auth import AuthService
+from app.service.core.card_admin import CardAdmin
 from app.service.core.context import ServiceContext
 from app.service.core.housekeeping import Purger, Retention
 from app.service.core.limits import HttpLimits
@@ -94,6 +96,14 @@ def trust_store(config: ServiceConfig, clock: Clock = system_clock) -> LiveTrust
     return LiveTrust(fixed.anchors, fixed.intermediates, [Path(p) for p in config.crls], require_revocation=True)
 
 
+def card_admin(config: ServiceConfig, clock: Clock = system_clock) -> CardAdmin | None:
+    """Training: the training CA and its card records, behind card renewal and unblock. Production: none."""
+    if not config.training_pki:
+        return None
+    directory = Path(config.training_pki)
+    return CardAdmin(TrainingCA.load_or_create(directory, clock=clock), CardRecords(directory))
+
+
 def audit_seal(config: ServiceConfig, clock: Clock = system_clock) -> AuditSeal | None:
     """The audit key (created 0600 on first start) and checkpoint log the configuration names; None: unkeyed."""
     if config.audit_key is None:
@@ -145,10 +155,13 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     cpis_store = cast(CpisStore, store)  # the composed store implements every feature's protocol
     auth = AuthService(store, trust_store(config, clock), audience=config.audience or config.base_url,
                        clock=clock)
+    admin = card_admin(config, clock)
+    if admin is not None:
+        auth.on_login = admin.on_login
     ctx = ServiceContext(store, auth, load_role_table(Path(config.role_table)), audit,
                          cpis_writer=CpisAccessWriter(cpis_store, clock=clock), base_url=config.base_url, clock=clock,
                          delivery_alarm=config.cpis_alarm, login_limiter=login_limiter(config.limits),
-                         scr_episode_hours=config.scr_episode_hours)
+                         scr_episode_hours=config.scr_episode_hours, card_admin=admin)
     holder: list[Service] = []
     app = build_asgi(ctx, threads=config.threads, db_timeout=config.limits.db_timeout,
                      on_shutdown=lambda: holder[0].close(), max_body=config.limits.max_body)

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_text
-from app.pki import Status, TrustStore, card_uuid, load_certificate, validate
+from app.pki import Status, TrustStore, Verdict, card_uuid, load_certificate, validate
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
 from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
@@ -123,6 +123,9 @@ class AuthService:
         self._swept = -1  # the view generation whose revocations have been applied to the sessions table
         self._sweep_lock = threading.Lock()
         self._stale_logged: set[tuple[int, str]] = set()
+        # called with the certificate of every successful login (training: a renewed card's first login revokes
+        # the certificate it replaced); a failure there is logged, never a refused login
+        self.on_login: Callable[[x509.Certificate], None] | None = None
 
     @property
     def trust(self) -> LiveTrust:
@@ -184,6 +187,11 @@ class AuthService:
             if role is None:
                 raise AuthError(403, "urid-not-yours", "the role profile (urid) named at login is not one of "
                                 "this user's", user)
+        if self.on_login is not None:
+            try:
+                self.on_login(cert)
+            except Exception:
+                log.exception("the login hook failed for certificate %s", fingerprint(cert))
         token = secrets.token_urlsafe(32)
         expires = self._now() + self._session_ttl
         ref = CertRef.of(cert)
@@ -215,6 +223,23 @@ class AuthService:
                             "another role, log in again", found.user)
         log.info("role selected: user %s, role profile %s", found.user.id, urid)
         return self.authenticate(authorization, urid)
+
+    # --- card self-service (a live session, whatever its role) ---------------------------------------------
+
+    def session_of(self, authorization: str | None) -> SessionPrincipal:
+        """The live session behind a bearer token, its certificate not revoked; no role is needed (renewing one's
+        own card is not an activity of a role)."""
+        hashed = self._bearer(authorization)
+        found = self._store.session_principal(hashed, "", now=self._now())
+        if found is None:
+            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
+                            "longer active; log in again")
+        self._check_session_certificate(found, hashed)
+        return found
+
+    def certificate_verdict(self, cert: x509.Certificate) -> Verdict:
+        """How the login checks see ``cert`` now (chain, validity, revocation, key usage)."""
+        return validate(cert, self._view().store, now=self._now())
 
     # --- every request ---------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from app.protocol import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
 from app.service.core.auth import AuthError, AuthService, Principal
+from app.service.core.card_admin import CardAdmin
 from app.service.core.http import Request, Response
 from app.service.core.outcome import FhirError, invalid_resource_id, invalid_value, missing_value
 from app.service.core.ratelimit import TokenBuckets
@@ -121,7 +122,8 @@ class ServiceContext:
     def __init__(self, store: Store, auth: AuthService, roles: RoleTable, audit: AuditWriter, *,
                  cpis_writer: GroupCommitter[Any, bool], base_url: str = "",
                  clock: Callable[[], datetime] | None = None, delivery_alarm: Any = None,
-                 login_limiter: TokenBuckets | None = None, scr_episode_hours: float | None = None) -> None:
+                 login_limiter: TokenBuckets | None = None, scr_episode_hours: float | None = None,
+                 card_admin: CardAdmin | None = None) -> None:
         self.store = store
         self.auth = auth
         self.roles = roles
@@ -132,6 +134,7 @@ class ServiceContext:
         self.delivery_alarm = delivery_alarm  # CP-IS's DeliveryAlarm: when /_status reports delivery stuck
         self.login_limiter = login_limiter  # per client address on the unauthenticated login endpoints
         self.scr_episode_hours = scr_episode_hours  # how long SCR episode grants last (None: the SCR default)
+        self.card_admin = card_admin  # training: the CA and card records behind card self-service; None: production
 
     def withheld(self, nhs_number: str | None) -> Withheld:
         """What no answer about this patient may carry: nothing unless they are restricted (R or V); see
@@ -185,6 +188,11 @@ class ServiceContext:
         """Queue the record. Inside a request the response waits for its commit (see ``PENDING_AUDIT``);
         outside one (tools, tests) this waits for the commit itself."""
         self._await_or_defer(self.audit_writer.submit(self.audit_entry(call, action, nhs_number, outcome, details)))
+
+    def record(self, entry: AuditEntry) -> None:
+        """Queue a record built by the caller (a request without a role, such as card self-service), as
+        :meth:`audit` does."""
+        self._await_or_defer(self.audit_writer.submit(entry))
 
     def audited(self, call: Call, action: str, nhs_number: str | None,
                 work: Callable[[AuditDetails], Response]) -> Response:

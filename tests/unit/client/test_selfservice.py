@@ -101,7 +101,8 @@ class Service:
         self.calls.append("logout")
         self.sessions.pop(token, None)
 
-    def renewal_check(self, token: str) -> RenewalWindow:
+    def renewal_check(self, token: str, certificate_der: bytes) -> RenewalWindow:
+        assert certificate_der == self.sessions[token]
         self.calls.append("renewal_check")
         if self.refuse_renewal:
             raise self.refuse_renewal
@@ -109,7 +110,7 @@ class Service:
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
                              cert.not_valid_after_utc - timedelta(days=90))
 
-    def renew_certificate(self, token: str, csr_der: bytes) -> bytes:
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
         self.calls.append("renew_certificate")
         csr = check_csr(csr_der)
         old = x509.load_der_x509_certificate(self.sessions[token])

@@ -34,6 +34,10 @@ from app.protocol import (
     AUTH_CHALLENGE_PATH,
     AUTH_ROLE_PATH,
     AUTH_SESSION_PATH,
+    CARD_RENEWAL_CHECK_PATH,
+    CARD_RENEWAL_CONFIRM_PATH,
+    CARD_RENEWAL_PATH,
+    CARD_UNBLOCK_PATH,
     CPIS_BASE,
     FLAGS_BASE,
     PDS_BASE,
@@ -73,11 +77,17 @@ GUARDED: dict[Route, str] = {  # route -> the rbac operation it must authorise
     ("GET", f"{FLAGS_BASE}/Flag/{{flagID}}/_history/{{vid}}"): "flags.read",
     ("POST", f"{FLAGS_BASE}/$removerarecord"): "flags.remove",
     ("GET", "/audit/records"): "audit.query",
+    ("POST", CARD_UNBLOCK_PATH): "card.unblock",
 }
 TOKEN_ONLY: dict[Route, str] = {
     ("DELETE", AUTH_SESSION_PATH): "logout ends the session its own token names, whatever the role: 401 without one",
     ("POST", AUTH_ROLE_PATH): "binds the session its own token names to one of its user's roles, once (the role is "
                               "what the token then serves): 401 without one",
+    ("POST", CARD_RENEWAL_CHECK_PATH): "renewing one's own card's certificate is no activity of a role: the session "
+                                       "opened with that certificate is the credential; 401 without one",
+    ("POST", CARD_RENEWAL_PATH): "as the renewal check: the session of the certificate being renewed; 401 without one",
+    ("POST", CARD_RENEWAL_CONFIRM_PATH): "as the renewal check: only the session of the renewed certificate; 401 "
+                                         "without one",
 }
 SIGNED: dict[Route, str] = {
     ("POST", INBOX_PATH): "a local authority's system delivers CP-IS notifications, signed with that authority's "

@@ -1,0 +1,39 @@
+"""The training registration authority behind card self-service: the training CA that issues renewed certificates
+and the records of the cards it issued (unblock codes, pending renewals). Production services have none: NHS cards
+are renewed and unlocked by registration authorities in Care Identity Management."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cryptography import x509
+
+from app.pki import RENEWAL_WINDOW_DAYS, TrainingCA
+from app.pki.card_records import CardRecords
+
+log = logging.getLogger(__name__)
+
+RENEWED_DAYS = 365  # a renewed training certificate's lifetime
+RENEWAL_WINDOW = timedelta(days=RENEWAL_WINDOW_DAYS)
+PRODUCTION_REFUSAL = ("this service does not issue or unlock smartcards: NHS smartcards are renewed and unlocked by "
+                      "your registration authority (or a Local Smartcard Unlocker) in Care Identity Management, "
+                      "and a locked card can also be unlocked with NHS's self-service smartcard unlock")
+
+
+@dataclass(frozen=True)
+class CardAdmin:
+    ca: TrainingCA
+    records: CardRecords
+
+    def on_login(self, cert: x509.Certificate) -> None:
+        """A renewed card's first login: its card holds the new certificate, so revoke the one it replaced (when
+        the client's confirmation did not arrive)."""
+        pending = self.records.pending_renewal(cert.serial_number)
+        if pending is None or cert.issuer != self.ca.issuing.subject:
+            return
+        self.ca.revoke(pending.old_serial, x509.ReasonFlags.superseded)
+        self.records.finish_renewal(pending.new_serial)
+        log.info("revoked certificate %x: its card logged in with the renewed certificate %x", pending.old_serial,
+                 pending.new_serial)
