@@ -100,9 +100,12 @@ def pin_rules() -> tuple[list[str], PinCheck]:
              "typed the same twice"], check_new_pin)
 
 
+LOCAL_SMARTCARD_UNLOCKER = "B1300"  # the national RBAC activity "Unlock Smartcard" (resources/rbac.json)
+
+
 def may_unblock_others(session: Any) -> bool:
     """Whether the session's role holds the Local Smartcard Unlocker activity (the service decides again)."""
-    return session is not None and bool(getattr(session.role, "can_unlock_cards", False))
+    return session is not None and LOCAL_SMARTCARD_UNLOCKER in session.role.activities
 
 
 class CardSelfService(QObject):

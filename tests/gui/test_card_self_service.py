@@ -398,23 +398,25 @@ class RenewalService:
         self.calls: list[str] = []
         self.issued: bytes | None = None
 
-    def renewal_check(self, token):
+    def renewal_check(self, token, certificate_der):
         from cryptography import x509
 
         from app.client.models import RenewalWindow
 
         self.calls.append("renewal_check")
+        assert certificate_der == self.session_certificate
         cert = x509.load_der_x509_certificate(self.session_certificate)
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
                              cert.not_valid_after_utc - timedelta(days=90))
 
-    def renew_certificate(self, token, csr_der):
+    def renew_certificate(self, token, certificate_der, csr_der):
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
         from app.pki.csr import check_csr
 
         self.calls.append("renew_certificate")
+        assert certificate_der == self.session_certificate
         csr = check_csr(csr_der)  # signed by the card's new key
         old = x509.load_der_x509_certificate(self.session_certificate)
         assert csr.subject == old.subject

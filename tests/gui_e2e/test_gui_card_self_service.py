@@ -53,3 +53,44 @@ def test_change_the_pin_from_the_session_menu_then_log_in_with_the_new_pin(qtbot
     assert json.loads(card_file)
     logged = log_file.read_text(encoding="utf-8")
     assert PIN not in logged and NEW_PIN not in logged
+
+
+def test_renew_the_certificate_of_a_card_near_expiry_then_log_in_with_the_new_one(qtbot, make_window, slot, cards,
+                                                                                   log_file):
+    from app.card.virtual import CardFile
+    from app.cli.desktop import training_renewable
+
+    before = CardFile.load(cards["expiring"]).certificate.serial_number
+    window = make_window()
+    window.deps.renewable = training_renewable  # as the training composition sets it
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    slot.insert(cards["expiring"])
+    login(qtbot, window, PIN, role_index=None)
+    qtbot.waitUntil(lambda: window.renew_action.isEnabled(), timeout=WAIT)
+    window.renew_action.trigger()
+    qtbot.waitUntil(lambda: window.self_service.dialog is not None and window.self_service.dialog.isVisible(),
+                    timeout=WAIT)
+    dialog = window.self_service.dialog
+    assert dialog.holder.text() == "Card holder: Dr Erin Expiring"
+    assert "expires in 29 days" in dialog.intro.text() or "expires in 30 days" in dialog.intro.text()
+    qtbot.keyClicks(dialog.pin, PIN)
+    qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.outcome.isVisible() or dialog.messages.message != "", timeout=WAIT)
+    assert dialog.messages.message == ""
+    assert "old one is revoked" in dialog.outcome.text()
+    assert not window.renew_action.isEnabled()  # a year ahead now
+    qtbot.keyClick(dialog.ok, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    # the card holds the new certificate; logged out and in again, the service knows it as the same person
+    window.logout_action.trigger()
+    slot.pull()
+    qtbot.waitUntil(lambda: not window.flow.cards, timeout=WAIT)  # the client saw it go
+    assert CardFile.load(cards["expiring"]).certificate.serial_number != before
+    slot.insert(cards["expiring"])
+    qtbot.waitUntil(lambda: window.flow.pin_dialog is not None or window.messages.message != "", timeout=WAIT)
+    assert window.messages.message == ""
+    dialog = wait_pin_dialog(qtbot, window)
+    assert not dialog.reminder.isVisible()  # no renewal reminder any more
+    login(qtbot, window, PIN, role_index=None)
+    assert window.session.login.user_id == "blake"  # the user this card was registered to, as before
+    assert PIN not in log_file.read_text(encoding="utf-8")
