@@ -156,6 +156,23 @@ def test_change_pin_by_keyboard_then_log_in_with_the_new_pin(qtbot, make_window,
     assert PIN not in caplog.text and NEW_PIN not in caplog.text
 
 
+def test_a_pin_changed_while_logged_in_keeps_the_session(qtbot, make_window, cards, card, spine):
+    window = ready(qtbot, make_window())
+    applet = card(ALEX)
+    session = logged_in(qtbot, window, cards, card, applet=applet)
+    window.change_pin_action.trigger()
+    dialog = wait_dialog(qtbot, window, "changePinDialog")
+    type_into(qtbot, dialog.old, PIN)
+    type_into(qtbot, dialog.new, NEW_PIN)
+    type_into(qtbot, dialog.repeat, NEW_PIN)
+    qtbot.keyClick(dialog.repeat, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    assert window.session is session and window.flow.pin_dialog is None
+    assert "Your PIN has been changed" in window.messages.message
+    window.flow.card_worker.wait()
+    assert applet_pin_ok(applet, NEW_PIN) and not applet_pin_ok(applet, PIN)
+
+
 def test_rules_broken_on_submit_are_explained_and_nothing_reaches_the_card(qtbot, make_window, cards, card):
     window = ready(qtbot, make_window())
     applet = card(ALEX)
@@ -163,6 +180,9 @@ def test_rules_broken_on_submit_are_explained_and_nothing_reaches_the_card(qtbot
     window.change_pin_action.trigger()
     dialog = wait_dialog(qtbot, window, "changePinDialog")
     type_into(qtbot, dialog.old, PIN)
+    type_into(qtbot, dialog.new, "12ab56")
+    assert "numbers only" in dialog.rules.verdict.text()
+    dialog.new.clear()
     type_into(qtbot, dialog.new, "111111")
     type_into(qtbot, dialog.repeat, "111111")
     assert "one number repeated" in dialog.rules.verdict.text()
