@@ -55,23 +55,29 @@ def test_change_the_pin_from_the_session_menu_then_log_in_with_the_new_pin(qtbot
     assert PIN not in logged and NEW_PIN not in logged
 
 
-def test_renew_the_certificate_of_a_card_near_expiry_then_log_in_with_the_new_one(qtbot, make_window, slot, cards,
-                                                                                   log_file):
-    from app.card.virtual import CardFile
+def test_renew_the_certificate_of_a_card_near_expiry_then_log_in_with_the_new_one(qtbot, make_window, slot, service,
+                                                                                   ui_ca, tmp_path, log_file):
+    from app.card.virtual import CardFile, issue_card
+    from app.cli import training
     from app.cli.desktop import training_renewable
 
-    before = CardFile.load(cards["expiring"]).certificate.serial_number
+    # a card of its own: the renewal revokes its old certificate in the shared training CA
+    card, _ = issue_card(ui_ca, name="Dr Rene Renewal", algorithm="p256", pin=PIN, puk="12345678", days=30)
+    path = tmp_path / "renewal.json"
+    card.save(path)
+    training.register_user(service.store, path, user_id="rene", roles=(("rene-clinical", "S8000:G8000:R8001"),))
+    before = card.certificate.serial_number
     window = make_window()
     window.deps.renewable = training_renewable  # as the training composition sets it
     qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
-    slot.insert(cards["expiring"])
+    slot.insert(path)
     login(qtbot, window, PIN, role_index=None)
     qtbot.waitUntil(lambda: window.renew_action.isEnabled(), timeout=WAIT)
     window.renew_action.trigger()
     qtbot.waitUntil(lambda: window.self_service.dialog is not None and window.self_service.dialog.isVisible(),
                     timeout=WAIT)
     dialog = window.self_service.dialog
-    assert dialog.holder.text() == "Card holder: Dr Erin Expiring"
+    assert dialog.holder.text() == "Card holder: Dr Rene Renewal"
     assert "expires in 29 days" in dialog.intro.text() or "expires in 30 days" in dialog.intro.text()
     qtbot.keyClicks(dialog.pin, PIN)
     qtbot.keyClick(dialog.pin, Qt.Key.Key_Return)
@@ -85,12 +91,12 @@ def test_renew_the_certificate_of_a_card_near_expiry_then_log_in_with_the_new_on
     window.logout_action.trigger()
     slot.pull()
     qtbot.waitUntil(lambda: not window.flow.cards, timeout=WAIT)  # the client saw it go
-    assert CardFile.load(cards["expiring"]).certificate.serial_number != before
-    slot.insert(cards["expiring"])
+    assert CardFile.load(path).certificate.serial_number != before
+    slot.insert(path)
     qtbot.waitUntil(lambda: window.flow.pin_dialog is not None or window.messages.message != "", timeout=WAIT)
     assert window.messages.message == ""
     dialog = wait_pin_dialog(qtbot, window)
     assert not dialog.reminder.isVisible()  # no renewal reminder any more
     login(qtbot, window, PIN, role_index=None)
-    assert window.session.login.user_id == "blake"  # the user this card was registered to, as before
+    assert window.session.login.user_id == "rene"  # the same person, known by the renewed certificate
     assert PIN not in log_file.read_text(encoding="utf-8")
