@@ -80,6 +80,7 @@ class RulesPanel(QWidget):
         self.verdict = plain_text("", self)
         self.verdict.setObjectName("pinRulesVerdict")
         self.verdict.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.verdict.setMinimumHeight(self.verdict.fontMetrics().lineSpacing() * 3)  # room for the longest verdict
         layout.addWidget(self.verdict)
         layout.addStretch(1)
         self.ok = False
