@@ -89,15 +89,16 @@ class UseCases:
                    selfservice.renew_certificate)
 
 
-def pin_rules() -> tuple[list[str], PinCheck]:
-    """NHS's rules for a new PIN in words, and the check that enforces them (``app.card.pin_rules``)."""
+def pin_rules(*, changing: bool) -> tuple[list[str], PinCheck]:
+    """NHS's rules for a new PIN in words (``changing``: the current PIN is known, so the new one must differ),
+    and the check that enforces them (``app.card.pin_rules``)."""
     from app.card.pin_rules import MAX_LENGTH, MIN_LENGTH, check_new_pin
 
-    return ([f"{MIN_LENGTH} to {MAX_LENGTH} numbers (0-9), nothing else",
-             "not one number repeated, such as 111111",
-             "not a run counting up or down, such as 123456 or 876543",
-             "not the same as your current PIN",
-             "typed the same twice"], check_new_pin)
+    rules = [f"{MIN_LENGTH} to {MAX_LENGTH} numbers (0-9), nothing else", "not one number repeated, such as 111111",
+             "not a run counting up or down, such as 123456 or 876543"]
+    if changing:
+        rules.append("not the same as your current PIN")
+    return [*rules, "typed the same twice"], check_new_pin
 
 
 LOCAL_SMARTCARD_UNLOCKER = "B1300"  # the national RBAC activity "Unlock Smartcard" (resources/rbac.json)
@@ -217,7 +218,7 @@ class CardSelfService(QObject):
     def _show_change(self, opened: OpenedCard) -> None:
         from app.ui.change_pin_dialog import ChangePinDialog
 
-        rules, check = pin_rules()
+        rules, check = pin_rules(changing=True)
         dialog = ChangePinDialog(self._window, holder=opened.holder, rules=rules, check=check)
         dialog.show_tries(opened.status)
         if opened.status.blocked:
@@ -238,10 +239,10 @@ class CardSelfService(QObject):
     def _show_unblock(self, opened: OpenedCard) -> None:
         from app.ui.unblock_dialog import UnblockDialog
 
-        rules, check = pin_rules()
+        rules, check = pin_rules(changing=False)
         session = self._flow.session
         someone_else = session is not None and opened.ready.fingerprint != session.fingerprint
-        dialog = UnblockDialog(self._window, holder=opened.holder, rules=rules[:3] + rules[4:], check=check,
+        dialog = UnblockDialog(self._window, holder=opened.holder, rules=rules, check=check,
                                service_allowed=may_unblock_others(session), someone_else=someone_else)
         dialog.show_tries(opened.status)
         dialog.submitted.connect(self._unblock)
@@ -316,13 +317,14 @@ class CardSelfService(QObject):
         if renewable is None:
             return
 
-        def work() -> Any:
+        def work() -> tuple[Any, bytes]:
             # the PIN proven first: the card's key is replaced before the renewal needs the PIN to sign, and a
             # wrong PIN must cost a try, not the key
             card.verify_pin(secrets.old_pin)
             card.forget_pin()
-            return renew(renewable(card), spine, secrets.old_pin, token=token,
-                         on_step=lambda text: emit(self.step, text))
+            renewing = renewable(card)
+            result = renew(renewing, spine, secrets.old_pin, token=token, on_step=lambda text: emit(self.step, text))
+            return result, renewing.certificate_der()
 
         self._flow.card_worker.run(work, self._renewed, self._renew_failed)
 
@@ -332,12 +334,13 @@ class CardSelfService(QObject):
         if isinstance(self.dialog, RenewDialog):
             self.dialog.step(text)
 
-    def _renewed(self, result: Any) -> None:
+    def _renewed(self, renewed: tuple[Any, bytes]) -> None:
         from app.ui.renew_dialog import RenewDialog
 
+        result, certificate_der = renewed
         not_after = getattr(result, "not_after", None)
-        if not_after is not None:
-            self._flow.card_days_left = max(0, (not_after - self._deps.now()).days)
+        days = None if not_after is None else max(0, (not_after - self._deps.now()).days)
+        self._flow.card_renewed(certificate_der, days)
         log.info("card certificate renewed")
         if isinstance(self.dialog, RenewDialog):
             self.dialog.renewed(getattr(result, "message", "Your card has a new certificate."))

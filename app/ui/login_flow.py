@@ -8,6 +8,7 @@ the same role; any other card starts a new login with none of the previous user'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -274,6 +275,12 @@ class LoginFlow(QObject):
         self.role_picker = None
         self._logout_token(login.token)
         self._update_status()
+
+    def card_renewed(self, certificate_der: bytes, days_left: int | None) -> None:
+        """The session's card now holds a new certificate: the session (and a lock it ends in) knows the card by it."""
+        self.card_days_left = days_left
+        if self.session is not None:
+            self.session = dataclasses.replace(self.session, fingerprint=hashlib.sha256(certificate_der).hexdigest())
 
     # --- ending -------------------------------------------------------------------------------------------
 

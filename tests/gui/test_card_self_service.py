@@ -481,7 +481,15 @@ def test_renewal_for_real_makes_a_new_key_on_the_card_and_the_card_logs_in_with_
     window.flow.card_worker.wait()
     renewed = certificate_on(applet)
     assert renewed == service.issued and renewed != session_certificate
-    # the card logs in again with its new key and certificate (the fake service checks the signature with it)
+    # locked, the same card (its new certificate) resumes the same role; logged out, it logs in again with its new
+    # key and certificate (the fake service checks the signature with it)
+    role = window.session.role.urid
+    window.lock_action.trigger()
+    unlock = wait_pin_dialog(qtbot, window)
+    assert unlock.windowTitle() == "Unlock Spine Desk"
+    type_pin(qtbot, unlock, PIN)
+    qtbot.waitUntil(lambda: window.session is not None, timeout=WAIT)
+    assert window.flow.role_picker is None and window.session.role.urid == role
     window.logout_action.trigger()
     late_cards.remove()
     logged_in(qtbot, window, late_cards, card, applet=applet, role="Clinical")
