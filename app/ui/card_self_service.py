@@ -122,7 +122,7 @@ class CardSelfService(QObject):
         self._use_cases = use_cases
         self.dialog: CardDialog | None = None
         self.opened: OpenedCard | None = None
-        self.opening = False
+        self.opening: str | None = None  # the reader of a card being opened for a dialog
         self.step.connect(self._step)
         flow.card_present_changed.connect(self._cards_changed)
         flow.session_ended.connect(lambda _why: self.close())
@@ -182,7 +182,7 @@ class CardSelfService(QObject):
             self.dialog.raise_()
             self.dialog.activateWindow()
             return
-        if self.opening:
+        if self.opening is not None:
             return
         if not self._flow.enabled:
             self._notify("Card use is closed on this workstation until it passes the workstation check (WES).")
@@ -190,13 +190,13 @@ class CardSelfService(QObject):
         if reader is None:
             self._notify("Insert your smartcard first.")
             return
-        self.opening = True
+        self.opening = reader
         cards = self._deps.cards
         self._flow.card_worker.run(lambda: open_card(cards, reader), lambda opened: self._opened(opened, show),
                                    self._open_failed)
 
     def _opened(self, opened: OpenedCard, show: Callable[[OpenedCard], None]) -> None:
-        self.opening = False
+        self.opening = None
         if opened.reader not in self._flow.cards:  # pulled while it was read
             self._release(opened)
             return
@@ -205,7 +205,7 @@ class CardSelfService(QObject):
         emit(self.changed)
 
     def _open_failed(self, exc: BaseException) -> None:
-        self.opening = False
+        self.opening = None
         self._report(exc)
 
     def _keep(self, dialog: CardDialog) -> None:
@@ -353,6 +353,8 @@ class CardSelfService(QObject):
     # --- closing ------------------------------------------------------------------------------------------
 
     def _cards_changed(self, _present: bool) -> None:
+        if self.opening is not None and self.opening not in self._flow.cards:
+            self.opening = None  # pulled while it was opened: that answer is dropped (Background.invalidate)
         opened = self.opened
         if opened is not None and opened.reader not in self._flow.cards:
             self.close()

@@ -316,6 +316,25 @@ def test_a_workstation_closed_to_clinical_use_offers_no_card_self_service(qtbot,
     window.wes_view.close()
 
 
+def test_a_card_pulled_while_it_is_opened_leaves_self_service_ready_for_the_next(qtbot, make_window, cards, card):
+    import threading
+
+    window = ready(qtbot, make_window())
+    applet = card(ALEX)
+    card_in_no_login(qtbot, window, cards, applet)
+    held = threading.Event()
+    window.flow.card_worker.run(lambda: held.wait(WAIT / 1000), session_bound=False)  # the card is busy
+    window.change_pin_action.trigger()
+    assert window.self_service.opening is not None
+    cards.remove()
+    held.set()
+    window.flow.card_worker.wait()
+    assert window.self_service.opening is None and window.self_service.dialog is None
+    card_in_no_login(qtbot, window, cards, applet)
+    window.change_pin_action.trigger()
+    wait_dialog(qtbot, window, "changePinDialog")
+
+
 def test_the_secrets_a_dialog_hands_on_never_print_their_digits():
     from app.ui.card_dialogs import Secrets
 
