@@ -196,6 +196,8 @@ class LoginFlow(QObject):
             expiry = self._deps.now() + timedelta(days=ready.days_left)
             reminder = (f"Your smartcard certificate expires in {ready.days_left} days ({format_date(expiry)}). "
                         "Ask your registration authority to renew it before then.")
+            if self._deps.renewable is not None:
+                reminder += " Or renew it yourself once logged in: Session menu, Renew certificate."
         if locked is not None and resuming:
             title, intro = "Unlock Spine Desk", f"Spine Desk is locked for {locked[1]}. Enter your PIN to resume."
         else:

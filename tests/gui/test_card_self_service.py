@@ -405,6 +405,12 @@ def test_renewal_in_the_window_explains_asks_the_pin_and_shows_the_new_expiry(qt
     real = UseCases.real()
     window.self_service._use_cases = UseCases(real.change_pin, real.unblock_with_puk, real.unblock_via_service, fake)
     assert not window.renew_action.isEnabled()  # no session yet
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    late_cards.insert(card(ALEX))
+    reminder = wait_pin_dialog(qtbot, window).reminder.text()
+    assert "registration authority" in reminder and "Session menu, Renew certificate" in reminder
+    window.flow.pin_dialog.reject()
+    late_cards.remove()
     logged_in(qtbot, window, late_cards, card)
     assert window.renew_action.isEnabled()
     menu_open(qtbot, window, "n")
