@@ -30,6 +30,13 @@ off; users cannot switch it back on. Example::
     [wes]
     spec_version = "2026.1"
 
+    [cards]
+    # How a card is reached, tried in this order per inserted card (default ["piv", "pkcs11"]): "piv" talks to the
+    # card's PIV application through PC/SC; "pkcs11" asks each module below for a token.
+    backends = ["piv", "pkcs11"]
+    # PKCS#11 modules (absolute paths), e.g. the Oberthur/IDEMIA middleware NHS series 8 cards need
+    pkcs11_modules = ["/usr/lib/ClassicClient/libclassicclient.so"]
+
 Environment variables are read in one place, :func:`read_environment` (once per ``load_settings``), and nowhere
 else in the application; each becomes a typed field (see that function's table).
 """
@@ -57,6 +64,16 @@ SERVICE_CONFIG_ENV = "SPINEDESK_SERVICE_CONFIG"
 class Mode(StrEnum):
     TRAINING = "training"
     PRODUCTION = "production"
+
+
+class CardBackendName(StrEnum):
+    """The ways of reaching a card that ``[cards] backends`` may name (``app.card.chooser`` builds them)."""
+
+    PIV = "piv"
+    PKCS11 = "pkcs11"
+
+
+DEFAULT_CARD_BACKENDS = (CardBackendName.PIV, CardBackendName.PKCS11)
 
 
 class RemovalMode(StrEnum):
@@ -178,6 +195,10 @@ class Settings:
     trust_crls: tuple[Path, ...] = ()
     card_removal: RemovalMode = RemovalMode.LOCK
     wes_spec_version: str | None = None
+    # [cards]: the back-ends tried per card, in order, and the PKCS#11 modules (absolute paths; a missing file is
+    # reported as a card error when the module is used, not here)
+    card_backends: tuple[CardBackendName, ...] = DEFAULT_CARD_BACKENDS
+    pkcs11_modules: tuple[Path, ...] = ()
     # from the environment (read_environment): the client's training card slot and start-up marks, and the
     # service's SCR episode length and CP-IS lease (None: the feature's default)
     training_vpcd_port: int = DEFAULT_VPCD_PORT
@@ -210,7 +231,8 @@ def _path(value: object, where: str, path: Path) -> Path | None:
 
 
 _KEYS = {"service": {"url", "ca", "tls_cert", "tls_key", "tls_proxy", "audit_key", "audit_checkpoints"},
-         "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"}, "wes": {"spec_version"}}
+         "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"}, "wes": {"spec_version"},
+         "cards": {"backends", "pkcs11_modules"}}
 
 
 def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
@@ -224,6 +246,30 @@ def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, obj
     return value
 
 
+def _card_backends(value: object, path: Path) -> tuple[CardBackendName, ...]:
+    if value is None:
+        return DEFAULT_CARD_BACKENDS
+    names = {b.value for b in CardBackendName}
+    expected = ", ".join(f'"{n}"' for n in sorted(names))
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(str(path), f"[cards] backends must be a non-empty list of back-end names ({expected})")
+    unknown = sorted({v for v in value if v not in names})
+    if unknown:
+        raise ConfigError(str(path), f"[cards] backends names unknown back-end(s) {', '.join(unknown)}; expected "
+                          f"{expected}")
+    if len(set(value)) != len(value):
+        raise ConfigError(str(path), "[cards] backends names a back-end twice")
+    return tuple(CardBackendName(v) for v in value)
+
+
+def _pkcs11_modules(value: object, path: Path) -> tuple[Path, ...]:
+    modules = _paths(value, "[cards] pkcs11_modules", path)
+    relative = [str(m) for m in modules if not m.is_absolute()]
+    if relative:  # a relative path would load whatever library the working folder holds
+        raise ConfigError(str(path), f"[cards] pkcs11_modules must be absolute paths ({', '.join(relative)} is not)")
+    return modules
+
+
 def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
     try:
         doc = tomllib.loads(text)
@@ -235,6 +281,7 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         raise ConfigError(str(path), f"unknown section(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
     service, trust = _table(doc, "service", path), _table(doc, "trust", path)
     client, wes = _table(doc, "client", path), _table(doc, "wes", path)
+    cards = _table(doc, "cards", path)
     url = service.get("url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise ConfigError(str(path), "[service] url must be set to the service's https:// address")
@@ -268,6 +315,8 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),
         card_removal=RemovalMode(str(removal)),
         wes_spec_version=spec if isinstance(spec, str) else None,
+        card_backends=_card_backends(cards.get("backends"), path),
+        pkcs11_modules=_pkcs11_modules(cards.get("pkcs11_modules"), path),
     )
 
 

@@ -7,7 +7,7 @@ where an error becomes a sentence that says what happened and what to do next.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from app.nhs_number import display
 
@@ -95,6 +95,28 @@ class NotPiv(CardError):
     """The card does not carry a PIV application, so it cannot be used to log in."""
 
 
+class CardNotRecognised(CardError):
+    """No configured card back-end recognised the card. ``tried`` lists each back-end asked, in order, as
+    (kind, module): kind ``"PIV"`` or ``"PKCS#11"``, module the PKCS#11 module's path (None for PIV);
+    ``pkcs11_configured``: whether any PKCS#11 module is named in the site configuration."""
+
+    def __init__(self, tried: tuple[tuple[str, str | None], ...], *, pkcs11_configured: bool) -> None:
+        names = ", ".join(kind if module is None else f"{kind} {module}" for kind, module in tried) or "nothing"
+        super().__init__(f"no card back-end recognised the card (tried {names})")
+        self.tried = tuple(tried)
+        self.pkcs11_configured = pkcs11_configured
+
+
+class CardRetired(CardError):
+    """NHS England no longer accepts this family of cards for logging in (``family``: its name, e.g. "NHS series
+    4-6"; ``since``: the day logins with it were blocked)."""
+
+    def __init__(self, family: str, since: date) -> None:
+        super().__init__(f"{family} cards are blocked for logging in since {since.isoformat()}")
+        self.family = family
+        self.since = since
+
+
 class PinIncorrect(CardError):
     def __init__(self, tries_left: int) -> None:
         super().__init__(f"wrong PIN, {tries_left} tries left")
@@ -132,6 +154,16 @@ class CardProtocolError(CardError):
 
 class CardManagementRefused(CardError):
     """The card refused a card-management step (management key, key generation, certificate storage)."""
+
+
+class RenewalIncomplete(CardError):
+    """A certificate renewal stopped after the card made its new key and before it stored the new certificate: the
+    card cannot log in until a registration authority gives it a certificate (its old one is not revoked)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"renewal stopped while {step}: {cause}")
+        self.step = step
+        self.cause = cause
 
 
 class CardFileError(CardError):
@@ -261,6 +293,24 @@ _CERT_TEXT = {
 }
 
 
+def _not_recognised_text(tried: tuple[tuple[str, str | None], ...], pkcs11_configured: bool) -> str:
+    said = []
+    if any(kind == "PIV" for kind, _ in tried):
+        said.append("it does not answer PIV")
+    modules = [module for kind, module in tried if kind != "PIV" and module]
+    if modules:
+        said.append(f"no token for it was found through the PKCS#11 module{'s' if len(modules) > 1 else ''} "
+                    f"{', '.join(modules)}")
+    elif not pkcs11_configured:
+        said.append("no PKCS#11 module is configured")
+    what = ", and ".join(said) or "no card back-end recognised it"
+    advice = ("ask IT to install the card's middleware and name it in the site configuration's [cards] "
+              "pkcs11_modules" if not pkcs11_configured else
+              "check it is your NHS smartcard, inserted the right way round; if it is, ask IT to check that the "
+              "card's middleware is installed and named in the site configuration's [cards] pkcs11_modules")
+    return f"This card cannot be used to log in: {what}. Remove it and {advice}."
+
+
 def user_text(error: BaseException) -> str:
     """Say what went wrong and what to do about it, for any error, in plain English."""
     match error:
@@ -281,6 +331,11 @@ def user_text(error: BaseException) -> str:
         case NotPiv():
             return ("This card is not an NHS (PIV) smartcard and cannot be used to log in. Check you inserted "
                     "your NHS smartcard the right way round.")
+        case CardNotRecognised(tried=tried, pkcs11_configured=configured):
+            return _not_recognised_text(tried, configured)
+        case CardRetired(family=family, since=since):
+            return (f"This is an {family} smartcard, which NHS England stopped accepting for logging in on "
+                    f"{since.day} {since:%B %Y}. Ask your registration authority for a new smartcard.")
         case PinIncorrect(tries_left=1):
             return ("Incorrect PIN. You have 1 try left: one more wrong PIN will lock your card, and you will "
                     "need your registration authority to unlock it.")
@@ -299,6 +354,11 @@ def user_text(error: BaseException) -> str:
         case CardProtocolError():
             return (f"The smartcard sent an answer that could not be understood ({error}). Remove and "
                     f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case RenewalIncomplete(step=step, cause=cause):
+            return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card already "
+                    "has its new key but not yet a certificate for it, so it cannot log in: take it to your "
+                    "registration authority (training: issue a new training card). Your old certificate was not "
+                    "revoked.")
         case CardManagementRefused():
             return (f"The smartcard refused to change its key or certificate ({error}). Nothing else was changed; "
                     "your registration authority can renew the card's certificate instead.")

@@ -7,11 +7,20 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.card.backend import CardInfo
+from app.card.backend import CardInfo, LoginToken
 from app.card.login_card import PivLoginCard
 from app.card.management_key import ManagementKey
 from app.card.piv import KeyAlgorithm, PinStatus, algorithm_for
 from app.errors import CardManagementRefused, CardProtocolError
+
+
+def renewable(token: LoginToken, management_key: ManagementKey) -> PivRenewableCard:
+    """``token`` as a card this client may renew: PIV cards only (a PKCS#11 token's key and certificate belong to
+    its issuer's card management system); :class:`CardManagementRefused` for any other."""
+    if not isinstance(token, PivLoginCard):
+        raise CardManagementRefused(f"this card is reached through {token.info.backend.value}; its certificate is "
+                                    "renewed by its registration authority, not by Spine Desk")
+    return PivRenewableCard(token, management_key)
 
 
 class PivRenewableCard:

@@ -19,7 +19,7 @@ from app.config import DEFAULT_VPCD_PORT, Settings
 from app.errors import CardError, CertificateRejected, InvalidPinFormat
 
 if TYPE_CHECKING:  # the parser is built for every spinedesk command: the card stack loads only to run one
-    from app.card.connection import CardConnection
+    from app.card.backend import LoginToken
     from app.card.virtual import CardFile
     from app.pki import TrainingCA, TrustStore
 
@@ -49,8 +49,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     card_selfservice.add_parsers(card)
 
-    status = card.add_parser("status", help="reader, ATR, card UUID, certificate, trust and PIN tries left")
-    status.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    status = card.add_parser("status", help="back-end, card family, certificate, trust and PIN tries left")
+    status.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description (default: the "
+                        "first card found)")
 
 
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
@@ -69,13 +70,12 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     if args.card_command == "insert":
         return insert(args.file, port=args.port, host=args.host, stream=stdout)
     if args.card_command == "status":
-        from app.card.pcsc import PcscSystem
+        from app.card.chooser import open_login_token
 
-        def connect() -> tuple[CardConnection, str, bytes, Callable[[], None]]:
-            conn = PcscSystem().connect(args.reader)
-            return conn, conn.reader, conn.atr, conn.close
-
-        return status(connect, wiring.client_trust(settings), stdout)
+        # status never presents the PIN: the card is left as it is (no reset), so other programs keep theirs
+        backends = wiring.card_backends(settings, reset_on_close=False)
+        return status(lambda: open_login_token(backends, args.reader, wiring.pcsc_atr(args.reader)),
+                      wiring.client_trust(settings), stdout)
     raise AssertionError(args.card_command)
 
 
@@ -172,39 +172,48 @@ class CardStatus:
     pin_tries_left: int | None
     pin_blocked: bool
     notes: tuple[str, ...] = ()
+    backend: str = "PIV"
+    module: str | None = None
+    family: str = "unknown"
+    pin_verified: bool = False
 
 
-def read_status(connection: CardConnection, reader: str, atr: bytes, trust: TrustStore,
-                now: datetime | None = None) -> CardStatus:
-    """Everything ``card status`` shows; the PIN is never presented (VERIFY without data)."""
-    from app.card.piv import PivSession, algorithm_for
-    from app.pki import card_uuid, validate
+def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = None) -> CardStatus:
+    """Everything ``card status`` shows of a card opened by any back-end; the PIN is never presented."""
+    from app.card.family import blocked_by_nhs
+    from app.card.piv import algorithm_for
+    from app.pki import card_uuid, load_certificate, validate
 
-    session = PivSession(connection)
-    app = session.select()
-    chuid = session.read_chuid()
-    cert = session.read_certificate()
-    pin = session.pin_status()
-    verdict = validate(cert, trust, now=now or datetime.now(UTC)) if cert is not None else None
+    info = token.info
+    now = now or datetime.now(UTC)
+    cert = load_certificate(token.certificate_der())
+    pin = token.pin_status()
+    verdict = validate(cert, trust, now=now)
     notes = []
-    if cert is not None:
-        try:
-            algorithm_for(cert.public_key())
-        except CardError:
-            notes.append(f"its key type ({type(cert.public_key()).__name__}) cannot be used to log in here")
-        cert_uuid = card_uuid(cert)
+    try:
+        algorithm_for(cert.public_key())
+    except CardError:
+        notes.append(f"its key type ({type(cert.public_key()).__name__}) cannot be used to log in here")
+    cert_uuid = card_uuid(cert)
+    uuid_shown = cert_uuid
+    session = getattr(token, "session", None)  # a PIV card also carries a CHUID (PKCS#11 tokens have none)
+    if session is not None:
+        chuid = session.read_chuid()
+        uuid_shown = chuid.guid
         if chuid.guid is not None and cert_uuid is not None and cert_uuid != chuid.guid:
             # the CHUID is unsigned on training cards: identity always comes from the certificate
             notes.append(f"the card's CHUID UUID {chuid.guid} differs from its certificate's {cert_uuid}")
+    if blocked_by_nhs(info.family, now.date()):
+        notes.append(f"this is an {info.family.value} card: NHS England blocked logins with series 4 cards on "
+                     "1 April 2026 and with series 5 and 6 cards on 7 May 2026; ask your registration authority "
+                     "for a new card")
     return CardStatus(
-        reader=reader, atr=atr, label=app.label, card_uuid=chuid.guid,
-        subject=cert.subject.rfc4514_string() if cert else None,
-        not_after=cert.not_valid_after_utc if cert else None,
-        verdict=verdict.status.value if verdict else None,
-        verdict_detail=verdict.detail if verdict else "no PIV Authentication certificate on the card",
-        days_until_expiry=verdict.days_until_expiry if verdict else None,
-        renewal_due=verdict.renewal_due if verdict else False,
+        reader=info.reader or "", atr=info.atr, label=info.token_label, card_uuid=uuid_shown,
+        subject=cert.subject.rfc4514_string(), not_after=cert.not_valid_after_utc,
+        verdict=verdict.status.value, verdict_detail=verdict.detail,
+        days_until_expiry=verdict.days_until_expiry, renewal_due=verdict.renewal_due,
         pin_tries_left=pin.tries_left, pin_blocked=pin.blocked, notes=tuple(notes),
+        backend=info.backend.value, module=info.module, family=info.family.value, pin_verified=pin.verified,
     )
 
 
@@ -214,17 +223,31 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], None]]], trust: TrustStore,
-           stream: TextIO) -> int:
-    connection, reader, atr, close = connect()
+def _pin_text(st: CardStatus) -> str:
+    if st.pin_blocked:
+        return "BLOCKED (unblock with the PUK)"
+    if st.pin_tries_left is not None:
+        return f"{st.pin_tries_left} {'try' if st.pin_tries_left == 1 else 'tries'} left"
+    if st.backend == "PIV" or st.pin_verified:
+        return "verified in this card session"
+    return "tries left not reported by the module"
+
+
+def status(open_token: Callable[[], LoginToken], trust: TrustStore, stream: TextIO) -> int:
+    token = open_token()
     try:
-        st = read_status(connection, reader, atr, trust)
+        st = read_status(token, trust)
     finally:
-        close()
+        token.close()
     show = _printable
-    print(f"Reader        {show(st.reader)}", file=stream)
-    print(f"ATR           {st.atr.hex(' ').upper()}", file=stream)
-    print(f"Application   PIV{f' ({show(st.label)})' if st.label else ''}", file=stream)
+    print(f"Reader        {show(st.reader) or 'not reported'}", file=stream)
+    print(f"ATR           {st.atr.hex(' ').upper() or 'not reported by the module'}", file=stream)
+    print(f"Back-end      {st.backend}{f' ({show(st.module)})' if st.module else ''}", file=stream)
+    print(f"Card family   {st.family}", file=stream)
+    if st.backend == "PIV":
+        print(f"Application   PIV{f' ({show(st.label)})' if st.label else ''}", file=stream)
+    else:
+        print(f"Token label   {show(st.label) if st.label else 'none'}", file=stream)
     print(f"Card UUID     {st.card_uuid or 'not set'}", file=stream)
     print(f"Certificate   {show(st.subject) if st.subject else 'none'}", file=stream)
     if st.not_after:
@@ -232,13 +255,7 @@ def status(connect: Callable[[], tuple[CardConnection, str, bytes, Callable[[], 
               + ("  — renewal due" if st.renewal_due else ""), file=stream)
     print(f"Trust         {st.verdict or 'unknown'}{f' — {show(st.verdict_detail)}' if st.verdict_detail else ''}",
           file=stream)
-    if st.pin_blocked:
-        pin = "BLOCKED (unblock with the PUK)"
-    elif st.pin_tries_left is None:
-        pin = "verified in this card session"
-    else:
-        pin = f"{st.pin_tries_left} tries left"
-    print(f"PIN           {pin}", file=stream)
+    print(f"PIN           {_pin_text(st)}", file=stream)
     for note in st.notes:
         print(f"Warning       {show(note)}", file=stream)
     if st.verdict is not None and st.verdict != "trusted":

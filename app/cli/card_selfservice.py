@@ -19,19 +19,20 @@ from app.config import Settings
 from app.errors import AppError, InvalidPinFormat
 
 if TYPE_CHECKING:
-    from app.card.renewal import PivRenewableCard
+    from app.card.backend import LoginToken
 
 COMMANDS = ("change-pin", "unblock", "renew")
+READER_HELP = "PC/SC reader name or prefix, or a PKCS#11 slot description (default: the first card found)"
 
 
 def add_parsers(card: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     change = card.add_parser("change-pin", help="change the PIN of the card in the reader")
-    change.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    change.add_argument("--reader", help=READER_HELP)
     change.add_argument("--pin-stdin", action="store_true",
                         help="read the current PIN, the new PIN and the new PIN again from three lines of stdin")
 
     unblock = card.add_parser("unblock", help="unblock the card in the reader and give it a new PIN")
-    unblock.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    unblock.add_argument("--reader", help=READER_HELP)
     how = unblock.add_mutually_exclusive_group()
     how.add_argument("--puk-stdin", action="store_true",
                      help="read the PUK, the new PIN and the new PIN again from three lines of stdin")
@@ -42,7 +43,7 @@ def add_parsers(card: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _service_options(unblock)
 
     renew = card.add_parser("renew", help="renew the card's certificate with a new key generated on the card")
-    renew.add_argument("--reader", help="reader name or prefix (default: the first reader with a card)")
+    renew.add_argument("--reader", help=READER_HELP)
     renew.add_argument("--pin-stdin", action="store_true", help="read the PIN from the first line of stdin")
     _service_options(renew)
 
@@ -55,11 +56,11 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
     if args.card_command == "change-pin":
-        return change_pin(args, stdout, stdin)
+        return change_pin(args, settings, stdout, stdin)
     if args.card_command == "unblock":
         if args.via_service:
             return unblock_via_service(args, settings, stdout, stdin)
-        return unblock(args, stdout, stdin)
+        return unblock(args, settings, stdout, stdin)
     if args.card_command == "renew":
         return renew(args, settings, stdout, stdin)
     raise AssertionError(args.card_command)
@@ -68,23 +69,23 @@ def run(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: Tex
 # --- the commands ------------------------------------------------------------------------------------------
 
 
-def change_pin(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
+def change_pin(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
     from app.client import selfservice
 
     read = _reader(stdin, args.pin_stdin)
     old, new, repeat = read("Current PIN: "), read("New PIN (6-8 numbers): "), read("New PIN again: ")
-    with _card(args.reader) as card:
+    with _card(settings, args.reader) as card:
         result = selfservice.change_pin(card, old, new, repeat)
     print(result.message, file=stdout)
     return 0
 
 
-def unblock(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
+def unblock(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
     from app.client import selfservice
 
     read = _reader(stdin, args.puk_stdin)
     puk, new, repeat = read("PUK (8 digits): "), read("New PIN (6-8 numbers): "), read("New PIN again: ")
-    with _card(args.reader) as card:
+    with _card(settings, args.reader) as card:
         result = selfservice.unblock_with_puk(card, puk, new, repeat)
     print(result.message, file=stdout)
     return 0
@@ -100,7 +101,7 @@ def unblock_via_service(args: argparse.Namespace, settings: Settings, stdout: Te
         raise InvalidPinFormat("no session token on the first line of stdin (from 'spinedesk login')")
     read = _reader(stdin, not stdin.isatty())
     new, repeat = read("New PIN for the card (6-8 numbers): "), read("New PIN again: ")
-    with _card(args.reader) as card, _client(args, settings) as client:
+    with _card(settings, args.reader) as card, _client(args, settings) as client:
         result = selfservice.unblock_via_service(card, client, card.certificate_der(), new, repeat, token=token,
                                                  urid=args.role)
     print(result.message, file=stdout)
@@ -108,10 +109,13 @@ def unblock_via_service(args: argparse.Namespace, settings: Settings, stdout: Te
 
 
 def renew(args: argparse.Namespace, settings: Settings, stdout: TextIO, stdin: TextIO) -> int:
+    from app.card.management_key import ManagementKey
+    from app.card.renewal import renewable
     from app.client import selfservice
 
     pin = _reader(stdin, args.pin_stdin)("PIN: ")
-    with _card(args.reader) as card, _client(args, settings) as client:
+    with _card(settings, args.reader) as token, _client(args, settings) as client:
+        card = renewable(token, ManagementKey.training())  # a training card's management key (see card-renewal.md)
         result = selfservice.renew_certificate(card, client, pin,
                                                on_step=lambda step: print(f"… {step}", file=sys.stderr))
     print(result.message, file=stdout)
@@ -140,20 +144,17 @@ def _reader(stdin: TextIO, from_stdin: bool) -> Any:
 
 
 @contextlib.contextmanager
-def _card(reader: str | None) -> Iterator[PivRenewableCard]:
-    """The card in ``reader`` as a PIV card this client may renew (training cards: their management key)."""
-    from app.card.login_card import PivLoginCard
-    from app.card.management_key import ManagementKey
-    from app.card.pcsc import PcscSystem
-    from app.card.piv import PivSession
-    from app.card.renewal import PivRenewableCard
+def _card(settings: Settings, reader: str | None) -> Iterator[LoginToken]:
+    """The card in ``reader`` through the site's card back-ends in their order (PIV, PKCS#11), as ``spinedesk login``
+    opens it; closing it makes the card forget the PIN (and, on PIV, the management authentication)."""
+    from app.card.chooser import open_login_token
+    from app.cli import wiring
 
-    connection = PcscSystem().connect(reader)
+    token = open_login_token(wiring.card_backends(settings), reader, wiring.pcsc_atr(reader))
     try:
-        yield PivRenewableCard(PivLoginCard(PivSession(connection), reader=connection.reader, atr=connection.atr),
-                               ManagementKey.training())
+        yield token
     finally:
-        connection.close(reset=True)  # the card forgets the PIN and the management authentication
+        token.close()
 
 
 @contextlib.contextmanager

@@ -48,31 +48,54 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
 
 
 class PcscCardAccess:
-    """``app.ui.ports.CardAccess`` over the real pcscd."""
+    """``app.ui.ports.CardAccess`` over the configured card back-ends (``app.card.chooser``): PIV through the real
+    pcscd and the site's PKCS#11 modules. Card events come from pcscd's monitor and, when a PKCS#11 module is
+    configured, from its token monitor too, merged into one de-duplicated stream."""
 
     def __init__(self, trust: Any, now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 only_reader: str | None = None) -> None:
+                 only_reader: str | None = None, *, backends: list[Any] | None = None,
+                 pkcs11_modules: tuple[Path, ...] = (), atr_of: Callable[[str | None], bytes] | None = None) -> None:
+        from app.card.chooser import PivBackend
         from app.card.pcsc import PcscSystem
 
-        self._system = PcscSystem()
+        system = PcscSystem()
         self._trust = trust
         self._now = now
         self._only = only_reader  # watch one reader only (a shared test machine's other slots are not ours)
+        self._backends = backends if backends is not None else [
+            PivBackend(lambda reader: system.connect(reader or only_reader), reset_on_close=True)]
+        self._modules = pkcs11_modules
+        # the reader's ATR, for PKCS#11 tokens (their modules do not report it); PIV reads it from its connection
+        self._atr_of = atr_of or (lambda _reader: b"")
 
-    def connect(self, reader: str | None) -> Any:
-        return self._system.connect(reader or self._only)
+    def open(self, reader: str | None) -> Any:
+        from app.card.chooser import open_login_token, refuse_retired
+
+        reader = reader or self._only
+        token = open_login_token(self._backends, reader, self._atr_of(reader) if self._modules else b"")
+        return refuse_retired(token, self._now().date())
 
     def start_monitor(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        from app.card.chooser import EventMerger, stop_all
         from app.card.pcsc import CardMonitor
         from app.ui.ports import ReaderEvent
 
+        merged = EventMerger(lambda event: callback(ReaderEvent(str(getattr(event.kind, "value", event.kind)),
+                                                                event.reader)))
+
         def relay(event: Any) -> None:
             if self._only is None or event.reader in (None, self._only):
-                callback(ReaderEvent(event.kind.value, event.reader))
+                merged(event)
+
+        def token_relay(event: Any) -> None:
+            # a token monitor's SERVICE_UP/DOWN speak of its module, not of pcscd: the session follows pcscd and
+            # the cards themselves (a module that fails reports its tokens removed first, which ends a session)
+            if event.reader is not None:
+                relay(event)
 
         monitor = CardMonitor(relay, poll_ms=1000)
         monitor.start()
-        return monitor.stop
+        return stop_all([monitor.stop, *(_token_monitor(module, token_relay) for module in self._modules)])
 
     def check_certificate(self, certificate_der: bytes) -> int | None:
         from app.pki import load_certificate, validate
@@ -81,6 +104,26 @@ class PcscCardAccess:
         if not verdict.ok:
             raise CertificateRejected(verdict.status.value, verdict.detail)
         return verdict.days_until_expiry
+
+
+def _token_monitor(module: Path, relay: Callable[[Any], None]) -> Callable[[], None]:
+    """Start the PKCS#11 token monitor of ``module`` (``app.card.pkcs11.TokenMonitor``, same events as the PC/SC
+    monitor); returns its stop. Without PKCS#11 support in this build, or when the module cannot be loaded, a log
+    line says so and removal is seen through pcscd only."""
+    try:
+        from app.card.pkcs11 import TokenMonitor
+    except ImportError:
+        log.warning("PKCS#11 module %s is configured but this build has no PKCS#11 token monitor: card removal "
+                    "is seen through pcscd only", module)
+        return lambda: None
+    try:
+        monitor = TokenMonitor(module, relay)
+        monitor.start()
+    except Exception as exc:  # a module that cannot load: logins through it report the error themselves
+        log.warning("the PKCS#11 token monitor for %s did not start (%s): card removal is seen through pcscd only",
+                    module, type(exc).__name__)
+        return lambda: None
+    return monitor.stop
 
 
 def wes_gate(settings: Settings, service_url: str | None) -> Callable[[Callable[[Any], None]], Any] | None:
@@ -197,7 +240,10 @@ def start_clients(settings: Settings, stack: contextlib.ExitStack, stream: TextI
         verify = str(settings.service_ca) if settings.service_ca else True
     on_step("Loading the smartcard trust store…")
     http = stack.enter_context(httpx.Client(timeout=15, verify=verify))
-    cards = PcscCardAccess(wiring.client_trust(settings), only_reader=only_reader)
+    cards = PcscCardAccess(wiring.client_trust(settings), only_reader=only_reader,
+                           backends=wiring.card_backends(settings, only_reader=only_reader),
+                           pkcs11_modules=settings.pkcs11_modules if _pkcs11_in_use(settings) else (),
+                           atr_of=wiring.pcsc_atr)
     return Started(spine=SpineClient(url, http), cards=cards, service_label=url, training_card=slot)
 
 
@@ -232,6 +278,12 @@ def training_renewable(card: Any) -> Any:
     if card.info.backend != BackendKind.PIV:
         raise CardManagementRefused(f"a {card.info.backend} card's key is its issuer's to replace")
     return PivRenewableCard(card, ManagementKey.training())
+
+
+def _pkcs11_in_use(settings: Settings) -> bool:
+    from app.config import CardBackendName
+
+    return CardBackendName.PKCS11 in settings.card_backends
 
 
 def build_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO, *, vpcd_port: int = DEFAULT_VPCD_PORT,

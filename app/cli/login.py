@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from app.cli import wiring
 from app.config import Settings
 
 
@@ -17,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "training)")
     login.add_argument("--role", help="role profile id (URID) or role code (default: the only one)")
     login.add_argument("--pin-stdin", action="store_true", required=True, help="read the PIN from stdin")
-    login.add_argument("--reader", help="reader name or prefix")
+    login.add_argument("--reader", help="PC/SC reader name or prefix, or a PKCS#11 slot description")
     login.add_argument("--ca", type=Path, help="CA certificate to trust for the service's TLS")
 
 
@@ -25,9 +27,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
         stdin: TextIO | None = None) -> int:
     import httpx
 
-    from app.card.login_card import PivLoginCard
-    from app.card.pcsc import PcscSystem
-    from app.card.piv import PivSession
+    from app.card.chooser import open_login_token, refuse_retired
     from app.client.client import SpineClient
     from app.client.login import card_login, choose_role, select_role
 
@@ -35,13 +35,15 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
     url = args.service_url or settings.service_url or "http://127.0.0.1:8443"
     verify: bool | str = str(args.ca) if args.ca else (str(settings.service_ca) if settings.service_ca else True)
     pin = stdin.readline().rstrip("\r\n")
-    connection = PcscSystem().connect(args.reader)
     with httpx.Client(verify=verify, timeout=15) as http:
         client = SpineClient(url, http)
+        # the first configured back-end that recognises the card (PIV over PC/SC, a PKCS#11 module) serves the login
+        card = refuse_retired(open_login_token(wiring.card_backends(settings, reset_on_close=True), args.reader,
+                                               wiring.pcsc_atr(args.reader)), datetime.now(UTC).date())
         try:
-            login = card_login(PivLoginCard(PivSession(connection)), client, pin)
+            login = card_login(card, client, pin)
         finally:
-            connection.close(reset=True)  # the card forgets the PIN when the login is done
+            card.close()  # the card forgets the PIN when the login is done (PIV: reset; PKCS#11: logout)
         try:
             role = choose_role(login, args.role)
             select_role(client, login, role)  # the token works for this role only

@@ -141,7 +141,10 @@ def check_site_config() -> str:
     where = settings.paths.site_config_file
     if settings.training:
         return f"training mode (no site configuration at {where})"
-    return f"production: service {settings.service_url}, card removal {settings.card_removal.value} ({where})"
+    cards = " then ".join(b.value for b in settings.card_backends)
+    modules = ", ".join(f"{m}{'' if m.exists() else ' (missing)'}" for m in settings.pkcs11_modules) or "none"
+    return (f"production: service {settings.service_url}, card removal {settings.card_removal.value}, cards {cards}, "
+            f"PKCS#11 modules {modules} ({where})")
 
 
 CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (

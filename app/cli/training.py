@@ -114,7 +114,25 @@ def ensure_card(paths: Paths, *, name: str = TRAINING_NAME, pin: str = TRAINING_
         card.save(path)
         CardRecords(ca.directory).record_unblock_code(card.card_uuid, TRAINING_PUK)  # for a Local Smartcard Unlocker
         log.info("issued the training card %s", card.card_uuid)
+    else:
+        _record_training_puk(paths, path)
     return path
+
+
+def _record_training_puk(paths: Paths, path: Path) -> None:
+    """A training card issued before unblock codes were recorded: record its PUK if it is still the documented
+    one (checked against the card file's hash), so a Local Smartcard Unlocker can unblock it too."""
+    from app.card.virtual import CardFile
+    from app.errors import AppError
+    from app.pki.card_records import CardRecords
+
+    try:
+        records = CardRecords(paths.pki_dir)
+        card = CardFile.load(path)
+        if records.unblock_code(card.card_uuid) is None and card.check_puk(TRAINING_PUK):
+            records.record_unblock_code(card.card_uuid, TRAINING_PUK)
+    except (AppError, OSError) as exc:  # the card's own problems are reported where it is used
+        log.debug("training card's unblock code not recorded: %s", type(exc).__name__)
 
 
 def register_user(store: Any, card_path: Path, *, user_id: str = TRAINING_USER,

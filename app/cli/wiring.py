@@ -1,9 +1,9 @@
 """The shared objects of the composition root, each built here and nowhere else.
 
 The command modules (``app.cli.*``) ask for them; they are built when first asked for (the modules that build them
-load then, so ``spinedesk --help`` loads none of them): the client's trust store, the service's live trust store,
-the PDF writer, the display check, the store opener and the service's database URL, whether a database has been
-seeded, and the log file.
+load then, so ``spinedesk --help`` loads none of them): the client's trust store, the card back-ends, the service's
+live trust store, the PDF writer, the display check, the store opener and the service's database URL, whether a
+database has been seeded, and the log file.
 """
 
 from __future__ import annotations
@@ -41,6 +41,71 @@ def client_trust(settings: Settings) -> Any:
         return TrainingCA.load_or_create(settings.paths.pki_dir).trust_store()
     return TrustStore.from_pem_files(settings.trust_anchors, settings.trust_intermediates, settings.trust_crls,
                                      require_revocation=True)
+
+
+def card_backends(settings: Settings, *, reset_on_close: bool = True, only_reader: str | None = None) -> list[Any]:
+    """The card back-ends (``app.card.backend.CardBackend``) in the site's order (``[cards] backends``): PIV over
+    PC/SC, and one PKCS#11 back-end per ``[cards] pkcs11_modules`` entry (``app.card.pkcs11``, loaded only when a
+    module is configured). ``reset_on_close``: closing a PIV token resets the card (logins forget the PIN);
+    ``only_reader``: the PC/SC reader to use when none is named (a training room's own virtual slot)."""
+    from app.card.chooser import PivBackend
+    from app.config import CardBackendName
+
+    backends: list[Any] = []
+    for name in settings.card_backends:
+        if name is CardBackendName.PIV:
+            backends.append(PivBackend(_pcsc_connect(only_reader), reset_on_close=reset_on_close))
+        else:
+            backends.extend(_pkcs11_backend(module) for module in settings.pkcs11_modules)
+    return backends
+
+
+def pcsc_atr(reader: str | None) -> bytes:
+    """The ATR of the card in the PC/SC reader ``reader`` (its name or a prefix), so a card a PKCS#11 module serves
+    is recognised by its ATR too; b"" when no reader is named, PC/SC does not know it or holds no card there, or
+    pcscd does not answer (a token with no PC/SC behind it)."""
+    if reader is None:
+        return b""
+    from app.card.pcsc import PcscSystem
+    from app.errors import CardError
+
+    try:
+        states = PcscSystem().reader_states()
+    except CardError:
+        return b""
+    matching = [s for s in states if s.name == reader] or [s for s in states if s.name.startswith(reader)]
+    return matching[0].atr if matching and matching[0].card_present else b""
+
+
+def _pcsc_connect(only_reader: str | None) -> Callable[[str | None], Any]:
+    from app.card.pcsc import PcscSystem
+
+    system = PcscSystem()
+    return lambda reader: system.connect(reader or only_reader)
+
+
+def _pkcs11_backend(module: Path) -> Any:
+    try:
+        from app.card.pkcs11 import Pkcs11Backend
+    except ImportError:
+        return _NoPkcs11Support(module)
+    return Pkcs11Backend(module)
+
+
+class _NoPkcs11Support:
+    """Stands in for a configured PKCS#11 module when this build has no PKCS#11 back-end: using it says so."""
+
+    def __init__(self, module: Path) -> None:
+        from app.card.backend import BackendKind
+
+        self.kind = BackendKind.PKCS11
+        self.module = module
+
+    def open(self, reader: str | None, atr: bytes) -> Any:
+        from app.errors import CardError
+
+        raise CardError(f"the PKCS#11 module {self.module} is configured, but this build of Spine Desk has no "
+                        "PKCS#11 support (app.card.pkcs11 is missing); reinstall Spine Desk")
 
 
 def service_trust(config: Any) -> Any:

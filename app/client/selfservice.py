@@ -23,7 +23,7 @@ from cryptography import x509
 
 from app.client.api import SelfServiceApi
 from app.client.login import card_login
-from app.errors import CardError, ServiceError
+from app.errors import CardError, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
 
@@ -129,8 +129,9 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     ``token``), ask the service whether renewal is allowed (in the renewal window, training CA available) BEFORE
     the card's key is touched, generate the new key on the card, sign a PKCS#10 request with it, have the service
     issue the certificate, store it on the card, and tell the service the card holds it so it revokes the old
-    one. ``on_step`` hears short progress lines (no secrets). See docs/decisions/card-renewal.md for why this
-    order keeps the card usable if a step fails."""
+    one. ``on_step`` hears short progress lines (no secrets). A failure after the card made its new key and before
+    it stored the certificate is :class:`RenewalIncomplete`. See docs/decisions/card-renewal.md for why this order
+    keeps the card usable if a step before the key generation fails."""
     say = on_step or (lambda _text: None)
     old_der = card.certificate_der()
     old = x509.load_der_x509_certificate(old_der)
@@ -141,18 +142,11 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     try:
         say("Asking the service whether this certificate may be renewed")
         api.renewal_check(token, old_der)
+        card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
+        card.forget_pin()
         say("Generating a new key on the card")
         public_der = card.generate_key()
-        card.verify_pin(pin)
-        try:
-            say("Signing the certificate request with the new key")
-            csr = build_csr(old.subject, public_der, card.sign)
-        finally:
-            card.forget_pin()
-        say("Asking the service for the new certificate")
-        new_der = api.renew_certificate(token, old_der, csr)
-        say("Storing the new certificate on the card")
-        card.store_certificate(new_der)
+        new_der = _certify(card, api, token, pin, old, old_der, public_der, say)
         say("Telling the service the card holds the new certificate")
         old_revoked = _confirm(api, token, new_der)
     finally:
@@ -161,6 +155,28 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     new = x509.load_der_x509_certificate(new_der)
     return RenewalResult(Outcome.CERTIFICATE_RENEWED, new.serial_number, new.not_valid_after_utc,
                          old.serial_number, old_revoked)
+
+
+def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,
+             public_der: bytes, say: Callable[[str], None]) -> bytes:
+    """The steps between the card's new key and its new certificate; a failure here is ``RenewalIncomplete``."""
+    step = "signing the certificate request"
+    try:
+        card.verify_pin(pin)
+        try:
+            say("Signing the certificate request with the new key")
+            csr = build_csr(old.subject, public_der, card.sign)
+        finally:
+            card.forget_pin()
+        step = "asking the service for the new certificate"
+        say("Asking the service for the new certificate")
+        new_der = api.renew_certificate(token, old_der, csr)
+        step = "storing the new certificate on the card"
+        say("Storing the new certificate on the card")
+        card.store_certificate(new_der)
+    except (CardError, ServiceError) as exc:
+        raise RenewalIncomplete(step, exc) from exc
+    return new_der
 
 
 def _confirm(api: SelfServiceApi, token: str, new_der: bytes) -> bool:

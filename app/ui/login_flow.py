@@ -29,7 +29,7 @@ from app.ui.signals import emit
 from app.ui.tasks import Background
 
 if TYPE_CHECKING:
-    from app.card.login_card import PivLoginCard
+    from app.card.backend import LoginToken
 
 log = logging.getLogger(__name__)
 RENEWAL_DAYS = 90
@@ -38,8 +38,7 @@ RENEWAL_DAYS = 90
 @dataclass(frozen=True)
 class CardReady:
     reader: str | None
-    link: ports.CardLink
-    card: PivLoginCard
+    card: LoginToken  # whichever back-end opened it (PIV, PKCS#11); closing it makes the card forget the PIN
     fingerprint: str
     days_left: int | None
     blocked: bool
@@ -68,22 +67,17 @@ class SessionInfo:
 
 
 def read_card(cards: ports.CardAccess, reader: str | None) -> CardReady:
-    """On the card worker: connect, read the certificate, check trust and the PIN counter. (The card modules, and
-    ``cryptography`` with them, load here, off the way to the first window.)"""
-    from app.card.login_card import PivLoginCard
-    from app.card.piv import PivSession
-
-    link = cards.connect(reader)
+    """On the card worker: open the card through the configured back-ends, read the certificate, check trust and the
+    PIN counter. (The card modules, and ``cryptography`` with them, load here, off the way to the first window.)"""
+    card = cards.open(reader)
     try:
-        session = PivSession(link)
-        card = PivLoginCard(session)
-        pin = session.pin_status()
+        pin = card.pin_status()
         der = card.certificate_der()
         days = cards.check_certificate(der)
     except BaseException:
-        link.close(reset=True)
+        card.close()
         raise
-    return CardReady(reader, link, card, hashlib.sha256(der).hexdigest(), days, pin.blocked)
+    return CardReady(reader, card, hashlib.sha256(der).hexdigest(), days, pin.blocked)
 
 
 class LoginFlow(QObject):
@@ -324,7 +318,7 @@ class LoginFlow(QObject):
     def _drop_card(self) -> None:
         ready, self._ready = self._ready, None
         if ready is not None:
-            self.card_worker.run(lambda: ready.link.close(reset=True), None, lambda _exc: None, session_bound=False)
+            self.card_worker.run(ready.card.close, None, lambda _exc: None, session_bound=False)
 
     def _close_dialogs(self) -> None:
         for dialog in (self.pin_dialog, self.role_picker):

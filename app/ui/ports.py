@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.card.backend import LoginToken
 from app.client.api import SpineApi
 
 # card monitor event kinds (the values of app.card.pcsc.EventKind, translated by the composition root)
@@ -26,16 +27,11 @@ class ReaderEvent:
     reader: str | None = None
 
 
-class CardLink(Protocol):
-    """A connection to one card (``app.card.connection.CardConnection`` plus ``close``)."""
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]: ...
-
-    def close(self, reset: bool = False) -> None: ...
-
-
 class CardAccess(Protocol):
-    def connect(self, reader: str | None) -> CardLink: ...
+    def open(self, reader: str | None) -> LoginToken:
+        """The card in ``reader`` (None: the first card found), opened by the first configured back-end that
+        recognises it (PIV, a PKCS#11 module); closing the token makes the card forget a verified PIN."""
+        ...
 
     def start_monitor(self, callback: Callable[[ReaderEvent], None]) -> Callable[[], None]:
         """Start watching readers (``callback`` runs on the monitor's thread); returns a function that stops it."""

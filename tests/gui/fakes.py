@@ -7,8 +7,8 @@
   test for it even when the window swallowed the error). ``dead = True`` makes every call raise the client's
   ``ServiceUnreachable``, as a stopped service does. The login signature is verified against the card certificate.
 * :class:`FakeCards` is an ``app.ui.ports.CardAccess`` over ``app.card.virtual.PivApplet`` (no pcscd): the real
-  ``PivSession``/``PivLoginCard`` code talks APDUs to it; the test inserts and pulls cards (monitor events) and the
-  certificate is checked by the real ``app.pki.validate`` against the test CA.
+  chooser, PIV back-end and ``PivSession``/``PivLoginCard`` code talk APDUs to it; the test inserts and pulls
+  cards (monitor events) and the certificate is checked by the real ``app.pki.validate`` against the test CA.
 """
 
 from __future__ import annotations
@@ -175,6 +175,12 @@ class FakeCards:
         if reader is None or applet is None:
             raise NoCard(reader or "the reader")
         return AppletLink(self, reader, applet)
+
+    def open(self, reader: str | None) -> Any:
+        """The card through the real chooser and PIV back-end, over the applet link."""
+        from app.card.chooser import PivBackend, open_login_token
+
+        return open_login_token([PivBackend(self.connect)], reader)
 
     def start_monitor(self, callback: Callable[[ReaderEvent], None]) -> Callable[[], None]:
         self._callback = callback

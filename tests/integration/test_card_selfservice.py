@@ -147,3 +147,36 @@ def test_a_local_smartcard_unlocker_unblocks_a_card_through_the_service(pcscd, e
     assert CardFile.load(blocked_file).check_pin(NEW_PIN)
     audit = spinedesk("service", "--database", db, "audit", "verify", env=env)
     assert audit.returncode == 0
+
+
+def test_self_service_leaves_no_pin_or_puk_anywhere(pcscd, env, service, tmp_path):
+    """Verbose logging everywhere; every file the run produced, every output. The PUK is in one place by design:
+    the training records the service releases it from (``card-unblock.json``, 0600)."""
+    from .test_no_pin_in_logs import leaks
+
+    url, db = service
+    secret, renewed_pin, puk = "86420753", "75319864", "64208531"
+    card_file = tmp_path / "card.json"
+    issued = spinedesk("-v", "card", "issue", "--out", str(card_file), "--name", "Dr Quiet", "--alg", "p256",
+                       "--pin-stdin", "--puk-stdin", "--days", "30", env=env, input=f"{secret}\n{puk}\n")
+    assert issued.returncode == 0, issued.stderr
+    _add_user(env, db, "quiet", "Dr Quiet", card_file, "quiet-clin")
+    outputs = {"issue": issued.stdout + issued.stderr}
+    with inserted(pcscd, card_file, env):
+        runs = {
+            "change-pin": spinedesk("-v", "card", "change-pin", "--pin-stdin", env=env,
+                                    input=f"{secret}\n{renewed_pin}\n{renewed_pin}\n"),
+            "renew": spinedesk("-v", "card", "renew", "--service-url", url, "--pin-stdin", env=env,
+                               input=renewed_pin + "\n"),
+            "unblock": spinedesk("-v", "card", "unblock", "--puk-stdin", env=env,
+                                 input=f"{puk}\n{secret}\n{secret}\n"),
+        }
+    for name, run in runs.items():
+        assert run.returncode == 0, (name, run.stderr)
+        outputs[name] = run.stdout + run.stderr
+    files = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert any(name.startswith("state") and name.endswith(".log") for name in files), sorted(files)
+    blobs = {**files, **{f"output of {k}": v.encode() for k, v in outputs.items()}}
+    for pin in (secret, renewed_pin):
+        assert not leaks(pin, blobs), f"PIN leaked into {leaks(pin, blobs)}"
+    assert [name for name in leaks(puk, blobs) if not name.endswith("card-unblock.json")] == []

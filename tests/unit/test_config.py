@@ -130,3 +130,33 @@ def test_the_service_workers_config_is_read_here(tmp_path):
     assert service_config_json({SERVICE_CONFIG_ENV: '{"database": "sqlite:///x.db"}'}) == '{"database": "sqlite:///x.db"}'
     with pytest.raises(ConfigError):
         service_config_json({})
+
+
+def test_cards_default_to_piv_then_pkcs11_with_no_module(tmp_path):
+    s = parse_site_config(GOOD, tmp_path / "site.toml", paths(tmp_path))
+    assert [b.value for b in s.card_backends] == ["piv", "pkcs11"]
+    assert s.pkcs11_modules == ()
+
+
+def test_cards_table_names_backends_in_order_and_absolute_modules(tmp_path):
+    text = GOOD + ('[cards]\nbackends = ["pkcs11", "piv"]\npkcs11_modules = '
+                   '["/usr/lib/ClassicClient/libclassicclient.so", "/no/such/module.so"]\n')
+    s = parse_site_config(text, tmp_path / "site.toml", paths(tmp_path))
+    assert [b.value for b in s.card_backends] == ["pkcs11", "piv"]
+    # a module that does not exist is not a configuration error: the card back-end reports it when used
+    assert s.pkcs11_modules == (Path("/usr/lib/ClassicClient/libclassicclient.so"), Path("/no/such/module.so"))
+
+
+@pytest.mark.parametrize(("cards", "problem"), [
+    ('backends = ["piv", "cac"]', 'unknown back-end(s) cac; expected "piv", "pkcs11"'),
+    ("backends = []", "non-empty list"),
+    ('backends = "piv"', "non-empty list"),
+    ('backends = ["piv", "piv"]', "twice"),
+    ('pkcs11_modules = ["opensc-pkcs11.so"]', "must be absolute paths (opensc-pkcs11.so is not)"),
+    ("pkcs11_modules = [3]", "file path"),
+    ('pkcs11_module = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"]', "unknown key(s) pkcs11_module"),
+])
+def test_bad_cards_table_is_refused_with_the_field_named(tmp_path, cards, problem):
+    with pytest.raises(ConfigError) as err:
+        parse_site_config(GOOD + "[cards]\n" + cards + "\n", tmp_path / "site.toml", paths(tmp_path))
+    assert problem in err.value.problem

@@ -1,6 +1,6 @@
 """Every typed error turns into words that say what happened and what to do, in one place."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -14,6 +14,13 @@ CASES = [
     (e.CardRemoved("x"), "insert the card again"),
     (e.CardInUse("x"), "Close other smartcard programs"),
     (e.NotPiv("x"), "not an NHS (PIV) smartcard"),
+    (e.CardNotRecognised((("PIV", None),), pkcs11_configured=False),
+     "does not answer PIV, and no PKCS#11 module is configured"),
+    (e.CardNotRecognised((("PIV", None), ("PKCS#11", "/opt/a.so")), pkcs11_configured=True),
+     "no token for it was found through the PKCS#11 module /opt/a.so"),
+    (e.CardRetired("NHS series 4-6", date(2026, 5, 7)), "stopped accepting for logging in on 7 May 2026. Ask your "
+     "registration authority for a new smartcard"),
+    (e.CardNotRecognised((), pkcs11_configured=False), "cannot be used to log in: no PKCS#11 module is configured"),
     (e.PinIncorrect(2), "2 tries left"),
     (e.PinIncorrect(1), "1 try left"),
     (e.PinBlocked("x"), "registration authority"),
@@ -22,6 +29,9 @@ CASES = [
     (e.ApduError(0x6A80, "VERIFY"), "6A80"),
     (e.CardProtocolError("bad TLV"), "bad TLV"),
     (e.CardFileError("/tmp/c.json", "not JSON"), "Issue a new training card"),
+    (e.CardManagementRefused("the card did not accept the management key"), "registration authority can renew"),
+    (e.RenewalIncomplete("storing the new certificate on the card", e.CardRemoved("pulled")),
+     "cannot log in: take it to your registration authority"),
     (e.CertificateRejected("expired"), "expired"),
     (e.CertificateRejected("revoked", "serial 5"), "serial 5"),
     (e.CertificateRejected("untrusted_issuer"), "not issued by an authority"),

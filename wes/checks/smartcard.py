@@ -277,4 +277,8 @@ def card_series(ctx: Context) -> Outcome:
                        "to the spec's card_families.")
     if family.training_only and ctx.production:
         return Outcome(Status.FAIL, f"{found}: {family.name}, which is for training only.")
+    if family.blocked_from is not None and ctx.now.date() >= family.blocked_from:
+        return Outcome(Status.FAIL, f"{found}: {family.name}, which NHS England has blocked from logging in since "
+                       f"{family.blocked_from.isoformat()}.",
+                       remediation="Ask your Registration Authority for a replacement smartcard (series 8 or later).")
     return Outcome(Status.PASS, f"{found}: {family.name}.")

@@ -68,6 +68,10 @@ class CardFamily:
     name: str
     atr: str
     training_only: bool = False
+    family: str | None = None  # the client's card family (app.card.backend.CardFamily value), e.g. "NHS series 4-6"
+    source: str | None = None  # where the ATR was published
+    read_on: date | None = None  # when that source was read
+    blocked_from: date | None = None  # NHS England blocks logins with these cards from this day
 
     def matches(self, atr: bytes) -> bool:
         pattern = self.atr.split()
@@ -210,7 +214,8 @@ def _build(doc: dict[str, Any], path: Path) -> Spec:
                             tuple(doc["client"]["card_removal"])),
         os=tuple(OsEntry(o["platform"], o["name"], o["version"], o.get("distro"), tuple(o.get("editions", ())),
                          _date(o.get("end_of_support"))) for o in doc["os"]),
-        card_families=tuple(CardFamily(f["name"], f["atr"].upper(), f.get("training_only", False))
+        card_families=tuple(CardFamily(f["name"], f["atr"].upper(), f.get("training_only", False), f.get("family"),
+                                       f.get("source"), _date(f.get("read_on")), _date(f.get("blocked_from")))
                             for f in doc["card_families"]),
         virtual_readers=VirtualReaders(tuple(doc["virtual_readers"]["reader_names"]),
                                        tuple(doc["virtual_readers"]["drivers"]),

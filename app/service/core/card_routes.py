@@ -197,7 +197,7 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
             raise FhirError("ACCESS_DENIED", "this certificate was not issued by this service's training CA, so "
                             "it cannot renew it; ask your registration authority", status=403)
         try:
-            new = admin.ca.renew_card_certificate(old, key, days=RENEWED_DAYS)  # type: ignore[arg-type]
+            new = admin.ca.renew_card_certificate(old, key, days=RENEWED_DAYS)
         except PkiError as exc:
             call.details["reason"] = "CA refused"
             raise FhirError("INVALID_VALUE", str(exc)) from exc

@@ -30,7 +30,9 @@ from app.errors import (
     InvalidPinFormat,
     PinBlocked,
     PinIncorrect,
+    RenewalIncomplete,
     ServiceRejected,
+    ServiceUnreachable,
     user_text,
 )
 from app.pki import TrainingCA
@@ -78,7 +80,8 @@ class Service:
     base_url = URL
 
     def __init__(self, ca: TrainingCA, *, refuse_renewal: ServiceRejected | None = None,
-                 fail_confirm: bool = False) -> None:
+                 fail_confirm: bool = False, fail_issue: bool = False) -> None:
+        self.fail_issue = fail_issue
         self.ca = ca
         self.calls: list[str] = []
         self.sessions: dict[str, bytes] = {}
@@ -112,6 +115,8 @@ class Service:
 
     def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
         self.calls.append("renew_certificate")
+        if self.fail_issue:
+            raise ServiceUnreachable(URL, "connection refused or no route")
         csr = check_csr(csr_der)
         old = x509.load_der_x509_certificate(self.sessions[token])
         assert csr.subject == old.subject
@@ -249,3 +254,36 @@ def test_renewal_with_a_live_session_does_not_log_in_again(card, ca):
     service.calls.clear()
     renew_certificate(card, service, PIN, token=token)
     assert service.calls == ["renewal_check", "renew_certificate", "confirm_renewal"]
+
+
+def test_a_renewal_that_stops_after_the_new_key_says_what_to_do(card, applet, ca):
+    service = Service(ca, fail_issue=True)
+    with pytest.raises(RenewalIncomplete) as caught:
+        renew_certificate(card, service, PIN)
+    assert applet.card.certificate_pending  # the new key is there, its certificate is not
+    text = user_text(caught.value)
+    assert "asking the service for the new certificate" in text and "registration authority" in text
+    assert "cannot be reached" in text and service.revoked == [] and service.calls[-1] == "logout"
+
+
+def test_only_piv_cards_are_renewed_by_this_client(card):
+    from types import SimpleNamespace
+
+    from app.card.backend import BackendKind
+    from app.card.renewal import renewable
+
+    pkcs11 = SimpleNamespace(info=SimpleNamespace(backend=BackendKind.PKCS11))
+    with pytest.raises(CardManagementRefused, match="PKCS#11"):
+        renewable(pkcs11, ManagementKey.training())  # type: ignore[arg-type]  # a stand-in token
+    assert isinstance(renewable(card._card, ManagementKey.training()), PivRenewableCard)
+
+
+def test_a_wrong_pin_with_a_live_session_costs_a_try_never_the_key(card, applet, ca):
+    service = Service(ca)
+    token = service.complete("n", b"x" * 12, card.certificate_der()).token
+    key = applet.card.private_key
+    with pytest.raises(PinIncorrect):
+        renew_certificate(card, service, "999888", token=token)
+    assert applet.card.private_key is key and not applet.card.certificate_pending
+    assert applet.card.pin_tries_left == applet.card.pin_tries_max - 1
+    assert "renew_certificate" not in service.calls

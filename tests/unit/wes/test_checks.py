@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -151,6 +151,18 @@ def test_card_series(probes, tmp_path):
     assert unknown.status is W and "not a card family" in unknown.evidence
     probes.pcsc_facts = EMPTY_READER
     assert run_one("card.series", probes, tmp_path).status is NA
+
+
+NHS_CIS_JCOP41_ATR = bytes.fromhex("3B F9 18 00 00 81 31 FE 45 4A 43 4F 50 34 31 56 32 32 AF")  # series 5/6
+
+
+def test_card_series_fails_a_series_4_to_6_card_from_the_day_nhs_blocked_it(probes, tmp_path):
+    probes.pcsc_facts = PcscFacts(True, (Reader("ACS ACR39U 00 00", True, NHS_CIS_JCOP41_ATR),))
+    blocked = run_one("card.series", probes, tmp_path, mode="production")
+    assert blocked.status is F and "blocked from logging in since 2026-05-07" in blocked.evidence
+    assert "replacement smartcard" in (blocked.remediation or "")
+    before = run_one("card.series", probes, tmp_path, mode="production", now=datetime(2026, 5, 6, 12, tzinfo=UTC))
+    assert before.status is P and "series 5/6" in before.evidence
 
 
 @pytest.fixture(scope="module")
