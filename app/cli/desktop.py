@@ -269,15 +269,12 @@ def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO,
 
 def training_renewable(card: Any) -> Any:
     """A training card as one whose key and certificate the desktop client may replace: the training cards' card
-    management key is the well-known one they are issued with (``ManagementKey.training``). Runs on the card worker."""
-    from app.card.backend import BackendKind
+    management key is the well-known one they are issued with (``ManagementKey.training``); a card of another
+    back-end is refused (``CardManagementRefused``). Runs on the card worker."""
     from app.card.management_key import ManagementKey
-    from app.card.renewal import PivRenewableCard
-    from app.errors import CardManagementRefused
+    from app.card.renewal import renewable
 
-    if card.info.backend != BackendKind.PIV:
-        raise CardManagementRefused(f"a {card.info.backend} card's key is its issuer's to replace")
-    return PivRenewableCard(card, ManagementKey.training())
+    return renewable(card, ManagementKey.training())
 
 
 def _pkcs11_in_use(settings: Settings) -> bool:

@@ -53,13 +53,9 @@ def holder_name(certificate_der: bytes) -> str:
 
 
 def close_card(ready: CardReady) -> None:
-    """On the card worker: close the card with a reset, so it forgets any PIN it was shown (the PC/SC link where
-    the login flow holds one, else the login token's own close)."""
-    link = getattr(ready, "link", None)
-    if link is not None:
-        link.close(reset=True)
-    else:
-        ready.card.close()
+    """On the card worker: close the card; closing a login token resets the card, so it forgets any PIN it was
+    shown."""
+    ready.card.close()
 
 
 def open_card(cards: ports.CardAccess, reader: str | None) -> OpenedCard:

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from app.card.backend import LoginToken
 from app.client.api import SpineApi
+
+if TYPE_CHECKING:  # the card modules (and cryptography) load on the card worker, off the way to the first window
+    from app.card.backend import LoginToken
 
 # card monitor event kinds (the values of app.card.pcsc.EventKind, translated by the composition root)
 SERVICE_UP, SERVICE_DOWN = "service_up", "service_down"
