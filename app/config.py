@@ -23,6 +23,9 @@ off; users cannot switch it back on. Example::
     anchors = ["/etc/xdg/SpineDesk/nhs-root-g2.pem"]   # roots card certificates must chain to
     intermediates = ["/etc/xdg/SpineDesk/nhs-issuing.pem"]
     crls = ["/var/lib/spinedesk/issuing.crl"]
+    # Where a card certificate names its holder, per anchor file: "serialNumber" (the default), "UID", or
+    # "san-uuid" (a urn:uuid subject alternative name, as training cards have). Users are registered by it.
+    identity = { "/etc/xdg/SpineDesk/nhs-root-g2.pem" = "serialNumber" }
 
     [client]
     card_removal = "lock"          # or "logout"
@@ -193,6 +196,8 @@ class Settings:
     trust_anchors: tuple[Path, ...] = ()
     trust_intermediates: tuple[Path, ...] = ()
     trust_crls: tuple[Path, ...] = ()
+    # [trust] identity: (anchor file, identity attribute) pairs; anchors not listed use "serialNumber"
+    trust_identity: tuple[tuple[Path, str], ...] = ()
     card_removal: RemovalMode = RemovalMode.LOCK
     wes_spec_version: str | None = None
     # [cards]: the back-ends tried per card, in order, and the PKCS#11 modules (absolute paths; a missing file is
@@ -230,9 +235,33 @@ def _path(value: object, where: str, path: Path) -> Path | None:
     return Path(value)
 
 
+IDENTITY_ATTRIBUTES = ("serialNumber", "UID", "san-uuid")  # app.pki.identity.IdentityAttribute's values
+
+
+def _identity(value: object, anchors: tuple[Path, ...], path: Path) -> tuple[tuple[Path, str], ...]:
+    """``[trust] identity``: a table from anchor file (one of ``anchors``) to identity attribute."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(str(path), '[trust] identity must be a table of anchor file = attribute, e.g. identity = '
+                          '{ "/etc/xdg/SpineDesk/nhs-root-g2.pem" = "serialNumber" }')
+    pairs = []
+    for file, attribute in value.items():
+        match = next((a for a in IDENTITY_ATTRIBUTES if isinstance(attribute, str)
+                      and a.casefold() == attribute.strip().casefold()), None)
+        if match is None:
+            raise ConfigError(str(path), f"[trust] identity for {file} must be one of "
+                              f"{', '.join(repr(a) for a in IDENTITY_ATTRIBUTES)}, not {attribute!r}")
+        if Path(file) not in anchors:
+            raise ConfigError(str(path), f"[trust] identity names {file}, which is not one of the [trust] anchors; "
+                              "name the anchor file exactly as in anchors")
+        pairs.append((Path(file), match))
+    return tuple(pairs)
+
+
 _KEYS = {"service": {"url", "ca", "tls_cert", "tls_key", "tls_proxy", "audit_key", "audit_checkpoints"},
-         "trust": {"anchors", "intermediates", "crls"}, "client": {"card_removal"}, "wes": {"spec_version"},
-         "cards": {"backends", "pkcs11_modules"}}
+         "trust": {"anchors", "intermediates", "crls", "identity"}, "client": {"card_removal"},
+         "wes": {"spec_version"}, "cards": {"backends", "pkcs11_modules"}}
 
 
 def _table(doc: Mapping[str, object], name: str, path: Path) -> Mapping[str, object]:
@@ -313,6 +342,7 @@ def parse_site_config(text: str, path: Path, paths: Paths) -> Settings:
         trust_anchors=anchors,
         trust_intermediates=_paths(trust.get("intermediates"), "[trust] intermediates", path),
         trust_crls=_paths(trust.get("crls"), "[trust] crls", path),
+        trust_identity=_identity(trust.get("identity"), anchors, path),
         card_removal=RemovalMode(str(removal)),
         wes_spec_version=spec if isinstance(spec, str) else None,
         card_backends=_card_backends(cards.get("backends"), path),

@@ -118,8 +118,12 @@ class CardRetired(CardError):
 
 
 class PinIncorrect(CardError):
-    def __init__(self, tries_left: int) -> None:
-        super().__init__(f"wrong PIN, {tries_left} tries left")
+    """``tries_left``: what the card says is left, or None when it does not tell (many PKCS#11 modules only flag the
+    final try)."""
+
+    def __init__(self, tries_left: int | None) -> None:
+        super().__init__("wrong PIN, " + (f"{tries_left} tries left" if tries_left is not None else
+                                          "tries left unknown"))
         self.tries_left = tries_left
 
 
@@ -166,6 +170,34 @@ class RenewalIncomplete(CardError):
         self.cause = cause
 
 
+class Pkcs11ModuleError(CardError):
+    """A configured PKCS#11 module cannot be used: the file is missing, will not load, or is not a PKCS#11 module
+    (no C_GetFunctionList). ``package``: what provides it (a Debian package name, or a sentence), None if unknown."""
+
+    def __init__(self, path: str, problem: str, package: str | None = None) -> None:
+        super().__init__(f"PKCS#11 module {path}: {problem}")
+        self.path = path
+        self.problem = problem
+        self.package = package
+
+
+class NoLoginCertificate(CardError):
+    """The card (token) holds no certificate and key that can log in: ``detail`` says what was found."""
+
+    def __init__(self, token: str, detail: str) -> None:
+        super().__init__(f"{token}: {detail}")
+        self.token = token
+        self.detail = detail
+
+
+class SeveralCards(CardError):
+    """Several cards (tokens) are present and nothing says which one to use: ``cards`` names them."""
+
+    def __init__(self, cards: tuple[str, ...]) -> None:
+        super().__init__("several cards present: " + ", ".join(cards))
+        self.cards = tuple(cards)
+
+
 class CardFileError(CardError):
     """A training card file is missing, unreadable or damaged."""
 
@@ -189,6 +221,17 @@ class CertificateRejected(PkiError):
         super().__init__(f"certificate {status}" + (f": {detail}" if detail else ""))
         self.status = status
         self.detail = detail
+
+
+class CertificateIdentityMissing(PkiError):
+    """A certificate does not name its holder where its trust anchor's identity attribute says it should (no NHS
+    user UUID, or an unusable one). ``attribute``: the configured attribute (``serialNumber``, ``UID``,
+    ``san-uuid``); ``problem``: what is wrong, as a predicate of "the certificate" ("has no …")."""
+
+    def __init__(self, attribute: str, problem: str) -> None:
+        super().__init__(f"the certificate {problem}")
+        self.attribute = attribute
+        self.problem = problem
 
 
 class RevocationInfoStale(PkiError):
@@ -339,6 +382,9 @@ def user_text(error: BaseException) -> str:
         case PinIncorrect(tries_left=1):
             return ("Incorrect PIN. You have 1 try left: one more wrong PIN will lock your card, and you will "
                     "need your registration authority to unlock it.")
+        case PinIncorrect(tries_left=None):
+            return ("Incorrect PIN. The card does not say how many tries are left: take care, as too many wrong "
+                    "PINs lock it.")
         case PinIncorrect(tries_left=n):
             return f"Incorrect PIN. You have {n} tries left."
         case PinBlocked():
@@ -346,6 +392,17 @@ def user_text(error: BaseException) -> str:
                     "authority (or a sponsor with unlock rights) to have it unlocked.")
         case InvalidPinFormat(reason=reason):
             return f"That PIN cannot be right: {reason}. Nothing was sent to the card; try again."
+        case Pkcs11ModuleError(path=path, problem=problem, package=package):
+            where = (f" It comes with {package}." if package and " " in package else
+                     f" It comes with the Debian package '{package}' (ask IT to install it)." if package else "")
+            return (f"The smartcard software (PKCS#11 module) {path} cannot be used: {problem}.{where} Until then "
+                    "cards that need it cannot be read; ask IT to check the [cards] settings.")
+        case NoLoginCertificate(token=token, detail=detail):
+            return (f"The card '{token}' cannot be used to log in: {detail}. Check you inserted your NHS smartcard; "
+                    f"if it is, your registration authority must renew its certificate. {_SMARTCARD_HELP}")
+        case SeveralCards(cards=cards):
+            return (f"More than one smartcard is present ({', '.join(cards)}). Remove the cards you are not using, "
+                    "or choose the reader to use.")
         case PinRequired():
             return "The card needs your PIN again. Remove and re-insert your card, then log in."
         case ApduError(sw=sw, command=cmd):
@@ -367,6 +424,9 @@ def user_text(error: BaseException) -> str:
         case CertificateRejected(status=status, detail=detail):
             text = _CERT_TEXT.get(status, f"Your smartcard's certificate was rejected ({status}).")
             return f"{text} ({detail})" if detail else text
+        case CertificateIdentityMissing(problem=problem):
+            return (f"Your smartcard's certificate {problem}, so the service cannot tell who you are. Ask your "
+                    "registration authority to renew the card's certificates.")
         case RevocationInfoStale(authority=authority, next_update=due, paths=paths):
             what = (f"the certificate revocation list (CRL) from {authority} was due to be replaced on "
                     f"{due:%Y-%m-%d %H:%M} UTC and no newer one has been published" if due else

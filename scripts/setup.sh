@@ -30,7 +30,8 @@ venv="$root/.venv"
 # sleep, id), grep and dpkg (dpkg-query) — the last three are on every Debian system, procps is not on a minimal one.
 # Training mode ("run") and the tests also need the virtual reader driver, vsmartcard-vpcd: training and test
 # machines only, never a production workstation (pcscd then accepts virtual cards from the network). Development and
-# tests also need OpenSC and yubico-piv-tool (interoperability tests), Xvfb (real windows), PostgreSQL (the service's
+# tests also need OpenSC and yubico-piv-tool (interoperability tests), the PKCS#11 modules opensc-pkcs11, softhsm2
+# and ykcs11 (the PKCS#11 back-end's tests), Xvfb (real windows), PostgreSQL (the service's
 # second store), binutils (PyInstaller), poppler-utils (pdftotext: the WES PDF report is read back in a test),
 # debootstrap and desktop-file-utils (the .deb is installed into a bare Debian 12 and its desktop entry validated:
 # tests/installer), faketime (the suite is run again with the clock moved: scripts/clock-shift-tests.sh). nftables
@@ -41,8 +42,8 @@ base_pkgs=(python3 python3-venv python3-dev gcc libpcsclite-dev pcscd procps cor
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-image0 libxcb-randr0
   libxcb-render-util0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1)
 training_pkgs=(vsmartcard-vpcd nftables)
-test_pkgs=(opensc pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl poppler-utils
-  debootstrap desktop-file-utils faketime)
+test_pkgs=(opensc opensc-pkcs11 softhsm2 ykcs11 pcsc-tools yubico-piv-tool xvfb xauth postgresql binutils openssl
+  poppler-utils debootstrap desktop-file-utils faketime)
 vpcd_warning="Note: vsmartcard-vpcd is for training and test machines only. Its virtual reader makes pcscd listen
 for virtual cards on all interfaces (0.0.0.0, TCP 35963 and 35964): anyone who can reach this machine over the
 network could insert a card. As root, this script then loads a host firewall rule (nftables) that lets only this

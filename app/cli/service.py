@@ -71,9 +71,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     users = actions.add_parser("users", help="users, their cards and role profiles").add_subparsers(
         dest="users_command", metavar="ACTION")
     users.required = True
-    add = users.add_parser("add", help="add a user (or link another card to one)")
+    add = users.add_parser("add", help="add a user (or link another card or NHS user UUID to one)")
     add.add_argument("--id", required=True)
     add.add_argument("--name", required=True)
+    add.add_argument("--uuid", action="append", default=[], metavar="NHS_UUID",
+                     help="the 12-digit NHS user UUID printed on the smartcard (e.g. 555000111222), which NHS card "
+                     "certificates carry in their subject: every card of that person logs in as this user, renewed "
+                     "and replacement cards included (repeatable)")
     add.add_argument("--card-file", type=Path, help="a training card file")
     add.add_argument("--card-uuid", help="the card UUID in the card's certificate")
     add.add_argument("--cert", type=Path, help="the card's PIV Authentication certificate (PEM or DER)")
@@ -199,7 +203,8 @@ def _config(args: argparse.Namespace, settings: Settings) -> ServiceConfig:
                          training_pki=str(settings.paths.pki_dir) if training else None,
                          anchors=() if training else tuple(map(str, settings.trust_anchors)),
                          intermediates=() if training else tuple(map(str, settings.trust_intermediates)),
-                         crls=() if training else tuple(map(str, settings.trust_crls)))
+                         crls=() if training else tuple(map(str, settings.trust_crls)),
+                         identity=() if training else tuple((str(p), a) for p, a in settings.trust_identity))
 
 
 def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None = None,
@@ -249,7 +254,7 @@ def _users(args: argparse.Namespace, store: Store, stdout: TextIO) -> int:
 
     if args.users_command == "add":
         return users_add(store, args.id, args.name, card_file=args.card_file, cert_file=args.cert,
-                                  card_uuid=args.card_uuid, stream=stdout)
+                         card_uuid=args.card_uuid, nhs_uuids=args.uuid, stream=stdout)
     if args.users_command == "add-role":
         return users_add_role(store, load_role_table(ROLE_TABLE), user_id=args.user, urid=args.urid,
                                        org=args.org, org_name=args.org_name, role_code=args.role,
@@ -303,7 +308,11 @@ def seed(store: SeedTarget, patients: int, seed_value: int, stream: TextIO) -> i
 def _card_identity(card_file: Path | None, cert_file: Path | None, card_uuid: str | None) -> tuple[list, list]:
     uuids, fingerprints = [], []
     if card_uuid:
-        uuids.append(str(uuidlib.UUID(card_uuid)))
+        try:
+            uuids.append(str(uuidlib.UUID(card_uuid)))
+        except ValueError as exc:
+            raise AppError(f"--card-uuid '{card_uuid}' is not a card UUID (32 hex digits, e.g. from 'spinedesk card "
+                           "status'); for the 12-digit NHS user UUID printed on an NHS smartcard use --uuid") from exc
     if card_file:
         from app.card.virtual import CardFile  # training cards only; imported where used
 
@@ -315,21 +324,27 @@ def _card_identity(card_file: Path | None, cert_file: Path | None, card_uuid: st
         data = cert_file.read_bytes()
         cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
         fingerprints.append(cert.fingerprint(hashes.SHA256()).hex())
-    if not uuids and not fingerprints:
-        raise AppError("name the user's card with --card-uuid, --card-file or --cert")
     return uuids, fingerprints
 
 
 def users_add(store: Store, user_id: str, name: str, *, card_file: Path | None, cert_file: Path | None,
-              card_uuid: str | None, stream: TextIO) -> int:
+              card_uuid: str | None, stream: TextIO, nhs_uuids: list[str] | tuple[str, ...] = ()) -> int:
+    from app.pki import nhs_uuid
+
+    ids = list(dict.fromkeys(nhs_uuid(u) for u in nhs_uuids))  # PkiError, saying what a UUID looks like
     uuids, fingerprints = _card_identity(card_file, cert_file, card_uuid)
+    if not uuids and not fingerprints and not ids:
+        raise AppError("name the user's card with --uuid (the NHS user UUID printed on an NHS smartcard), "
+                       "--card-uuid, --card-file or --cert")
     existing = store.get_user(user_id)
     if existing is None:
-        store.add_user(user_id, name, card_uuids=uuids, cert_fingerprints=fingerprints)
-        print(f"Added user {user_id} ({name}).", file=stream)
+        store.add_user(user_id, name, card_uuids=uuids, cert_fingerprints=fingerprints, nhs_uuids=ids)
+        named = f", NHS user UUID {', '.join(ids)}" if ids else ""
+        print(f"Added user {user_id} ({name}){named}.", file=stream)
     else:
-        store.add_credentials(user_id, card_uuids=uuids, cert_fingerprints=fingerprints)
-        print(f"Linked another card to user {user_id}.", file=stream)
+        store.add_credentials(user_id, card_uuids=uuids, cert_fingerprints=fingerprints, nhs_uuids=ids)
+        linked = [*(f"NHS user UUID {i}" for i in ids), *(["another card"] if uuids or fingerprints else [])]
+        print(f"Linked {' and '.join(linked)} to user {user_id}.", file=stream)
     return 0
 
 
@@ -355,7 +370,8 @@ def users_add_role(store: Store, roles: RoleTable, *, user_id: str, urid: str | 
 def users_list(store: Store, stream: TextIO) -> int:
     for user in store.list_users():
         state = "" if user.active else "  [inactive]"
-        print(f"{user.id}  {user.name}{state}  cards: {', '.join(user.card_uuids) or '-'}", file=stream)
+        print(f"{user.id}  {user.name}{state}  NHS user UUIDs: {', '.join(user.nhs_uuids) or '-'}  cards: "
+              f"{', '.join(user.card_uuids) or '-'}", file=stream)
         for role in user.role_profiles:
             print(f"    {role.id}  {role.role_code} {role.role_name} at {role.org_name} ({role.org_ods})  "
                   f"{' '.join(role.activity_codes)}", file=stream)

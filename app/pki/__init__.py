@@ -4,6 +4,7 @@ No Qt, no HTTP, no smartcard I/O: callers hand in certificates and get back froz
 """
 
 from app.pki.ca import TrainingCA
+from app.pki.identity import IdentityAttribute, IdentityPolicy, nhs_uuid, require_identity, subject_identity
 from app.pki.validation import (
     RENEWAL_WINDOW_DAYS,
     Status,
@@ -17,12 +18,17 @@ from app.pki.validation import (
 
 __all__ = [
     "RENEWAL_WINDOW_DAYS",
+    "IdentityAttribute",
+    "IdentityPolicy",
     "Status",
     "TrainingCA",
     "TrustStore",
     "Verdict",
     "card_uuid",
     "load_certificate",
+    "nhs_uuid",
+    "require_identity",
     "require_trusted",
+    "subject_identity",
     "validate",
 ]

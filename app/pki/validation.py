@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +69,9 @@ class Verdict:
     days_until_expiry: int
     renewal_due: bool
     detail: str
+    # the trust anchor the path was built to (whatever the status, once a path was found; None when none was).
+    # Its identity attribute says where the certificate names its holder (app.pki.identity).
+    anchor: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -189,7 +192,7 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
     The leaf needs key usage digitalSignature, when ``require_client_auth`` extended key usage clientAuth, and
     an acceptable key (as above); else WRONG_USAGE. When several checks fail the status follows MALFORMED,
     UNTRUSTED_ISSUER, REVOKED, EXPIRED / NOT_YET_VALID, WRONG_USAGE, and ``detail`` leads with the deciding
-    problem.
+    problem. ``anchor`` is the trust anchor the path ended in (None when no path was found).
     """
     now = _aware_now(now)
     try:
@@ -200,8 +203,10 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
                        f"the certificate cannot be read ({e})")
     days = (not_after - now) // timedelta(days=1)
 
+    anchor: x509.Certificate | None = None
+
     def verdict(status: Status, detail: str) -> Verdict:
-        return Verdict(status, subject, issuer, serial, not_after, days, 0 <= days <= renewal_days, detail)
+        return Verdict(status, subject, issuer, serial, not_after, days, 0 <= days <= renewal_days, detail, anchor)
 
     try:
         _ = cert.not_valid_before_utc, cert.extensions, cert.public_key()
@@ -210,6 +215,7 @@ def validate(cert: x509.Certificate, store: TrustStore, *, now: datetime | None 
     path, why_not = _build_path(cert, store)
     if path is None:
         return verdict(Status.UNTRUSTED_ISSUER, why_not)
+    anchor = path[-1]
     problems = [(Status.UNTRUSTED_ISSUER, f"the certificate {why}") for why in _critical_problems(cert)]
     revocation = check_revocation(path, store.crls, now, require=store.require_revocation)
     problems += [(Status.UNTRUSTED_ISSUER, why) for why in revocation.undecided]

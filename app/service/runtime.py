@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from app.config import SERVICE_CONFIG_ENV, service_config_json
-from app.pki import TrainingCA, TrustStore
+from app.pki import IdentityAttribute, IdentityPolicy, TrainingCA, TrustStore
 from app.pki.ca import CRL_PEM, system_clock
 from app.pki.card_records import CardRecords
 from app.pki.live_trust import LiveTrust
@@ -51,6 +51,9 @@ class ServiceConfig:
     anchors: tuple[str, ...] = ()  # production: trust anchors, intermediates and CRLs (revocation required)
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
+    # production: (anchor file, identity attribute) pairs, the site configuration's [trust] identity; anchors not
+    # named use the subject's serialNumber. Training: the training CA's certificates name the card UUID (san-uuid).
+    identity: tuple[tuple[str, str], ...] = ()
     role_table: str = str(ROLE_TABLE)
     threads: int = 2  # threads for requests that touch the database (0: on the event loop; see core.http.asgi_app)
     limits: HttpLimits = field(default_factory=HttpLimits)  # request size, time and connection limits
@@ -76,6 +79,7 @@ class ServiceConfig:
         doc = json.loads(text)
         for key in ("anchors", "intermediates", "crls"):
             doc[key] = tuple(doc.get(key, ()))
+        doc["identity"] = tuple((str(f), str(a)) for f, a in doc.get("identity", ()))
         doc["limits"] = HttpLimits(**doc.get("limits", {}))
         doc["cpis_alarm"] = DeliveryAlarm(**doc.get("cpis_alarm", {}))
         doc["retention"] = Retention(**doc.get("retention", {}))
@@ -102,6 +106,15 @@ def card_admin(config: ServiceConfig, clock: Clock = system_clock) -> CardAdmin 
         return None
     directory = Path(config.training_pki)
     return CardAdmin(TrainingCA.load_or_create(directory, clock=clock), CardRecords(directory))
+
+
+def identity_policy(config: ServiceConfig) -> IdentityPolicy:
+    """Where certificates name their holder, per trust anchor: training, the card UUID in the subject alternative
+    name; production, the configured attribute per anchor file, else the NHS user UUID in the subject's
+    serialNumber."""
+    if config.training_pki:
+        return IdentityPolicy(default=IdentityAttribute.SAN_UUID)
+    return IdentityPolicy.from_files(config.identity)
 
 
 def audit_seal(config: ServiceConfig, clock: Clock = system_clock) -> AuditSeal | None:
@@ -154,7 +167,7 @@ def build_service(config: ServiceConfig, store: Store | None = None, *, clock: C
     audit = AuditWriter(store, clock=clock)
     cpis_store = cast(CpisStore, store)  # the composed store implements every feature's protocol
     auth = AuthService(store, trust_store(config, clock), audience=config.audience or config.base_url,
-                       clock=clock)
+                       clock=clock, identity=identity_policy(config))
     admin = card_admin(config, clock)
     if admin is not None:
         auth.on_login = admin.on_login

@@ -160,3 +160,31 @@ def test_bad_cards_table_is_refused_with_the_field_named(tmp_path, cards, proble
     with pytest.raises(ConfigError) as err:
         parse_site_config(GOOD + "[cards]\n" + cards + "\n", tmp_path / "site.toml", paths(tmp_path))
     assert problem in err.value.problem
+
+
+def test_trust_identity_names_an_attribute_per_anchor_file(tmp_path):
+    from app.config import IDENTITY_ATTRIBUTES
+    from app.pki import IdentityAttribute
+
+    assert tuple(a.value for a in IdentityAttribute) == IDENTITY_ATTRIBUTES  # config keeps its own copy of them
+    text = GOOD.replace('anchors = ["/etc/xdg/SpineDesk/root.pem"]',
+                        'anchors = ["/etc/xdg/SpineDesk/root.pem", "/etc/xdg/SpineDesk/piv.pem"]\n'
+                        'identity = { "/etc/xdg/SpineDesk/root.pem" = "uid", '
+                        '"/etc/xdg/SpineDesk/piv.pem" = "san-uuid" }')
+    site = parse_site_config(text, tmp_path / "site.toml", paths(tmp_path))
+    assert site.trust_identity == ((Path("/etc/xdg/SpineDesk/root.pem"), "UID"),
+                                   (Path("/etc/xdg/SpineDesk/piv.pem"), "san-uuid"))
+    assert parse_site_config(GOOD, tmp_path / "site.toml", paths(tmp_path)).trust_identity == ()
+
+
+@pytest.mark.parametrize(("identity", "problem"), [
+    ('"serialNumber"', "must be a table"),
+    ('{ "/etc/xdg/SpineDesk/root.pem" = "CN" }', "must be one of 'serialNumber', 'UID', 'san-uuid', not 'CN'"),
+    ('{ "/etc/xdg/SpineDesk/other.pem" = "UID" }', "not one of the [trust] anchors"),
+])
+def test_a_wrong_trust_identity_is_refused_with_what_to_write(tmp_path, identity, problem):
+    text = GOOD.replace('anchors = ["/etc/xdg/SpineDesk/root.pem"]',
+                        f'anchors = ["/etc/xdg/SpineDesk/root.pem"]\nidentity = {identity}')
+    with pytest.raises(ConfigError) as err:
+        parse_site_config(text, tmp_path / "site.toml", paths(tmp_path))
+    assert problem in str(err.value) and "site.toml" in str(err.value)

@@ -8,10 +8,14 @@
    processes) and the signature over ``login_message(nonce, audience)`` is verified with THIS service's audience
    (RSA PKCS#1 v1.5 / SHA-256 or ECDSA P-256 / SHA-256), so a signature a user's client made for another
    service cannot be relayed here. Only then is the certificate validated (chain to the configured anchors,
-   validity, CRL, key usage) and the user looked up by the certificate's SHA-256 fingerprint or, failing that,
-   by the card UUID in it. Every refusal at this point is one generic 403 ``login-refused``; the detailed
-   reason goes to the service's log. A random token is returned once; only its SHA-256 is stored. ``urid``,
-   when given, binds the session to that role profile at once.
+   validity, CRL, key usage) and the user looked up: by the certificate's SHA-256 fingerprint (registered with
+   ``--cert``), else by the identity its trust anchor's policy names (the 12-digit NHS user UUID in the subject's
+   serialNumber or UID: a renewed or replacement card keeps it, so it logs in without being registered again),
+   else by the card UUID in a ``urn:uuid`` subject alternative name (training cards). A certificate whose anchor
+   names an NHS user UUID attribute it lacks (or carries malformed) is refused unless registered by fingerprint.
+   Every refusal at this point is one generic 403 ``login-refused``; the detailed reason goes to the service's
+   log. A random token is returned once; only its SHA-256 is stored. ``urid``, when given, binds the session to
+   that role profile at once. The login's audit record names how the certificate was matched (and the UUID).
 3. ``select_role(token, urid)``: binds a session that has no role yet to one of its user's role profiles, once.
    A role cannot be changed on a live session: changing role means logging in again.
 4. ``authenticate(token, urid)``: the session must be live, the user active, the certificate the session was
@@ -42,8 +46,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from app.errors import AppError, CertificateRejected, RevocationInfoStale, user_text
-from app.pki import Status, TrustStore, Verdict, card_uuid, load_certificate, validate
+from app.errors import AppError, CertificateIdentityMissing, CertificateRejected, RevocationInfoStale, user_text
+from app.pki import (
+    IdentityAttribute,
+    IdentityPolicy,
+    Status,
+    TrustStore,
+    Verdict,
+    card_uuid,
+    load_certificate,
+    validate,
+)
+from app.pki.identity import subject_identity
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
 from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
@@ -54,6 +68,9 @@ MAX_URID_LENGTH = 64
 LOGIN_REFUSED = ("this smartcard cannot log in to this service; if it should, ask your registration authority "
                  "(the service's log names the reason)")
 log = logging.getLogger(__name__)
+# Refusals told to the caller in words: they concern only the certificate (its holder can read it), never whether
+# or to whom anything is registered; every other refusal is the one generic LOGIN_REFUSED.
+_SAID_TO_HOLDER = frozenset({"certificate-without-identity", "certificate-identity-unusable"})
 
 
 class AuthError(AppError):
@@ -75,11 +92,33 @@ class IssuedChallenge:
 
 
 @dataclass(frozen=True)
+class LoginIdentity:
+    """How a login certificate was matched to its user, for the login's audit record."""
+
+    matched_by: str  # "fingerprint", "nhs-uuid" or "card-uuid"
+    attribute: str  # the identity attribute of the certificate's trust anchor (IdentityAttribute value)
+    nhs_uuid: str | None  # the NHS user UUID the certificate carries there (None: none, or a san-uuid anchor)
+    card_uuid: str | None  # the card UUID in its subject alternative name, if any
+    cert_issuer: str
+    cert_serial: str  # lower-case hex
+
+    def audit_details(self) -> dict[str, object]:
+        details: dict[str, object] = {"matched_by": self.matched_by, "identity_attribute": self.attribute,
+                                      "cert_issuer": self.cert_issuer, "cert_serial": self.cert_serial}
+        if self.nhs_uuid:
+            details["nhs_uuid"] = self.nhs_uuid
+        if self.card_uuid:
+            details["card_uuid"] = self.card_uuid
+        return details
+
+
+@dataclass(frozen=True)
 class IssuedSession:
     token: str  # shown once; the store keeps its hash
     expires_at: datetime
     user: User
     role: RoleProfile | None  # the role the session is bound to; None until one is selected
+    identity: LoginIdentity | None = None  # how the certificate was matched to the user (the login's audit)
 
 
 @dataclass(frozen=True)
@@ -110,11 +149,13 @@ def fingerprint(cert: x509.Certificate) -> str:
 class AuthService:
     def __init__(self, store: Store, trust: TrustStore | LiveTrust, *, audience: str,
                  challenge_ttl: timedelta = timedelta(seconds=60), session_ttl: timedelta = timedelta(hours=8),
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, identity: IdentityPolicy | None = None) -> None:
         """``trust``: a :class:`LiveTrust` (the service: CRLs re-read while it runs) or a fixed ``TrustStore``;
         ``audience``: the service's public base URL (what clients reach it at), named in every login signature;
-        empty: this service takes no logins (only tokens, and CRL reloads)."""
+        empty: this service takes no logins (only tokens, and CRL reloads); ``identity``: where certificates under
+        each anchor name their holder (default: the NHS user UUID in the subject's serialNumber)."""
         self._store = store
+        self._identity = identity or IdentityPolicy()
         self.audience = canonical_audience(audience) if audience else ""
         self._trust = trust if isinstance(trust, LiveTrust) else LiveTrust.fixed(trust)
         self._challenge_ttl = challenge_ttl
@@ -174,12 +215,15 @@ class AuthService:
                             "it made for another service?)")
         # The caller holds the card's key. Only now is it told whether the card may log in, in one message.
         try:
-            self._certificate(cert, self._view())
-            user = self._user_for(cert)
+            verdict = self._certificate(cert, self._view())
+            user, identity = self._user_for(cert, self._identity.attribute_for(verdict.anchor))
         except AuthError as exc:
             if exc.status == 503:  # the service's revocation information is at fault, not the card
                 raise
             log.warning("login refused (%s): %s; certificate %s", exc.reason, exc.message, fingerprint(cert))
+            if exc.reason in _SAID_TO_HOLDER:  # about the certificate alone, which its holder can read anyway
+                raise AuthError(403, "login-refused", f"this smartcard cannot log in to this service: {exc.message}; "
+                                "ask your registration authority to renew the card's certificates") from exc
             raise AuthError(403, "login-refused", LOGIN_REFUSED) from exc
         role = None
         if urid is not None:
@@ -197,8 +241,9 @@ class AuthService:
         ref = CertRef.of(cert)
         self._store.create_session(token_hash(token), user.id, expires, now=self._now(), cert_issuer=ref.issuer,
                                    cert_serial=ref.serial, role_profile_id=role.id if role else "")
-        log.info("session opened: user %s, role profile %s", user.id, role.id if role else "(to be selected)")
-        return IssuedSession(token, expires, user, role)
+        log.info("session opened: user %s (matched by %s), role profile %s", user.id, identity.matched_by,
+                 role.id if role else "(to be selected)")
+        return IssuedSession(token, expires, user, role, identity)
 
     # --- step 3 (unless the role was named at step 2) ---------------------------------------------------------
 
@@ -321,26 +366,49 @@ class AuthService:
 
     # --- helpers ---------------------------------------------------------------------------------------------
 
-    def _certificate(self, cert: x509.Certificate, view: RevocationView) -> x509.Certificate:
+    def _certificate(self, cert: x509.Certificate, view: RevocationView) -> Verdict:
         verdict = validate(cert, view.store, now=self._now())
         if verdict.status is Status.UNTRUSTED_ISSUER and (stale := view.stale(CertRef.of(cert).issuer, self._now())):
             raise self._stale(stale, view)  # the service's revocation information is at fault, not the card
         if not verdict.ok:
             raise AuthError(403, f"certificate-{verdict.status.value.replace('_', '-')}",
                             f"the card's certificate is {verdict.status.value.replace('_', ' ')}: {verdict.detail}")
-        return cert
+        return verdict
 
-    def _user_for(self, cert: x509.Certificate) -> User:
-        user = self._store.user_by_cert_fingerprint(fingerprint(cert))
-        if user is None:
-            uuid = card_uuid(cert)
-            user = self._store.user_by_card_uuid(str(uuid).lower()) if uuid else None
-        if user is None:
-            raise AuthError(401, "unknown-card", "this smartcard is not registered with the service; ask your "
-                            "registration authority to add it")
-        if not user.active:
-            raise AuthError(403, "user-inactive", "this smartcard's user is not active on this service")
-        return user
+    def _user_for(self, cert: x509.Certificate, attribute: IdentityAttribute) -> tuple[User, LoginIdentity]:
+        """The user a VALIDATED certificate belongs to: by fingerprint, else by the identity ``attribute`` (its
+        anchor's) names, else by the card UUID in its subject alternative name."""
+        ref = CertRef.of(cert)
+        san = card_uuid(cert)
+        card = str(san).lower() if san else None
+        problem: CertificateIdentityMissing | None = None
+        try:
+            named = subject_identity(cert, attribute)
+        except CertificateIdentityMissing as exc:  # present but unusable: only an explicit registration may pass
+            named, problem = None, exc
+        nhs = named if attribute is not IdentityAttribute.SAN_UUID else None
+
+        def found(user: User | None, matched_by: str) -> tuple[User, LoginIdentity] | None:
+            if user is None:
+                return None
+            if not user.active:
+                raise AuthError(403, "user-inactive", "this smartcard's user is not active on this service")
+            return user, LoginIdentity(matched_by, attribute.value, nhs, card, ref.issuer, ref.serial)
+
+        if hit := found(self._store.user_by_cert_fingerprint(fingerprint(cert)), "fingerprint"):
+            return hit
+        if problem is not None:
+            raise AuthError(401, "certificate-identity-unusable", f"its certificate {problem.problem}")
+        if nhs is not None and (hit := found(self._store.user_by_nhs_uuid(nhs), "nhs-uuid")):
+            return hit
+        if card is not None and (hit := found(self._store.user_by_card_uuid(card), "card-uuid")):
+            return hit
+        if named is None and card is None:  # nothing to look a user up by but the (unregistered) fingerprint
+            raise AuthError(401, "certificate-without-identity", f"its certificate has no {attribute.label}, "
+                            "which is how this service identifies the users of its issuer")
+        raise AuthError(401, "unknown-card", "this smartcard is not registered with the service"
+                        + (f" (NHS user UUID {nhs})" if nhs else f" (card UUID {card})" if card else "")
+                        + "; ask your registration authority to add it")
 
 
 def _read_certificate(certificate_b64: object) -> x509.Certificate:

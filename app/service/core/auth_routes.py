@@ -58,6 +58,7 @@ def session(ctx: ServiceContext, request: Request) -> Response:
         issued = ctx.auth.complete(nonce, signature, certificate, urid)  # type: ignore[arg-type]  # checked in auth
     except AuthError as exc:
         raise access_denied(exc) from exc
+    ctx.audit_login(request, issued)  # committed before the token leaves: no session without its record
     user = issued.user
     return Response.json(201, {
         "token": issued.token, "token_type": "Bearer", "expires_at": issued.expires_at.isoformat(),

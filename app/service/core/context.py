@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from app.protocol import HEADER_CORRELATION_ID, HEADER_REQUEST_ID, HEADER_URID
-from app.service.core.auth import AuthError, AuthService, Principal
+from app.service.core.auth import AuthError, AuthService, IssuedSession, Principal
 from app.service.core.card_admin import CardAdmin
 from app.service.core.http import Request, Response
 from app.service.core.outcome import FhirError, invalid_resource_id, invalid_value, missing_value
@@ -51,6 +51,7 @@ PENDING_AUDIT: contextvars.ContextVar[list[Future[Any]] | None] = contextvars.Co
                                                                                            default=None)
 
 
+LOGIN_ACTION = "auth.login"  # a card login (POST /auth/session), audited with how the card was matched to its user
 REUSED = "request id reused for a different request"
 REUSED_UNMATCHED = ("request id reused; its stored answer predates request fingerprints, so it cannot be matched "
                     "to this request")
@@ -175,6 +176,16 @@ class ServiceContext:
             raise FhirError("ACCESS_DENIED", f"the role {principal.role.role_name} ({principal.role.id}) may not "
                             f"perform {operation}", status=403)
         return Call(principal, request_id, request)
+
+    def audit_login(self, request: Request, issued: IssuedSession) -> None:
+        """The record of a card login: who, in which role (if named), and how the certificate was matched to them
+        (fingerprint, NHS user UUID or card UUID, with the UUID and the certificate's issuer and serial)."""
+        role = issued.role
+        details = issued.identity.audit_details() if issued.identity is not None else {}
+        self._await_or_defer(self.audit_writer.submit(AuditEntry(
+            user_id=issued.user.id, role_profile_id=role.id if role else "", org=role.org_ods if role else "",
+            action=LOGIN_ACTION, nhs_number=None, request_id=safe_text(request.header(HEADER_REQUEST_ID) or ""),
+            outcome="201", details=details)))
 
     def audit_entry(self, call: Call, action: str, nhs_number: str | None, outcome: str,
                     details: dict[str, object] | None = None) -> AuditEntry:

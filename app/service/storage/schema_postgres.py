@@ -122,6 +122,15 @@ _SESSION_ROLE = (
     "DELETE FROM sessions",
 )
 
+# Users are also registered by the NHS user UUID (12 digits) their card certificates carry in the subject, so a
+# renewed or replacement card (new key, new certificate) logs in as the same user. One UUID belongs to one user.
+_NHS_IDENTITY = (
+    """CREATE TABLE user_nhs_ids (
+        nhs_uuid text PRIMARY KEY CHECK (length(nhs_uuid) = 12),
+        user_id text NOT NULL REFERENCES users (id) ON DELETE CASCADE)""",
+    "CREATE INDEX user_nhs_ids_user ON user_nhs_ids (user_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "summary care record", schema_scr.POSTGRES),
@@ -130,4 +139,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "session login certificate", _SESSION_CERTIFICATE),
     Migration(6, "idempotency request hash", _REQUEST_HASH),
     Migration(7, "session role, challenges without a user", _SESSION_ROLE),
+    Migration(8, "users by NHS user UUID", _NHS_IDENTITY),
 )

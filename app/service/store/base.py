@@ -40,6 +40,7 @@ class User:
     card_uuids: tuple[str, ...] = ()  # lower case
     cert_fingerprints: tuple[str, ...] = ()  # lower-case hex, no colons (SHA-256 of the DER certificate)
     role_profiles: tuple[RoleProfile, ...] = ()
+    nhs_uuids: tuple[str, ...] = ()  # 12-digit NHS user UUIDs (the subject identity of NHS card certificates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +126,14 @@ class Store(Protocol):
     # --- users and role profiles ----------------------------------------------------------------------------
 
     def add_user(self, user_id: str, name: str, *, card_uuids: Iterable[str] = (),
-                 cert_fingerprints: Iterable[str] = ()) -> User:
-        """Raises ``AlreadyExists`` for a used id, card UUID or fingerprint."""
+                 cert_fingerprints: Iterable[str] = (), nhs_uuids: Iterable[str] = ()) -> User:
+        """Raises ``AlreadyExists`` for a used id, card UUID, fingerprint or NHS user UUID (``ValueError`` for an
+        NHS user UUID that is not 12 digits)."""
 
     def add_credentials(self, user_id: str, *, card_uuids: Iterable[str] = (),
-                        cert_fingerprints: Iterable[str] = ()) -> User:
-        """Link more cards/certificates to an existing user (``NotFound``, ``AlreadyExists``)."""
+                        cert_fingerprints: Iterable[str] = (), nhs_uuids: Iterable[str] = ()) -> User:
+        """Link more cards/certificates/NHS user UUIDs to an existing user (``NotFound``, ``AlreadyExists``; an
+        NHS user UUID that is already this user's is left as it is)."""
 
     def get_user(self, user_id: str) -> User | None: ...
 
@@ -140,6 +143,8 @@ class Store(Protocol):
         """Mark the user inactive and revoke all their sessions, atomically (``NotFound``)."""
 
     def user_by_card_uuid(self, card_uuid: str) -> User | None: ...
+
+    def user_by_nhs_uuid(self, nhs_uuid: str) -> User | None: ...
 
     def user_by_cert_fingerprint(self, fingerprint: str) -> User | None: ...
 

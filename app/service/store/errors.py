@@ -84,9 +84,15 @@ class NotFound(StoreError):
 
 
 class AlreadyExists(StoreError):
-    """An insert would duplicate a unique key (user id, role profile id, card UUID, certificate fingerprint)."""
+    """An insert would duplicate a unique key (user id, role profile id, card UUID, certificate fingerprint, NHS
+    user UUID). ``owner``: the user a credential already belongs to, when known."""
 
-    def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"a {kind} {key!r} already exists; choose another or remove the existing one first")
+    def __init__(self, kind: str, key: str, *, owner: str | None = None) -> None:
+        if owner is not None:
+            super().__init__(f"the {kind} {key!r} is already registered to user {owner!r}; one person's identity "
+                             "belongs to one user (deactivate or correct the other user first)")
+        else:
+            super().__init__(f"a {kind} {key!r} already exists; choose another or remove the existing one first")
         self.kind = kind
         self.key = key
+        self.owner = owner

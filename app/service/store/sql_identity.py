@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Challenge, RoleProfile, Session, SessionPrincipal, User
 from .errors import AlreadyExists, NotFound
-from .sqlbase import SqlBase, norm_fingerprint, norm_uuid, utcnow
+from .sqlbase import SqlBase, norm_fingerprint, norm_nhs_uuid, norm_uuid, utcnow
 
 _ROLE_COLS = "id, user_id, org_ods, org_name, role_code, role_name, activity_codes"
 _CHALLENGE_COLS = "nonce, cert_fingerprint, created_at, expires_at"
@@ -32,12 +32,15 @@ class IdentitySql(SqlBase):
         cards = cur.fetchall()
         cur.execute(f"SELECT user_id, fingerprint FROM user_certificates WHERE {sub} ORDER BY fingerprint", params)
         certs = cur.fetchall()
+        cur.execute(f"SELECT user_id, nhs_uuid FROM user_nhs_ids WHERE {sub} ORDER BY nhs_uuid", params)
+        nhs_ids = cur.fetchall()
         cur.execute(f"SELECT {_ROLE_COLS} FROM role_profiles WHERE {sub} ORDER BY id", params)
         roles = [self._role(r) for r in cur.fetchall()]
         return [User(id=uid, name=name, active=bool(active),
                      card_uuids=tuple(c for u, c in cards if u == uid),
                      cert_fingerprints=tuple(c for u, c in certs if u == uid),
-                     role_profiles=tuple(r for r in roles if r.user_id == uid))
+                     role_profiles=tuple(r for r in roles if r.user_id == uid),
+                     nhs_uuids=tuple(n for u, n in nhs_ids if u == uid))
                 for uid, name, active in users]
 
     def _one_user(self, where: str, params: Sequence[Any]) -> User | None:
@@ -51,18 +54,23 @@ class IdentitySql(SqlBase):
                            activity_codes=tuple(json.loads(t[6])))
 
     def _link_credentials(self, cur: Any, user_id: str, card_uuids: Iterable[str],
-                          fingerprints: Iterable[str]) -> None:
+                          fingerprints: Iterable[str], nhs_uuids: Iterable[str] = ()) -> None:
         for table, column, kind, values in (("user_cards", "card_uuid", "card", map(norm_uuid, card_uuids)),
                                             ("user_certificates", "fingerprint", "certificate",
-                                             map(norm_fingerprint, fingerprints))):
+                                             map(norm_fingerprint, fingerprints)),
+                                            ("user_nhs_ids", "nhs_uuid", "NHS user UUID",
+                                             map(norm_nhs_uuid, nhs_uuids))):
             for value in dict.fromkeys(values):
                 cur.execute(f"SELECT user_id FROM {table} WHERE {column} = ?", (value,))
-                if cur.fetchone():
-                    raise AlreadyExists(kind, value)
+                if row := cur.fetchone():
+                    if table == "user_nhs_ids" and row[0] == user_id:
+                        continue  # already this user's: registering a person again changes nothing
+                    raise AlreadyExists(kind, value, owner=row[0])
                 cur.execute(f"INSERT INTO {table} ({column}, user_id) VALUES (?, ?)", (value, user_id))
 
     def add_user(self, user_id: str, name: str, *, card_uuids: Iterable[str] = (),
-                 cert_fingerprints: Iterable[str] = ()) -> User:
+                 cert_fingerprints: Iterable[str] = (), nhs_uuids: Iterable[str] = ()) -> User:
+        nhs_uuids = [norm_nhs_uuid(n) for n in nhs_uuids]  # refuse a malformed one before anything is written
         try:
             with self._write() as cur:
                 cur.execute("SELECT 1 FROM users WHERE id = ?", (user_id,))
@@ -70,19 +78,20 @@ class IdentitySql(SqlBase):
                     raise AlreadyExists("user", user_id)
                 cur.execute("INSERT INTO users (id, name, active, created_at) VALUES (?, ?, TRUE, ?)",
                             (user_id, name, self._enc_ts(utcnow())))
-                self._link_credentials(cur, user_id, card_uuids, cert_fingerprints)
+                self._link_credentials(cur, user_id, card_uuids, cert_fingerprints, nhs_uuids)
         except self._integrity_errors as exc:  # lost a race with another process
             raise AlreadyExists("user or credential", user_id) from exc
         return self._get_existing_user(user_id)
 
     def add_credentials(self, user_id: str, *, card_uuids: Iterable[str] = (),
-                        cert_fingerprints: Iterable[str] = ()) -> User:
+                        cert_fingerprints: Iterable[str] = (), nhs_uuids: Iterable[str] = ()) -> User:
+        nhs_uuids = [norm_nhs_uuid(n) for n in nhs_uuids]
         try:
             with self._write() as cur:
                 cur.execute("SELECT 1 FROM users WHERE id = ?", (user_id,))
                 if not cur.fetchone():
                     raise NotFound("user", user_id)
-                self._link_credentials(cur, user_id, card_uuids, cert_fingerprints)
+                self._link_credentials(cur, user_id, card_uuids, cert_fingerprints, nhs_uuids)
         except self._integrity_errors as exc:
             raise AlreadyExists("credential", user_id) from exc
         return self._get_existing_user(user_id)
@@ -110,6 +119,9 @@ class IdentitySql(SqlBase):
 
     def user_by_card_uuid(self, card_uuid: str) -> User | None:
         return self._one_user("id IN (SELECT user_id FROM user_cards WHERE card_uuid = ?)", (norm_uuid(card_uuid),))
+
+    def user_by_nhs_uuid(self, nhs_uuid: str) -> User | None:
+        return self._one_user("id IN (SELECT user_id FROM user_nhs_ids WHERE nhs_uuid = ?)", (nhs_uuid.strip(),))
 
     def user_by_cert_fingerprint(self, fingerprint: str) -> User | None:
         return self._one_user("id IN (SELECT user_id FROM user_certificates WHERE fingerprint = ?)",

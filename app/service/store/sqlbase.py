@@ -69,6 +69,14 @@ def norm_uuid(card_uuid: str) -> str:
     return card_uuid.strip().lower()
 
 
+def norm_nhs_uuid(nhs_uuid: str) -> str:
+    """An NHS user UUID as stored: exactly 12 digits (``ValueError`` otherwise; callers validate it for users)."""
+    value = nhs_uuid.strip()
+    if not (len(value) == 12 and value.isascii() and value.isdigit()):
+        raise ValueError(f"{nhs_uuid!r} is not an NHS user UUID (12 digits)")
+    return value
+
+
 def aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"store times must be timezone-aware (got naive {value.isoformat()})")

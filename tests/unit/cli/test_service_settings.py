@@ -35,3 +35,32 @@ def test_without_settings_the_features_keep_their_defaults(tmp_path: Path) -> No
         assert service.deliverer is not None and service.deliverer.lease_seconds == 30.0
     finally:
         service.close()
+
+
+def test_trust_identity_travels_from_the_site_configuration_to_the_worker_service(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from app.pki import IdentityAttribute
+    from app.service.runtime import identity_policy
+    from tests.support.nhs_pki import NhsTestPki
+
+    pki = NhsTestPki.create(tmp_path / "nhs", now=datetime(2026, 6, 1, tzinfo=UTC))
+    site = tmp_path / "spinedesk.toml"
+    site.write_text(f"""
+[service]
+url = "https://spine.example.test"
+[trust]
+anchors = ["{pki.root_path}"]
+intermediates = ["{pki.issuing_path}"]
+crls = ["{pki.crl_paths[0]}", "{pki.crl_paths[1]}"]
+identity = {{ "{pki.root_path}" = "UID" }}
+""", encoding="utf-8")
+    settings = load_settings({"SPINEDESK_SITE_CONFIG": str(site), "SPINEDESK_DATA_DIR": str(tmp_path / "data")})
+    args = build_parser().parse_args(["service", "--database", f"sqlite:///{tmp_path / 'service.db'}"])
+    config = _config(args, settings)
+    assert config.identity == ((str(pki.root_path), "UID"),)
+    worker = ServiceConfig.from_env({SERVICE_CONFIG_ENV: config.to_env()})  # what each worker process reads
+    assert worker == config
+    assert identity_policy(worker).attribute_for(pki.root.certificate) is IdentityAttribute.UID
+    assert identity_policy(ServiceConfig("unused://", training_pki=str(tmp_path / "pki"))).default is (
+        IdentityAttribute.SAN_UUID)  # training: the card UUID in the subject alternative name

@@ -179,17 +179,21 @@ def test_the_detailed_refusal_goes_to_the_log_not_the_caller(store, ca, caplog):
 # --- the upgrade --------------------------------------------------------------------------------------------------
 
 def test_upgrading_ends_sessions_bound_to_no_role_and_open_challenges(store_url, store_kind, raw_sql, monkeypatch):
-    """The last migration binds sessions to a role and takes the user out of challenges: what was open ends."""
+    """Migration 7 binds sessions to a role and takes the user out of challenges: what was open ends."""
     from app.service.storage import schema_postgres, schema_sqlite
 
     module = schema_sqlite if store_kind == "sqlite" else schema_postgres
     current = module.MIGRATIONS
-    monkeypatch.setattr(module, "MIGRATIONS", current[:-1])  # the release before this one
-    with open_store(store_url) as old:
-        old.add_user("u1", "Dr Before")
-        old.add_role_profile(RoleProfile("u1-r", "u1", "A81001", "S", "S8000:G8000:R8000", "C", ("B0264",)))
+    assert current[6].name == "session role, challenges without a user"
+    monkeypatch.setattr(module, "MIGRATIONS", current[:6])  # the release before migration 7
     later = datetime.now(UTC) + timedelta(hours=1)
     stamp = later.isoformat() if store_kind == "sqlite" else later
+    with open_store(store_url) as old:
+        assert old.schema_version() == 6
+    # the user written as that release wrote it (this release's store reads tables that schema does not have yet)
+    raw_sql("INSERT INTO users (id, name, active, created_at) VALUES (?, ?, TRUE, ?)", ("u1", "Dr Before", stamp))
+    raw_sql("INSERT INTO role_profiles (id, user_id, org_ods, org_name, role_code, role_name, activity_codes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", ("u1-r", "u1", "A81001", "S", "S8000:G8000:R8000", "C", '["B0264"]'))
     raw_sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
             ("before-upgrade", "u1", stamp, stamp))
     raw_sql("INSERT INTO challenges (nonce, cert_fingerprint, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",

@@ -151,3 +151,34 @@ def test_purge_expired(store):
     assert store.purge_expired(now=NOW) == 3
     assert store.get_session("live", now=NOW) is not None
     assert store.recall("r-new", "u1") is not None and store.recall("r-old", "u1") is None
+
+
+def test_users_by_nhs_user_uuid(store):
+    user = store.add_user("u1", "Dr Ada Lovelace", nhs_uuids=[" 555000111222 ", "555000111222"])
+    assert user.nhs_uuids == ("555000111222",)
+    store.add_credentials("u1", nhs_uuids=["555000111333"])  # a second identity linked to the same user
+    store.add_credentials("u1", nhs_uuids=["555000111222"])  # already hers: no change, no error
+    assert store.get_user("u1").nhs_uuids == ("555000111222", "555000111333")
+    assert store.user_by_nhs_uuid("555000111333").id == "u1"
+    assert store.user_by_nhs_uuid("555000999999") is None
+    assert [u.nhs_uuids for u in store.list_users()] == [("555000111222", "555000111333")]
+
+
+def test_an_nhs_user_uuid_belongs_to_one_user(store):
+    store.add_user("u1", "Dr Ada Lovelace", nhs_uuids=["555000111222"])
+    with pytest.raises(AlreadyExists, match="already registered to user 'u1'") as caught:
+        store.add_user("u2", "Impostor", nhs_uuids=["555000111222"])
+    assert caught.value.owner == "u1"
+    assert store.get_user("u2") is None  # nothing half-added
+    store.add_user("u3", "Nurse Mary Seacole")
+    with pytest.raises(AlreadyExists):
+        store.add_credentials("u3", nhs_uuids=["555000111222"])
+    assert store.get_user("u3").nhs_uuids == ()
+
+
+# the last: twelve fullwidth digits, which str.isdigit() accepts
+@pytest.mark.parametrize("bad", ["55500011122", "5550001112223", "55500011122x", "", "\uff15" * 12])
+def test_malformed_nhs_user_uuids_are_refused_before_anything_is_written(store, bad):
+    with pytest.raises(ValueError, match="12 digits"):
+        store.add_user("u1", "A", nhs_uuids=[bad])
+    assert store.get_user("u1") is None
