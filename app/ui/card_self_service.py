@@ -97,12 +97,9 @@ def pin_rules(*, changing: bool) -> tuple[list[str], PinCheck]:
     return [*rules, "typed the same twice"], check_new_pin
 
 
-LOCAL_SMARTCARD_UNLOCKER = "B1300"  # the national RBAC activity "Unlock Smartcard" (resources/rbac.json)
-
-
 def may_unblock_others(session: Any) -> bool:
     """Whether the session's role holds the Local Smartcard Unlocker activity (the service decides again)."""
-    return session is not None and LOCAL_SMARTCARD_UNLOCKER in session.role.activities
+    return session is not None and bool(session.role.can_unblock_cards)
 
 
 class CardSelfService(QObject):
