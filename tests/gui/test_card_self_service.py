@@ -239,6 +239,7 @@ def test_wrong_current_pin_shows_tries_then_the_blocked_card_offers_unblock_with
     qtbot.keyClicks(unblock.repeat, NEW_PIN)
     qtbot.keyClick(unblock.repeat, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: "tries left" in unblock.messages.message, timeout=WAIT)
+    assert "unlock code (PUK) is wrong" in unblock.messages.message  # not "Incorrect PIN"
     assert unblock.puk.text() == unblock.new.text() == ""
     type_into(qtbot, unblock.puk, PUK)
     type_into(qtbot, unblock.new, NEW_PIN)

@@ -26,6 +26,7 @@ from app.errors import (
     PinIncorrect,
     PinRequired,
     Pkcs11ModuleError,
+    PukIncorrect,
     SeveralCards,
     user_text,
 )
@@ -112,7 +113,7 @@ def test_change_pin(rsa_token):
 
 def test_unblock_with_the_so_pin_sets_a_new_pin(rsa_token):
     token, issued = rsa_token
-    with pytest.raises(PinIncorrect):
+    with pytest.raises(PukIncorrect):  # the security officer's PIN is the unlock code: never "wrong PIN"
         token.unblock_pin("00000000", "13572468")
     token.unblock_pin(SO_PIN, "13572468")
     with pytest.raises(PinIncorrect):

@@ -30,6 +30,7 @@ from app.errors import (
     InvalidPinFormat,
     PinBlocked,
     PinIncorrect,
+    PukIncorrect,
     RenewalIncomplete,
     ServiceRejected,
     ServiceUnreachable,
@@ -174,7 +175,7 @@ def test_unblock_with_puk(card, applet):
 
 def test_unblock_with_a_wrong_puk(card, applet):
     _block(applet)
-    with pytest.raises(PinIncorrect):
+    with pytest.raises(PukIncorrect):
         unblock_with_puk(card, "11112222", NEW, NEW)
 
 
