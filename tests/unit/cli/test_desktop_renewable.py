@@ -15,15 +15,7 @@ from app.card.virtual import PivApplet, issue_card
 from app.cli.desktop import training_renewable
 from app.errors import CardManagementRefused, user_text
 from app.pki import TrainingCA
-
-
-class Link:
-    def __init__(self, applet: PivApplet) -> None:
-        self.applet = applet
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        raw = self.applet.process(apdu)
-        return raw[:-2], int.from_bytes(raw[-2:], "big")
+from tests.support.card import AppletLink
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +24,7 @@ def login_card(tmp_path_factory) -> PivLoginCard:
     card, _ = issue_card(ca, name="Dr Ada Training", algorithm="p256", pin="24681357", puk="12345678")
     applet = PivApplet(card, lambda _card: None)
     applet.power_on()
-    return PivLoginCard(PivSession(Link(applet)))
+    return PivLoginCard(PivSession(AppletLink(applet)))
 
 
 def test_a_training_piv_card_becomes_renewable_with_its_management_key(login_card):
