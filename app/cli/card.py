@@ -203,10 +203,13 @@ def _nhs_identity(cert: x509.Certificate, anchor: x509.Certificate | None,
     try:
         found = subject_identity(cert, attribute)
     except CertificateIdentityMissing as exc:
-        return None, f"its certificate {exc.problem}, so the service cannot tell who you are"
-    if found is None:
-        return None, f"its certificate has no {attribute.label}, so the service cannot tell who you are"
-    return found, None
+        problem = exc.problem
+    else:
+        if found is not None:
+            return found, None
+        problem = f"has no {attribute.label}"
+    return None, (f"its certificate {problem}, so the service can tell who holds it only if this very certificate "
+                  "is registered there")
 
 
 def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = None, *,

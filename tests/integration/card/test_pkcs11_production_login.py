@@ -121,7 +121,8 @@ class Site:
     def logs(self) -> list[str]:
         files = [p for folder in (self.tmp / "client", self.tmp / "service-state") for p in folder.rglob("*")
                  if p.is_file()]
-        return [p.read_text(errors="replace") for p in files] + [self.service.output()]
+        stored = [p.read_bytes().decode("latin-1") for p in self.tmp.glob("service.db*")]  # with its WAL file
+        return [p.read_text(errors="replace") for p in files] + [self.service.output(), *stored]
 
     def assert_no_pin(self) -> None:
         logs = self.logs()
@@ -245,6 +246,7 @@ def test_a_revoked_certificate_is_refused_and_its_session_ended(site):
     reload = site.service.admin("reload-crl")
     site.outputs += [reload.stdout, reload.stderr]
     assert reload.returncode == 0, reload.stderr
+    assert "1 revoked certificate(s)" in reload.stdout, reload.stdout  # the session may be ended by the service
     done = site.login(REVOKED_TOKEN)
     assert done.returncode == 1 and "The Spine service refused this: this smartcard cannot log in" in done.stderr
     assert "Traceback" not in done.stderr
@@ -291,4 +293,13 @@ def test_card_status_names_the_back_end_module_token_and_family(site, by):
     assert "Card family   unknown" in out  # SoftHSM is no card family Spine Desk knows
     assert f"NHS user UUID {ADA}\n" in out  # the identity the service will know the holder by ([trust] identity)
     assert f"Certificate   serialNumber={ADA},CN=Dr Ada Lovelace" in out and "Trust         trusted" in out
+    site.assert_no_pin()
+
+
+def test_card_status_warns_about_a_certificate_without_the_uuid(site):
+    done = site.spinedesk("card", "status", "--reader", BARE_TOKEN)
+    assert done.returncode == 0, done.stderr  # trusted, but nobody is named by it
+    assert "NHS user UUID" not in done.stdout.replace("has no NHS user UUID", "")
+    assert ("Warning       its certificate has no NHS user UUID in the subject's serialNumber, so the service can "
+            "tell who holds it only if this very certificate is registered there") in done.stdout, done.stdout
     site.assert_no_pin()

@@ -187,5 +187,5 @@ def test_status_warns_when_an_nhs_card_lacks_the_uuid_its_anchor_names(nhs):
     st = read_status(Pkcs11LikeToken(card.der(), label="x", pin=PinStatus(False, None, False)), nhs.trust_store(),
                      identity=policy)
     assert st.nhs_uuid is None
-    assert any("has no NHS user UUID in the subject's UID" in n and "cannot tell who you are" in n
+    assert any("has no NHS user UUID in the subject's UID" in n and "only if this very certificate is registered" in n
                for n in st.notes)
