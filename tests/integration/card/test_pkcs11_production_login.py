@@ -176,6 +176,7 @@ def site(tmp_path_factory) -> Iterator[Site]:
     service.start()
     try:
         service.wait_ready()
+        assert "production" in service.output() and "training" not in service.output().lower(), service.output()
         yield world
     finally:
         service.stop()
