@@ -30,7 +30,9 @@ from app.errors import (
     SeveralCards,
     user_text,
 )
-from tests.support.softhsm import SO_PIN, USER_PIN, issue_certificates
+from app.pki import validate
+from app.pki.identity import subject_identity
+from tests.support.softhsm import CARD_UUID, SO_PIN, USER_PIN, issue_certificates
 
 MESSAGE = b"login challenge " * 4  # 64 bytes
 
@@ -72,6 +74,17 @@ def test_opens_the_only_token_and_signs_with_the_login_key(softhsm, alg):
     assert not token.pin_status().verified
     with pytest.raises(PinRequired):
         token.sign(MESSAGE)
+    token.close()
+
+
+def test_the_token_holds_a_card_certificate_of_the_nhs_shaped_test_pki(softhsm):
+    issued = softhsm.make_card("NHS shaped", "p256")
+    token = Pkcs11Backend(softhsm.module).open(None)
+    cert = x509.load_der_x509_certificate(token.certificate_der())
+    assert cert == issued.certificate and cert.issuer == softhsm.pki.issuing.certificate.subject
+    assert subject_identity(cert, "serialNumber") == CARD_UUID  # the NHS user UUID in the subject
+    verdict = validate(cert, softhsm.pki.trust_store())  # root -> issuing CA -> card, both CRLs current
+    assert verdict.status.value == "trusted", verdict.detail
     token.close()
 
 
@@ -254,7 +267,7 @@ def test_no_pin_reaches_the_logs(rsa_token, caplog):
 
 def test_several_login_certificates_pick_by_cka_id_and_say_why(softhsm):
     softhsm.make_card("Two logins", "p256")
-    earlier, _ = issue_certificates("p256", name="Dr Ada Earlier")
+    earlier, _ = issue_certificates("p256", name="Dr Ada Earlier", pki=softhsm.pki)
     softhsm.write("Two logins", earlier, bytes.fromhex("00"), "Zzz label that sorts last")
     token = Pkcs11Backend(softhsm.module).open(None)
     assert token.certificate_der() == earlier.certificate.public_bytes(serialization.Encoding.DER)
