@@ -131,6 +131,19 @@ class PinBlocked(CardError):
     """No PIN tries are left; the card needs unblocking with its PUK by a registration authority."""
 
 
+class PukIncorrect(CardError):
+    """The unlock code (PUK) was wrong; ``tries_left`` as the card says, None when it does not tell."""
+
+    def __init__(self, tries_left: int | None) -> None:
+        super().__init__("wrong unlock code (PUK), " + (f"{tries_left} tries left" if tries_left is not None else
+                                                         "tries left unknown"))
+        self.tries_left = tries_left
+
+
+class PukBlocked(CardError):
+    """The unlock code (PUK) itself is blocked: nothing on this workstation can unblock the card any more."""
+
+
 class InvalidPinFormat(CardError):
     """The PIN typed cannot be a PIV PIN (6 to 8 characters); nothing was sent to the card."""
 
@@ -398,6 +411,14 @@ def user_text(error: BaseException) -> str:
                     "PINs lock it.")
         case PinIncorrect(tries_left=n):
             return f"Incorrect PIN. You have {n} tries left."
+        case PukIncorrect(tries_left=n):
+            left = ("The card does not say how many tries are left" if n is None else
+                    f"You have {n} {'try' if n == 1 else 'tries'} left before the unlock code is blocked too")
+            return (f"That unlock code (PUK) is wrong. {left}. Check the code you were given; the PIN has not "
+                    "changed.")
+        case PukBlocked():
+            return ("This smartcard's unlock code (PUK) is blocked after too many wrong tries, so the card can no "
+                    "longer be unlocked here. Take it to your registration authority for a replacement.")
         case PinBlocked():
             return ("Your smartcard is locked after too many wrong PINs. Take it to your registration "
                     "authority (or a sponsor with unlock rights) to have it unlocked.")

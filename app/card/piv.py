@@ -33,6 +33,8 @@ from app.errors import (
     PinBlocked,
     PinIncorrect,
     PinRequired,
+    PukBlocked,
+    PukIncorrect,
 )
 
 PIV_AID = bytes.fromhex("A000000308000010000100")
@@ -273,6 +275,13 @@ class PivSession:
         data = puk.encode("ascii") + encode_pin(new_pin)
         with self._exclusive():
             _, sw = self._exchange(CommandApdu(0x00, INS_RESET_RETRY, 0x00, PIV_PIN, data))
+        # here the counters are the PUK's: a wrong or blocked PUK is not a wrong PIN
+        if sw & 0xFFF0 == 0x63C0:
+            if sw & 0x0F == 0:
+                raise PukBlocked("UNBLOCK PIN: no PUK tries left")
+            raise PukIncorrect(sw & 0x0F)
+        if sw == SW.AUTH_METHOD_BLOCKED:
+            raise PukBlocked("UNBLOCK PIN: the PUK is blocked")
         self._raise_for_pin(sw, "UNBLOCK PIN")
 
     @staticmethod

@@ -19,9 +19,11 @@ from app.config import DEFAULT_VPCD_PORT, Settings
 from app.errors import CardError, CertificateRejected, InvalidPinFormat
 
 if TYPE_CHECKING:  # the parser is built for every spinedesk command: the card stack loads only to run one
+    from cryptography import x509
+
     from app.card.backend import LoginToken
     from app.card.virtual import CardFile
-    from app.pki import TrainingCA, TrustStore
+    from app.pki import IdentityPolicy, TrainingCA, TrustStore
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings, *, stdout: TextIO | None =
         # status never presents the PIN: the card is left as it is (no reset), so other programs keep theirs
         backends = wiring.card_backends(settings, reset_on_close=False)
         return status(lambda: open_login_token(backends, args.reader, wiring.pcsc_atr(args.reader)),
-                      wiring.client_trust(settings), stdout)
+                      wiring.client_trust(settings), stdout, identity=wiring.client_identity(settings))
     raise AssertionError(args.card_command)
 
 
@@ -176,10 +178,45 @@ class CardStatus:
     module: str | None = None
     family: str = "unknown"
     pin_verified: bool = False
+    nhs_uuid: str | None = None  # the NHS user UUID in the subject attribute the certificate's trust anchor names
 
 
-def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = None) -> CardStatus:
-    """Everything ``card status`` shows of a card opened by any back-end; the PIN is never presented."""
+def subject_text(cert: x509.Certificate) -> str:
+    """The certificate's subject in RFC 4514 form, with ``serialNumber`` (where NHS certificates carry the NHS user
+    UUID) named rather than shown as its OID, 2.5.4.5."""
+    from cryptography.x509.oid import NameOID
+
+    return cert.subject.rfc4514_string({NameOID.SERIAL_NUMBER: "serialNumber"})
+
+
+def _nhs_identity(cert: x509.Certificate, anchor: x509.Certificate | None,
+                  identity: IdentityPolicy | None) -> tuple[str | None, str | None]:
+    """(the NHS user UUID, a note when the certificate lacks the one its anchor's policy names)."""
+    from app.errors import CertificateIdentityMissing
+    from app.pki import IdentityAttribute, subject_identity
+
+    if identity is None:
+        return None, None
+    attribute = identity.attribute_for(anchor)
+    if attribute is IdentityAttribute.SAN_UUID:  # a training card: its card UUID is shown already
+        return None, None
+    try:
+        found = subject_identity(cert, attribute)
+    except CertificateIdentityMissing as exc:
+        problem = exc.problem
+    else:
+        if found is not None:
+            return found, None
+        problem = f"has no {attribute.label}"
+    return None, (f"its certificate {problem}, so the service can tell who holds it only if this very certificate "
+                  "is registered there")
+
+
+def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = None, *,
+                identity: IdentityPolicy | None = None) -> CardStatus:
+    """Everything ``card status`` shows of a card opened by any back-end; the PIN is never presented. ``identity``:
+    which subject attribute names the holder per trust anchor (the site's ``[trust] identity``), so the NHS user UUID
+    is shown, or its absence warned about."""
     from app.card.family import blocked_by_nhs
     from app.card.piv import algorithm_for
     from app.pki import card_uuid, load_certificate, validate
@@ -190,6 +227,9 @@ def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = Non
     pin = token.pin_status()
     verdict = validate(cert, trust, now=now)
     notes = []
+    nhs_uuid, missing = _nhs_identity(cert, verdict.anchor, identity)
+    if missing:
+        notes.append(missing)
     try:
         algorithm_for(cert.public_key())
     except CardError:
@@ -209,11 +249,12 @@ def read_status(token: LoginToken, trust: TrustStore, now: datetime | None = Non
                      "for a new card")
     return CardStatus(
         reader=info.reader or "", atr=info.atr, label=info.token_label, card_uuid=uuid_shown,
-        subject=cert.subject.rfc4514_string(), not_after=cert.not_valid_after_utc,
+        subject=subject_text(cert), not_after=cert.not_valid_after_utc,
         verdict=verdict.status.value, verdict_detail=verdict.detail,
         days_until_expiry=verdict.days_until_expiry, renewal_due=verdict.renewal_due,
         pin_tries_left=pin.tries_left, pin_blocked=pin.blocked, notes=tuple(notes),
         backend=info.backend.value, module=info.module, family=info.family.value, pin_verified=pin.verified,
+        nhs_uuid=nhs_uuid,
     )
 
 
@@ -233,10 +274,11 @@ def _pin_text(st: CardStatus) -> str:
     return "tries left not reported by the module"
 
 
-def status(open_token: Callable[[], LoginToken], trust: TrustStore, stream: TextIO) -> int:
+def status(open_token: Callable[[], LoginToken], trust: TrustStore, stream: TextIO, *,
+           identity: IdentityPolicy | None = None) -> int:
     token = open_token()
     try:
-        st = read_status(token, trust)
+        st = read_status(token, trust, identity=identity)
     finally:
         token.close()
     show = _printable
@@ -249,6 +291,8 @@ def status(open_token: Callable[[], LoginToken], trust: TrustStore, stream: Text
     else:
         print(f"Token label   {show(st.label) if st.label else 'none'}", file=stream)
     print(f"Card UUID     {st.card_uuid or 'not set'}", file=stream)
+    if st.nhs_uuid:
+        print(f"NHS user UUID {st.nhs_uuid}", file=stream)
     print(f"Certificate   {show(st.subject) if st.subject else 'none'}", file=stream)
     if st.not_after:
         print(f"Expires       {st.not_after:%Y-%m-%d %H:%M} UTC ({st.days_until_expiry} days)"

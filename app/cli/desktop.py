@@ -263,7 +263,18 @@ def client_deps(settings: Settings, stack: contextlib.ExitStack, stream: TextIO,
                       training=settings.training, removal=settings.card_removal.value,
                       service_label="" if settings.training else (settings.service_url or ""),
                       export_dir=Path.home(), write_pdf=_report_writer(), wes_html=wes_html(), startup=startup,
-                      training_pin=TRAINING_PIN if settings.training else None)
+                      training_pin=TRAINING_PIN if settings.training else None,
+                      renewable=training_renewable if settings.training else None)
+
+
+def training_renewable(card: Any) -> Any:
+    """A training card as one whose key and certificate the desktop client may replace: the training cards' card
+    management key is the well-known one they are issued with (``ManagementKey.training``); a card of another
+    back-end is refused (``CardManagementRefused``). Runs on the card worker."""
+    from app.card.management_key import ManagementKey
+    from app.card.renewal import renewable
+
+    return renewable(card, ManagementKey.training())
 
 
 def _pkcs11_in_use(settings: Settings) -> bool:

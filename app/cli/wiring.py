@@ -43,6 +43,17 @@ def client_trust(settings: Settings) -> Any:
                                      require_revocation=True)
 
 
+def client_identity(settings: Settings) -> Any:
+    """Which certificate attribute names a card's holder, per trust anchor (``app.pki.IdentityPolicy``): training,
+    the card UUID in the subject alternative name; production, the site's ``[trust] identity`` (default the NHS user
+    UUID in the subject's serialNumber)."""
+    from app.pki import IdentityAttribute, IdentityPolicy
+
+    if settings.training:
+        return IdentityPolicy(default=IdentityAttribute.SAN_UUID)
+    return IdentityPolicy.from_files(settings.trust_identity)
+
+
 def card_backends(settings: Settings, *, reset_on_close: bool = True, only_reader: str | None = None) -> list[Any]:
     """The card back-ends (``app.card.backend.CardBackend``) in the site's order (``[cards] backends``): PIV over
     PC/SC, and one PKCS#11 back-end per ``[cards] pkcs11_modules`` entry (``app.card.pkcs11``, loaded only when a

@@ -16,6 +16,9 @@ CPIS_NOTIFY = "B0107"  # view child protection information and notify (unschedul
 CPIS_SCHEDULED = "B0170"  # view it without notifying (scheduled care)
 RECORD_FLAGS = "B0360"  # reasonable adjustment flags: record, change, remove
 PRIVACY_OFFICER_ACTIVITIES = ("B0015", "B0016")
+# Spine Desk's own activity code for the Local Smartcard Unlocker (resources/rbac.json, card.unblock): no public
+# source gives NHS's national code, so a site maps its own roles onto it.
+UNBLOCK_CARDS = "B1300"
 
 
 class _Allows:
@@ -45,6 +48,7 @@ class Role:
     can_view_cpis_notifying = _Allows(CPIS_NOTIFY)
     can_view_cpis_scheduled = _Allows(CPIS_SCHEDULED)
     can_record_flags = _Allows(RECORD_FLAGS)
+    can_unblock_cards = _Allows(UNBLOCK_CARDS)
 
     @property
     def can_override_scr_legally(self) -> bool:

@@ -109,8 +109,8 @@ def change_pin(card: SelfServiceCard, old: str, new: str, repeat: str) -> PinRes
 
 
 def unblock_with_puk(card: SelfServiceCard, puk: str, new: str, repeat: str) -> PinResult:
-    """Check the new PIN against the rules, then RESET RETRY COUNTER with the PUK (``PinIncorrect`` when the PUK
-    is wrong, ``PinBlocked`` when the PUK itself is blocked: only a new card helps then)."""
+    """Check the new PIN against the rules, then RESET RETRY COUNTER with the PUK (``PukIncorrect`` when the PUK
+    is wrong, ``PukBlocked`` when the PUK itself is blocked: only a new card helps then)."""
     check_new_pin(new, repeat)
     card.unblock_pin(puk, new)
     return PinResult(Outcome.PIN_UNBLOCKED)

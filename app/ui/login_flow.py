@@ -8,6 +8,7 @@ the same role; any other card starts a new login with none of the previous user'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -101,9 +102,15 @@ class LoginFlow(QObject):
         self.enabled = False  # the WES gate opens it
         self._ready: CardReady | None = None
         self._active_reader: str | None = None
+        self.card_days_left: int | None = None  # the last card read: days until its certificate expires
         self.pin_dialog: PinDialog | None = None
         self.role_picker: RolePicker | None = None
         self.status = ""
+
+    @property
+    def active_reader(self) -> str | None:
+        """The reader of the card being logged in with, or of the session's card."""
+        return self._active_reader
 
     # --- monitor ----------------------------------------------------------------------------------------
 
@@ -167,6 +174,7 @@ class LoginFlow(QObject):
 
     def _card_ready(self, ready: CardReady) -> None:
         self._ready = ready
+        self.card_days_left = ready.days_left
         if ready.blocked:
             self._drop_card()
             emit(self.error, PinBlocked())
@@ -182,6 +190,8 @@ class LoginFlow(QObject):
             expiry = self._deps.now() + timedelta(days=ready.days_left)
             reminder = (f"Your smartcard certificate expires in {ready.days_left} days ({format_date(expiry)}). "
                         "Ask your registration authority to renew it before then.")
+            if self._deps.renewable is not None:
+                reminder += " Or renew it yourself once logged in: Session menu, Renew certificate."
         if locked is not None and resuming:
             title, intro = "Unlock Spine Desk", f"Spine Desk is locked for {locked[1]}. Enter your PIN to resume."
         else:
@@ -261,6 +271,12 @@ class LoginFlow(QObject):
         self.role_picker = None
         self._logout_token(login.token)
         self._update_status()
+
+    def card_renewed(self, certificate_der: bytes, days_left: int | None) -> None:
+        """The session's card now holds a new certificate: the session (and a lock it ends in) knows the card by it."""
+        self.card_days_left = days_left
+        if self.session is not None:
+            self.session = dataclasses.replace(self.session, fingerprint=hashlib.sha256(certificate_der).hexdigest())
 
     # --- ending -------------------------------------------------------------------------------------------
 

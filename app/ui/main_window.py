@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
 
 from app.client.pds import Pds
 from app.client.pds_models import Patient, SearchQuery
-from app.errors import RecordChanged, ServiceRejected, WesCheckUnavailable, user_text
+from app.errors import PinBlocked, RecordChanged, ServiceRejected, WesCheckUnavailable, user_text
 from app.ui import ports
 from app.ui.alerts_view import AlertsView
+from app.ui.card_self_service import CardSelfService
 from app.ui.clinical import ClinicalController
 from app.ui.dialogs import MessageArea, accessible, heading
 from app.ui.login_flow import LoginFlow, SessionInfo
@@ -96,8 +97,12 @@ class MainWindow(QMainWindow):
         self.flow.status_changed.connect(self._card_status)
         self.flow.logged_in.connect(self._logged_in)
         self.flow.session_ended.connect(self._session_ended)
-        self.flow.error.connect(self.report_error)
+        self.flow.error.connect(self._flow_error)
         self.flow.card_present_changed.connect(self._card_present)
+        self.self_service = CardSelfService(self, self.flow, deps, notify=self.messages.show_notice,
+                                            report_error=self.report_error)
+        self.self_service.changed.connect(self._update_actions)
+        self._update_actions()
         self.wes_progress.connect(self.progress_page.add)
         self.startup_step.connect(self.progress_page.set_step)
 
@@ -152,6 +157,11 @@ class MainWindow(QMainWindow):
         self.lock_action = self._action(session, "Loc&k", "Ctrl+Shift+L", lambda: self.flow.lock())
         self.logout_action = self._action(session, "Log &out", "Ctrl+Shift+Q", lambda: self.flow.logout())
         session.addSeparator()
+        # card self-service: the card work runs on the login flow's card worker (app/ui/card_self_service.py)
+        self.change_pin_action = self._action(session, "Change &PIN…", None, lambda: self.self_service.change_pin())
+        self.unblock_action = self._action(session, "&Unblock card…", None, lambda: self.self_service.unblock())
+        self.renew_action = self._action(session, "Re&new certificate…", None, lambda: self.self_service.renew())
+        session.addSeparator()
         self.search_action = self._action(session, "Patient &search", "Ctrl+F", self._back_to_search)
         self.alerts_action = self._action(session, "Privacy &alerts", "Ctrl+Shift+A", self.show_alerts)
         session.addSeparator()
@@ -189,6 +199,11 @@ class MainWindow(QMainWindow):
         self.logout_action.setEnabled(logged_in)
         self.login_action.setEnabled(not logged_in and self.clinical_enabled and bool(self.flow.cards)
                                      if hasattr(self, "flow") else False)
+        service = getattr(self, "self_service", None)
+        card = service is not None and self.started and service.card_present and service.dialog is None
+        self.change_pin_action.setEnabled(card)
+        self.unblock_action.setEnabled(card)
+        self.renew_action.setEnabled(card and service is not None and service.renewal_due())
 
     # --- start and the WES gate ---------------------------------------------------------------------------
 
@@ -362,6 +377,13 @@ class MainWindow(QMainWindow):
         return held
 
     # --- PDS ----------------------------------------------------------------------------------------------
+
+    def _flow_error(self, exc: BaseException) -> None:
+        """The login flow's errors; a blocked card comes with the way to unblock it."""
+        if isinstance(exc, PinBlocked) and self.flow.cards:
+            self.report_error(exc, ("Unblock card…", self.self_service.unblock))
+        else:
+            self.report_error(exc)
 
     def report_error(self, exc: BaseException, action: Any = None) -> None:
         log.info("error shown to the user: %s", type(exc).__name__)

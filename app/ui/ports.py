@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from app.card.backend import LoginToken
 from app.client.api import SpineApi
+
+if TYPE_CHECKING:  # the card modules (and cryptography) load on the card worker, off the way to the first window
+    from app.card.backend import LoginToken
 
 # card monitor event kinds (the values of app.card.pcsc.EventKind, translated by the composition root)
 SERVICE_UP, SERVICE_DOWN = "service_up", "service_down"
@@ -93,6 +95,10 @@ class ClientDeps:
     now: Callable[[], datetime] = _utcnow
     startup: StartUp | None = None
     training_pin: str | None = None  # shown on the login page in training mode before the card is in
+    # (login token) -> the same card as one whose key and certificate this client may replace (PIV with its card
+    # management key: app.client.selfservice.RenewableCard); runs on the card worker. None: the client cannot
+    # renew certificates here (production cards' management keys are their registration authority's)
+    renewable: Callable[[Any], Any] | None = None
 
     def apply(self, started: Started) -> None:
         self.spine, self.cards = started.spine, started.cards

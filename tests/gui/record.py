@@ -36,6 +36,7 @@ import httpx
 
 from tests.gui.recording import BASE_URL, RECORDED, file_name, key_text, request_key
 from tests.gui.recording import CARD_PIN as PIN
+from tests.support.card import AppletLink
 
 ORG = "A81001"
 EMERGENCY_REASON = "Unconscious in the emergency department"
@@ -69,21 +70,6 @@ class RecordingTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._inner.close()
-
-
-class AppletLink:
-    """A card link straight to the virtual applet (the fast tier's card; no pcscd)."""
-
-    def __init__(self, applet: Any) -> None:
-        self.applet = applet
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        raw = self.applet.process(apdu)
-        return raw[:-2], int.from_bytes(raw[-2:], "big")
-
-    def close(self, reset: bool = False) -> None:
-        if reset:
-            self.applet.reset()
 
 
 def find_patients(store: Any) -> dict[str, str]:

@@ -119,3 +119,26 @@ def test_starting_window_and_flag_editor(qtbot, make_window, slot, cards, servic
     tab = _open_flags(qtbot, window, _patients(service.store, flagged=True, skip=5))
     tab.edit.click()
     _save(_dialog(qtbot, window), shots / "client-flag-editor.png")
+
+
+def test_card_self_service_screens(qtbot, make_window, slot, cards, shots):
+    window = make_window()
+    qtbot.waitUntil(lambda: window.clinical_enabled, timeout=WAIT)
+    slot.insert(cards["alex"])
+    login_dialog = wait_pin_dialog(qtbot, window)
+    login_dialog.reject()
+    qtbot.waitUntil(lambda: window.change_pin_action.isEnabled(), timeout=WAIT)
+    window.change_pin_action.trigger()
+    qtbot.waitUntil(lambda: window.self_service.dialog is not None and window.self_service.dialog.isVisible(),
+                    timeout=WAIT)
+    dialog = window.self_service.dialog
+    qtbot.keyClicks(dialog.old, PIN)
+    qtbot.keyClicks(dialog.new, "123456")
+    _save(dialog, shots / "client-change-pin.png")
+    dialog.reject()
+    qtbot.waitUntil(lambda: window.self_service.dialog is None, timeout=WAIT)
+    window.unblock_action.trigger()
+    qtbot.waitUntil(lambda: window.self_service.dialog is not None and window.self_service.dialog.isVisible(),
+                    timeout=WAIT)
+    _save(window.self_service.dialog, shots / "client-unblock.png")
+    window.self_service.dialog.reject()

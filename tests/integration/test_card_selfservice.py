@@ -70,6 +70,9 @@ def test_change_pin_block_and_unblock_with_the_puk(pcscd, env, tmp_path):
         assert blocked.returncode == 1 and "locked" in blocked.stderr
         status = spinedesk("card", "status", "--reader", READER0, env=env)
         assert "BLOCKED" in status.stdout
+        wrong_puk = "87654321" if puk != "87654321" else "12348765"
+        refused = spinedesk("card", "unblock", "--puk-stdin", env=env, input=f"{wrong_puk}\n24071938\n24071938\n")
+        assert refused.returncode == 1 and "unlock code (PUK) is wrong" in refused.stderr, refused.stderr
         unblocked = spinedesk("card", "unblock", "--puk-stdin", env=env, input=f"{puk}\n24071938\n24071938\n")
         assert unblocked.returncode == 0, unblocked.stderr
         assert "3 tries left" in spinedesk("card", "status", "--reader", READER0, env=env).stdout

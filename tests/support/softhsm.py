@@ -5,28 +5,34 @@ or deleted by ``softhsm2-util`` afterwards. The product loads each PKCS#11 modul
 finalises it, so every test gets its OWN copy of ``libsofthsm2.so`` in its tmp folder: a distinct file is a distinct
 module instance for the dynamic loader, initialised with that test's configuration. The tokens are made with the
 real ``softhsm2-util`` before the copy is loaded; keys and certificates are written through the PKCS#11 interface.
+A token changed afterwards (a renewed certificate) is seen by the next process that loads the module.
 
-The certificates come from :func:`issue_certificates`, the one place that makes them (a small local CA for now), so
-an NHS-shaped test PKI can replace it.
+The certificates come from :func:`issue_certificates`, the one place that makes them: card certificates of the
+NHS-shaped test PKI (:mod:`tests.support.nhs_pki`: root -> issuing CA -> card, the NHS user UUID in the subject's
+serialNumber, a CRL from each CA). Each :class:`SoftHsm` has its own PKI (``SoftHsm.pki``) unless one is given.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.support.nhs_pki import CardCredential, NhsTestPki, UuidPlacement, card_subject
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
-REQUIRED = bool(os.environ.get("SPINEDESK_REQUIRE_SOFTHSM") or os.environ.get("SPINEDESK_REQUIRE_PCSC"))
+REQUIRED = bool(os.environ.get("CI") or os.environ.get("SPINEDESK_REQUIRE_SOFTHSM")
+                or os.environ.get("SPINEDESK_REQUIRE_PCSC"))
 USER_PIN = "24681357"
 SO_PIN = "11223344"
 LOGIN_ID = bytes.fromhex("01")
@@ -46,11 +52,15 @@ def softhsm_available() -> None:
 
 @dataclass
 class Issued:
-    """One key with its certificate, and the CA that signed it."""
+    """One key with its certificate, and the CA that signed it (the test PKI's issuing CA)."""
 
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     ca_certificate: x509.Certificate
+
+    @classmethod
+    def of(cls, card: CardCredential, pki: NhsTestPki) -> Issued:
+        return cls(card.key, card.certificate, pki.issuing.certificate)
 
 
 def _new_key(alg: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
@@ -63,52 +73,50 @@ def _new_key(alg: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     raise ValueError(alg)
 
 
-def issue_certificates(alg: str, *, name: str = "Dr Ada Token",
-                       now: dt.datetime | None = None) -> tuple[Issued, Issued]:
-    """The login certificate (digitalSignature, EKU clientAuth, the card UUID as subject serialNumber) and a
-    distractor from the same CA (nonRepudiation only, EKU emailProtection), each with its own key."""
-    now = now or dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Spine Desk Tests"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, "PKCS#11 Test CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .sign(ca_key, hashes.SHA256()))
-
-    def leaf(key, usage: x509.KeyUsage, eku, cn: str) -> x509.Certificate:
-        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Spine Desk Tests"),
-                             x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                             x509.NameAttribute(NameOID.SERIAL_NUMBER, CARD_UUID)])
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=90))
-                .add_extension(usage, critical=True)
-                .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-                .sign(ca_key, hashes.SHA256()))
-
-    def usage(digital_signature: bool, non_repudiation: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(digital_signature=digital_signature, content_commitment=non_repudiation,
-                             key_encipherment=False, data_encipherment=False, key_agreement=False,
-                             key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
-
-    login_key, other_key = _new_key(alg), _new_key(alg)
-    login = Issued(login_key, leaf(login_key, usage(True, False), ExtendedKeyUsageOID.CLIENT_AUTH, name), ca_cert)
-    other = Issued(other_key, leaf(other_key, usage(False, True), ExtendedKeyUsageOID.EMAIL_PROTECTION,
-                                   f"{name} (signing)"), ca_cert)
-    return login, other
+def _signing_certificate(pki: NhsTestPki, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, name: str,
+                         uuid: str | None, attribute: UuidPlacement, now: datetime) -> x509.Certificate:
+    """A certificate of the same holder that is not for logging in (nonRepudiation only, EKU emailProtection)."""
+    issuer = pki.issuing.certificate
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (x509.CertificateBuilder()
+            .subject_name(card_subject(name, uuid, attribute, organisation=pki.organisation))
+            .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=2 * 365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=True, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .sign(pki.issuing.key, hashes.SHA256()))
 
 
-@dataclass
+def issue_certificates(alg: str, *, name: str = "Dr Ada Token", now: datetime | None = None,
+                       pki: NhsTestPki | None = None, uuid: str | None = CARD_UUID,
+                       attribute: UuidPlacement = "serialNumber") -> tuple[Issued, Issued]:
+    """The login certificate (the test PKI's card certificate: digitalSignature, EKU clientAuth, ``uuid`` in the
+    subject ``attribute``) and a distractor from the same issuing CA (nonRepudiation only, EKU emailProtection),
+    each with its own key of ``alg`` (rsa2048, p256, p384). Without ``pki`` a throwaway one is made for the call."""
+    now = now or datetime.now(UTC)
+    if pki is None:
+        with tempfile.TemporaryDirectory(prefix="spinedesk-pki-") as folder:
+            return issue_certificates(alg, name=name, now=now, pki=NhsTestPki.create(Path(folder), now=now),
+                                      uuid=uuid, attribute=attribute)
+    login = pki.issue_card(name=name, uuid=uuid, now=now, attribute=attribute, key=_new_key(alg))
+    other_key = _new_key(alg)
+    other = Issued(other_key, _signing_certificate(pki, other_key, f"{name} (signing)", uuid, attribute, now),
+                   pki.issuing.certificate)
+    return Issued.of(login, pki), other
+
+
 class SoftHsm:
-    """A private SoftHSM2 installation: its configuration, token folder and module copy."""
+    """A private SoftHSM2 installation: its configuration, token folder and module copy, and the test PKI its
+    certificates come from (``pki``: the one given, else one made in ``root`` on first use, valid from ``now``)."""
 
-    root: Path
-    conf: Path = field(init=False)
-    module: Path = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, root: Path, *, pki: NhsTestPki | None = None, now: datetime | None = None) -> None:
+        self.root = root
+        self._pki = pki
+        self._now = now
         tokens = self.root / "tokens"
         tokens.mkdir(parents=True, exist_ok=True)
         self.conf = self.root / "softhsm2.conf"
@@ -117,6 +125,12 @@ class SoftHsm:
         self.module = self.root / "libsofthsm2.so"
         shutil.copyfile(SOFTHSM_MODULE, self.module)
 
+    @property
+    def pki(self) -> NhsTestPki:
+        if self._pki is None:
+            self._pki = NhsTestPki.create(self.root / "pki", now=self._now or datetime.now(UTC))
+        return self._pki
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "SOFTHSM2_CONF": str(self.conf)}
 
@@ -124,6 +138,10 @@ class SoftHsm:
         """A new empty token (through the real softhsm2-util); call before the module is first loaded."""
         subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin],
                        env=self.env(), check=True, capture_output=True)
+
+    def _tool(self, label: str, pin: str, *args: str) -> None:
+        subprocess.run(["pkcs11-tool", "--module", str(SOFTHSM_MODULE), "--token-label", label, "--login",
+                        "--pin", pin, *args], env=self.env(), check=True, capture_output=True)
 
     def write(self, label: str, issued: Issued, object_id: bytes, object_label: str, *, pin: str = USER_PIN) -> None:
         """Put a private key (CKA_SIGN) and its certificate on the token with the real tools (softhsm2-util,
@@ -139,23 +157,38 @@ class SoftHsm:
             key_file.unlink()
         cert_file = self.root / f"{label}-{object_id.hex()}.der"
         cert_file.write_bytes(issued.certificate.public_bytes(serialization.Encoding.DER))
-        subprocess.run(["pkcs11-tool", "--module", str(SOFTHSM_MODULE), "--token-label", label, "--login",
-                        "--pin", pin, "--write-object", str(cert_file), "--type", "cert", "--id", object_id.hex(),
-                        "--label", object_label], env=self.env(), check=True, capture_output=True)
+        self._tool(label, pin, "--write-object", str(cert_file), "--type", "cert", "--id", object_id.hex(),
+                   "--label", object_label)
 
-    def make_card(self, label: str, alg: str, *, with_certificate: bool = True,
-                  distractor: bool = True) -> Issued | None:
+    def delete(self, label: str, object_id: bytes, *, pin: str = USER_PIN) -> None:
+        """Remove the certificate and key pair with ``object_id`` from the token (pkcs11-tool, a child process)."""
+        for kind in ("cert", "privkey", "pubkey"):
+            self._tool(label, pin, "--delete-object", "--type", kind, "--id", object_id.hex())
+
+    def replace_login(self, label: str, issued: Issued, *, pin: str = USER_PIN) -> None:
+        """Put ``issued`` (a renewed certificate with its new key, say) in place of the token's login key and
+        certificate (CKA_ID 01). Processes that load the module afterwards see the change."""
+        self.delete(label, LOGIN_ID, pin=pin)
+        self.write(label, issued, LOGIN_ID, "Digital Signature", pin=pin)
+
+    def make_card(self, label: str, alg: str, *, with_certificate: bool = True, distractor: bool = True,
+                  name: str = "Dr Ada Token", uuid: str | None = CARD_UUID, attribute: UuidPlacement = "serialNumber",
+                  login: Issued | None = None) -> Issued | None:
         """A token shaped like a login card: the login key + certificate (CKA_ID 01, labelled as a signing key so
         that a label-based search would pick wrong) and a non-login key + certificate (CKA_ID 02, labelled
-        "Authentication")."""
+        "Authentication"), both issued by ``pki`` to ``name`` with ``uuid`` in the subject ``attribute``
+        (``"none"``: no UUID). ``login``: that key and certificate as the login pair instead (from another PKI,
+        say)."""
         self.init_token(label)
-        login, other = issue_certificates(alg)
+        issued, other = issue_certificates(alg, name=name, now=self._now, pki=self.pki, uuid=uuid,
+                                           attribute=attribute)
         if distractor:
             self.write(label, other, OTHER_ID, "Authentication")
         if not with_certificate:
             return None
-        self.write(label, login, LOGIN_ID, "Digital Signature")
-        return login
+        issued = login or issued
+        self.write(label, issued, LOGIN_ID, "Digital Signature")
+        return issued
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ from app.errors import (
     PinBlocked,
     PinIncorrect,
     PinRequired,
+    PukBlocked,
+    PukIncorrect,
     SeveralCards,
 )
 
@@ -361,6 +363,13 @@ class Pkcs11Token:
             try:
                 try:
                     session = self._token.open(rw=True, so_pin=puk)
+                except p11.PinIncorrect:  # the security officer's counter: a wrong PUK, not a wrong PIN
+                    flags = self._fresh_flags()
+                    if flags & TokenFlag.SO_PIN_LOCKED:
+                        raise PukBlocked("the PUK is blocked") from None
+                    raise PukIncorrect(1 if flags & TokenFlag.SO_PIN_FINAL_TRY else None) from None
+                except p11.PinLocked:
+                    raise PukBlocked("the PUK is blocked") from None
                 except (p11.GeneralError, p11.FunctionNotSupported):
                     raise CardError("this card's PKCS#11 module cannot unblock the PIN with the PUK (it refused "
                                     "the security officer login)") from None

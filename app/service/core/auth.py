@@ -251,11 +251,7 @@ class AuthService:
         """Bind the session to ``urid``, once. Selecting the role it is already bound to again is harmless (a
         retry); any other role is refused: changing role means logging in again."""
         hashed = self._bearer(authorization)
-        found = self._store.session_principal(hashed, "", now=self._now())
-        if found is None:
-            raise AuthError(401, "session-not-valid", "the session is unknown, expired or revoked, or its user is no "
-                            "longer active; log in again")
-        self._check_session_certificate(found, hashed)
+        found = self.session_of(authorization)
         if not isinstance(urid, str) or not _plausible_urid(urid):
             raise AuthError(403, "missing-urid", "name the role profile to select (urid)", found.user)
         bound = self._store.bind_session_role(hashed, urid, now=self._now())

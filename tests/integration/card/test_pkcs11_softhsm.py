@@ -26,10 +26,13 @@ from app.errors import (
     PinIncorrect,
     PinRequired,
     Pkcs11ModuleError,
+    PukIncorrect,
     SeveralCards,
     user_text,
 )
-from tests.support.softhsm import SO_PIN, USER_PIN, issue_certificates
+from app.pki import validate
+from app.pki.identity import subject_identity
+from tests.support.softhsm import CARD_UUID, SO_PIN, USER_PIN, issue_certificates
 
 MESSAGE = b"login challenge " * 4  # 64 bytes
 
@@ -74,6 +77,17 @@ def test_opens_the_only_token_and_signs_with_the_login_key(softhsm, alg):
     token.close()
 
 
+def test_the_token_holds_a_card_certificate_of_the_nhs_shaped_test_pki(softhsm):
+    issued = softhsm.make_card("NHS shaped", "p256")
+    token = Pkcs11Backend(softhsm.module).open(None)
+    cert = x509.load_der_x509_certificate(token.certificate_der())
+    assert cert == issued.certificate and cert.issuer == softhsm.pki.issuing.certificate.subject
+    assert subject_identity(cert, "serialNumber") == CARD_UUID  # the NHS user UUID in the subject
+    verdict = validate(cert, softhsm.pki.trust_store())  # root -> issuing CA -> card, both CRLs current
+    assert verdict.status.value == "trusted", verdict.detail
+    token.close()
+
+
 def test_family_hint_names_a_token_nothing_else_identifies(softhsm):
     softhsm.make_card("Series 8", "rsa2048")
     token = Pkcs11Backend(softhsm.module, family_hint=CardFamily.SERIES_8).open(None)
@@ -112,7 +126,7 @@ def test_change_pin(rsa_token):
 
 def test_unblock_with_the_so_pin_sets_a_new_pin(rsa_token):
     token, issued = rsa_token
-    with pytest.raises(PinIncorrect):
+    with pytest.raises(PukIncorrect):  # the security officer's PIN is the unlock code: never "wrong PIN"
         token.unblock_pin("00000000", "13572468")
     token.unblock_pin(SO_PIN, "13572468")
     with pytest.raises(PinIncorrect):
@@ -253,7 +267,7 @@ def test_no_pin_reaches_the_logs(rsa_token, caplog):
 
 def test_several_login_certificates_pick_by_cka_id_and_say_why(softhsm):
     softhsm.make_card("Two logins", "p256")
-    earlier, _ = issue_certificates("p256", name="Dr Ada Earlier")
+    earlier, _ = issue_certificates("p256", name="Dr Ada Earlier", pki=softhsm.pki)
     softhsm.write("Two logins", earlier, bytes.fromhex("00"), "Zzz label that sorts last")
     token = Pkcs11Backend(softhsm.module).open(None)
     assert token.certificate_der() == earlier.certificate.public_bytes(serialization.Encoding.DER)

@@ -203,10 +203,6 @@ def test_change_and_unblock_pin_vectors():
     session.unblock_pin("87654321", "135790")
     assert card.sent[0] == bytes.fromhex("0024008010313233343536ffff3234363831333537")
     assert card.sent[1] == bytes.fromhex("002c008010" + b"87654321".hex() + b"135790".hex() + "ffff")
-    with pytest.raises(PinIncorrect):
-        PivSession(FakeCard(lambda a: (b"", 0x63C1))).unblock_pin("87654321", "135790")
-    with pytest.raises(PinBlocked):
-        PivSession(FakeCard(lambda a: (b"", 0x6983))).unblock_pin("87654321", "135790")
     with pytest.raises(InvalidPinFormat):
         session.unblock_pin("1234", "135790")
 
@@ -264,3 +260,17 @@ def test_command_repr_never_shows_pin_data():
     from app.card.apdu import CommandApdu
 
     assert "1234" not in repr(CommandApdu(0x00, 0x20, 0x00, 0x80, b"123456\xff\xff"))
+
+
+def test_a_wrong_or_exhausted_puk_is_not_reported_as_the_pin():
+    """A wrong PUK must not read "Incorrect PIN": the user would retype the PIN they no longer have."""
+    from app.errors import PukBlocked, PukIncorrect, user_text
+
+    with pytest.raises(PukIncorrect) as wrong:
+        PivSession(FakeCard(lambda a: (b"", 0x63C2))).unblock_pin("87654321", "135790")
+    assert wrong.value.tries_left == 2
+    assert "unlock code" in user_text(wrong.value) and "PIN" not in user_text(wrong.value).split(".")[0]
+    for sw in (0x63C0, 0x6983):
+        with pytest.raises(PukBlocked) as blocked:
+            PivSession(FakeCard(lambda a, sw=sw: (b"", sw))).unblock_pin("87654321", "135790")
+        assert "registration authority" in user_text(blocked.value)

@@ -150,3 +150,42 @@ def test_status_warns_about_a_series_4_to_6_card(ca, card):
     out = io.StringIO()
     status(lambda: token, ca.trust_store(), out)
     assert "Warning       this is an NHS series 4-6 card: NHS England blocked logins" in out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def nhs(tmp_path_factory):
+    from datetime import UTC, datetime
+
+    from tests.support.nhs_pki import NhsTestPki
+
+    return NhsTestPki.create(tmp_path_factory.mktemp("nhs"), now=datetime.now(UTC))
+
+
+def test_status_of_an_nhs_card_names_the_nhs_user_uuid_of_its_subject(nhs):
+    from datetime import UTC, datetime
+
+    from app.pki import IdentityAttribute, IdentityPolicy
+
+    card = nhs.issue_card(name="Dr Ada Lovelace", uuid="555000111222", now=datetime.now(UTC), alg="p256")
+    policy = IdentityPolicy.for_anchors([nhs.root.certificate], IdentityAttribute.SERIAL_NUMBER)
+    out = io.StringIO()
+    assert status(lambda: Pkcs11LikeToken(card.der(), label="Ada", pin=PinStatus(False, None, False)),
+                  nhs.trust_store(), out, identity=policy) == 0
+    text = out.getvalue()
+    assert "NHS user UUID 555000111222\n" in text
+    assert "serialNumber=555000111222,CN=Dr Ada Lovelace" in text  # named, not "2.5.4.5="
+    assert "Warning" not in text
+
+
+def test_status_warns_when_an_nhs_card_lacks_the_uuid_its_anchor_names(nhs):
+    from datetime import UTC, datetime
+
+    from app.pki import IdentityAttribute, IdentityPolicy
+
+    card = nhs.issue_card(name="Dr No Uuid", uuid=None, attribute="none", now=datetime.now(UTC), alg="p256")
+    policy = IdentityPolicy.for_anchors([nhs.root.certificate], IdentityAttribute.UID)
+    st = read_status(Pkcs11LikeToken(card.der(), label="x", pin=PinStatus(False, None, False)), nhs.trust_store(),
+                     identity=policy)
+    assert st.nhs_uuid is None
+    assert any("has no NHS user UUID in the subject's UID" in n and "only if this very certificate is registered" in n
+               for n in st.notes)

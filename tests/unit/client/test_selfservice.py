@@ -30,6 +30,7 @@ from app.errors import (
     InvalidPinFormat,
     PinBlocked,
     PinIncorrect,
+    PukIncorrect,
     RenewalIncomplete,
     ServiceRejected,
     ServiceUnreachable,
@@ -37,18 +38,12 @@ from app.errors import (
 )
 from app.pki import TrainingCA
 from app.pki.csr import check_csr
+from tests.support.card import AppletLink
 
 PIN, PUK, NEW = "240719", "87654321", "50829173"
 URL = "https://spine.example.nhs.uk"
 
 
-class Link:
-    def __init__(self, applet: PivApplet) -> None:
-        self.applet = applet
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        raw = self.applet.process(apdu)
-        return raw[:-2], int.from_bytes(raw[-2:], "big")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,7 @@ def applet(master):
 
 @pytest.fixture
 def card(applet):
-    return PivRenewableCard(PivLoginCard(PivSession(Link(applet))), ManagementKey.training())
+    return PivRenewableCard(PivLoginCard(PivSession(AppletLink(applet))), ManagementKey.training())
 
 
 class Service:
@@ -174,7 +169,7 @@ def test_unblock_with_puk(card, applet):
 
 def test_unblock_with_a_wrong_puk(card, applet):
     _block(applet)
-    with pytest.raises(PinIncorrect):
+    with pytest.raises(PukIncorrect):
         unblock_with_puk(card, "11112222", NEW, NEW)
 
 
@@ -241,7 +236,7 @@ def test_an_unconfirmed_renewal_still_leaves_the_card_renewed(card, applet, ca):
 
 
 def test_renewal_with_a_wrong_management_key(applet, ca):
-    card = PivRenewableCard(PivLoginCard(PivSession(Link(applet))), ManagementKey.named("aes128", bytes(16)))
+    card = PivRenewableCard(PivLoginCard(PivSession(AppletLink(applet))), ManagementKey.named("aes128", bytes(16)))
     key = applet.card.private_key
     with pytest.raises(CardManagementRefused):
         renew_certificate(card, Service(ca), PIN)

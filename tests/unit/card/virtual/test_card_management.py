@@ -13,24 +13,18 @@ from app.card.management_key import ALG_3DES, ManagementKey
 from app.card.piv import KeyAlgorithm, PivSession
 from app.card.virtual import CardFile, PivApplet
 from app.errors import CardManagementRefused
+from tests.support.card import AppletLink
 from tests.unit.card.virtual.conftest import PIN
 
 WRONG_KEY = ManagementKey.named("aes128", bytes(16))
 
 
-class Link:
-    def __init__(self, applet: PivApplet) -> None:
-        self.applet = applet
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        raw = self.applet.process(apdu)
-        return raw[:-2], int.from_bytes(raw[-2:], "big")
 
 
 @pytest.fixture
 def rsa_session(rsa_card, make_applet):
     applet = make_applet(rsa_card)
-    session = PivSession(Link(applet))
+    session = PivSession(AppletLink(applet))
     session.select()
     return applet, session
 
@@ -38,7 +32,7 @@ def rsa_session(rsa_card, make_applet):
 @pytest.fixture
 def p256_session(p256_card, make_applet):
     applet = make_applet(p256_card)
-    session = PivSession(Link(applet))
+    session = PivSession(AppletLink(applet))
     session.select()
     return applet, session
 
@@ -67,7 +61,7 @@ def test_wrong_management_key_is_refused(rsa_session):
 def test_a_3des_card_takes_its_3des_key(rsa_card, make_applet):
     key = ManagementKey(ALG_3DES, bytes(range(1, 9)) * 3)
     rsa_card.management_key = key
-    session = PivSession(Link(make_applet(rsa_card)))
+    session = PivSession(AppletLink(make_applet(rsa_card)))
     session.select()
     session.authenticate_management(key)
 
@@ -127,7 +121,7 @@ def test_put_data_refuses_other_objects(rsa_session):
         + len(cert).to_bytes(2, "big") + cert
     from app.card.apdu import CommandApdu, Exchange
 
-    _, sw = Exchange(Link(applet).transmit)(CommandApdu(0x00, 0xDB, 0x3F, 0xFF, body))
+    _, sw = Exchange(AppletLink(applet).transmit)(CommandApdu(0x00, 0xDB, 0x3F, 0xFF, body))
     assert sw == 0x6A81
 
 
@@ -144,7 +138,7 @@ def test_a_failed_save_keeps_the_old_key(rsa_card, ca):
 
     applet = PivApplet(rsa_card, fail)
     applet.power_on()
-    session = PivSession(Link(applet))
+    session = PivSession(AppletLink(applet))
     session.select()
     old_key = rsa_card.private_key
     session.authenticate_management(ManagementKey.training())
