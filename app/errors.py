@@ -175,23 +175,12 @@ class CardManagementRefused(CardError):
 
 class RenewalIncomplete(CardError):
     """A certificate renewal stopped after the card made its new key and before it stored the new certificate: the
-    card cannot log in until a registration authority gives it a certificate (its old one is not revoked)."""
+    card cannot log in until a registration authority gives it a certificate (its old one is not revoked), unless
+    ``card_unchanged``: the card removed the new key and logs in with its old one as before (PKCS#11)."""
 
-    def __init__(self, step: str, cause: BaseException) -> None:
-        super().__init__(f"renewal stopped while {step}: {cause}")
-        self.step = step
-        self.cause = cause
-
-
-class RenewalAbandoned(CardError):
-    """A certificate renewal stopped after the card made its new key and before it stored the new certificate, on a
-    card that keeps its old key beside the new one (PKCS#11): the new key was removed and the card logs in with its
-    old certificate as before (not revoked)."""
-
-    def __init__(self, step: str, cause: BaseException) -> None:
-        super().__init__(f"renewal stopped while {step}, card unchanged: {cause}")
-        self.step = step
-        self.cause = cause
+    def __init__(self, step: str, cause: BaseException, *, card_unchanged: bool = False) -> None:
+        super().__init__(f"renewal stopped while {step}{', card unchanged' if card_unchanged else ''}: {cause}")
+        self.step, self.cause, self.card_unchanged = step, cause, card_unchanged
 
 
 class Pkcs11ModuleError(CardError):
@@ -443,16 +432,15 @@ def user_text(error: BaseException) -> str:
         case CardProtocolError():
             return (f"The smartcard sent an answer that could not be understood ({error}). Remove and "
                     f"re-insert the card and try again. {_SMARTCARD_HELP}")
+        case RenewalIncomplete(step=step, cause=cause, card_unchanged=True):
+            return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card is as "
+                    "it was: it removed the new key and still logs in with its current certificate, which was not "
+                    "revoked. Try again later, or ask your registration authority to renew the certificate.")
         case RenewalIncomplete(step=step, cause=cause):
             return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card already "
                     "has its new key but not yet a certificate for it, so it cannot log in: take it to your "
                     "registration authority (training: issue a new training card). Your old certificate was not "
                     "revoked.")
-        case RenewalAbandoned(step=step, cause=cause):
-            return (f"The certificate renewal stopped while {step} ({user_text(cause).rstrip('.')}). Your card is as "
-                    "it was: the new key was removed and the card still logs in with its current certificate, which "
-                    "was not revoked. Try again later; if it keeps failing, your registration authority can renew "
-                    "the card's certificate.")
         case CardManagementRefused():
             return (f"The smartcard refused to change its key or certificate ({error}). Nothing else was changed; "
                     "your registration authority can renew the card's certificate instead.")

@@ -23,7 +23,7 @@ from cryptography import x509
 
 from app.client.api import SelfServiceApi
 from app.client.login import card_login
-from app.errors import CardError, RenewalAbandoned, RenewalIncomplete, ServiceError
+from app.errors import CardError, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
 
@@ -138,8 +138,8 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     the card's key is touched, generate the new key on the card, sign a PKCS#10 request with it, have the service
     issue the certificate, store it on the card, and tell the service the card holds it so it revokes the old
     one. ``on_step`` hears short progress lines (no secrets). A failure after the card made its new key and before
-    it stored the certificate is :class:`RenewalAbandoned` when the card went back to its old key (PKCS#11), else
-    :class:`RenewalIncomplete`. See docs/decisions/card-renewal.md for why this order
+    it stored the certificate is :class:`RenewalIncomplete` (``card_unchanged`` when the card went back to its old
+    key, as PKCS#11 tokens do). See docs/decisions/card-renewal.md for why this order
     keeps the card usable if a step before the key generation fails."""
     say = on_step or (lambda _text: None)
     old_der = card.certificate_der()
@@ -170,8 +170,8 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
 
 def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,
              public_der: bytes, say: Callable[[str], None]) -> bytes:
-    """The steps between the card's new key and its new certificate; a failure here is ``RenewalAbandoned`` when
-    the card could go back to its old key (PKCS#11), else ``RenewalIncomplete``."""
+    """The steps between the card's new key and its new certificate; a failure here is ``RenewalIncomplete``
+    (``card_unchanged`` when the card went back to its old key: PKCS#11)."""
     step = "signing the certificate request"
     try:
         card.verify_pin(pin)
@@ -191,9 +191,7 @@ def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old
         finally:
             card.forget_pin()
     except (CardError, ServiceError) as exc:
-        if card.discard_new_key(pin):
-            raise RenewalAbandoned(step, exc) from exc
-        raise RenewalIncomplete(step, exc) from exc
+        raise RenewalIncomplete(step, exc, card_unchanged=card.discard_new_key(pin)) from exc
     return new_der
 
 

@@ -26,7 +26,7 @@ from app.client.client import SpineClient
 from app.client.login import card_login
 from app.client.selfservice import renew_certificate
 from app.config import CardBackendName, Paths, Settings
-from app.errors import CardManagementRefused, CardProtocolError, RenewalAbandoned, user_text
+from app.errors import CardManagementRefused, CardProtocolError, RenewalIncomplete, user_text
 from app.pki import TrainingCA
 from tests.support.softhsm import LOGIN_ID, OTHER_ID, USER_PIN, Issued, SoftHsm, issue_certificates
 
@@ -142,9 +142,10 @@ def test_service_refusing_after_the_new_key_removes_it_and_the_old_login_works(s
                 seen.append(_objects(softhsm))  # the new key is on the card now
                 api.logout(live)  # so the service refuses the request: the session has ended
 
-        with pytest.raises(RenewalAbandoned) as caught:
+        with pytest.raises(RenewalIncomplete) as caught:
             renew_certificate(card, api, USER_PIN, token=live, on_step=step)
     assert len(seen[0]["private"]) == 3 and before["private"] < seen[0]["private"]
+    assert caught.value.card_unchanged
     text = user_text(caught.value)
     assert "asking the service for the new certificate" in text and "still logs in" in text
     assert _objects(softhsm) == before  # the new key is gone, the old pair untouched

@@ -256,6 +256,7 @@ def test_a_renewal_that_stops_after_the_new_key_says_what_to_do(card, applet, ca
     with pytest.raises(RenewalIncomplete) as caught:
         renew_certificate(card, service, PIN)
     assert applet.card.certificate_pending  # the new key is there, its certificate is not
+    assert not caught.value.card_unchanged  # PIV: GENERATE replaced the old key
     text = user_text(caught.value)
     assert "asking the service for the new certificate" in text and "registration authority" in text
     assert "cannot be reached" in text and service.revoked == [] and service.calls[-1] == "logout"
