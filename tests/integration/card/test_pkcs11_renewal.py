@@ -183,3 +183,15 @@ def test_opensc_over_a_piv_card_cannot_make_keys_so_the_ra_renews_it(rsa_card, i
         _renew(settings, "http://127.0.0.1:9", READER0)  # refused before any PIN reaches the card or the service
     text = user_text(refused.value)
     assert "does not generate key pairs" in text and "registration authority" in text
+
+
+def test_the_desktop_composition_renews_a_token_that_makes_keys(softhsm):
+    """The desktop's Session, Renew certificate gets its card from the same ``renewable`` as the command line."""
+    from app.cli.desktop import training_renewable
+
+    softhsm.make_card(TOKEN, "rsa2048")
+    token = Pkcs11Backend(softhsm.module).open(None)
+    card = training_renewable(token)
+    assert isinstance(card, Pkcs11RenewableCard) and card.info is token.info
+    assert card.certificate_der() == token.certificate_der()
+    card.close()
