@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, ObjectClass
 
@@ -168,6 +168,32 @@ def test_a_certificate_for_another_key_is_never_stored(softhsm, tmp_path):
     card.forget_pin()
     assert card.discard_new_key(USER_PIN)
     assert _objects(softhsm) == before
+    card.close()
+
+
+def test_the_open_card_signs_with_its_new_key_once_the_certificate_is_stored(softhsm):
+    """The desktop keeps the opened card after a renewal: from the new certificate on, it logs in with the new pair."""
+    softhsm.make_card(TOKEN, "p256")
+    card = renewable(Pkcs11Backend(softhsm.module).open(None), ManagementKey.training())
+    old = x509.load_der_x509_certificate(card.certificate_der())
+    card.verify_pin(USER_PIN)
+    public = serialization.load_der_public_key(card.generate_key())
+    assert card.certificate_der() == old.public_bytes(serialization.Encoding.DER)  # until the new one is stored
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    new = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(old.issuer).public_key(public)
+           .serial_number(x509.random_serial_number()).not_valid_before(old.not_valid_before_utc)
+           .not_valid_after(old.not_valid_after_utc)
+           .add_extension(old.extensions.get_extension_for_class(x509.KeyUsage).value, critical=True)
+           .add_extension(old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value, critical=False)
+           .sign(ca_key, hashes.SHA256()))
+    card.store_certificate(new.public_bytes(serialization.Encoding.DER))
+    card.forget_pin()
+    assert card.certificate_der() == new.public_bytes(serialization.Encoding.DER)
+    card.verify_pin(USER_PIN)
+    public.verify(card.sign(b"challenge"), b"challenge", ec.ECDSA(hashes.SHA256()))
+    card.forget_pin()
+    assert card.discard_new_key(USER_PIN) is False  # nothing to undo: the old pair is gone
+    assert LOGIN_ID not in _objects(softhsm)["private"]
     card.close()
 
 
