@@ -1,5 +1,5 @@
 """``spinedesk``: parse the command line, run the command ``app.cli`` names, and turn what went wrong into a
-sentence and an exit status — here and nowhere else (the text comes from ``app.errors.user_text``).
+sentence and an exit status — here and nowhere else (the text comes from ``app.error_text.user_text``).
 
 The commands and their wiring (the composition root) live in ``app.cli``.
 """
@@ -14,7 +14,8 @@ from typing import TextIO
 from app.cli import EXIT_ERROR, EXIT_REFUSED, build_parser, command_for
 from app.cli.wiring import configure_logging
 from app.config import load_settings
-from app.errors import AppError, PlainHttpRefused, user_text
+from app.error_text import user_text
+from app.errors import AppError, PlainHttpRefused
 from app.private_files import private_umask
 
 __all__ = ["EXIT_ERROR", "EXIT_REFUSED", "build_parser", "main"]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from app.cli import wiring
 from app.config import Settings
-from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable, user_text
+from app.error_text import user_text
+from app.errors import AppError, PlainHttpRefused, TlsFilesUnusable
 
 if TYPE_CHECKING:  # the parser is built for every spinedesk command: the service loads only to run one
     from cryptography import x509

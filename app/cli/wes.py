@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from app.cli import wiring
 from app.config import Mode, Settings
-from app.errors import AppError, user_text
+from app.error_text import user_text
+from app.errors import AppError
 
 if TYPE_CHECKING:  # the parser is built for every spinedesk command: the checker is imported only to run it
     from wes.model import Report

@@ -5,7 +5,7 @@ certificate with a key generated on the card.
 one) or a :class:`RenewableCard` (a card whose key and certificate this client may replace: the training card and
 PIV cards whose management key the site gives). Errors are the typed ones of ``app.errors`` (``InvalidPinFormat``
 for a PIN the rules refuse before anything reaches the card, ``PinIncorrect``/``PinBlocked`` from the card,
-``ServiceRejected`` from the service …); ``app.errors.user_text`` turns them into words.
+``ServiceRejected`` from the service …); ``app.error_text.user_text`` turns them into words.
 
 PINs pass through these functions and the card only: they are never logged, stored or sent to the service.
 """

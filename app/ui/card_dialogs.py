@@ -1,6 +1,6 @@
 """What the card self-service dialogs (change PIN, unblock, renew) share: the card holder's name, masked fields
 that are emptied when the dialog closes, NHS's PIN rules beside the new PIN checked as it is typed, a message area
-for problems (``app.errors.user_text``) and a busy line while the card works.
+for problems (``app.error_text.user_text``) and a busy line while the card works.
 
 Secrets leave a dialog only inside :class:`Secrets` values, whose ``repr`` shows no digits, so a signal argument or
 a log line that prints one never carries a PIN or PUK.

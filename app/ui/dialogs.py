@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.client.models import Role
-from app.errors import user_text
+from app.error_text import user_text
 from app.ui.signals import emit
 
 W = TypeVar("W", bound=QWidget)

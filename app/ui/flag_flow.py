@@ -14,7 +14,8 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog
 
 from app.client.flag_edit import EditableFlag, FlagDraft, FlagEditClient
-from app.errors import RecordChanged, user_text
+from app.error_text import user_text
+from app.errors import RecordChanged
 from app.flag_rules import load_codes
 from app.ui.flag_dialog import FlagEditDialog, RemoveFlagDialog
 from app.ui.format import format_name

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import QWidget
 
 from app.client.login import card_login, select_role
 from app.client.models import Auth, Login, Role
-from app.errors import InvalidPinFormat, NoRoleAvailable, PinBlocked, PinIncorrect, ServiceUnreachable, user_text
+from app.error_text import user_text
+from app.errors import InvalidPinFormat, NoRoleAvailable, PinBlocked, PinIncorrect, ServiceUnreachable
 from app.ui import ports
 from app.ui.dialogs import PinDialog, RolePicker
 from app.ui.format import format_date

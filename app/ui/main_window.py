@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from app.client.pds import Pds
 from app.client.pds_models import Patient, SearchQuery
-from app.errors import PinBlocked, RecordChanged, ServiceRejected, WesCheckUnavailable, user_text
+from app.error_text import user_text
+from app.errors import PinBlocked, RecordChanged, ServiceRejected, WesCheckUnavailable
 from app.ui import ports
 from app.ui.alerts_view import AlertsView
 from app.ui.card_self_service import CardSelfService

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.config import CardBackendName, Paths, Settings
-from app.errors import CardNotRecognised, user_text
+from app.error_text import user_text
+from app.errors import CardNotRecognised
 
 from .conftest import PIN, READER0, spinedesk
 

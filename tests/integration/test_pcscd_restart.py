@@ -8,7 +8,8 @@ import pytest
 
 from app.card.pcsc import CardMonitor, EventKind, PcscSystem
 from app.card.piv import PivSession
-from app.errors import PcscUnavailable, user_text
+from app.error_text import user_text
+from app.errors import PcscUnavailable
 
 from .conftest import READER0, spinedesk, start_pcscd, stop_pcscd, wait_card_state
 

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from app import errors as e
+from app.error_text import user_text
 
 CASES = [
     (e.PcscUnavailable("x"), "pcscd"),
@@ -80,13 +81,13 @@ CASES = [
 
 @pytest.mark.parametrize(("error", "phrase"), CASES)
 def test_user_text(error, phrase):
-    text = e.user_text(error)
+    text = user_text(error)
     assert phrase in text
     assert text.endswith((".", ")")), text
 
 
 def test_every_error_class_has_specific_text():
-    generic = e.user_text(e.AppError("generic thing"))
+    generic = user_text(e.AppError("generic thing"))
     classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.AppError)]
     covered = {type(err) for err, _ in CASES}
     abstract = {e.AppError, e.CardError, e.PkiError, e.ServiceError}

@@ -8,7 +8,8 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from app.errors import NotPiv, RevocationInfoStale, user_text
+from app.error_text import user_text
+from app.errors import NotPiv, RevocationInfoStale
 from app.pki import Status as Verdict
 from app.pki import TrustStore, validate
 from app.pki.revocation_view import CertRef, RevocationView, build_view

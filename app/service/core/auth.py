@@ -46,7 +46,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from app.errors import AppError, CertificateIdentityMissing, CertificateRejected, RevocationInfoStale, user_text
+from app.error_text import user_text
+from app.errors import AppError, CertificateIdentityMissing, CertificateRejected, RevocationInfoStale
 from app.pki import (
     IdentityAttribute,
     IdentityPolicy,

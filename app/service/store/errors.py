@@ -1,4 +1,4 @@
-"""Typed storage errors. Messages are whole clauses that say what to do; ``app.errors.user_text`` adds the stop."""
+"""Typed storage errors. Messages are whole clauses that say what to do; ``app.error_text.user_text`` adds the stop."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from app.card.backend import BackendKind
 from app.card.pcsc import CardMonitor, EventKind
 from app.card.pkcs11 import Pkcs11Backend, TokenMonitor
 from app.card.virtual import CardFile
-from app.errors import CardError, CardRemoved, InvalidPinFormat, PinBlocked, PinIncorrect, user_text
+from app.error_text import user_text
+from app.errors import CardError, CardRemoved, InvalidPinFormat, PinBlocked, PinIncorrect
 
 from ..conftest import PIN, PUK, READER0, REQUIRED
 

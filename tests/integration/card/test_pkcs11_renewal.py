@@ -26,7 +26,8 @@ from app.client.client import SpineClient
 from app.client.login import card_login
 from app.client.selfservice import renew_certificate
 from app.config import CardBackendName, Paths, Settings
-from app.errors import CardManagementRefused, CardProtocolError, RenewalIncomplete, user_text
+from app.error_text import user_text
+from app.errors import CardManagementRefused, CardProtocolError, RenewalIncomplete
 from app.pki import TrainingCA
 from tests.support.softhsm import LOGIN_ID, OTHER_ID, USER_PIN, Issued, SoftHsm, issue_certificates
 

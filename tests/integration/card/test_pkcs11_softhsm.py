@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from app.card.backend import BackendKind, CardBackend, CardFamily, LoginToken
 from app.card.pcsc import EventKind
 from app.card.pkcs11 import Pkcs11Backend, TokenMonitor, load_module
+from app.error_text import user_text
 from app.errors import (
     CardError,
     CardRemoved,
@@ -28,7 +29,6 @@ from app.errors import (
     Pkcs11ModuleError,
     PukIncorrect,
     SeveralCards,
-    user_text,
 )
 from app.pki import validate
 from app.pki.identity import subject_identity

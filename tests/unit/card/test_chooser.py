@@ -12,6 +12,7 @@ from app.card.apdu import split_response
 from app.card.backend import BackendKind, CardFamily, CardInfo
 from app.card.chooser import EventMerger, PivBackend, open_login_token, refuse_retired, stop_all
 from app.card.virtual import PivApplet, issue_card
+from app.error_text import user_text
 from app.errors import (
     CardError,
     CardInUse,
@@ -21,7 +22,6 @@ from app.errors import (
     NoCard,
     NoReader,
     PcscUnavailable,
-    user_text,
 )
 from app.pki import TrainingCA
 

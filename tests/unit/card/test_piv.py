@@ -264,7 +264,8 @@ def test_command_repr_never_shows_pin_data():
 
 def test_a_wrong_or_exhausted_puk_is_not_reported_as_the_pin():
     """A wrong PUK must not read "Incorrect PIN": the user would retype the PIN they no longer have."""
-    from app.errors import PukBlocked, PukIncorrect, user_text
+    from app.error_text import user_text
+    from app.errors import PukBlocked, PukIncorrect
 
     with pytest.raises(PukIncorrect) as wrong:
         PivSession(FakeCard(lambda a: (b"", 0x63C2))).unblock_pin("87654321", "135790")

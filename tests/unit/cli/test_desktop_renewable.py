@@ -13,7 +13,8 @@ from app.card.piv import PivSession
 from app.card.renewal import PivRenewableCard
 from app.card.virtual import PivApplet, issue_card
 from app.cli.desktop import training_renewable
-from app.errors import CardManagementRefused, user_text
+from app.error_text import user_text
+from app.errors import CardManagementRefused
 from app.pki import TrainingCA
 from tests.support.card import AppletLink
 

@@ -9,7 +9,8 @@ import pytest
 
 from app.client.login import card_login, select_role
 from app.client.models import Challenge, Login, Role
-from app.errors import AudienceMismatch, user_text
+from app.error_text import user_text
+from app.errors import AudienceMismatch
 from app.protocol import LOGIN_CONTEXT, canonical_audience, login_message
 
 ROLE = Role("r1", "A81001", "Surgery", "S8000:G8000:R8000", "Clinical", ("B0264",))

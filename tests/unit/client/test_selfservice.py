@@ -25,6 +25,7 @@ from app.client.selfservice import (
     unblock_via_service,
     unblock_with_puk,
 )
+from app.error_text import user_text
 from app.errors import (
     CardManagementRefused,
     InvalidPinFormat,
@@ -34,7 +35,6 @@ from app.errors import (
     RenewalIncomplete,
     ServiceRejected,
     ServiceUnreachable,
-    user_text,
 )
 from app.pki import TrainingCA
 from app.pki.csr import check_csr

@@ -11,7 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.errors import CertificateIdentityMissing, PkiError, user_text
+from app.error_text import user_text
+from app.errors import CertificateIdentityMissing, PkiError
 from app.pki import (
     IdentityAttribute,
     IdentityPolicy,

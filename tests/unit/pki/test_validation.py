@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from app.errors import CertificateRejected, PkiError, user_text
+from app.error_text import user_text
+from app.errors import CertificateRejected, PkiError
 from app.pki import (
     RENEWAL_WINDOW_DAYS,
     Status,

@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from app.errors import AppError, user_text
+from app.error_text import user_text
+from app.errors import AppError
 from app.service.core.outcome import (
     CODES,
     SPINE_ERROR_SYSTEM,

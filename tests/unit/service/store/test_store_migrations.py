@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.errors import user_text
+from app.error_text import user_text
 from app.service.storage import open_store, schema_postgres, schema_sqlite, sqlite_path
 from app.service.store import SchemaError, StoreUnavailable, StoreUrlError
 from app.service.store.migrations import Migration
