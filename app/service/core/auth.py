@@ -286,6 +286,25 @@ class AuthService:
         """How the login checks see ``cert`` now (chain, validity, revocation, key usage)."""
         return validate(cert, self._view().store, now=self._now())
 
+    def users_named_by(self, cert: x509.Certificate) -> list[str]:
+        """Every user ``cert`` names, whichever way the service may know them: its registered fingerprint, an NHS
+        user UUID in its subject (the anchor's attribute, serialNumber or UID), its card UUID; the one a login would
+        pick first. Nothing is validated here: this answers "whose card is it?", not "may it log in?"."""
+        found = [self._store.user_by_cert_fingerprint(fingerprint(cert))]
+        preferred = self._identity.attribute_for(self.certificate_verdict(cert).anchor)
+        for attribute in dict.fromkeys((preferred, IdentityAttribute.SERIAL_NUMBER, IdentityAttribute.UID)):
+            if attribute is IdentityAttribute.SAN_UUID:
+                continue
+            try:
+                named = subject_identity(cert, attribute)
+            except CertificateIdentityMissing:
+                continue
+            if named is not None:
+                found.append(self._store.user_by_nhs_uuid(named))
+        if (san := card_uuid(cert)) is not None:
+            found.append(self._store.user_by_card_uuid(str(san).lower()))
+        return list(dict.fromkeys(user.id for user in found if user is not None))
+
     # --- every request ---------------------------------------------------------------------------------------
 
     def authenticate(self, authorization: str | None, urid: str | None) -> Principal:

@@ -8,12 +8,14 @@ sends again: the session remembers only its issuer and serial. That certificate 
 The request (PKCS#10) must be signed by its own key, an RSA key of 2048 to 4096 bits or an EC P-256 key that is
 not the old one, for exactly the old certificate's subject. The training CA issues the new certificate with the
 old one's subject and alternative names; the old one is revoked (reason superseded) when the client confirms that
-the card stores the new one, or else at the new certificate's first login (``CardAdmin.on_login``).
+the card stores the new one, or else at the new certificate's first login (``CardAdmin.on_login``). At most one
+renewed certificate stands: a new renewal revokes the certificates earlier renewals of the same certificate issued,
+and a confirmation revokes any other.
 
 Unblock needs a role holding the operation ``card.unblock`` (the Local Smartcard Unlocker activity in
 ``resources/rbac.json``); the service releases the training card's PUK recorded when the card was issued, for a
-card named by its certificate, never for the caller's own card. A production service has no CA or PUKs and
-answers 403 naming the registration authority.
+card named by its certificate, never for the caller's own card (known by fingerprint, NHS user UUID or card
+UUID). A production service has no CA or PUKs and answers 403 naming the registration authority.
 """
 
 from __future__ import annotations
@@ -196,6 +198,8 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
             call.details["reason"] = "not issued by the training CA"
             raise FhirError("ACCESS_DENIED", "this certificate was not issued by this service's training CA, so "
                             "it cannot renew it; ask your registration authority", status=403)
+        if superseded := admin.supersede(old.serial_number):
+            call.details["superseded"] = [format(serial, "x") for serial in superseded]
         try:
             new = admin.ca.renew_card_certificate(old, key, days=RENEWED_DAYS)
         except PkiError as exc:
@@ -221,8 +225,7 @@ def confirm(ctx: ServiceContext, request: Request) -> Response:
             call.details["reason"] = "no such renewal for this session"
             raise FhirError("INVALID_VALUE", "the certificate is not one renewed for this session's certificate",
                             expression="certificate")
-        admin.ca.revoke(pending.old_serial, x509.ReasonFlags.superseded)
-        admin.records.finish_renewal(pending.new_serial)
+        admin.settle(pending)
         call.details.update(old_serial=format(pending.old_serial, "x"), new_serial=format(new.serial_number, "x"))
         return Response.json(200, {"revoked": format(pending.old_serial, "x")}, content_type="application/json",
                              headers=NO_STORE)
@@ -252,9 +255,9 @@ def unblock(ctx: ServiceContext, request: Request) -> Response:
             details["reason"] = "not a training card"
             raise FhirError("INVALID_VALUE", "this card was not issued by this service's training CA; its "
                             "registration authority unlocks it", expression="certificate") from exc
-        holder = ctx.store.user_by_card_uuid(str(uuid).lower()) if uuid else None
-        details["card_user"] = holder.id if holder else None
-        if holder is not None and holder.id == call.principal.user.id:
+        holders = ctx.auth.users_named_by(target)  # by fingerprint, NHS user UUID or card UUID, as logins do
+        details["card_user"] = holders[0] if holders else None
+        if call.principal.user.id in holders:
             details["reason"] = "own card"
             raise FhirError("ACCESS_DENIED", "nobody may unblock their own smartcard; ask another Local Smartcard "
                             "Unlocker", status=403)
