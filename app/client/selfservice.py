@@ -26,6 +26,7 @@ from app.client.login import card_login
 from app.errors import CardError, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
+from app.protocol import renewal_message
 
 
 class SelfServiceCard(Protocol):
@@ -141,12 +142,16 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
         token = card_login(card, api, pin).token
     try:
         say("Asking the service whether this certificate may be renewed")
-        api.renewal_check(token, old_der)
+        window = api.renewal_check(token, old_der)
         card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
-        card.forget_pin()
+        try:  # the current key asks for the renewal (a session's bearer token alone cannot)
+            proof = ((window.nonce, card.sign(renewal_message(window.nonce, window.audience)))
+                     if window.nonce and window.audience else None)
+        finally:
+            card.forget_pin()
         say("Generating a new key on the card")
         public_der = card.generate_key()
-        new_der = _certify(card, api, token, pin, old, old_der, public_der, say)
+        new_der = _certify(card, api, token, pin, old, old_der, public_der, say, proof)
         say("Telling the service the card holds the new certificate")
         old_revoked = _confirm(api, token, new_der)
     finally:
@@ -158,7 +163,7 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
 
 
 def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,
-             public_der: bytes, say: Callable[[str], None]) -> bytes:
+             public_der: bytes, say: Callable[[str], None], proof: tuple[str, bytes] | None = None) -> bytes:
     """The steps between the card's new key and its new certificate; a failure here is ``RenewalIncomplete``."""
     step = "signing the certificate request"
     try:
@@ -170,7 +175,7 @@ def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old
             card.forget_pin()
         step = "asking the service for the new certificate"
         say("Asking the service for the new certificate")
-        new_der = api.renew_certificate(token, old_der, csr)
+        new_der = api.renew_certificate(token, old_der, csr, proof)
         step = "storing the new certificate on the card"
         say("Storing the new certificate on the card")
         card.store_certificate(new_der)

@@ -60,7 +60,7 @@ from app.pki import (
 from app.pki.identity import subject_identity
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
-from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
+from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message, renewal_message
 from app.service.store import RoleProfile, SessionPrincipal, Store, User
 
 MAX_CERTIFICATE_BYTES = 8192
@@ -285,6 +285,23 @@ class AuthService:
     def certificate_verdict(self, cert: x509.Certificate) -> Verdict:
         """How the login checks see ``cert`` now (chain, validity, revocation, key usage)."""
         return validate(cert, self._view().store, now=self._now())
+
+    def card_consents(self, cert: x509.Certificate, proof: object) -> bool:
+        """Did ``cert``'s key (the card, not only a session's bearer token) sign ``renewal_message`` over a nonce
+        this service issued for ``cert`` (``{"nonce", "signature"}``)? The nonce is used up either way."""
+        if not isinstance(proof, dict):
+            return False
+        nonce, signature = proof.get("nonce"), proof.get("signature")
+        if not (isinstance(nonce, str) and 16 <= len(nonce) <= 128 and nonce.isascii() and "\x00" not in nonce
+                and isinstance(signature, str) and self.audience):
+            return False
+        challenge = self._store.consume_challenge(nonce, now=self._now())
+        if challenge is None or challenge.cert_fingerprint != fingerprint(cert):
+            return False
+        try:
+            return _verify(cert, _b64(signature, "signature"), renewal_message(nonce, self.audience))
+        except AuthError:
+            return False
 
     def users_named_by(self, cert: x509.Certificate) -> list[str]:
         """Every user ``cert`` names, whichever way the service may know them: its registered fingerprint, an NHS

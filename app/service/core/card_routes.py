@@ -5,12 +5,14 @@ or put in the audit trail.
 Renewal needs a live session (any role, or none yet) opened with the certificate being renewed, which the client
 sends again: the session remembers only its issuer and serial. That certificate must still pass the login checks
 (chain, validity, revocation, key usage) and be within its renewal window (``RENEWAL_WINDOW_DAYS`` before expiry).
-The request (PKCS#10) must be signed by its own key, an RSA key of 2048 to 4096 bits or an EC P-256 key that is
-not the old one, for exactly the old certificate's subject. The training CA issues the new certificate with the
-old one's subject and alternative names; the old one is revoked (reason superseded) when the client confirms that
-the card stores the new one, or else at the new certificate's first login (``CardAdmin.on_login``). At most one
-renewed certificate stands: a new renewal revokes the certificates earlier renewals of the same certificate issued,
-and a confirmation revokes any other.
+The card itself must ask: the check returns a single-use nonce which the card's CURRENT key signs
+(``renewal_message``) before the card replaces it, sent as ``proof``, so a session's bearer token alone never becomes
+a certificate. The request (PKCS#10) must be signed by its own key, an RSA key of 2048 to 4096 bits or an EC
+P-256 key that is not the old one, for exactly the old certificate's subject. The training CA issues the new
+certificate with the old one's subject and alternative names; the old one is revoked (reason superseded) when the
+client confirms that the card stores the new one, or else at the new certificate's first login
+(``CardAdmin.on_login``). At most one renewed certificate stands: a new renewal revokes the certificates earlier
+renewals of the same certificate issued, and a confirmation revokes any other.
 
 Unblock needs a role holding the operation ``card.unblock`` (the Local Smartcard Unlocker activity in
 ``resources/rbac.json``); the service releases the training card's PUK recorded when the card was issued, for a
@@ -162,9 +164,16 @@ def renewal_check(ctx: ServiceContext, request: Request) -> Response:
     """May the session's certificate be renewed now? Asked before the card's key is touched."""
     def work(call: _Renewal) -> Response:
         call.admin()
-        cert = call.session_certificate(_body(request))
+        body = _body(request)
+        cert = call.session_certificate(body)
         _in_window(ctx, cert, call)
-        return Response.json(200, _window(cert), content_type="application/json", headers=NO_STORE)
+        try:  # the nonce the card's current key signs (renewal_message) before the card replaces it
+            issued = ctx.auth.challenge(str(body["certificate"]))
+        except AuthError as exc:
+            call.details["reason"] = exc.reason
+            raise FhirError("SERVICE_UNAVAILABLE", exc.message, status=503) from exc
+        return Response.json(200, {**_window(cert), "nonce": issued.nonce, "audience": issued.audience},
+                             content_type="application/json", headers=NO_STORE)
 
     return _Renewal(ctx, request, "card.renewal.check").run(work)
 
@@ -175,6 +184,11 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
         body = _body(request)
         old = call.session_certificate(body)
         _in_window(ctx, old, call)
+        if not ctx.auth.card_consents(old, body.get("proof")):
+            call.details["reason"] = "no proof from the card's current key"
+            raise FhirError("ACCESS_DENIED", "the renewal must be signed by the card's current key (over the nonce "
+                            f"from {CARD_RENEWAL_CHECK_PATH}, used once): a session alone cannot renew a card",
+                            status=403)
         try:
             csr = check_csr(_der(body.get("csr"), "csr"))
         except ValueError as exc:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.card.login_card import PivLoginCard
 from app.card.management_key import ManagementKey
@@ -37,6 +38,7 @@ from app.errors import (
 )
 from app.pki import TrainingCA
 from app.pki.csr import check_csr
+from app.protocol import renewal_message
 
 PIN, PUK, NEW = "240719", "87654321", "50829173"
 URL = "https://spine.example.nhs.uk"
@@ -111,14 +113,17 @@ class Service:
             raise self.refuse_renewal
         cert = x509.load_der_x509_certificate(self.sessions[token])
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
-                             cert.not_valid_after_utc - timedelta(days=90))
+                             cert.not_valid_after_utc - timedelta(days=90), "renewal-nonce-0123456789", URL)
 
-    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes,
+                          proof: tuple[str, bytes] | None = None) -> bytes:
         self.calls.append("renew_certificate")
         if self.fail_issue:
             raise ServiceUnreachable(URL, "connection refused or no route")
         csr = check_csr(csr_der)
         old = x509.load_der_x509_certificate(self.sessions[token])
+        assert proof is not None and proof[0] == "renewal-nonce-0123456789"  # the OLD key asked for it
+        old.public_key().verify(proof[1], renewal_message(proof[0], URL), ec.ECDSA(hashes.SHA256()))
         assert csr.subject == old.subject
         new = self.ca.renew_card_certificate(old, csr.public_key(), days=30)
         return new.public_bytes(serialization.Encoding.DER)

@@ -1,6 +1,7 @@
 """Card self-service as its enemies would use it: an unlocker unblocking their own card when it is known to the
-service by fingerprint, a renewal certificate left valid beside the one the card stores (stolen-token or repeated
-renewals), and hostile bodies on the new routes (4xx with an OperationOutcome, never 500, always audited)."""
+service by fingerprint, a renewal certificate left valid beside the one the card stores, a stolen session token
+asking for a certificate without the card, and hostile bodies on the new routes (4xx with an OperationOutcome,
+never 500, always audited)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from app.protocol import login_message
 from app.service.core.auth import fingerprint
 from app.service.store import RoleProfile
 from tests.support.service.live import serve
-from tests.unit.service.core.test_card_routes import UNLOCKER, SoftCard, _b64, _login, _post, _revoked
+from tests.unit.service.core.test_card_routes import UNLOCKER, SoftCard, _b64, _login, _post, _proof, _revoked
 
 
 @pytest.fixture
@@ -93,36 +94,40 @@ def _csr(old: x509.Certificate) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
 
 
 def test_a_certificate_from_an_earlier_renewal_does_not_outlive_the_one_the_card_stores(live):
-    """A thief with alice's bearer token (and her public certificate) has a certificate issued for a key of their
-    own; alice then renews her card and confirms. The thief's certificate must not stay valid beside hers."""
+    """A renewal was issued but never reached the card (the client stopped, or retried with a new key); the card
+    then renews again and confirms. The first certificate must not stay valid beside the card's."""
     card = SoftCard(live.keys["alice"], live.certs["alice"])
     old = x509.load_der_x509_certificate(card.cert_der)
     token = _login(live, card)
-    _, thief_csr = _csr(old)
-    stolen = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(thief_csr)})
-    assert stolen.status_code == 201, stolen.text
-    thief_serial = x509.load_der_x509_certificate(base64.b64decode(stolen.json()["certificate"])).serial_number
+    _, first_csr = _csr(old)
+    first = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(first_csr),
+                                                 "proof": _proof(live, token, card)})
+    assert first.status_code == 201, first.text
+    first_serial = x509.load_der_x509_certificate(base64.b64decode(first.json()["certificate"])).serial_number
     _, csr = _csr(old)
-    mine = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr)})
+    mine = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                "proof": _proof(live, token, card)})
     assert mine.status_code == 201, mine.text
     new = base64.b64decode(mine.json()["certificate"])
     done = _post(live, "/card/renewal/confirm", token, {"certificate": _b64(new)})
     assert done.status_code == 200, done.text
     revoked = _revoked(live.ca)
     assert old.serial_number in revoked
-    assert thief_serial in revoked
+    assert first_serial in revoked
     assert x509.load_der_x509_certificate(new).serial_number not in revoked
 
 
-def test_a_renewal_issued_after_another_still_revokes_it_at_confirmation(live):
-    """Two renewals race (two processes, or a thief after alice): whichever is confirmed, the other is revoked."""
+def test_a_later_renewal_supersedes_an_earlier_one_and_a_confirmation_is_used_once(live):
+    """Two renewals of one certificate: the later supersedes the earlier, whose confirmation then finds nothing."""
     card = SoftCard(live.keys["alice"], live.certs["alice"])
     old = x509.load_der_x509_certificate(card.cert_der)
     token = _login(live, card)
     _, csr = _csr(old)
-    mine = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr)})
+    mine = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                "proof": _proof(live, token, card)})
     _, other_csr = _csr(old)
-    other = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(other_csr)})
+    other = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(other_csr),
+                                                 "proof": _proof(live, token, card)})
     assert mine.status_code == other.status_code == 201
     other_serial = x509.load_der_x509_certificate(base64.b64decode(other.json()["certificate"])).serial_number
     mine_der = base64.b64decode(mine.json()["certificate"])
@@ -171,3 +176,44 @@ def test_hostile_bodies_are_4xx_with_an_operation_outcome_and_audited(live, path
         assert 400 <= r.status_code < 500, (path, body[:40], r.status_code, r.text)
         assert r.json()["resourceType"] == "OperationOutcome", (path, body[:40], r.text)
         assert len(live.store.query_audit(user_id=user, limit=1000)) == before + 1, (path, body[:40])
+
+
+# --- renewal: the bearer token alone is not the card ---------------------------------------------------------
+
+
+def test_a_stolen_session_token_alone_gets_no_certificate(live):
+    """Whoever holds alice's bearer token (not her card) and her public certificate asks for a certificate for a
+    key of their own: without a signature by the card's current key over the service's renewal nonce, refused."""
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    old = x509.load_der_x509_certificate(card.cert_der)
+    token = _login(live, card)
+    check = _post(live, "/card/renewal/check", token, {"certificate": _b64(card.cert_der)})
+    assert check.status_code == 200, check.text
+    thief_key, csr = _csr(old)
+    for proof in (None, {"nonce": check.json().get("nonce", "x" * 43), "signature": _b64(thief_key.sign(
+            b"anything", ec.ECDSA(hashes.SHA256())))}):
+        body: dict[str, object] = {"certificate": _b64(card.cert_der), "csr": _b64(csr)}
+        if proof is not None:
+            body["proof"] = proof
+        stolen = _post(live, "/card/renewal", token, body)
+        assert stolen.status_code == 403, stolen.text
+        assert "certificate" not in stolen.json()
+    assert live.store.query_audit(user_id="alice", limit=1)[0].outcome == "403"
+
+
+def test_a_renewal_proof_is_used_once_and_a_login_signature_is_not_one(live):
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    old = x509.load_der_x509_certificate(card.cert_der)
+    token = _login(live, card)
+    proof = _proof(live, token, card)
+    _, csr = _csr(old)
+    first = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr), "proof": proof})
+    assert first.status_code == 201, first.text
+    _, csr = _csr(old)
+    again = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr), "proof": proof})
+    assert again.status_code == 403, again.text
+    check = _post(live, "/card/renewal/check", token, {"certificate": _b64(card.cert_der)}).json()
+    login_sig = card.key.sign(login_message(check["nonce"], check["audience"]), ec.ECDSA(hashes.SHA256()))
+    relabelled = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                      "proof": {"nonce": check["nonce"], "signature": _b64(login_sig)}})
+    assert relabelled.status_code == 403, relabelled.text
