@@ -165,7 +165,12 @@ def test_hostile_bodies_are_4xx_with_an_operation_outcome_and_audited(live, path
     if path == "/card/renewal":
         bodies += [b'{"certificate": "%s", "csr": 7}' % valid.encode(),
                    b'{"certificate": "%s", "csr": "%s"}' % (valid.encode(), b"A" * 40000),
-                   b'{"certificate": "%s", "csr": "AAAA"}' % valid.encode()]
+                   b'{"certificate": "%s", "csr": "AAAA"}' % valid.encode(),
+                   *(b'{"certificate": "%s", "csr": "AAAA", "proof": %s}' % (valid.encode(), proof) for proof in (
+                       b"[]", b'"x"', b"{}", b'{"nonce": 5, "signature": "AAAA"}', b'{"nonce": "%s", "signature": 1}'
+                       % (b"n" * 40), b'{"nonce": "%s", "signature": "AAAA"}' % (b"n" * 5000),
+                       b'{"nonce": "%s", "signature": "%s"}' % (b"n" * 40, b"A" * 30000),
+                       b'{"nonce": "\\u0000%s", "signature": "AAAA"}' % (b"n" * 40)))]
     for body in bodies:
         before = len(live.store.query_audit(user_id=user, limit=1000))
         headers = {"Authorization": f"Bearer {token}", "X-Request-ID": str(uuid.uuid4()),
