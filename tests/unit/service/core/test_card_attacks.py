@@ -6,6 +6,7 @@ never 500, always audited)."""
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 
 import httpx
@@ -222,3 +223,22 @@ def test_a_renewal_proof_is_used_once_and_a_login_signature_is_not_one(live):
     relabelled = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
                                                       "proof": {"nonce": check["nonce"], "signature": _b64(login_sig)}})
     assert relabelled.status_code == 403, relabelled.text
+
+
+# --- unblock: the code leaves only in the answer --------------------------------------------------------------
+
+
+def test_the_unblock_code_is_not_cached_logged_or_audited(live, caplog):
+    caplog.set_level(logging.DEBUG)
+    target = x509.load_der_x509_certificate(live.certs["alice"])
+    alice_card = uuid.UUID(target.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                           .get_values_for_type(x509.UniformResourceIdentifier)[0].removeprefix("urn:uuid:"))
+    CardRecords(live.ca.directory).record_unblock_code(alice_card, "73510486")
+    live.store.add_role_profile(RoleProfile(UNLOCKER, "bob", "A81001", "Training Surgery", "S8000:G8000:R8000",
+                                            "Local Smartcard Unlocker", ("B1300",)))
+    token = live.login("bob", UNLOCKER)
+    answer = _post(live, "/card/unblock", token, {"certificate": _b64(live.certs["alice"])}, urid=UNLOCKER)
+    assert answer.status_code == 200 and answer.json() == {"unblock_code": "73510486"}
+    assert "no-store" in answer.headers.get("cache-control", "")
+    assert not [r for r in caplog.records if "73510486" in r.getMessage()]
+    assert all("73510486" not in str(r.details) for r in live.store.query_audit(limit=1000))
