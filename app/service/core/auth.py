@@ -182,14 +182,15 @@ class AuthService:
 
     # --- step 1 ----------------------------------------------------------------------------------------------
 
-    def challenge(self, certificate_b64: str) -> IssuedChallenge:
-        """The same answer for every readable certificate: no trust, revocation or user look-up happens here."""
+    def challenge(self, certificate_b64: str, ttl: timedelta | None = None) -> IssuedChallenge:
+        """The same answer for every readable certificate: no trust, revocation or user look-up happens here.
+        ``ttl``: how long the nonce stays usable (default: the login challenge's)."""
         cert = _read_certificate(certificate_b64)
         if not self.audience:
             raise AuthError(503, "no-audience", "this service has no public base URL configured, so it cannot take "
                             "logins; ask IT to set it")
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
-        expires = self._now() + self._challenge_ttl
+        expires = self._now() + (ttl or self._challenge_ttl)
         self._store.create_challenge(nonce, fingerprint(cert), expires, now=self._now())
         return IssuedChallenge(nonce, expires, self.audience)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
@@ -54,6 +55,9 @@ from app.service.store import AuditEntry, SessionPrincipal
 from app.service.store.audit_chain import safe_text
 
 MAX_DER = 8192
+# How long the renewal nonce stays usable: it is signed before the card generates its new key and spent after, and a
+# real card can take a minute or more to generate an RSA key.
+RENEWAL_PROOF_TTL = timedelta(minutes=10)
 NO_STORE = [("cache-control", "no-store")]
 
 
@@ -168,7 +172,7 @@ def renewal_check(ctx: ServiceContext, request: Request) -> Response:
         cert = call.session_certificate(body)
         _in_window(ctx, cert, call)
         try:  # the nonce the card's current key signs (renewal_message) before the card replaces it
-            issued = ctx.auth.challenge(str(body["certificate"]))
+            issued = ctx.auth.challenge(str(body["certificate"]), ttl=RENEWAL_PROOF_TTL)
         except AuthError as exc:
             call.details["reason"] = exc.reason
             raise FhirError("SERVICE_UNAVAILABLE", exc.message, status=503) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -242,3 +243,12 @@ def test_the_unblock_code_is_not_cached_logged_or_audited(live, caplog):
     assert "no-store" in answer.headers.get("cache-control", "")
     assert not [r for r in caplog.records if "73510486" in r.getMessage()]
     assert all("73510486" not in str(r.details) for r in live.store.query_audit(limit=1000))
+
+
+def test_the_renewal_nonce_outlasts_a_slow_key_generation(live):
+    """Signed before the card generates its new key, spent after: a real card may take minutes for an RSA key, and a
+    nonce expired by then would leave the card with a new key and no certificate."""
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    token = _login(live, card)
+    nonce = _post(live, "/card/renewal/check", token, {"certificate": _b64(card.cert_der)}).json()["nonce"]
+    assert live.store.consume_challenge(nonce, now=datetime.now(UTC) + timedelta(minutes=5)) is not None
