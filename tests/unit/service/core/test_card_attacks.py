@@ -252,3 +252,17 @@ def test_the_renewal_nonce_outlasts_a_slow_key_generation(live):
     token = _login(live, card)
     nonce = _post(live, "/card/renewal/check", token, {"certificate": _b64(card.cert_der)}).json()["nonce"]
     assert live.store.consume_challenge(nonce, now=datetime.now(UTC) + timedelta(minutes=5)) is not None
+
+
+def test_a_revoked_certificate_is_not_renewed_and_the_refusal_is_audited(live):
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    old = x509.load_der_x509_certificate(card.cert_der)
+    token = _login(live, card)
+    proof = _proof(live, token, card)
+    live.ca.revoke(old.serial_number, x509.ReasonFlags.key_compromise)
+    _, csr = _csr(old)
+    answer = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                  "proof": proof})
+    assert answer.status_code in (401, 403) and "certificate" not in answer.json(), answer.text
+    record = live.store.query_audit(user_id="alice", limit=1)[0]
+    assert (record.action, record.outcome) == ("card.renewal.issue", str(answer.status_code))
