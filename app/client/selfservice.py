@@ -23,10 +23,10 @@ from cryptography import x509
 
 from app.client.api import SelfServiceApi
 from app.client.login import card_login
-from app.errors import CardError, RenewalIncomplete, ServiceError
+from app.errors import AudienceMismatch, CardError, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
-from app.protocol import renewal_message
+from app.protocol import canonical_audience, renewal_message
 
 
 class SelfServiceCard(Protocol):
@@ -143,10 +143,12 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     try:
         say("Asking the service whether this certificate may be renewed")
         window = api.renewal_check(token, old_der)
+        expected = canonical_audience(api.base_url)
+        if window.nonce and _audience(window.audience) != expected:  # as at login: only for this service
+            raise AudienceMismatch(api.base_url, window.audience)
         card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
         try:  # the current key asks for the renewal (a session's bearer token alone cannot)
-            proof = ((window.nonce, card.sign(renewal_message(window.nonce, window.audience)))
-                     if window.nonce and window.audience else None)
+            proof = (window.nonce, card.sign(renewal_message(window.nonce, expected))) if window.nonce else None
         finally:
             card.forget_pin()
         say("Generating a new key on the card")
@@ -160,6 +162,13 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
     new = x509.load_der_x509_certificate(new_der)
     return RenewalResult(Outcome.CERTIFICATE_RENEWED, new.serial_number, new.not_valid_after_utc,
                          old.serial_number, old_revoked)
+
+
+def _audience(text: str) -> str | None:
+    try:
+        return canonical_audience(text)
+    except ValueError:
+        return None
 
 
 def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,

@@ -27,6 +27,7 @@ from app.client.selfservice import (
     unblock_with_puk,
 )
 from app.errors import (
+    AudienceMismatch,
     CardManagementRefused,
     InvalidPinFormat,
     PinBlocked,
@@ -91,6 +92,7 @@ class Service:
         self.fail_confirm = fail_confirm
         self.revoked: list[int] = []
         self.unblock_codes: dict[bytes, str] = {}
+        self.renewal_audience = URL
 
     def challenge(self, certificate_der: bytes) -> Challenge:
         self.calls.append("challenge")
@@ -113,7 +115,8 @@ class Service:
             raise self.refuse_renewal
         cert = x509.load_der_x509_certificate(self.sessions[token])
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
-                             cert.not_valid_after_utc - timedelta(days=90), "renewal-nonce-0123456789", URL)
+                             cert.not_valid_after_utc - timedelta(days=90), "renewal-nonce-0123456789",
+                             self.renewal_audience)
 
     def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes,
                           proof: tuple[str, bytes] | None = None) -> bytes:
@@ -292,3 +295,13 @@ def test_a_wrong_pin_with_a_live_session_costs_a_try_never_the_key(card, applet,
     assert applet.card.private_key is key and not applet.card.certificate_pending
     assert applet.card.pin_tries_left == applet.card.pin_tries_max - 1
     assert "renew_certificate" not in service.calls
+
+
+def test_renewal_signs_only_for_the_service_it_talks_to(card, applet, ca):
+    """As at login: a renewal nonce naming another service's audience stops before the PIN reaches the card."""
+    service = Service(ca)
+    service.renewal_audience = "https://elsewhere.example.nhs.uk"
+    before = card.certificate_der()
+    with pytest.raises(AudienceMismatch):
+        renew_certificate(card, service, PIN)
+    assert "renew_certificate" not in service.calls and card.certificate_der() == before
