@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.pki import TrainingCA
 from app.pki.card_records import CardRecords
@@ -266,3 +266,25 @@ def test_a_revoked_certificate_is_not_renewed_and_the_refusal_is_audited(live):
     assert answer.status_code in (401, 403) and "certificate" not in answer.json(), answer.text
     record = live.store.query_audit(user_id="alice", limit=1)[0]
     assert (record.action, record.outcome) == ("card.renewal.issue", str(answer.status_code))
+
+
+@pytest.mark.parametrize("weak", ["rsa1024", "p384", "huge"])
+def test_weak_odd_or_huge_requests_are_refused_before_anything_is_issued(live, weak):
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    old = x509.load_der_x509_certificate(card.cert_der)
+    token = _login(live, card)
+    if weak == "rsa1024":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        sign = lambda tbs: key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())  # noqa: E731
+    else:
+        key = ec.generate_private_key(ec.SECP384R1())
+        sign = lambda tbs: key.sign(tbs, ec.ECDSA(hashes.SHA384()))  # noqa: E731
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    csr = build_csr(old.subject, spki, sign)
+    if weak == "huge":
+        csr = csr + b"\x00" * 9000
+    answer = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                  "proof": _proof(live, token, card)})
+    assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", answer.text
+    assert live.store.query_audit(user_id="alice", action="card.renewal.issue", limit=1)[0].outcome == "400"
+    assert CardRecords(live.ca.directory).renewals_replacing(old.serial_number) == []
