@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 LOGIN_CONTEXT = b"SpineDesk-Login-v2\x00"
+RENEWAL_CONTEXT = b"SpineDesk-Renewal-v1\x00"  # the card's current key consents to a renewal (never a login)
 AUTH_CHALLENGE_PATH = "/auth/challenge"
 AUTH_SESSION_PATH = "/auth/session"
 AUTH_ROLE_PATH = "/auth/session/role"  # binds the session's role profile, once
@@ -53,3 +54,10 @@ def login_message(nonce: str, audience: str) -> bytes:
     if "\x00" in nonce or "\x00" in audience:
         raise ValueError("a login nonce or audience may not contain NUL")
     return LOGIN_CONTEXT + audience.encode("utf-8") + b"\x00" + nonce.encode("ascii")
+
+
+def renewal_message(nonce: str, audience: str) -> bytes:
+    """What the card's CURRENT key signs before it is replaced, to show the service that the card itself (not
+    only a session's bearer token) asks for a renewal: like :func:`login_message` under its own context, so a
+    login signature is never a renewal's and a renewal's never logs in."""
+    return RENEWAL_CONTEXT + login_message(nonce, audience)[len(LOGIN_CONTEXT):]

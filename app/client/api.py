@@ -35,9 +35,11 @@ class SelfServiceApi(SpineApi, Protocol):
         renewed now; ``ServiceRejected`` (403/409) says why not."""
         ...
 
-    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
-        """Send the session's certificate and a PKCS#10 request signed by the card's new key; the new certificate
-        (DER)."""
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes,
+                          proof: tuple[str, bytes] | None = None) -> bytes:
+        """Send the session's certificate, a PKCS#10 request signed by the card's new key and ``proof``: the
+        renewal nonce and the card's CURRENT key's signature over ``renewal_message`` (made before the key was
+        replaced); the new certificate (DER)."""
         ...
 
     def confirm_renewal(self, token: str, certificate_der: bytes) -> None:

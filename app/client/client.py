@@ -79,13 +79,17 @@ class SpineClient:
                          headers={"Authorization": f"Bearer {token}"})
         try:
             return RenewalWindow(int(str(doc["serial"]), 16), datetime.fromisoformat(doc["not_after"]),
-                                 datetime.fromisoformat(doc["renew_from"]))
+                                 datetime.fromisoformat(doc["renew_from"]), str(doc.get("nonce", "")),
+                                 str(doc.get("audience", "")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ServiceRejected(502, "BAD_RESPONSE", f"the renewal answer is malformed ({exc})") from exc
 
-    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
-        doc = self._json("POST", CARD_RENEWAL_PATH, {"certificate": _b64(certificate_der), "csr": _b64(csr_der)},
-                         headers={"Authorization": f"Bearer {token}"})
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes,
+                          proof: tuple[str, bytes] | None = None) -> bytes:
+        body: dict[str, object] = {"certificate": _b64(certificate_der), "csr": _b64(csr_der)}
+        if proof is not None:
+            body["proof"] = {"nonce": proof[0], "signature": _b64(proof[1])}
+        doc = self._json("POST", CARD_RENEWAL_PATH, body, headers={"Authorization": f"Bearer {token}"})
         try:
             return base64.b64decode(doc["certificate"], validate=True)
         except (KeyError, TypeError, ValueError) as exc:

@@ -99,3 +99,8 @@ class RenewalWindow:
     serial: int  # the session certificate's serial number
     not_after: datetime  # when it expires (UTC)
     renew_from: datetime  # the start of its renewal window (UTC)
+    nonce: str = ""  # what the card's current key signs (renewal_message) to ask for the renewal, used once
+    audience: str = ""  # the service the nonce is for
+
+    def __repr__(self) -> str:
+        return f"RenewalWindow(serial={self.serial:x}, not_after={self.not_after}, renew_from={self.renew_from})"

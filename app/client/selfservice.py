@@ -23,9 +23,10 @@ from cryptography import x509
 
 from app.client.api import SelfServiceApi
 from app.client.login import card_login
-from app.errors import CardError, RenewalIncomplete, ServiceError
+from app.errors import AudienceMismatch, CardError, RenewalIncomplete, ServiceError
 from app.pin_rules import check_new_pin
 from app.pki.csr import build_csr
+from app.protocol import canonical_audience, renewal_message
 
 
 class SelfServiceCard(Protocol):
@@ -150,14 +151,19 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
         token = card_login(card, api, pin).token
     try:
         say("Asking the service whether this certificate may be renewed")
-        api.renewal_check(token, old_der)
+        window = api.renewal_check(token, old_der)
+        expected = canonical_audience(api.base_url)
+        if window.nonce and _audience(window.audience) != expected:  # as at login: only for this service
+            raise AudienceMismatch(api.base_url, window.audience)
         card.verify_pin(pin)  # proved before the key is replaced: a wrong PIN costs a try, never the key
         try:
+            # the current key asks for the renewal (a session's bearer token alone cannot) …
+            proof = (window.nonce, card.sign(renewal_message(window.nonce, expected))) if window.nonce else None
             say("Generating a new key on the card")
-            public_der = card.generate_key()  # PKCS#11 tokens need the PIN to make a private key
+            public_der = card.generate_key()  # … then the new key (PKCS#11 tokens need the PIN to make it)
         finally:
             card.forget_pin()
-        new_der = _certify(card, api, token, pin, old, old_der, public_der, say)
+        new_der = _certify(card, api, token, pin, old, old_der, public_der, say, proof)
         say("Telling the service the card holds the new certificate")
         old_revoked = _confirm(api, token, new_der)
     finally:
@@ -168,8 +174,15 @@ def renew_certificate(card: RenewableCard, api: SelfServiceApi, pin: str, *, tok
                          old.serial_number, old_revoked)
 
 
+def _audience(text: str) -> str | None:
+    try:
+        return canonical_audience(text)
+    except ValueError:
+        return None
+
+
 def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old: x509.Certificate, old_der: bytes,
-             public_der: bytes, say: Callable[[str], None]) -> bytes:
+             public_der: bytes, say: Callable[[str], None], proof: tuple[str, bytes] | None = None) -> bytes:
     """The steps between the card's new key and its new certificate; a failure here is ``RenewalIncomplete``
     (``card_unchanged`` when the card went back to its old key: PKCS#11)."""
     step = "signing the certificate request"
@@ -182,7 +195,7 @@ def _certify(card: RenewableCard, api: SelfServiceApi, token: str, pin: str, old
             card.forget_pin()
         step = "asking the service for the new certificate"
         say("Asking the service for the new certificate")
-        new_der = api.renew_certificate(token, old_der, csr)
+        new_der = api.renew_certificate(token, old_der, csr, proof)
         step = "storing the new certificate on the card"
         say("Storing the new certificate on the card")
         card.verify_pin(pin)

@@ -122,8 +122,14 @@ def reset_pcsc_card(reader: str) -> None:
         log.debug("could not reset the card in %s after logout: %s", reader, type(exc).__name__)
 
 
+def shown(text: str) -> str:
+    """Text a token or its module supplies (label, slot description) as it may be shown or logged: control and
+    other unprintable characters escaped, so a hostile token cannot drive a terminal or forge log lines."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def _describe(slot: Any, token: Any) -> str:
-    return f"{token.label.strip() or 'unnamed token'} in {slot.slot_description.strip()}"
+    return f"{shown(token.label.strip()) or 'unnamed token'} in {shown(slot.slot_description.strip())}"
 
 
 class Pkcs11Token:
@@ -176,7 +182,7 @@ class Pkcs11Token:
             candidate = _rank(bytes(obj[Attribute.ID]), bytes(obj[Attribute.VALUE]), key_ids)
             if candidate is not None:
                 candidates.append(candidate)
-        label = self._token.label.strip() or "the card"
+        label = shown(self._token.label.strip()) or "the card"
         if not candidates:
             detail = ("it holds no certificate" if count == 0 else
                       f"none of its {count} certificates is meant for logging in (key usage digitalSignature)")
@@ -193,7 +199,7 @@ class Pkcs11Token:
         keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.SIGN: True,
                                          Attribute.ID: self._login.object_id}))
         if not keys:
-            raise NoLoginCertificate(self._token.label.strip() or "the card",
+            raise NoLoginCertificate(shown(self._token.label.strip()) or "the card",
                                      "its login certificate has no private key that can sign")
         return keys[0]
 

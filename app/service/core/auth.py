@@ -61,7 +61,7 @@ from app.pki import (
 from app.pki.identity import subject_identity
 from app.pki.live_trust import LiveTrust
 from app.pki.revocation_view import CertRef, RevocationView
-from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message
+from app.protocol import AUTH_ROLE_PATH, canonical_audience, login_message, renewal_message
 from app.service.store import RoleProfile, SessionPrincipal, Store, User
 
 MAX_CERTIFICATE_BYTES = 8192
@@ -183,14 +183,15 @@ class AuthService:
 
     # --- step 1 ----------------------------------------------------------------------------------------------
 
-    def challenge(self, certificate_b64: str) -> IssuedChallenge:
-        """The same answer for every readable certificate: no trust, revocation or user look-up happens here."""
+    def challenge(self, certificate_b64: str, ttl: timedelta | None = None) -> IssuedChallenge:
+        """The same answer for every readable certificate: no trust, revocation or user look-up happens here.
+        ``ttl``: how long the nonce stays usable (default: the login challenge's)."""
         cert = _read_certificate(certificate_b64)
         if not self.audience:
             raise AuthError(503, "no-audience", "this service has no public base URL configured, so it cannot take "
                             "logins; ask IT to set it")
         nonce = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=")
-        expires = self._now() + self._challenge_ttl
+        expires = self._now() + (ttl or self._challenge_ttl)
         self._store.create_challenge(nonce, fingerprint(cert), expires, now=self._now())
         return IssuedChallenge(nonce, expires, self.audience)
 
@@ -282,6 +283,42 @@ class AuthService:
     def certificate_verdict(self, cert: x509.Certificate) -> Verdict:
         """How the login checks see ``cert`` now (chain, validity, revocation, key usage)."""
         return validate(cert, self._view().store, now=self._now())
+
+    def card_consents(self, cert: x509.Certificate, proof: object) -> bool:
+        """Did ``cert``'s key (the card, not only a session's bearer token) sign ``renewal_message`` over a nonce
+        this service issued for ``cert`` (``{"nonce", "signature"}``)? The nonce is used up either way."""
+        if not isinstance(proof, dict):
+            return False
+        nonce, signature = proof.get("nonce"), proof.get("signature")
+        if not (isinstance(nonce, str) and 16 <= len(nonce) <= 128 and nonce.isascii() and "\x00" not in nonce
+                and isinstance(signature, str) and self.audience):
+            return False
+        challenge = self._store.consume_challenge(nonce, now=self._now())
+        if challenge is None or challenge.cert_fingerprint != fingerprint(cert):
+            return False
+        try:
+            return _verify(cert, _b64(signature, "signature"), renewal_message(nonce, self.audience))
+        except AuthError:
+            return False
+
+    def users_named_by(self, cert: x509.Certificate) -> list[str]:
+        """Every user ``cert`` names, whichever way the service may know them: its registered fingerprint, an NHS
+        user UUID in its subject (the anchor's attribute, serialNumber or UID), its card UUID; the one a login would
+        pick first. Nothing is validated here: this answers "whose card is it?", not "may it log in?"."""
+        found = [self._store.user_by_cert_fingerprint(fingerprint(cert))]
+        preferred = self._identity.attribute_for(self.certificate_verdict(cert).anchor)
+        for attribute in dict.fromkeys((preferred, IdentityAttribute.SERIAL_NUMBER, IdentityAttribute.UID)):
+            if attribute is IdentityAttribute.SAN_UUID:
+                continue
+            try:
+                named = subject_identity(cert, attribute)
+            except CertificateIdentityMissing:
+                continue
+            if named is not None:
+                found.append(self._store.user_by_nhs_uuid(named))
+        if (san := card_uuid(cert)) is not None:
+            found.append(self._store.user_by_card_uuid(str(san).lower()))
+        return list(dict.fromkeys(user.id for user in found if user is not None))
 
     # --- every request ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from cryptography import x509
 
 from app.pki import RENEWAL_WINDOW_DAYS, TrainingCA
-from app.pki.card_records import CardRecords
+from app.pki.card_records import CardRecords, PendingRenewal
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,26 @@ class CardAdmin:
         pending = self.records.pending_renewal(cert.serial_number)
         if pending is None or cert.issuer != self.ca.issuing.subject:
             return
-        self.ca.revoke(pending.old_serial, x509.ReasonFlags.superseded)
-        self.records.finish_renewal(pending.new_serial)
+        self.settle(pending)
         log.info("revoked certificate %x: its card logged in with the renewed certificate %x", pending.old_serial,
                  pending.new_serial)
+
+    def supersede(self, old_serial: int) -> list[int]:
+        """A new renewal of ``old_serial`` is being issued: revoke the certificates earlier renewals of it issued
+        (the card asked for a new key since, so none of them can be on it); returns their serials. Whoever held
+        the session (a stolen token too) is left with one renewed certificate at most, the latest."""
+        earlier = self.records.renewals_replacing(old_serial)
+        for pending in earlier:
+            self.ca.revoke(pending.new_serial, x509.ReasonFlags.superseded)
+            self.records.finish_renewal(pending.new_serial)
+        return [pending.new_serial for pending in earlier]
+
+    def settle(self, pending: PendingRenewal) -> None:
+        """The card stores ``pending``'s new certificate: revoke the old one and any other certificate issued to
+        replace it (two renewals that raced), so only the card's certificate stands."""
+        self.ca.revoke(pending.old_serial, x509.ReasonFlags.superseded)
+        for other in self.records.renewals_replacing(pending.old_serial):
+            if other.new_serial != pending.new_serial:
+                self.ca.revoke(other.new_serial, x509.ReasonFlags.superseded)
+                self.records.finish_renewal(other.new_serial)
+        self.records.finish_renewal(pending.new_serial)

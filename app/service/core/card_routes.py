@@ -5,21 +5,26 @@ or put in the audit trail.
 Renewal needs a live session (any role, or none yet) opened with the certificate being renewed, which the client
 sends again: the session remembers only its issuer and serial. That certificate must still pass the login checks
 (chain, validity, revocation, key usage) and be within its renewal window (``RENEWAL_WINDOW_DAYS`` before expiry).
-The request (PKCS#10) must be signed by its own key, an RSA key of 2048 to 4096 bits or an EC P-256 key that is
-not the old one, for exactly the old certificate's subject. The training CA issues the new certificate with the
-old one's subject and alternative names; the old one is revoked (reason superseded) when the client confirms that
-the card stores the new one, or else at the new certificate's first login (``CardAdmin.on_login``).
+The card itself must ask: the check returns a single-use nonce which the card's CURRENT key signs
+(``renewal_message``) before the card replaces it, sent as ``proof``, so a session's bearer token alone never becomes
+a certificate. The request (PKCS#10) must be signed by its own key, an RSA key of 2048 to 4096 bits or an EC
+P-256 key that is not the old one, for exactly the old certificate's subject. The training CA issues the new
+certificate with the old one's subject and alternative names; the old one is revoked (reason superseded) when the
+client confirms that the card stores the new one, or else at the new certificate's first login
+(``CardAdmin.on_login``). At most one renewed certificate stands: a new renewal revokes the certificates earlier
+renewals of the same certificate issued, and a confirmation revokes any other.
 
 Unblock needs a role holding the operation ``card.unblock`` (the Local Smartcard Unlocker activity in
 ``resources/rbac.json``); the service releases the training card's PUK recorded when the card was issued, for a
-card named by its certificate, never for the caller's own card. A production service has no CA or PUKs and
-answers 403 naming the registration authority.
+card named by its certificate, never for the caller's own card (known by fingerprint, NHS user UUID or card
+UUID). A production service has no CA or PUKs and answers 403 naming the registration authority.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 from typing import Any
 
 from cryptography import x509
@@ -50,6 +55,9 @@ from app.service.store import AuditEntry, SessionPrincipal
 from app.service.store.audit_chain import safe_text
 
 MAX_DER = 8192
+# How long the renewal nonce stays usable: it is signed before the card generates its new key and spent after, and a
+# real card can take a minute or more to generate an RSA key.
+RENEWAL_PROOF_TTL = timedelta(minutes=10)
 NO_STORE = [("cache-control", "no-store")]
 
 
@@ -160,9 +168,16 @@ def renewal_check(ctx: ServiceContext, request: Request) -> Response:
     """May the session's certificate be renewed now? Asked before the card's key is touched."""
     def work(call: _Renewal) -> Response:
         call.admin()
-        cert = call.session_certificate(_body(request))
+        body = _body(request)
+        cert = call.session_certificate(body)
         _in_window(ctx, cert, call)
-        return Response.json(200, _window(cert), content_type="application/json", headers=NO_STORE)
+        try:  # the nonce the card's current key signs (renewal_message) before the card replaces it
+            issued = ctx.auth.challenge(str(body["certificate"]), ttl=RENEWAL_PROOF_TTL)
+        except AuthError as exc:
+            call.details["reason"] = exc.reason
+            raise FhirError("SERVICE_UNAVAILABLE", exc.message, status=503) from exc
+        return Response.json(200, {**_window(cert), "nonce": issued.nonce, "audience": issued.audience},
+                             content_type="application/json", headers=NO_STORE)
 
     return _Renewal(ctx, request, "card.renewal.check").run(work)
 
@@ -173,6 +188,11 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
         body = _body(request)
         old = call.session_certificate(body)
         _in_window(ctx, old, call)
+        if not ctx.auth.card_consents(old, body.get("proof")):
+            call.details["reason"] = "no proof from the card's current key"
+            raise FhirError("ACCESS_DENIED", "the renewal must be signed by the card's current key (over the nonce "
+                            f"from {CARD_RENEWAL_CHECK_PATH}, used once): a session alone cannot renew a card",
+                            status=403)
         try:
             csr = check_csr(_der(body.get("csr"), "csr"))
         except ValueError as exc:
@@ -196,6 +216,8 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
             call.details["reason"] = "not issued by the training CA"
             raise FhirError("ACCESS_DENIED", "this certificate was not issued by this service's training CA, so "
                             "it cannot renew it; ask your registration authority", status=403)
+        if superseded := admin.supersede(old.serial_number):
+            call.details["superseded"] = [format(serial, "x") for serial in superseded]
         try:
             new = admin.ca.renew_card_certificate(old, key, days=RENEWED_DAYS)
         except PkiError as exc:
@@ -221,8 +243,7 @@ def confirm(ctx: ServiceContext, request: Request) -> Response:
             call.details["reason"] = "no such renewal for this session"
             raise FhirError("INVALID_VALUE", "the certificate is not one renewed for this session's certificate",
                             expression="certificate")
-        admin.ca.revoke(pending.old_serial, x509.ReasonFlags.superseded)
-        admin.records.finish_renewal(pending.new_serial)
+        admin.settle(pending)
         call.details.update(old_serial=format(pending.old_serial, "x"), new_serial=format(new.serial_number, "x"))
         return Response.json(200, {"revoked": format(pending.old_serial, "x")}, content_type="application/json",
                              headers=NO_STORE)
@@ -252,9 +273,9 @@ def unblock(ctx: ServiceContext, request: Request) -> Response:
             details["reason"] = "not a training card"
             raise FhirError("INVALID_VALUE", "this card was not issued by this service's training CA; its "
                             "registration authority unlocks it", expression="certificate") from exc
-        holder = ctx.store.user_by_card_uuid(str(uuid).lower()) if uuid else None
-        details["card_user"] = holder.id if holder else None
-        if holder is not None and holder.id == call.principal.user.id:
+        holders = ctx.auth.users_named_by(target)  # by fingerprint, NHS user UUID or card UUID, as logins do
+        details["card_user"] = holders[0] if holders else None
+        if call.principal.user.id in holders:
             details["reason"] = "own card"
             raise FhirError("ACCESS_DENIED", "nobody may unblock their own smartcard; ask another Local Smartcard "
                             "Unlocker", status=403)

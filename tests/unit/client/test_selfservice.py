@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.card.login_card import PivLoginCard
 from app.card.management_key import ManagementKey
@@ -27,6 +28,7 @@ from app.client.selfservice import (
 )
 from app.error_text import user_text
 from app.errors import (
+    AudienceMismatch,
     CardManagementRefused,
     InvalidPinFormat,
     PinBlocked,
@@ -38,6 +40,7 @@ from app.errors import (
 )
 from app.pki import TrainingCA
 from app.pki.csr import check_csr
+from app.protocol import renewal_message
 from tests.support.card import AppletLink
 
 PIN, PUK, NEW = "240719", "87654321", "50829173"
@@ -84,6 +87,7 @@ class Service:
         self.fail_confirm = fail_confirm
         self.revoked: list[int] = []
         self.unblock_codes: dict[bytes, str] = {}
+        self.renewal_audience = URL
 
     def challenge(self, certificate_der: bytes) -> Challenge:
         self.calls.append("challenge")
@@ -106,14 +110,18 @@ class Service:
             raise self.refuse_renewal
         cert = x509.load_der_x509_certificate(self.sessions[token])
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
-                             cert.not_valid_after_utc - timedelta(days=90))
+                             cert.not_valid_after_utc - timedelta(days=90), "renewal-nonce-0123456789",
+                             self.renewal_audience)
 
-    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes) -> bytes:
+    def renew_certificate(self, token: str, certificate_der: bytes, csr_der: bytes,
+                          proof: tuple[str, bytes] | None = None) -> bytes:
         self.calls.append("renew_certificate")
         if self.fail_issue:
             raise ServiceUnreachable(URL, "connection refused or no route")
         csr = check_csr(csr_der)
         old = x509.load_der_x509_certificate(self.sessions[token])
+        assert proof is not None and proof[0] == "renewal-nonce-0123456789"  # the OLD key asked for it
+        old.public_key().verify(proof[1], renewal_message(proof[0], URL), ec.ECDSA(hashes.SHA256()))
         assert csr.subject == old.subject
         new = self.ca.renew_card_certificate(old, csr.public_key(), days=30)
         return new.public_bytes(serialization.Encoding.DER)
@@ -283,3 +291,13 @@ def test_a_wrong_pin_with_a_live_session_costs_a_try_never_the_key(card, applet,
     assert applet.card.private_key is key and not applet.card.certificate_pending
     assert applet.card.pin_tries_left == applet.card.pin_tries_max - 1
     assert "renew_certificate" not in service.calls
+
+
+def test_renewal_signs_only_for_the_service_it_talks_to(card, applet, ca):
+    """As at login: a renewal nonce naming another service's audience stops before the PIN reaches the card."""
+    service = Service(ca)
+    service.renewal_audience = "https://elsewhere.example.nhs.uk"
+    before = card.certificate_der()
+    with pytest.raises(AudienceMismatch):
+        renew_certificate(card, service, PIN)
+    assert "renew_certificate" not in service.calls and card.certificate_der() == before

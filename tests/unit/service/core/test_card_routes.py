@@ -21,7 +21,7 @@ from app.errors import ServiceRejected
 from app.pki import TrainingCA
 from app.pki.card_records import CardRecords
 from app.pki.csr import build_csr
-from app.protocol import login_message
+from app.protocol import login_message, renewal_message
 from app.service.core.auth import token_hash
 from app.service.store import RoleProfile
 from tests.support.service.live import serve
@@ -105,6 +105,14 @@ def _b64(der: bytes) -> str:
     return base64.b64encode(der).decode()
 
 
+def _proof(live, token: str, card: SoftCard) -> dict[str, str]:
+    """The renewal nonce from the check, signed by the card's current key (as the client does before the card
+    replaces it)."""
+    answer = _post(live, "/card/renewal/check", token, {"certificate": _b64(card.cert_der)}).json()
+    signature = card.key.sign(renewal_message(answer["nonce"], answer["audience"]), ec.ECDSA(hashes.SHA256()))
+    return {"nonce": answer["nonce"], "signature": _b64(signature)}
+
+
 # --- renewal -------------------------------------------------------------------------------------------------
 
 
@@ -131,7 +139,8 @@ def test_an_unconfirmed_renewal_revokes_the_old_certificate_at_the_first_login_w
     csr_card = SoftCard(ec.generate_private_key(ec.SECP256R1()), card.cert_der)
     csr_card.pin_ok = True
     csr = build_csr(old.subject, csr_card.generate_key(), csr_card.sign)
-    answer = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr)})
+    answer = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                  "proof": _proof(live, token, card)})
     assert answer.status_code == 201, answer.text
     assert old.serial_number not in _revoked(live.ca)
     renewed = SoftCard(csr_card.key, base64.b64decode(answer.json()["certificate"]))
@@ -178,7 +187,8 @@ def test_bad_renewal_requests_are_refused(live, problem):
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
     csr = build_csr(subject, spki, lambda tbs: signer.sign(tbs, ec.ECDSA(hashes.SHA256())))
     sent_cert = live.certs["bob"] if problem == "certificate" else card.cert_der
-    answer = _post(live, "/card/renewal", token, {"certificate": _b64(sent_cert), "csr": _b64(csr)})
+    answer = _post(live, "/card/renewal", token, {"certificate": _b64(sent_cert), "csr": _b64(csr),
+                                                  "proof": _proof(live, token, card)})
     assert answer.status_code == (403 if problem == "certificate" else 400), answer.text
     assert _revoked(live.ca) == set()
     assert live.store.query_audit(user_id="alice", limit=1)[0].outcome == str(answer.status_code)
