@@ -12,6 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
+from app.protocol import canonical_audience, renewal_message
+from app.service.core.auth import _verify
 from tests.gui.conftest import ALEX, BLAKE, PIN
 from tests.gui.fakes import FakeCards
 from tests.gui.helpers import logged_in
@@ -439,8 +441,10 @@ class RenewalService:
     """The service's renewal calls at the client's port, answered with the test CA (the recordings hold no
     renewal): the CSR's signature and subject are checked, the certificate is issued for the card's new key."""
 
-    def __init__(self, ca, session_certificate: bytes) -> None:
-        self.ca, self.session_certificate = ca, session_certificate
+    NONCE = "renewal-nonce-gui-0123456789"
+
+    def __init__(self, ca, session_certificate: bytes, audience: str) -> None:
+        self.ca, self.session_certificate, self.audience = ca, session_certificate, audience
         self.calls: list[str] = []
         self.issued: bytes | None = None
 
@@ -453,9 +457,9 @@ class RenewalService:
         assert certificate_der == self.session_certificate
         cert = x509.load_der_x509_certificate(self.session_certificate)
         return RenewalWindow(cert.serial_number, cert.not_valid_after_utc,
-                             cert.not_valid_after_utc - timedelta(days=90))
+                             cert.not_valid_after_utc - timedelta(days=90), self.NONCE, self.audience)
 
-    def renew_certificate(self, token, certificate_der, csr_der):
+    def renew_certificate(self, token, certificate_der, csr_der, proof=None):
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
@@ -465,6 +469,8 @@ class RenewalService:
         assert certificate_der == self.session_certificate
         csr = check_csr(csr_der)  # signed by the card's new key
         old = x509.load_der_x509_certificate(self.session_certificate)
+        assert proof is not None and proof[0] == self.NONCE  # … and the renewal asked for by the card's old key
+        assert _verify(old, proof[1], renewal_message(self.NONCE, self.audience))  # the service's own check
         assert csr.subject == old.subject
         self.issued = self.ca.renew_card_certificate(old, csr.public_key(), days=730).public_bytes(
             serialization.Encoding.DER)
@@ -486,7 +492,7 @@ def test_renewal_for_real_makes_a_new_key_on_the_card_and_the_card_logs_in_with_
     applet.power_on()
     session_certificate = certificate_on(applet)
     logged_in(qtbot, window, late_cards, card, applet=applet, role="Clinical")
-    service = RenewalService(test_ca, session_certificate)
+    service = RenewalService(test_ca, session_certificate, canonical_audience(spine.base_url))
     for name in ("renewal_check", "renew_certificate", "confirm_renewal"):
         monkeypatch.setattr(spine, name, getattr(service, name), raising=False)
     window.renew_action.trigger()

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from app.card.pkcs11 import Pkcs11Backend
-from app.errors import NoLoginCertificate, SeveralCards, user_text
+from app.error_text import user_text
+from app.errors import NoLoginCertificate, SeveralCards
 
 HOSTILE = "Ada\x1b[2J\rroot\nFORGED\x07"  # clears the screen, rewrites the line, forges a log line, rings
 
