@@ -55,6 +55,7 @@ from app.service.store import AuditEntry, SessionPrincipal
 from app.service.store.audit_chain import safe_text
 
 MAX_DER = 8192
+RSA_EXPONENT = 65537  # the only RSA public exponent accepted for a renewed key (as the training CA issues)
 # How long the renewal nonce stays usable: it is signed before the card generates its new key and spent after, and a
 # real card can take a minute or more to generate an RSA key.
 RENEWAL_PROOF_TTL = timedelta(minutes=10)
@@ -199,11 +200,12 @@ def renew(ctx: ServiceContext, request: Request) -> Response:
             call.details["reason"] = "bad request signature"
             raise FhirError("INVALID_VALUE", str(exc), expression="csr") from exc
         key = csr.public_key()
-        if not ((isinstance(key, rsa.RSAPublicKey) and 2048 <= key.key_size <= 4096)
+        if not ((isinstance(key, rsa.RSAPublicKey) and 2048 <= key.key_size <= 4096
+                 and key.public_numbers().e == RSA_EXPONENT)
                 or (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1))):
             call.details["reason"] = "key type"
-            raise FhirError("INVALID_VALUE", "the new key must be RSA (2048 to 4096 bits) or EC P-256",
-                            expression="csr")
+            raise FhirError("INVALID_VALUE", "the new key must be RSA (2048 to 4096 bits, public exponent 65537) or "
+                            "EC P-256", expression="csr")
         if key == old.public_key():
             call.details["reason"] = "same key"
             raise FhirError("INVALID_VALUE", "the request names the old key; the card must generate a new one",
@@ -273,12 +275,28 @@ def unblock(ctx: ServiceContext, request: Request) -> Response:
             details["reason"] = "not a training card"
             raise FhirError("INVALID_VALUE", "this card was not issued by this service's training CA; its "
                             "registration authority unlocks it", expression="certificate") from exc
+        verdict = ctx.auth.certificate_verdict(target)
+        if not verdict.ok:  # a revoked or expired card is replaced, not unblocked
+            details["reason"] = f"certificate {verdict.status.value}"
+            raise FhirError("ACCESS_DENIED", f"this card's certificate is {verdict.status.value.replace('_', ' ')}, "
+                            "so unblocking it would not let it log in; its holder needs a new card from the "
+                            "registration authority", status=403)
         holders = ctx.auth.users_named_by(target)  # by fingerprint, NHS user UUID or card UUID, as logins do
         details["card_user"] = holders[0] if holders else None
         if call.principal.user.id in holders:
             details["reason"] = "own card"
             raise FhirError("ACCESS_DENIED", "nobody may unblock their own smartcard; ask another Local Smartcard "
                             "Unlocker", status=403)
+        if not holders:
+            details["reason"] = "card not registered"
+            raise FhirError("RESOURCE_NOT_FOUND", "this card is not registered to anyone on this service",
+                            status=404)
+        org = call.principal.role.org_ods  # a Local Smartcard Unlocker acts for their own organisation's people
+        if not any(profile.org_ods == org for user_id in holders if (user := ctx.store.get_user(user_id))
+                   for profile in user.role_profiles):
+            details["reason"] = "another organisation's user"
+            raise FhirError("ACCESS_DENIED", f"this card's holder has no role at {org}, the organisation this "
+                            "role unblocks cards for; ask an unlocker at their organisation", status=403)
         code = admin.records.unblock_code(uuid) if uuid else None
         if code is None:
             details["reason"] = "no unblock code recorded"

@@ -288,3 +288,61 @@ def test_weak_odd_or_huge_requests_are_refused_before_anything_is_issued(live, w
     assert answer.status_code == 400 and answer.json()["resourceType"] == "OperationOutcome", answer.text
     assert live.store.query_audit(user_id="alice", action="card.renewal.issue", limit=1)[0].outcome == "400"
     assert CardRecords(live.ca.directory).renewals_replacing(old.serial_number) == []
+
+
+# --- unblock: only a live card of someone in the unlocker's own organisation ---------------------------------
+
+
+def _unlocker_at(live, org: str) -> str:
+    live.store.add_role_profile(RoleProfile(f"unlock-{org}", "bob", org, f"Practice {org}", "S8000:G8000:R8000",
+                                            "Local Smartcard Unlocker", ("B1300",)))
+    return live.login("bob", f"unlock-{org}")
+
+
+def _with_code(live, cert: x509.Certificate, code: str) -> None:
+    card = uuid.UUID(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                     .get_values_for_type(x509.UniformResourceIdentifier)[0].removeprefix("urn:uuid:"))
+    CardRecords(live.ca.directory).record_unblock_code(card, code)
+
+
+def test_an_unlocker_unblocks_only_cards_of_people_in_their_own_organisation(live):
+    """Alice works at A81001 only: an unlocker at another practice gets no code for her card."""
+    alice = x509.load_der_x509_certificate(live.certs["alice"])
+    _with_code(live, alice, "73510486")
+    token = _unlocker_at(live, "B82002")
+    answer = _post(live, "/card/unblock", token, {"certificate": _b64(live.certs["alice"])}, urid="unlock-B82002")
+    assert answer.status_code == 403 and "73510486" not in answer.text, answer.text
+    record = live.store.query_audit(user_id="bob", action="card.unblock", limit=1)[0]
+    assert (record.outcome, record.details.get("reason")) == ("403", "another organisation's user")
+
+
+def test_no_code_for_a_card_that_belongs_to_nobody(live):
+    _, cert, card = _issue(live, "nobody")
+    CardRecords(live.ca.directory).record_unblock_code(card, "64209753")
+    token = _unlocker_at(live, "A81001")
+    answer = _post(live, "/card/unblock", token, {"certificate": _b64(cert.public_bytes(serialization.Encoding.DER))},
+                   urid="unlock-A81001")
+    assert answer.status_code == 404 and "64209753" not in answer.text, answer.text
+    assert live.store.query_audit(user_id="bob", action="card.unblock", limit=1)[0].details.get("reason") == \
+        "card not registered"
+
+
+def test_no_code_for_a_revoked_card(live):
+    alice = x509.load_der_x509_certificate(live.certs["alice"])
+    _with_code(live, alice, "73510486")
+    live.ca.revoke(alice.serial_number, x509.ReasonFlags.key_compromise)
+    token = _unlocker_at(live, "A81001")
+    answer = _post(live, "/card/unblock", token, {"certificate": _b64(live.certs["alice"])}, urid="unlock-A81001")
+    assert answer.status_code == 403 and "73510486" not in answer.text and "revoked" in answer.text, answer.text
+
+
+def test_a_renewal_key_with_an_unusual_rsa_exponent_is_refused(live):
+    card = SoftCard(live.keys["alice"], live.certs["alice"])
+    old = x509.load_der_x509_certificate(card.cert_der)
+    token = _login(live, card)
+    key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    csr = build_csr(old.subject, spki, lambda tbs: key.sign(tbs, padding.PKCS1v15(), hashes.SHA256()))
+    answer = _post(live, "/card/renewal", token, {"certificate": _b64(card.cert_der), "csr": _b64(csr),
+                                                  "proof": _proof(live, token, card)})
+    assert answer.status_code == 400 and "exponent" in answer.text, answer.text
