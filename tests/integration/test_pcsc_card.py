@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from app.card.pcsc import CardMonitor, EventKind
 from app.card.piv import PivSession, algorithm_for
 from app.card.virtual import CardFile
-from app.errors import CardRemoved, NoCard, NoReader, PinBlocked, PinIncorrect
+from app.errors import CardRemoved, NoCard, NoReader, PinBlocked, PinIncorrect, PukIncorrect
 from app.pki import card_uuid, validate
 
 from .conftest import PIN, PORT1, PUK, READER0, READER1
@@ -107,7 +107,7 @@ def test_wrong_pin_counts_down_blocks_persists_and_puk_unblocks(pcscd, rsa_card,
         session = PivSession(conn)
         session.select()
         assert session.pin_status().blocked
-        with pytest.raises(PinIncorrect):
+        with pytest.raises(PukIncorrect):
             session.unblock_pin("00000000", "13579024")
         session.unblock_pin(PUK, "13579024")
         assert session.pin_status().tries_left == 3
