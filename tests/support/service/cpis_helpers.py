@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import uvicorn
 
 from app.pki import TrainingCA
 from app.protocol import CPIS_BASE
@@ -23,9 +22,8 @@ from app.service.cpis import rules
 from app.service.cpis import seed as seed_cpis
 from app.service.cpis.store import CpisPlan
 from app.service.runtime import ServiceConfig, build_service
-from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, SearchFilter, Store
-from tests.support.service.live import free_port, seed
+from tests.support.service.live import free_port, running, seed
 
 NHS_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 # urid -> (user, role code, activities); alice/bob/carol (clin-1, clerk-1, po-1, none-1) come from live.seed
@@ -123,24 +121,18 @@ def serve_cpis(store: Store, ca: TrainingCA, *, patients: int = 60) -> Iterator[
     service_config = ServiceConfig(database="unused://", base_url=f"http://127.0.0.1:{port}",
                                    training_pki=str(ca.directory))
     service = build_service(service_config, store=store)
-    server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    world = CpisWorld(f"http://127.0.0.1:{port}", store, tokens, children)
     try:
-        yield world
+        with running(service.app, service_config.limits, port):
+            world = CpisWorld(f"http://127.0.0.1:{port}", store, tokens, children)
+            try:
+                yield world
+            finally:  # the deliverer stops while the server still answers
+                world.http.close()
+                if service.deliverer is not None:
+                    service.deliverer.stop()
+                if service.purger is not None:
+                    service.purger.stop()
     finally:
-        world.http.close()
-        if service.deliverer is not None:
-            service.deliverer.stop()
-        if service.purger is not None:
-            service.purger.stop()
-        server.should_exit = True
-        thread.join(10)
         service.audit.close()
 
 

@@ -111,6 +111,23 @@ LIVE_LIMITS = HttpLimits(auth_rate_per_minute=1e6, auth_burst=1_000_000)
 
 
 @contextmanager
+def running(app: object, limits: HttpLimits, port: int) -> Iterator[None]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread of this process until the block ends."""
+    server = uvicorn.Server(uvicorn_config(app, limits, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
 def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int | None = None,
           limits: HttpLimits | None = None) -> Iterator[Live]:
     """A live server over ``store``, configured as production's; ``threads`` replaces the size of the pool that
@@ -122,18 +139,10 @@ def serve(store: Store, ca: TrainingCA, patients: int = 300, threads: int | None
                                    training_pki=str(ca.directory), limits=limits or LIVE_LIMITS,
                                    **({} if threads is None else {"threads": threads}))
     service = build_service(service_config, store=store)
-    server = uvicorn.Server(uvicorn_config(service.app, service_config.limits, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store, service)
+        with running(service.app, service_config.limits, port):
+            yield Live(f"http://127.0.0.1:{port}", ca, keys, certs, store, service)
     finally:
-        server.should_exit = True
-        thread.join(10)
         if service.deliverer is not None:  # else it polls the store after the test has closed it
             service.deliverer.stop()
         if service.purger is not None:

@@ -8,8 +8,6 @@ itself (challenge, card signature, session) and its audit record; the service ru
 from __future__ import annotations
 
 import base64
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -26,11 +23,10 @@ from app.protocol import login_message
 from app.service.core.auth import AuthError, token_hash
 from app.service.core.context import LOGIN_ACTION
 from app.service.runtime import Service, ServiceConfig, build_service
-from app.service.server import uvicorn_config
 from app.service.store import RoleProfile, Store
 from tests.clock import Clock
 from tests.support.nhs_pki import CardCredential, NhsTestPki, make_foreign_pki
-from tests.support.service.live import LIVE_LIMITS, free_port
+from tests.support.service.live import LIVE_LIMITS, free_port, running
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 ADA = "555000111222"
@@ -106,19 +102,9 @@ def world(store: Store, tmp_path: Path, attribute: str | None = "serialNumber") 
 @contextmanager
 def over_http(w: World) -> Iterator[World]:
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(w.service.app, LIVE_LIMITS, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    w.url = f"http://127.0.0.1:{port}"
-    try:
+    with running(w.service.app, LIVE_LIMITS, port):
+        w.url = f"http://127.0.0.1:{port}"
         yield w
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def diagnostics(answer: httpx.Response) -> str:
